@@ -1,0 +1,153 @@
+//! Child specs and restarts, shared by every supervisor in the tree.
+//!
+//! A ractor child cannot be restarted in place: a restart spawns a new actor
+//! under the same name. So a supervisor keeps a [`Children`] table of spawn
+//! functions and failure histories, and feeds it every supervision event.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use ractor::{ActorCell, SpawnErr, SupervisionEvent};
+use tokio::time::Instant;
+
+use crate::{
+    restart::{Decision, RestartPolicy, RestartTracker},
+    seams::BoxFuture,
+    tree::path_of,
+};
+
+/// Spawns one child linked to the given supervisor cell.
+pub type StartFn =
+    Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnErr>> + Send + Sync>;
+
+struct ChildSpec {
+    name: String,
+    start: StartFn,
+    tracker: RestartTracker,
+}
+
+/// What a supervisor should do after a supervision event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// Nothing: a start, an expected stop, or an actor we do not supervise.
+    Ignored,
+    /// Restart the named child after the delay.
+    Restart {
+        /// The child's registered name.
+        name: String,
+        /// Backoff delay.
+        after: Duration,
+    },
+    /// The child failed too often: the supervisor should fail too.
+    Escalate {
+        /// The child's registered name.
+        name: String,
+    },
+}
+
+/// The children of one supervisor, in start order.
+pub struct Children {
+    policy: RestartPolicy,
+    specs: Vec<ChildSpec>,
+}
+
+impl fmt::Debug for Children {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.specs.iter().map(|s| s.name.as_str()).collect();
+        f.debug_struct("Children")
+            .field("policy", &self.policy)
+            .field("names", &names)
+            .finish()
+    }
+}
+
+impl Children {
+    /// An empty table whose children restart under `policy`.
+    pub fn new(policy: RestartPolicy) -> Self {
+        Self {
+            policy,
+            specs: Vec::new(),
+        }
+    }
+
+    /// Starts a child now and remembers how to start it again.
+    pub async fn start(
+        &mut self,
+        name: impl Into<String>,
+        start: StartFn,
+        supervisor: &ActorCell,
+    ) -> Result<ActorCell, SpawnErr> {
+        let name = name.into();
+        let cell = start(supervisor.clone()).await?;
+        self.specs.push(ChildSpec {
+            name,
+            start,
+            tracker: RestartTracker::new(self.policy),
+        });
+        Ok(cell)
+    }
+
+    /// Forgets a child so that its next exit is not restarted.
+    pub fn forget(&mut self, name: &str) {
+        self.specs.retain(|s| s.name != name);
+    }
+
+    /// Restarts a child after its backoff, logging the outcome.
+    pub async fn restart(&mut self, name: &str, supervisor: &ActorCell) {
+        let Some(spec) = self.specs.iter().find(|s| s.name == name) else {
+            return;
+        };
+        match (spec.start)(supervisor.clone()).await {
+            Ok(cell) => tracing::info!(actor = %path_of(&cell), "restarted"),
+            // A failed restart counts as another failure: the next event
+            // (or the lack of one) is handled by the caller's retry.
+            Err(err) => {
+                tracing::error!(parent = %path_of(supervisor), child = name, %err, "restart failed")
+            }
+        }
+    }
+
+    /// Classifies a supervision event and logs it with the actor's path.
+    ///
+    /// `stopping` is true while the supervisor itself shuts down: exits are
+    /// then expected and nothing is restarted.
+    pub fn on_event(&mut self, evt: &SupervisionEvent, stopping: bool) -> ChildEvent {
+        let (cell, failure) = match evt {
+            SupervisionEvent::ActorStarted(cell) => {
+                tracing::debug!(actor = %path_of(cell), "started");
+                return ChildEvent::Ignored;
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if stopping {
+                    tracing::debug!(actor = %path_of(cell), ?reason, "stopped");
+                    return ChildEvent::Ignored;
+                }
+                (cell, None)
+            }
+            _ => return ChildEvent::Ignored,
+        };
+        let Some(name) = cell.get_name() else {
+            return ChildEvent::Ignored;
+        };
+        let path = path_of(cell);
+        let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) else {
+            tracing::debug!(actor = %path, "unsupervised child exited");
+            return ChildEvent::Ignored;
+        };
+        if stopping {
+            tracing::warn!(actor = %path, error = failure.as_deref(), "failed while stopping");
+            return ChildEvent::Ignored;
+        }
+        let error = failure.as_deref().unwrap_or("exited unexpectedly");
+        match spec.tracker.on_failure(Instant::now()) {
+            Decision::Restart { after, attempt } => {
+                tracing::warn!(actor = %path, error, attempt, backoff_ms = after.as_millis() as u64, "child failed; restarting");
+                ChildEvent::Restart { name, after }
+            }
+            Decision::GiveUp => {
+                tracing::error!(actor = %path, error, "child failed too often; escalating");
+                ChildEvent::Escalate { name }
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The supervision tree of Troupe: lifecycle only, never the request path.
+//!
+//! ```text
+//! troupe                      root supervisor (root.rs): restarts children with backoff
+//! ├── config                  holds the active config generation (config.rs)
+//! ├── router                  owns the published request-path snapshot (router.rs)
+//! ├── metrics                 owns the Prometheus registry (metrics.rs)
+//! ├── modules                 supervisor of the plugin hosts, one per module (modules.rs)
+//! └── listener.<addr>         one per listen address: accept loop (listener.rs)
+//!     └── connection tasks    tracked tasks, panics reported to the listener
+//! ```
+//!
+//! # Layout
+//! - [`seams`]: the one trait ([`App`]) through which the tree drives the HTTP core.
+//! - [`restart`]: the one restart policy (backoff inside an intensity window).
+//! - [`children`]: child specs and restarts, shared by every supervisor.
+//! - [`tree`]: renders the live tree for the logs.
+//! - One file per actor: `struct X; enum XMsg; struct XState; struct XArgs`.
+//!
+//! Requests never queue through a mailbox here: the router publishes an
+//! [`arc_swap::ArcSwap`] snapshot that connection tasks read directly, and
+//! actors only handle lifecycle and state changes.
+#![deny(missing_docs, unsafe_code)]
+
+pub mod children;
+pub mod config;
+pub mod listener;
+pub mod metrics;
+pub mod modules;
+pub mod restart;
+pub mod root;
+pub mod router;
+pub mod seams;
+pub mod tree;
+
+pub use restart::RestartPolicy;
+pub use root::{Tree, TreeSpec, spawn_tree};
+pub use seams::{App, BoxFuture};

@@ -1,0 +1,228 @@
+//! A listener actor: one per listen address, parent of its connections.
+//!
+//! The accept loop runs as a task the actor owns. Each accepted connection is
+//! a task in the listener's [`TaskTracker`] rather than an actor: spawning an
+//! actor per connection costs several times a plain task (see
+//! `BENCHMARKS.md`), and a connection has no mailbox worth having. A panic
+//! in a connection is caught and reported to this actor as a message, so
+//! connections are still supervised under their listener.
+
+use std::{
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::{
+    sync::{CancellationToken, DropGuard},
+    task::TaskTracker,
+};
+
+use crate::{seams::App, tree::path_of};
+
+/// The listener actor, generic over the app that serves its connections.
+pub struct Listener<A>(std::marker::PhantomData<fn() -> A>);
+
+impl<A> Default for Listener<A> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// Messages a listener takes.
+#[derive(Debug)]
+pub enum ListenerMsg {
+    /// Stop accepting, ask every connection to finish, and wait for them up
+    /// to the deadline. Replies with how many were still open at the end.
+    Drain {
+        /// How long connections may take to finish.
+        deadline: Duration,
+        /// Gets the number of connections cut at the deadline.
+        reply: RpcReplyPort<usize>,
+    },
+    /// A connection task panicked (sent by the task itself).
+    ConnectionPanicked {
+        /// The client address.
+        peer: SocketAddr,
+        /// The panic message.
+        reason: String,
+    },
+    /// Replies with the number of open connections.
+    Active(RpcReplyPort<usize>),
+}
+
+/// What a listener is started with.
+pub struct ListenerArgs<A> {
+    /// Serves each accepted connection.
+    pub app: Arc<A>,
+    /// The bound socket; the listener accepts on a duplicate of it, so a
+    /// restarted listener keeps the same port and its backlog.
+    pub socket: Arc<std::net::TcpListener>,
+}
+
+/// The listener's state.
+pub struct ListenerState {
+    stop_accepting: CancellationToken,
+    /// Stops the accept loop when the state is dropped, which ractor does
+    /// when the actor fails or is killed (when `post_stop` does not run).
+    _accept_guard: DropGuard,
+    drain: CancellationToken,
+    tracker: TaskTracker,
+    active: Arc<AtomicUsize>,
+    accept_loop: Option<JoinHandle<()>>,
+}
+
+impl<A: App> Actor for Listener<A> {
+    type Msg = ListenerMsg;
+    type State = ListenerState;
+    type Arguments = ListenerArgs<A>;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let std_listener = args.socket.try_clone()?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let stop_accepting = CancellationToken::new();
+        let st = ListenerState {
+            _accept_guard: stop_accepting.clone().drop_guard(),
+            stop_accepting,
+            drain: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            active: Arc::new(AtomicUsize::new(0)),
+            accept_loop: None,
+        };
+        let accept = AcceptLoop {
+            listener,
+            app: args.app,
+            me,
+            stop: st.stop_accepting.clone(),
+            drain: st.drain.clone(),
+            tracker: st.tracker.clone(),
+            active: st.active.clone(),
+        };
+        Ok(ListenerState {
+            accept_loop: Some(tokio::spawn(accept.run())),
+            ..st
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ListenerMsg::Drain { deadline, reply } => {
+                st.stop_accepting.cancel();
+                if let Some(accept) = st.accept_loop.take() {
+                    let _ = accept.await;
+                }
+                st.drain.cancel();
+                st.tracker.close();
+                let open = st.active.load(Ordering::Relaxed);
+                tracing::info!(actor = %path_of(&me.get_cell()), open, "draining connections");
+                let _ = tokio::time::timeout(deadline, st.tracker.wait()).await;
+                let _ = reply.send(st.active.load(Ordering::Relaxed));
+            }
+            ListenerMsg::ConnectionPanicked { peer, reason } => {
+                tracing::error!(actor = %path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
+            }
+            ListenerMsg::Active(reply) => {
+                let _ = reply.send(st.active.load(Ordering::Relaxed));
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopped without a drain (e.g. fast shutdown): close the socket now.
+        st.stop_accepting.cancel();
+        Ok(())
+    }
+}
+
+/// The accept loop of one listener, run as a task the actor owns.
+struct AcceptLoop<A> {
+    listener: TcpListener,
+    app: Arc<A>,
+    me: ActorRef<ListenerMsg>,
+    stop: CancellationToken,
+    drain: CancellationToken,
+    tracker: TaskTracker,
+    active: Arc<AtomicUsize>,
+}
+
+/// Decrements the open-connection count when a connection task ends, even by panic.
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<A: App> AcceptLoop<A> {
+    async fn run(self) {
+        // Accept errors (EMFILE, ENFILE, ENOBUFS) are transient: back off
+        // instead of spinning, and reset after a success.
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(ok) => {
+                    backoff = Duration::from_millis(5);
+                    ok
+                }
+                Err(err) => {
+                    tracing::warn!(%err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            self.active.fetch_add(1, Ordering::Relaxed);
+            let guard = ActiveGuard(self.active.clone());
+            let conn = self.app.serve(stream, peer, self.drain.clone());
+            let me = self.me.clone();
+            self.tracker.spawn(async move {
+                let _guard = guard;
+                if let Err(panic) = AssertUnwindSafe(conn).catch_unwind().await {
+                    let reason = panic_message(panic.as_ref());
+                    let _ = me.cast(ListenerMsg::ConnectionPanicked { peer, reason });
+                }
+            });
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

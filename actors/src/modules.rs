@@ -1,0 +1,76 @@
+//! The modules supervisor: parent of one plugin-host actor per module.
+//!
+//! It holds no modules until the module hosts land; it already restarts its
+//! children through the shared [`Children`] table, so a host that crashes
+//! is restarted with backoff and never takes a sibling down.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::{
+    children::{ChildEvent, Children},
+    restart::RestartPolicy,
+};
+
+/// The modules supervisor.
+#[derive(Default)]
+pub struct Modules;
+
+/// Messages the modules supervisor takes.
+pub enum ModulesMsg {
+    /// Restart a child whose backoff has elapsed.
+    RestartChild(String),
+}
+
+/// The supervisor's state.
+pub struct ModulesState {
+    children: Children,
+}
+
+impl Actor for Modules {
+    type Msg = ModulesMsg;
+    type State = ModulesState;
+    type Arguments = RestartPolicy;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        policy: RestartPolicy,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(ModulesState {
+            children: Children::new(policy),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ModulesMsg::RestartChild(name) => st.children.restart(&name, &me.get_cell()).await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match st.children.on_event(&evt, false) {
+            ChildEvent::Ignored => Ok(()),
+            ChildEvent::Restart { name, after } => {
+                me.send_after(after, move || ModulesMsg::RestartChild(name));
+                Ok(())
+            }
+            // One module failing for good must not take its siblings down:
+            // it stays failed (its routes answer 503) until it is reloaded.
+            ChildEvent::Escalate { name } => {
+                st.children.forget(&name);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The root supervisor and the handle the binary holds on to ([`Tree`]).
+//!
+//! The root starts its children in order (config, metrics, router, modules,
+//! then one listener per address, so nothing is accepted before the routes
+//! exist), restarts any that fail through the shared [`Children`] table, and
+//! runs the graceful shutdown: listeners close first, then drain, then the
+//! rest of the tree stops.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
+use tokio::task::JoinHandle;
+
+use crate::{
+    children::{ChildEvent, Children, StartFn},
+    config::ConfigActor,
+    listener::{Listener, ListenerArgs, ListenerMsg},
+    metrics::Metrics,
+    modules::Modules,
+    restart::RestartPolicy,
+    router::{Router, RouterArgs},
+    seams::App,
+    tree,
+};
+
+/// Everything the tree is built from.
+pub struct TreeSpec<A: App> {
+    /// The HTTP core, shared by every listener.
+    pub app: Arc<A>,
+    /// The checked config now in force.
+    pub config: Arc<A::Config>,
+    /// The published snapshot: the router writes it, `app` reads it.
+    pub snapshot: Arc<ArcSwap<A::Snapshot>>,
+    /// Sockets already bound, one listener actor each.
+    pub listeners: Vec<std::net::TcpListener>,
+    /// How failed children are restarted.
+    pub policy: RestartPolicy,
+    /// Owns every metric series.
+    pub registry: prometheus::Registry,
+}
+
+/// The running tree, as held by the binary or a test.
+pub struct Tree {
+    root: ActorRef<RootMsg>,
+    handle: JoinHandle<()>,
+    names: Names,
+}
+
+/// Registered names are process-wide in ractor, so a second tree in the same
+/// process (tests run several) gets a `#N` suffix on every name.
+#[derive(Clone, Debug)]
+struct Names {
+    suffix: String,
+}
+
+impl Names {
+    fn next() -> Self {
+        static TREES: AtomicU32 = AtomicU32::new(0);
+        let n = TREES.fetch_add(1, Ordering::Relaxed);
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("#{n}")
+        };
+        Self { suffix }
+    }
+
+    fn of(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
+    }
+}
+
+impl Tree {
+    /// The tree rendered one actor per line, children indented.
+    pub fn render(&self) -> String {
+        tree::render(&self.root.get_cell())
+    }
+
+    /// The root actor's cell, to walk the live tree.
+    pub fn root(&self) -> ActorCell {
+        self.root.get_cell()
+    }
+
+    /// The registered name of a child, as in `tree.name("router")`.
+    pub fn name(&self, base: &str) -> String {
+        self.names.of(base)
+    }
+
+    /// Graceful shutdown: stop accepting, let connections finish within
+    /// `drain`, stop every actor. Returns the number of connections that
+    /// were still open at the deadline and got cut.
+    pub async fn shutdown(self, drain: Duration) -> usize {
+        let cut = self
+            .root
+            .call(
+                |reply| RootMsg::Shutdown { drain, reply },
+                Some(drain + Duration::from_secs(5)),
+            )
+            .await;
+        let _ = self.handle.await;
+        match cut {
+            Ok(ractor::rpc::CallResult::Success(n)) => n,
+            _ => 0,
+        }
+    }
+
+    /// Resolves when the root has stopped for any reason (e.g. it escalated).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.handle).await;
+    }
+}
+
+/// Starts the whole tree and logs it.
+pub async fn spawn_tree<A: App>(spec: TreeSpec<A>) -> Result<Tree, SpawnErr> {
+    let names = Names::next();
+    let (root, handle) = Actor::spawn(
+        Some(names.of("troupe")),
+        Root::<A>::default(),
+        RootArgs {
+            spec,
+            names: names.clone(),
+        },
+    )
+    .await?;
+    let tree = Tree {
+        root,
+        handle,
+        names,
+    };
+    tree::settle(&tree.root.get_cell(), Duration::from_secs(1)).await;
+    tracing::info!("supervision tree:\n{}", tree.render().trim_end());
+    Ok(tree)
+}
+
+/// The root supervisor.
+struct Root<A>(std::marker::PhantomData<fn() -> A>);
+
+impl<A> Default for Root<A> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// Messages the root takes.
+enum RootMsg {
+    /// Restart a child whose backoff has elapsed.
+    RestartChild(String),
+    /// Graceful shutdown; replies with the number of connections cut.
+    Shutdown {
+        drain: Duration,
+        reply: RpcReplyPort<usize>,
+    },
+}
+
+struct RootArgs<A: App> {
+    spec: TreeSpec<A>,
+    names: Names,
+}
+
+/// Whether exits of children are failures or expected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Stopping,
+}
+
+struct RootState {
+    children: Children,
+    listeners: Vec<(String, ActorRef<ListenerMsg>)>,
+    phase: Phase,
+}
+
+fn start_fn<T, F>(name: String, make: F) -> StartFn
+where
+    T: Actor,
+    F: Fn() -> (T, T::Arguments) + Send + Sync + 'static,
+{
+    Arc::new(move |sup: ActorCell| {
+        let name = name.clone();
+        let (actor, args) = make();
+        Box::pin(async move {
+            let (r, _) = Actor::spawn_linked(Some(name), actor, args, sup).await?;
+            Ok(r.get_cell())
+        })
+    })
+}
+
+impl<A: App> Actor for Root<A> {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs<A>;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let RootArgs { spec, names } = args;
+        let cell = me.get_cell();
+        let mut children = Children::new(spec.policy);
+
+        let config = spec.config.clone();
+        let name = names.of("config");
+        children
+            .start(
+                &name,
+                start_fn(name.clone(), move || {
+                    (ConfigActor::default(), config.clone())
+                }),
+                &cell,
+            )
+            .await?;
+
+        let registry = spec.registry.clone();
+        let name = names.of("metrics");
+        children
+            .start(
+                &name,
+                start_fn(name.clone(), move || (Metrics, registry.clone())),
+                &cell,
+            )
+            .await?;
+
+        let slot = spec.snapshot.clone();
+        let name = names.of("router");
+        children
+            .start(
+                &name,
+                start_fn(name.clone(), move || {
+                    (Router::default(), RouterArgs { slot: slot.clone() })
+                }),
+                &cell,
+            )
+            .await?;
+
+        let policy = spec.policy;
+        let name = names.of("modules");
+        children
+            .start(
+                &name,
+                start_fn(name.clone(), move || (Modules, policy)),
+                &cell,
+            )
+            .await?;
+
+        let mut listeners = Vec::new();
+        for socket in spec.listeners {
+            let addr = socket.local_addr()?;
+            let socket = Arc::new(socket);
+            let app = spec.app.clone();
+            let name = names.of(&format!("listener.{addr}"));
+            let listener = children
+                .start(
+                    &name,
+                    start_fn(name.clone(), move || {
+                        (
+                            Listener::<A>::default(),
+                            ListenerArgs {
+                                app: app.clone(),
+                                socket: socket.clone(),
+                            },
+                        )
+                    }),
+                    &cell,
+                )
+                .await?;
+            tracing::info!(%addr, "listening");
+            listeners.push((name, listener.into()));
+        }
+        Ok(RootState {
+            children,
+            listeners,
+            phase: Phase::Running,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::RestartChild(name) => {
+                if st.phase == Phase::Running {
+                    st.children.restart(&name, &me.get_cell()).await;
+                    // A restarted listener is a new actor: refresh its handle.
+                    if let Some(entry) = st.listeners.iter_mut().find(|(n, _)| *n == name)
+                        && let Some(fresh) = ActorRef::<ListenerMsg>::where_is(name.clone())
+                    {
+                        entry.1 = fresh;
+                    }
+                }
+            }
+            RootMsg::Shutdown { drain, reply } => {
+                st.phase = Phase::Stopping;
+                // Forgetting the specs drops the last handle on each bound
+                // socket once its accept loop ends, so new connections are
+                // refused from here on.
+                for (name, _) in &st.listeners {
+                    st.children.forget(name);
+                }
+                let drains = st.listeners.drain(..).map(|(_, l)| async move {
+                    l.call(
+                        |reply| ListenerMsg::Drain {
+                            deadline: drain,
+                            reply,
+                        },
+                        Some(drain + Duration::from_secs(1)),
+                    )
+                    .await
+                });
+                let cut: usize = futures_util::future::join_all(drains)
+                    .await
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(ractor::rpc::CallResult::Success(n)) => n,
+                        _ => 0,
+                    })
+                    .sum();
+                if cut > 0 {
+                    tracing::warn!(cut, "drain deadline reached; connections cut");
+                }
+                me.stop_children_and_wait(None, Some(Duration::from_secs(5)))
+                    .await;
+                let _ = reply.send(cut);
+                me.stop(None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match st.children.on_event(&evt, st.phase == Phase::Stopping) {
+            ChildEvent::Ignored => Ok(()),
+            ChildEvent::Restart { name, after } => {
+                me.send_after(after, move || RootMsg::RestartChild(name));
+                Ok(())
+            }
+            ChildEvent::Escalate { name } => {
+                Err(format!("{name} failed too often; the server cannot go on").into())
+            }
+        }
+    }
+}

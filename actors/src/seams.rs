@@ -1,0 +1,32 @@
+//! The seam between the supervision tree and the HTTP core.
+//!
+//! The tree knows lifecycle, not HTTP: it drives the rest of Troupe through
+//! [`App`] alone, so this crate never depends on hyper or on the config schema.
+
+use std::{future::Future, net::SocketAddr, pin::Pin};
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// A boxed, sendable future, as returned across the seam.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the tree needs from the HTTP core.
+pub trait App: Send + Sync + 'static {
+    /// The checked configuration the config actor holds.
+    type Config: Send + Sync + 'static;
+    /// The immutable request-path state the router actor publishes.
+    type Snapshot: Send + Sync + 'static;
+
+    /// Serves one accepted connection until it closes.
+    ///
+    /// `drain` fires when the listener shuts down: the connection should
+    /// finish its in-flight requests and close. The future runs as a task
+    /// tracked by the listener, which also reports it if it panics.
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        drain: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
+}

@@ -1,0 +1,73 @@
+//! Renders the live supervision tree, for the logs and (later) the admin API.
+
+use std::fmt::Write as _;
+
+use ractor::ActorCell;
+
+/// The actor's path in the tree, root first: `troupe/listener.127.0.0.1:8080`.
+pub fn path_of(cell: &ActorCell) -> String {
+    let mut names = vec![display_name(cell)];
+    let mut parent = cell.try_get_supervisor();
+    while let Some(p) = parent {
+        names.push(display_name(&p));
+        parent = p.try_get_supervisor();
+    }
+    names.reverse();
+    names.join("/")
+}
+
+fn display_name(cell: &ActorCell) -> String {
+    cell.get_name()
+        .unwrap_or_else(|| format!("<{}>", cell.get_id()))
+}
+
+/// One line per actor, children indented under their supervisor:
+///
+/// ```text
+/// troupe [Running]
+/// ├── config [Running]
+/// └── listener.127.0.0.1:8080 [Running]
+/// ```
+pub fn render(root: &ActorCell) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} [{:?}]", display_name(root), root.get_status());
+    render_children(root, "", &mut out);
+    out
+}
+
+fn render_children(cell: &ActorCell, prefix: &str, out: &mut String) {
+    let mut children = cell.get_children();
+    // Start order is not kept by ractor; sort so the dump is stable.
+    children.sort_by_key(display_name);
+    let last = children.len().saturating_sub(1);
+    for (i, child) in children.iter().enumerate() {
+        let (branch, indent) = if i == last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        let _ = writeln!(
+            out,
+            "{prefix}{branch}{} [{:?}]",
+            display_name(child),
+            child.get_status()
+        );
+        render_children(child, &format!("{prefix}{indent}"), out);
+    }
+}
+
+/// Waits (bounded) until no actor in the tree is still starting, so the
+/// start-up dump shows settled statuses.
+pub async fn settle(root: &ActorCell, within: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while any_starting(root) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+fn any_starting(cell: &ActorCell) -> bool {
+    matches!(
+        cell.get_status(),
+        ractor::ActorStatus::Starting | ractor::ActorStatus::Unstarted
+    ) || cell.get_children().iter().any(any_starting)
+}

@@ -1,0 +1,160 @@
+//! Wiring: binds the listeners, builds the HTTP core, and starts the tree.
+//!
+//! [`start`] takes a checked config and sockets that are already bound, so
+//! tests bind `127.0.0.1:0` and run the real server in-process; the binary
+//! does the same with the configured addresses.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing_appender::non_blocking::WorkerGuard;
+use troupe_actors::{App, BoxFuture, RestartPolicy, Tree, TreeSpec};
+
+use crate::{
+    config::{Config, Loaded},
+    conn::{self, ConnConfig},
+    observe::logging,
+    pipeline::{Pipeline, snapshot::Snapshot},
+};
+
+/// The HTTP core as the supervision tree sees it.
+#[derive(Debug)]
+pub struct Http {
+    pipeline: Arc<Pipeline>,
+    conn: Arc<ConnConfig>,
+}
+
+impl App for Http {
+    type Config = Config;
+    type Snapshot = Snapshot;
+
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        drain: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(conn::serve(
+            self.pipeline.clone(),
+            self.conn.clone(),
+            stream,
+            peer,
+            drain,
+        ))
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket or log file could not be opened.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// An actor of the tree failed to start.
+    #[error("the supervision tree failed to start: {0}")]
+    Tree(#[from] ractor::SpawnErr),
+}
+
+/// A running server.
+pub struct Running {
+    tree: Tree,
+    addrs: Vec<SocketAddr>,
+    drain_timeout: Duration,
+    _access_log: Option<WorkerGuard>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl Running {
+    /// The addresses actually bound (port 0 resolved).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The supervision tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Graceful shutdown within the configured drain timeout; returns the
+    /// number of connections cut at the deadline.
+    pub async fn shutdown(self) -> usize {
+        let cut = self.tree.shutdown(self.drain_timeout).await;
+        tracing::info!(cut, "stopped");
+        cut
+    }
+
+    /// Resolves if the tree stops on its own (a root-level escalation).
+    pub async fn stopped(&mut self) {
+        self.tree.stopped().await;
+    }
+}
+
+/// Binds every address with `SO_REUSEADDR` and a deep backlog.
+pub fn bind(addrs: &[SocketAddr]) -> io::Result<Vec<std::net::TcpListener>> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket
+                .bind(&(*addr).into())
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            socket.listen(1024)?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
+/// Starts the server on already-bound sockets.
+pub async fn start(
+    loaded: Loaded,
+    listeners: Vec<std::net::TcpListener>,
+) -> Result<Running, StartError> {
+    let Loaded {
+        config,
+        snapshot,
+        base,
+        ..
+    } = loaded;
+    let (access, guard) = logging::open_access_log(&config.log, &base)?;
+    let slot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let http = Http {
+        pipeline: Arc::new(Pipeline::new(slot.clone(), access)),
+        conn: Arc::new(ConnConfig::new(&config.limits)),
+    };
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
+    let drain_timeout = config.limits.drain_timeout;
+    let tree = troupe_actors::spawn_tree(TreeSpec {
+        app: Arc::new(http),
+        config: Arc::new(config),
+        snapshot: slot,
+        listeners,
+        policy: RestartPolicy::default(),
+        registry: prometheus::Registry::new(),
+    })
+    .await?;
+    Ok(Running {
+        tree,
+        addrs,
+        drain_timeout,
+        _access_log: guard,
+    })
+}

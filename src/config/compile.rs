@@ -1,0 +1,354 @@
+//! Schema → snapshot, checking meaning on the way (P3.3).
+//!
+//! There is no second "runtime config": each part of the schema becomes the
+//! object that serves it (a handler, a route table, a server index), and a
+//! failure names the literal it is about so [`super::locate`] can point at it.
+
+use std::{collections::HashSet, path::Path, sync::Arc};
+
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use regex::Regex;
+
+use super::{
+    locate::Anchor,
+    schema::{self, Config, HandlerSpec, MiddlewareSpec},
+};
+use crate::{
+    handler::{Handler, Middleware},
+    handlers,
+    middleware::{RequireHeader, SetHeaders},
+    pipeline::{
+        routes::{Route, RouteError, RouteTable},
+        snapshot::{RequestLimits, Snapshot},
+        vhost::{Server, Servers},
+    },
+};
+
+/// A semantic error and where it is.
+#[derive(Debug)]
+pub(super) struct CompileError {
+    pub message: String,
+    pub anchor: Anchor,
+}
+
+fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError> {
+    Err(CompileError {
+        message: message.into(),
+        anchor,
+    })
+}
+
+/// Checks and compiles a parsed config. Relative paths resolve against `base`.
+pub(super) fn compile(cfg: &Config, base: &Path) -> Result<Snapshot, CompileError> {
+    if cfg.listen.is_empty() {
+        return err(
+            Anchor::Key {
+                key: "listen",
+                nth: 0,
+            },
+            "`listen` is empty (expected at least one address, e.g. \"127.0.0.1:8080\")",
+        );
+    }
+    if cfg.servers.is_empty() {
+        return err(
+            Anchor::Key {
+                key: "servers",
+                nth: 0,
+            },
+            "`servers` is empty (expected at least one server block)",
+        );
+    }
+    let defaults: Vec<usize> = (0..cfg.servers.len())
+        .filter(|&i| cfg.servers[i].default)
+        .collect();
+    if defaults.len() > 1 {
+        return err(
+            Anchor::Key {
+                key: "default",
+                nth: 1,
+            },
+            "more than one server has `default: true` (expected at most one)",
+        );
+    }
+    let mut seen_names = HashSet::new();
+    let mut servers = Vec::with_capacity(cfg.servers.len());
+    for server in &cfg.servers {
+        for name in &server.names {
+            check_server_name(name)?;
+            if !seen_names.insert(name.to_ascii_lowercase()) {
+                return err(
+                    Anchor::Str {
+                        value: name.clone(),
+                        nth: 1,
+                    },
+                    format!(
+                        "server name `{name}` is used by two servers (expected each name once)"
+                    ),
+                );
+            }
+        }
+        servers.push(Server {
+            names: server.names.clone(),
+            routes: compile_routes(&server.routes, base)?,
+        });
+    }
+    Ok(Snapshot {
+        servers: Servers::new(servers, defaults.first().copied().unwrap_or(0)),
+        limits: RequestLimits {
+            max_body_bytes: cfg.limits.max_body_bytes,
+            body_timeout: cfg.limits.body_timeout,
+        },
+    })
+}
+
+fn check_server_name(name: &str) -> Result<(), CompileError> {
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    let ok = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        err(
+            Anchor::str(name),
+            format!(
+                "invalid server name `{name}` (expected a host name such as `example.com` or `*.example.com`)"
+            ),
+        )
+    }
+}
+
+fn compile_routes(routes: &[schema::Route], base: &Path) -> Result<RouteTable, CompileError> {
+    let mut paths = Vec::new();
+    let mut regexes = Vec::new();
+    for r in routes {
+        let handler = compile_handler(&r.handler, base)?;
+        let middleware = r
+            .middleware
+            .iter()
+            .map(compile_middleware)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (pattern, anchor) = match (&r.path, &r.regex) {
+            (Some(p), None) => (p, Anchor::str(p)),
+            (None, Some(re)) => (re, Anchor::str(re)),
+            (Some(p), Some(_)) => {
+                return err(
+                    Anchor::str(p),
+                    "a route has both `path` and `regex` (expected exactly one)",
+                );
+            }
+            (None, None) => {
+                return err(
+                    Anchor::Key {
+                        key: "handler",
+                        nth: 0,
+                    },
+                    "a route has neither `path` nor `regex` (expected exactly one)",
+                );
+            }
+        };
+        let methods = match &r.methods {
+            Some(list) => Some(parse_methods(list, &anchor)?),
+            None => handler.default_methods().map(<[Method]>::to_vec),
+        };
+        let route = Route {
+            pattern: pattern.as_str().into(),
+            methods,
+            middleware,
+            handler,
+        };
+        match (&r.path, &r.regex) {
+            (Some(p), _) => {
+                if !p.starts_with('/') {
+                    return err(anchor, format!("route path `{p}` must start with `/`"));
+                }
+                paths.push(route);
+            }
+            (_, Some(re)) => {
+                let compiled = Regex::new(re).map_err(|e| CompileError {
+                    message: format!("invalid regex `{re}`: {}", one_line(&e.to_string())),
+                    anchor: anchor.clone(),
+                })?;
+                regexes.push((compiled, route));
+            }
+            _ => unreachable!("checked above"),
+        }
+    }
+    RouteTable::build(paths, regexes).map_err(|e| match &e {
+        RouteError::Duplicate(p) => CompileError {
+            message: e.to_string(),
+            anchor: Anchor::Str {
+                value: p.clone(),
+                nth: 1,
+            },
+        },
+        RouteError::Path { pattern, .. } => CompileError {
+            message: e.to_string(),
+            anchor: Anchor::str(pattern),
+        },
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn parse_methods(list: &[String], anchor: &Anchor) -> Result<Vec<Method>, CompileError> {
+    let mut out = Vec::new();
+    for m in list {
+        let method = Method::from_bytes(m.as_bytes())
+            .ok()
+            .filter(|_| m.bytes().all(|b| b.is_ascii_uppercase()))
+            .ok_or_else(|| CompileError {
+                message: format!("invalid method `{m}` (expected an upper-case token such as GET)"),
+                anchor: anchor.clone(),
+            })?;
+        out.push(method);
+    }
+    // As in nginx, a route that answers GET answers HEAD too.
+    if out.contains(&Method::GET) && !out.contains(&Method::HEAD) {
+        out.push(Method::HEAD);
+    }
+    Ok(out)
+}
+
+fn compile_handler(spec: &HandlerSpec, base: &Path) -> Result<Arc<dyn Handler>, CompileError> {
+    Ok(match spec {
+        HandlerSpec::Return(r) => {
+            let status = status(
+                r.status,
+                &Anchor::Key {
+                    key: "status",
+                    nth: 0,
+                },
+            )?;
+            let headers = header_list(&r.headers)?;
+            Arc::new(handlers::ret::Return::new(status, headers, &r.body))
+        }
+        #[cfg(feature = "handler-static")]
+        HandlerSpec::Static(s) => {
+            let root = base.join(&s.root);
+            let anchor = Anchor::str(&s.root.to_string_lossy());
+            if !root.is_dir() {
+                return err(
+                    anchor,
+                    format!(
+                        "static root `{}` does not exist or is not a directory (expected an existing directory; relative paths start at {})",
+                        s.root.display(),
+                        base.display()
+                    ),
+                );
+            }
+            let limits = handlers::static_files::CacheLimits {
+                max_file_bytes: s.cache_max_file_bytes,
+                total_bytes: s.cache_total_bytes,
+                max_entries: 100_000,
+            };
+            let files = handlers::static_files::StaticFiles::new(
+                root,
+                s.index.clone(),
+                s.follow_symlinks_outside_root,
+                limits,
+            )
+            .map_err(|e| CompileError {
+                message: format!("static root `{}`: {e}", s.root.display()),
+                anchor,
+            })?;
+            Arc::new(files)
+        }
+        #[cfg(not(feature = "handler-static"))]
+        HandlerSpec::Static(s) => {
+            return err(
+                Anchor::str(&s.root.to_string_lossy()),
+                "the `Static` handler is not compiled in (build with feature `handler-static`)",
+            );
+        }
+        #[cfg(feature = "handler-redirect")]
+        HandlerSpec::Redirect(r) => {
+            let anchor = Anchor::str(&r.to);
+            let status = status(r.status, &anchor)?;
+            Arc::new(
+                handlers::redirect::Redirect::new(status, &r.to)
+                    .map_err(|message| CompileError { message, anchor })?,
+            )
+        }
+        #[cfg(not(feature = "handler-redirect"))]
+        HandlerSpec::Redirect(r) => {
+            return err(
+                Anchor::str(&r.to),
+                "the `Redirect` handler is not compiled in (build with feature `handler-redirect`)",
+            );
+        }
+        HandlerSpec::Module(name) => {
+            return err(
+                Anchor::str(name),
+                format!(
+                    "no module named `{name}` is configured (expected the name of a loaded module)"
+                ),
+            );
+        }
+    })
+}
+
+fn compile_middleware(spec: &MiddlewareSpec) -> Result<Arc<dyn Middleware>, CompileError> {
+    Ok(match spec {
+        MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?)),
+        MiddlewareSpec::RequireHeader {
+            header,
+            value,
+            status: code,
+        } => {
+            let anchor = Anchor::str(header);
+            let name = HeaderName::try_from(header.as_str()).map_err(|_| CompileError {
+                message: format!("invalid header name `{header}`"),
+                anchor: anchor.clone(),
+            })?;
+            let value = match value {
+                Some(v) => Some(HeaderValue::try_from(v.as_str()).map_err(|_| CompileError {
+                    message: format!("invalid header value for `{header}`"),
+                    anchor: anchor.clone(),
+                })?),
+                None => None,
+            };
+            Arc::new(RequireHeader {
+                header: name,
+                value,
+                status: status(*code, &anchor)?,
+            })
+        }
+    })
+}
+
+fn status(code: u16, anchor: &Anchor) -> Result<StatusCode, CompileError> {
+    StatusCode::from_u16(code)
+        .ok()
+        .filter(|s| s.as_u16() >= 200)
+        .ok_or_else(|| CompileError {
+            message: format!("invalid status {code} (expected a number from 200 to 999)"),
+            anchor: anchor.clone(),
+        })
+}
+
+fn header_list(
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, CompileError> {
+    map.iter()
+        .map(|(k, v)| {
+            let anchor = Anchor::str(k);
+            let name = HeaderName::try_from(k.as_str()).map_err(|_| CompileError {
+                message: format!(
+                    "invalid header name `{k}` (expected a token such as `content-type`)"
+                ),
+                anchor: anchor.clone(),
+            })?;
+            let value = HeaderValue::try_from(v.as_str()).map_err(|_| CompileError {
+                message: format!(
+                    "invalid value for header `{k}` (expected visible ASCII, no newlines)"
+                ),
+                anchor,
+            })?;
+            Ok((name, value))
+        })
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Finds where a value sits in the config text, for semantic errors.
+//!
+//! ron reports positions for syntax and type errors, but its values carry
+//! no spans. A semantic error (a missing static root, a bad regex) names the
+//! literal it is about, and this module finds that literal in the source,
+//! skipping comments.
+
+/// What a semantic error points at.
+#[derive(Debug, Clone)]
+pub(super) enum Anchor {
+    /// The `nth` (0-based) occurrence of a string literal with this value.
+    Str { value: String, nth: usize },
+    /// The `nth` occurrence of `key:`.
+    Key { key: &'static str, nth: usize },
+}
+
+impl Anchor {
+    pub fn str(value: &str) -> Self {
+        Anchor::Str {
+            value: value.to_owned(),
+            nth: 0,
+        }
+    }
+
+    /// 1-based (line, column) of the anchor in `src`.
+    pub fn find(&self, src: &str) -> Option<(usize, usize)> {
+        let offsets: Vec<usize> = match self {
+            Anchor::Str { value, .. } => {
+                let mut forms = vec![format!("r\"{value}\""), format!("r#\"{value}\"#")];
+                if let Ok(quoted) = ron::to_string(value) {
+                    forms.push(quoted);
+                }
+                let mut all: Vec<usize> = forms
+                    .iter()
+                    .flat_map(|f| src.match_indices(f.as_str()).map(|(i, _)| i))
+                    .collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+            Anchor::Key { key, .. } => src
+                .match_indices(key)
+                .filter(|(i, _)| {
+                    let before_ok = src[..*i]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+                    let after = src[i + key.len()..].trim_start();
+                    before_ok && after.starts_with(':')
+                })
+                .map(|(i, _)| i)
+                .collect(),
+        };
+        let nth = match self {
+            Anchor::Str { nth, .. } | Anchor::Key { nth, .. } => *nth,
+        };
+        offsets
+            .into_iter()
+            .filter(|&i| !in_comment(src, i))
+            .nth(nth)
+            .map(|i| line_col(src, i))
+    }
+}
+
+fn in_comment(src: &str, offset: usize) -> bool {
+    let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
+    src[line_start..offset].contains("//")
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nth_literal_outside_comments() {
+        let src = "// \"/a\" in a comment\n(path: \"/a\"),\n(path: \"/a\"),\n";
+        assert_eq!(Anchor::str("/a").find(src), Some((2, 8)));
+        let second = Anchor::Str {
+            value: "/a".into(),
+            nth: 1,
+        };
+        assert_eq!(second.find(src), Some((3, 8)));
+    }
+
+    #[test]
+    fn finds_raw_strings_and_keys() {
+        let src = "(\n  regex: r\"^/(\\d+\",\n  listen: [],\n)";
+        assert_eq!(Anchor::str("^/(\\d+").find(src), Some((2, 10)));
+        assert_eq!(
+            Anchor::Key {
+                key: "listen",
+                nth: 0
+            }
+            .find(src),
+            Some((3, 3))
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Configuration (P3.1–P3.3): read, check and compile `config.ron`.
+//!
+//! [`load`] does all of it, so `troupe -t` and start-up share one path:
+//! [`schema`] parses (syntax, unknown keys and types are caught by serde and
+//! ron, with their position), then [`compile`] checks meaning (static roots
+//! exist, regexes compile, routes are unique) while building the snapshot
+//! directly. Every error names the file, line and column.
+
+mod compile;
+mod locate;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::snapshot::Snapshot;
+pub use schema::Config;
+
+/// A checked config and the snapshot compiled from it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The parsed file.
+    pub config: Config,
+    /// The request-path state built from it.
+    pub snapshot: Snapshot,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The directory relative paths are resolved against.
+    pub base: PathBuf,
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read the file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is wrong at a position.
+    #[error("{file}:{line}:{col}: {message}")]
+    At {
+        /// The file, as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+/// Reads, checks and compiles a config file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(&src, path)
+}
+
+/// Checks and compiles config text; `path` names it in errors and anchors
+/// relative paths.
+pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let options = ron::Options::default().with_default_extension(
+        ron::extensions::Extensions::IMPLICIT_SOME
+            | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+    );
+    let config: Config = options.from_str(src).map_err(|e| ConfigError::At {
+        file: file.clone(),
+        line: e.span.start.line,
+        col: e.span.start.col,
+        message: e.code.to_string(),
+    })?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let snapshot = compile::compile(&config, &base).map_err(|e| {
+        let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
+        ConfigError::At {
+            file,
+            line,
+            col,
+            message: e.message,
+        }
+    })?;
+    Ok(Loaded {
+        config,
+        snapshot,
+        path: path.to_owned(),
+        base,
+    })
+}

@@ -1,0 +1,260 @@
+//! The config schema: exactly what `config.ron` may say, and nothing more.
+//!
+//! Every struct denies unknown fields, so a typo is an error with a line and
+//! column rather than a silently ignored key. Defaults follow nginx where
+//! nginx has one. The shipped `config.ron` is the commented tour of it.
+
+use std::{
+    collections::BTreeMap, net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Addresses to accept connections on (HTTP/1.x and h2c on each).
+    pub listen: Vec<SocketAddr>,
+    /// Runtime worker threads; `None` means one per core.
+    #[serde(default)]
+    pub workers: Option<NonZeroUsize>,
+    /// Connection and request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Error and access logging.
+    #[serde(default)]
+    pub log: Log,
+    /// Virtual hosts, chosen by the `Host` header.
+    pub servers: Vec<Server>,
+}
+
+/// Limits and timeouts; each default is stated next to it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Time allowed to receive a whole request header (nginx `client_header_timeout`). Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time allowed to receive a whole request body (nginx `client_body_timeout`). Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this (nginx `keepalive_timeout`). Default 75 s.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Requests served on one connection before it is closed (nginx `keepalive_requests`). Default 1000.
+    pub keepalive_requests: u64,
+    /// Largest request header block in bytes; larger gets 431. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more gets 431. Default 100.
+    pub max_headers: usize,
+    /// Largest request body in bytes; larger gets 413 (nginx `client_max_body_size`). Default 1 MiB.
+    pub max_body_bytes: u64,
+    /// Concurrent HTTP/2 streams per connection. Default 256.
+    pub h2_max_streams: u32,
+    /// How long a graceful shutdown waits for in-flight requests. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_body_bytes: 1024 * 1024,
+            h2_max_streams: 256,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Error-log filter (`tracing` syntax, e.g. `"info,troupe=debug"`); `RUST_LOG` wins. Default `"info"`.
+    pub level: String,
+    /// Where access-log lines go. Default stdout.
+    pub access: AccessTarget,
+    /// The access-log line format. Default nginx `combined`.
+    pub format: AccessFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            access: AccessTarget::Stdout,
+            format: AccessFormat::Combined,
+        }
+    }
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum AccessTarget {
+    /// No access log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to a file (relative paths are relative to the config file).
+    File(PathBuf),
+}
+
+/// The access-log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AccessFormat {
+    /// nginx's `combined` format.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A virtual host.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Host names: exact (`example.com`) or leading wildcard (`*.example.com`).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Serves requests whose Host matches no server. At most one; if none is
+    /// marked, the first server is the default, as in nginx.
+    #[serde(default)]
+    pub default: bool,
+    /// Routes, see [`Route`] for precedence.
+    pub routes: Vec<Route>,
+}
+
+/// One route: a path pattern or a regex, a handler, and its middleware.
+///
+/// Precedence inside a server: an exact path, then a `{param}` path, then a
+/// `{*rest}` catch-all (all three by matchit), then regex routes in file order.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// A matchit pattern: `/exact`, `/users/{id}`, `/static/{*path}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A regex on the decoded path, tried after every path route; captures
+    /// are `$1`…`$9` in a redirect target.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Methods this route answers; other methods get 405. Default: the
+    /// handler's own (GET and HEAD for `Static`, any for the others).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// What answers the request.
+    pub handler: HandlerSpec,
+    /// Middleware, outermost first: the first one sees the request first.
+    #[serde(default)]
+    pub middleware: Vec<MiddlewareSpec>,
+}
+
+/// The handlers a route can name.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum HandlerSpec {
+    /// Files under a root directory.
+    Static(StaticSpec),
+    /// A fixed response, like nginx `return 200 "…"`.
+    Return(ReturnSpec),
+    /// A redirect, like nginx `return 301 URL`.
+    Redirect(RedirectSpec),
+    /// A loaded module, by name (module hosts arrive with the module issues).
+    Module(String),
+}
+
+/// A static file tree.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSpec {
+    /// The directory served (relative paths are relative to the config file).
+    pub root: PathBuf,
+    /// Files tried, in order, for a directory. Default `["index.html"]`.
+    #[serde(default = "default_index")]
+    pub index: Vec<String>,
+    /// Serve symlinks whose target is outside `root`. Default false.
+    #[serde(default)]
+    pub follow_symlinks_outside_root: bool,
+    /// Files up to this size are kept in memory. Default 256 KiB.
+    #[serde(default = "default_cache_max_file")]
+    pub cache_max_file_bytes: u64,
+    /// Total bytes of cached files. Default 64 MiB.
+    #[serde(default = "default_cache_total")]
+    pub cache_total_bytes: u64,
+}
+
+fn default_index() -> Vec<String> {
+    vec!["index.html".into()]
+}
+fn default_cache_max_file() -> u64 {
+    256 * 1024
+}
+fn default_cache_total() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// A fixed response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnSpec {
+    /// Status code. Default 200.
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Response headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Response body.
+    #[serde(default)]
+    pub body: String,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// A redirect.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectSpec {
+    /// Target URL. `$request_uri` is the original path and query, `$uri` the
+    /// decoded path, and `$1`…`$9` the captures of a regex route.
+    pub to: String,
+    /// 301, 302, 303, 307 or 308. Default 302.
+    #[serde(default = "default_redirect_status")]
+    pub status: u16,
+}
+
+fn default_redirect_status() -> u16 {
+    302
+}
+
+/// The middleware a route can list.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum MiddlewareSpec {
+    /// Sets response headers (replacing any the handler set).
+    SetHeaders(BTreeMap<String, String>),
+    /// Answers with `status` unless the request carries `header`, optionally
+    /// with exactly `value` (a minimal API-key gate).
+    RequireHeader {
+        /// Header that must be present.
+        header: String,
+        /// Value it must have; any value when absent.
+        #[serde(default)]
+        value: Option<String>,
+        /// Status otherwise. Default 401.
+        #[serde(default = "default_require_status")]
+        status: u16,
+    },
+}
+
+fn default_require_status() -> u16 {
+    401
+}

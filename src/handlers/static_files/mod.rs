@@ -1,0 +1,98 @@
+//! `Static`: files under a root directory (P4.3).
+//!
+//! A request resolves its path against the root once, then is served from
+//! the [`cache`]: small files from memory, large ones streamed from disk in
+//! 256 KiB chunks. [`respond`] applies the HTTP rules (conditional requests,
+//! ranges, HEAD). Traversal is stopped twice: the pipeline refuses any path
+//! that climbs out of `/` before routing, and [`resolve`] refuses any file
+//! whose real path (symlinks followed) lies outside the root, unless the
+//! config allows it.
+
+mod cache;
+mod resolve;
+mod respond;
+
+use std::{path::PathBuf, sync::Arc};
+
+use http::Method;
+
+use crate::{
+    error::HttpError,
+    handler::{BoxFuture, Handler, HandlerResult},
+    pipeline::request::Request,
+};
+
+pub use cache::CacheLimits;
+use cache::FileCache;
+use resolve::Resolver;
+
+/// Serves a directory tree.
+#[derive(Debug)]
+pub struct StaticFiles {
+    resolver: Arc<Resolver>,
+    cache: FileCache,
+}
+
+impl StaticFiles {
+    /// Serves `root`, which must exist; it is canonicalized here.
+    pub fn new(
+        root: PathBuf,
+        index: Vec<String>,
+        follow_symlinks_outside_root: bool,
+        limits: CacheLimits,
+    ) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(root)?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "static root is not a directory",
+            ));
+        }
+        Ok(Self {
+            resolver: Arc::new(Resolver {
+                root,
+                index,
+                follow_symlinks_outside_root,
+            }),
+            cache: FileCache::new(limits),
+        })
+    }
+
+    /// The file path relative to the root: the route's catch-all parameter
+    /// when it has one (like nginx `alias`), else the whole path (`root`).
+    fn relative(req: &Request) -> &str {
+        match req.params().last() {
+            Some((_, rest)) => rest,
+            None => req.path(),
+        }
+    }
+}
+
+const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
+
+impl Handler for StaticFiles {
+    fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult> {
+        Box::pin(async move {
+            let rel = Self::relative(&req).trim_start_matches('/');
+            let file = match self.cache.get(rel) {
+                Some(hit) => hit,
+                None => {
+                    let resolver = self.resolver.clone();
+                    let key = rel.to_owned();
+                    let found = tokio::task::spawn_blocking(move || resolver.resolve(&key))
+                        .await
+                        .map_err(|e| HttpError::Internal(e.to_string()))??;
+                    match found {
+                        resolve::Found::File(file) => self.cache.insert(rel, file).await?,
+                        resolve::Found::Directory => return respond::to_directory(&req),
+                    }
+                }
+            };
+            respond::file(&req, &file).await
+        })
+    }
+
+    fn default_methods(&self) -> Option<&'static [Method]> {
+        Some(GET_HEAD)
+    }
+}

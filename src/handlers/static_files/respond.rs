@@ -1,0 +1,176 @@
+//! The HTTP rules for a resolved file: conditional requests (304), ranges
+//! (206/416), HEAD, and the choice between a cached body and a stream.
+
+use std::io::SeekFrom;
+
+use futures_util::TryStreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::cache::CachedFile;
+use crate::{
+    error::HttpError,
+    handler::{HandlerResult, Response},
+    pipeline::{body::Body, request::Request},
+};
+
+/// Chunk size for streamed files: large enough to keep syscalls rare.
+const CHUNK: usize = 256 * 1024;
+
+/// What part of the file to send.
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    Whole,
+    /// Inclusive byte range.
+    Range(u64, u64),
+}
+
+/// A directory asked for without its slash: redirect, as nginx does.
+pub(super) fn to_directory(req: &Request) -> HandlerResult {
+    let mut location = req.uri().path().to_owned();
+    location.push('/');
+    if let Some(q) = req.query() {
+        location.push('?');
+        location.push_str(q);
+    }
+    let loc = HeaderValue::try_from(location)
+        .map_err(|_| HttpError::BadRequest("path is not a valid header"))?;
+    let mut resp = http::Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    resp.headers_mut().insert(header::LOCATION, loc);
+    Ok(resp)
+}
+
+/// Answers a request for a resolved file.
+pub(super) async fn file(req: &Request, file: &CachedFile) -> HandlerResult {
+    let headers = req.headers();
+    if not_modified(headers, file) {
+        let mut resp = http::Response::new(Body::Empty);
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        let h = resp.headers_mut();
+        h.insert(header::ETAG, file.etag.clone());
+        h.insert(header::LAST_MODIFIED, file.last_modified.clone());
+        return Ok(resp);
+    }
+    let len = file.meta.len;
+    let part = if req.method() == Method::GET {
+        range(headers, file)?
+    } else {
+        Part::Whole
+    };
+    let (status, start, count) = match part {
+        Part::Whole => (StatusCode::OK, 0, len),
+        Part::Range(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+    };
+    let body = if req.method() == Method::HEAD {
+        Body::Empty
+    } else {
+        match &file.body {
+            Some(bytes) => Body::full(bytes.slice(start as usize..(start + count) as usize)),
+            None => stream(file, start, count).await?,
+        }
+    };
+    let mut resp: Response = http::Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.reserve(8);
+    h.insert(header::CONTENT_TYPE, file.content_type.clone());
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ETAG, file.etag.clone());
+    h.insert(header::LAST_MODIFIED, file.last_modified.clone());
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {}-{}/{}", start, start + count - 1, len);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(cr).expect("digits are valid"),
+        );
+    }
+    Ok(resp)
+}
+
+async fn stream(file: &CachedFile, start: u64, count: u64) -> Result<Body, HttpError> {
+    let mut f = tokio::fs::File::open(&file.meta.path)
+        .await
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    if start > 0 {
+        f.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| HttpError::Internal(e.to_string()))?;
+    }
+    let chunks = ReaderStream::with_capacity(f.take(count), CHUNK).map_ok(Frame::data);
+    Ok(Body::stream(StreamBody::new(chunks)))
+}
+
+/// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.
+fn not_modified(headers: &HeaderMap, file: &CachedFile) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        return inm
+            .to_str()
+            .map(|v| etag_list_matches(v, &file.etag))
+            .unwrap_or(false);
+    }
+    let Some(ims) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    // HTTP dates have whole seconds: compare at that precision.
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    secs(file.meta.modified) <= secs(ims)
+}
+
+/// Weak comparison, as `If-None-Match` asks: `W/` prefixes are ignored.
+fn etag_list_matches(list: &str, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == ours)
+}
+
+/// The part of the file a `Range` header asks for. A malformed header is
+/// ignored (RFC 9110 §14.2); several ranges get the whole file, which the
+/// RFC allows and which costs the client nothing it cannot handle.
+fn range(headers: &HeaderMap, file: &CachedFile) -> Result<Part, HttpError> {
+    let Some(raw) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(Part::Whole);
+    };
+    if let Some(if_range) = headers.get(header::IF_RANGE) {
+        let fresh = if_range == file.etag || if_range == file.last_modified;
+        if !fresh {
+            return Ok(Part::Whole);
+        }
+    }
+    let Ok(parsed) = http_range_header::parse_range_header(raw) else {
+        return Ok(Part::Whole);
+    };
+    match parsed.validate(file.meta.len) {
+        Ok(ranges) if ranges.len() == 1 => {
+            let r = &ranges[0];
+            Ok(Part::Range(*r.start(), *r.end()))
+        }
+        Ok(_) => Ok(Part::Whole),
+        Err(_) => Err(HttpError::RangeNotSatisfiable { len: file.meta.len }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_etags_match() {
+        let tag = HeaderValue::from_static("\"5f-10\"");
+        assert!(etag_list_matches("\"x\", W/\"5f-10\"", &tag));
+        assert!(etag_list_matches("*", &tag));
+        assert!(!etag_list_matches("\"5f-11\"", &tag));
+    }
+}

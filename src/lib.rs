@@ -1,0 +1,33 @@
+//! Troupe: an nginx-class HTTP server whose every part is a supervised actor.
+//!
+//! # Layout
+//! - [`config`]: `config.ron` → checked schema → compiled [`pipeline::snapshot::Snapshot`].
+//! - [`app`]: binds sockets, builds the HTTP core, starts the supervision tree
+//!   (the `troupe-actors` crate in `actors/`).
+//! - [`conn`]: one accepted connection (HTTP/1.x + h2c, timeouts, drain).
+//! - [`pipeline`]: THE HOT PATH — one request: snapshot → server → route →
+//!   middleware → handler. Never awaits an actor.
+//! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
+//! - [`handlers`]: core handlers (`Return`, `Static`, `Redirect`).
+//! - [`middleware`]: core middleware (`SetHeaders`, `RequireHeader`).
+//! - [`error`]: [`HttpError`], the one error → status mapping.
+//! - [`observe`]: access log and error-log set-up.
+//!
+//! `ARCHITECTURE.md` at the repository root draws the actor tree, the
+//! messages, and the request path.
+#![deny(missing_docs, unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod handler;
+pub mod handlers;
+pub mod middleware;
+pub mod observe;
+pub mod pipeline;
+
+pub use app::{Running, StartError, bind, start};
+pub use error::HttpError;
+pub use handler::{BoxFuture, Handler, HandlerResult, Middleware, Next, Response};
+pub use pipeline::{body::Body, request::Request};

@@ -1,0 +1,95 @@
+//! The `troupe` binary: command line, signals, and the exit code.
+//! Everything else lives in the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// An nginx-class HTTP server whose every part is a supervised actor.
+#[derive(Debug, Parser)]
+#[command(name = "troupe", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "config.ron"
+    )]
+    config: PathBuf,
+    /// Check the configuration and exit: 0 if it is good, 1 if not.
+    #[arg(short = 't', long = "test")]
+    test: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match troupe::config::load(&cli.config) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("troupe: {err}");
+            if cli.test {
+                eprintln!(
+                    "troupe: configuration file {} test failed",
+                    cli.config.display()
+                );
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.test {
+        eprintln!(
+            "troupe: the configuration file {} syntax is ok",
+            cli.config.display()
+        );
+        eprintln!(
+            "troupe: configuration file {} test is successful",
+            cli.config.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    troupe::observe::logging::init_error_log(&loaded.config.log.level);
+    match run(loaded) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("troupe: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
+    let workers = loaded
+        .config
+        .workers
+        .map(usize::from)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("troupe-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listeners = troupe::bind(&loaded.config.listen)?;
+        let mut running = troupe::start(loaded, listeners).await?;
+        tracing::info!(workers, "troupe started");
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: graceful shutdown"),
+            _ = int.recv() => tracing::info!("SIGINT: graceful shutdown"),
+            _ = running.stopped() => anyhow::bail!("the supervision tree stopped"),
+        }
+        // A second signal skips the drain.
+        tokio::select! {
+            _ = running.shutdown() => Ok(ExitCode::SUCCESS),
+            _ = term.recv() => { tracing::warn!("second signal: fast shutdown"); Ok(ExitCode::SUCCESS) }
+            _ = int.recv() => { tracing::warn!("second signal: fast shutdown"); Ok(ExitCode::SUCCESS) }
+        }
+    })
+}

@@ -1,0 +1,7 @@
+//! The core middleware a route can list in `config.ron`.
+
+mod require_header;
+mod set_headers;
+
+pub use require_header::RequireHeader;
+pub use set_headers::SetHeaders;

@@ -1,0 +1,35 @@
+//! `RequireHeader`: a minimal gate that short-circuits without a header.
+
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::{
+    error::error_page,
+    handler::{BoxFuture, HandlerResult, Middleware, Next},
+    pipeline::request::Request,
+};
+
+/// Answers `status` unless the request has `header` (with `value`, if set).
+#[derive(Debug)]
+pub struct RequireHeader {
+    /// The header that must be present.
+    pub header: HeaderName,
+    /// The value it must have, if any.
+    pub value: Option<HeaderValue>,
+    /// What to answer otherwise.
+    pub status: StatusCode,
+}
+
+impl Middleware for RequireHeader {
+    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> BoxFuture<'a, HandlerResult> {
+        let allowed = match (req.headers().get(&self.header), &self.value) {
+            (Some(got), Some(want)) => got == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if allowed {
+            next.run(req)
+        } else {
+            Box::pin(std::future::ready(Ok(error_page(self.status))))
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The access log (P6.1): nginx `combined` by default, or JSON lines.
+//!
+//! Lines are formatted on the request's task and handed to a writer thread
+//! (`tracing-appender`'s non-blocking writer, in lossless mode), so a slow
+//! disk slows logging, never the reactor. A line is written when the
+//! response head is ready; its byte count is the declared body length.
+
+use std::{io::Write as _, net::SocketAddr, time::Duration};
+
+use http::{HeaderValue, Method, Uri, Version, header};
+use http_body::Body as _;
+use serde::Serialize;
+use time::{OffsetDateTime, macros::format_description};
+use tracing_appender::non_blocking::NonBlocking;
+
+use crate::{config::schema::AccessFormat, handler::Response};
+
+/// The access-log writer.
+pub struct AccessLog {
+    format: AccessFormat,
+    writer: NonBlocking,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// What is kept of a request for its log line.
+#[derive(Debug)]
+pub struct Entry {
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Entry {
+    /// Captures the request fields before the request moves on.
+    pub fn capture<B>(req: &http::Request<B>, peer: SocketAddr) -> Self {
+        let h = req.headers();
+        Self {
+            peer,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            referer: h.get(header::REFERER).cloned(),
+            user_agent: h.get(header::USER_AGENT).cloned(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    remote_addr: String,
+    method: &'a str,
+    uri: String,
+    protocol: &'a str,
+    status: u16,
+    body_bytes_sent: u64,
+    referer: &'a str,
+    user_agent: &'a str,
+    request_time_ms: f64,
+}
+
+impl AccessLog {
+    /// A log writing `format` lines to `writer`.
+    pub fn new(format: AccessFormat, writer: NonBlocking) -> Self {
+        Self { format, writer }
+    }
+
+    /// Writes one line for a finished request.
+    pub fn write(&self, e: &Entry, resp: &Response, took: Duration) {
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| resp.body().size_hint().exact())
+            .unwrap_or(0);
+        let line = self.format_line(
+            e,
+            resp.status().as_u16(),
+            bytes,
+            took,
+            OffsetDateTime::now_utc(),
+        );
+        let _ = self.writer.clone().write_all(line.as_bytes());
+    }
+
+    fn format_line(
+        &self,
+        e: &Entry,
+        status: u16,
+        bytes: u64,
+        took: Duration,
+        now: OffsetDateTime,
+    ) -> String {
+        let text = |v: &Option<HeaderValue>| {
+            v.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .replace('"', "\\x22")
+        };
+        let target = e.uri.path_and_query().map_or("/", |p| p.as_str());
+        let proto = protocol(e.version);
+        match self.format {
+            AccessFormat::Combined => {
+                let time = now
+                    .format(format_description!(
+                        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+                    ))
+                    .unwrap_or_default();
+                format!(
+                    "{} - - [{time}] \"{} {} {proto}\" {status} {bytes} \"{}\" \"{}\"\n",
+                    e.peer.ip(),
+                    e.method,
+                    target.replace('"', "\\x22"),
+                    text(&e.referer),
+                    text(&e.user_agent),
+                )
+            }
+            AccessFormat::Json => {
+                let time = now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let referer = e
+                    .referer
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let user_agent = e
+                    .user_agent
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let line = JsonLine {
+                    time: &time,
+                    remote_addr: e.peer.ip().to_string(),
+                    method: e.method.as_str(),
+                    uri: target.to_owned(),
+                    protocol: proto,
+                    status,
+                    body_bytes_sent: bytes,
+                    referer,
+                    user_agent,
+                    request_time_ms: took.as_secs_f64() * 1e3,
+                };
+                let mut s = serde_json::to_string(&line).unwrap_or_default();
+                s.push('\n');
+                s
+            }
+        }
+    }
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}

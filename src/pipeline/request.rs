@@ -1,0 +1,152 @@
+//! The request as handlers and middleware see it (P1.3, P4.4).
+//!
+//! It owns the parsed head, the buffered body and the route parameters, and
+//! offers small helpers for the common questions: the decoded path, one
+//! query parameter, one header.
+
+use std::{borrow::Cow, net::SocketAddr};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri, Version, request::Parts};
+
+/// One HTTP request, after routing.
+#[derive(Debug)]
+pub struct Request {
+    head: Parts,
+    /// The normalized path when it differs from the raw one.
+    normalized: Option<String>,
+    params: Vec<(String, String)>,
+    body: Bytes,
+    peer: SocketAddr,
+}
+
+impl Request {
+    /// Builds a request; the pipeline does this once routing is done.
+    pub fn new(
+        head: Parts,
+        normalized: Option<String>,
+        params: Vec<(String, String)>,
+        body: Bytes,
+        peer: SocketAddr,
+    ) -> Self {
+        Self {
+            head,
+            normalized,
+            params,
+            body,
+            peer,
+        }
+    }
+
+    /// A request for tests and benches: `GET`-style, no body, loopback peer.
+    pub fn from_parts(head: Parts) -> Self {
+        Self::new(
+            head,
+            None,
+            Vec::new(),
+            Bytes::new(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.head.method
+    }
+
+    /// The request target as received.
+    pub fn uri(&self) -> &Uri {
+        &self.head.uri
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The decoded, normalized path (`/a/%2e%2e/b` arrives as `/b`).
+    pub fn path(&self) -> &str {
+        self.normalized
+            .as_deref()
+            .unwrap_or_else(|| self.head.uri.path())
+    }
+
+    /// The raw query string, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.head.uri.query()
+    }
+
+    /// Every query parameter, decoded (`+` is a space), in order.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
+    }
+
+    /// The first value of one query parameter, decoded.
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// All headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The first value of a header, if it is visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A route parameter: `{id}` in `/users/{id}`, `path` in `{*path}`, or
+    /// `1`…`9` for the captures of a regex route.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every route parameter, in pattern order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The request body (buffered up to `max_body_bytes`).
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The parsed head, for handlers that need everything.
+    pub fn head(&self) -> &Parts {
+        &self.head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str) -> Request {
+        let (head, ()) = http::Request::builder()
+            .uri(uri)
+            .header("x-a", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        Request::from_parts(head)
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        let r = req("/p?name=J%C3%BCrgen+X&empty=&name=second");
+        assert_eq!(r.query_param("name").as_deref(), Some("Jürgen X"));
+        assert_eq!(r.query_param("empty").as_deref(), Some(""));
+        assert_eq!(r.query_param("missing"), None);
+        assert_eq!(r.query_pairs().count(), 3);
+        assert_eq!(r.header("X-A"), Some("1"));
+    }
+}

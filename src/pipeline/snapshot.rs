@@ -1,0 +1,27 @@
+//! The request-path snapshot: everything a request reads, immutable.
+//!
+//! The router actor publishes it through an `ArcSwap`; a request loads it
+//! once and keeps that generation to the end, so a reload never changes the
+//! rules under a request in flight.
+
+use std::time::Duration;
+
+use super::vhost::Servers;
+
+/// Per-request limits that a config reload may change.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Largest body accepted (413 beyond).
+    pub max_body_bytes: u64,
+    /// Time allowed to receive the body (408 beyond).
+    pub body_timeout: Duration,
+}
+
+/// One compiled config generation.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Virtual hosts and their routes.
+    pub servers: Servers,
+    /// Body limits.
+    pub limits: RequestLimits,
+}

@@ -1,0 +1,128 @@
+//! Server (virtual host) selection by the `Host` header or `:authority`.
+//!
+//! As in nginx: an exact name first, then the longest matching leading
+//! wildcard (`*.example.com` matches any subdomain, not the bare domain),
+//! then the default server.
+
+use std::collections::HashMap;
+
+use super::routes::RouteTable;
+
+/// One virtual host.
+#[derive(Debug)]
+pub struct Server {
+    /// Names as configured, for logs.
+    pub names: Vec<String>,
+    /// Its routes.
+    pub routes: RouteTable,
+}
+
+/// Every server of a snapshot and how to pick one.
+#[derive(Debug)]
+pub struct Servers {
+    servers: Vec<Server>,
+    exact: HashMap<String, usize>,
+    /// `(".example.com", index)`, longest suffix first.
+    wildcards: Vec<(String, usize)>,
+    default: usize,
+}
+
+impl Servers {
+    /// Indexes the servers. Names must already be checked for duplicates;
+    /// `default` is the index of the default server.
+    pub fn new(servers: Vec<Server>, default: usize) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcards = Vec::new();
+        for (i, s) in servers.iter().enumerate() {
+            for name in &s.names {
+                let name = name.to_ascii_lowercase();
+                match name.strip_prefix('*') {
+                    Some(suffix) => wildcards.push((suffix.to_owned(), i)),
+                    None => {
+                        exact.insert(name, i);
+                    }
+                }
+            }
+        }
+        wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        Self {
+            servers,
+            exact,
+            wildcards,
+            default,
+        }
+    }
+
+    /// The server for a host (port and case ignored).
+    pub fn select(&self, host: Option<&str>) -> &Server {
+        if self.servers.len() == 1 {
+            return &self.servers[0];
+        }
+        let idx = host
+            .map(strip_port)
+            .and_then(|h| {
+                if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.find(&h.to_ascii_lowercase())
+                } else {
+                    self.find(h)
+                }
+            })
+            .unwrap_or(self.default);
+        &self.servers[idx]
+    }
+
+    fn find(&self, host: &str) -> Option<usize> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        self.exact.get(host).copied().or_else(|| {
+            self.wildcards
+                .iter()
+                .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+                .map(|(_, i)| *i)
+        })
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers() -> Servers {
+        let s = |names: &[&str]| Server {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            routes: RouteTable::default(),
+        };
+        Servers::new(
+            vec![
+                s(&["default.test"]),
+                s(&["example.com", "www.example.com"]),
+                s(&["*.example.com"]),
+                s(&["*.api.example.com"]),
+            ],
+            0,
+        )
+    }
+
+    fn pick(s: &Servers, host: Option<&str>) -> String {
+        s.select(host).names[0].clone()
+    }
+
+    #[test]
+    fn exact_then_longest_wildcard_then_default() {
+        let s = servers();
+        assert_eq!(pick(&s, Some("example.com")), "example.com");
+        assert_eq!(pick(&s, Some("WWW.Example.COM:8080")), "example.com");
+        assert_eq!(pick(&s, Some("a.example.com")), "*.example.com");
+        assert_eq!(pick(&s, Some("v1.api.example.com")), "*.api.example.com");
+        assert_eq!(pick(&s, Some("other.org")), "default.test");
+        assert_eq!(pick(&s, None), "default.test");
+        assert_eq!(pick(&s, Some("[::1]:80")), "default.test");
+    }
+}

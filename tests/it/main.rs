@@ -1,0 +1,19 @@
+//! Troupe's integration tests: one binary, a module per feature.
+//!
+//! Every test runs the real server, in-process on `127.0.0.1:0` through
+//! [`support::server::TestServer`] or as the real `troupe` binary through
+//! [`support::daemon::Daemon`], and talks to it with real clients (hyper,
+//! raw TCP).
+
+mod support;
+
+mod access_log;
+mod cli;
+mod config_errors;
+mod http;
+mod robustness;
+mod routing;
+mod shutdown;
+mod static_files;
+mod supervision;
+mod timeouts;

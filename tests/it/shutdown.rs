@@ -1,0 +1,126 @@
+//! P1.6: graceful shutdown of the real binary on SIGTERM/SIGINT: in-flight
+//! downloads finish, new connections are refused, exit code 0; a second
+//! signal stops at once; the drain timeout bounds the wait.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use crate::support::daemon::Daemon;
+
+const SIZE: usize = 32 * 1024 * 1024;
+
+/// A config serving one 32 MiB file, larger than any socket buffer, so a
+/// client that stops reading keeps the download in flight.
+fn setup(drain: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("www/big.bin"), data).unwrap();
+    let cfg = dir.path().join("config.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"Config(listen: ["127.0.0.1:0"], limits: (drain_timeout: "{drain}"), log: (access: Off),
+                 servers: [(routes: [(path: "/{{*p}}", handler: Static(root: "www"))])])"#
+        ),
+    )
+    .unwrap();
+    (dir, cfg)
+}
+
+/// Starts a download and reads only its first bytes.
+fn start_download(d: &Daemon) -> TcpStream {
+    let mut s = TcpStream::connect(d.addr).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    s
+}
+
+fn bytes_until_close(s: &mut TcpStream, already: usize) -> usize {
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.read_to_end(&mut rest).unwrap();
+    already + rest.len()
+}
+
+#[test]
+fn sigterm_drains_in_flight_downloads_and_refuses_new_connections() {
+    let (_dir, cfg) = setup("30s");
+    let mut d = Daemon::start(&cfg);
+    let mut s = start_download(&d);
+    d.signal(libc::SIGTERM);
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpStream::connect(d.addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => assert!(Instant::now() < deadline, "still accepting after SIGTERM"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The download started before the signal completes, whole.
+    // Head plus body: the head is a few hundred bytes, the body all of it.
+    let total = bytes_until_close(&mut s, 1024);
+    assert!(
+        total > SIZE && total < SIZE + 1024,
+        "download was cut: {total} bytes"
+    );
+    let status = d
+        .wait(Duration::from_secs(10))
+        .expect("troupe did not exit");
+    assert_eq!(status.code(), Some(0), "{}", d.logs());
+    assert!(d.logs().contains("graceful shutdown"), "{}", d.logs());
+}
+
+#[test]
+fn sigint_is_graceful_too() {
+    let (_dir, cfg) = setup("30s");
+    let mut d = Daemon::start(&cfg);
+    d.signal(libc::SIGINT);
+    let status = d
+        .wait(Duration::from_secs(10))
+        .expect("troupe did not exit");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let (_dir, cfg) = setup("60s");
+    let mut d = Daemon::start(&cfg);
+    let _stalled = start_download(&d);
+    d.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait(Duration::from_secs(10))
+        .expect("troupe did not exit");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(status.code(), Some(0));
+    assert!(d.logs().contains("fast shutdown"), "{}", d.logs());
+}
+
+#[test]
+fn the_drain_timeout_bounds_a_stalled_client() {
+    let (_dir, cfg) = setup("1s");
+    let mut d = Daemon::start(&cfg);
+    let _stalled = start_download(&d);
+    let start = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait(Duration::from_secs(10))
+        .expect("troupe did not exit");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(d.logs().contains("connections cut"), "{}", d.logs());
+}

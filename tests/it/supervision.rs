@@ -1,0 +1,100 @@
+//! The actor tree around a real server: a child that dies is restarted with
+//! backoff, and traffic never notices.
+
+use std::time::Duration;
+
+use ractor::ActorCell;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{
+    client, eventually,
+    server::{TestServer, config_with_routes},
+};
+
+fn child(srv: &TestServer, prefix: &str) -> ActorCell {
+    srv.running()
+        .tree()
+        .root()
+        .get_children()
+        .into_iter()
+        .find(|c| c.get_name().is_some_and(|n| n.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("no child {prefix}"))
+}
+
+async fn restarted(srv: &TestServer, prefix: &str, old: ractor::ActorId) -> bool {
+    eventually(Duration::from_secs(5), || async {
+        let root = srv.running().tree().root();
+        root.get_children().iter().any(|c| {
+            c.get_name().is_some_and(|n| n.starts_with(prefix))
+                && c.get_id() != old
+                && c.get_status() == ractor::ActorStatus::Running
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_router_is_restarted_and_requests_keep_flowing() {
+    let srv = TestServer::start(&config_with_routes(
+        r#"(path: "/hello", handler: Return(body: "hi"))"#,
+    ))
+    .await;
+    let router = child(&srv, "router");
+    let old = router.get_id();
+    router.kill();
+    assert!(
+        restarted(&srv, "router", old).await,
+        "router was not restarted"
+    );
+    assert_eq!(client::get(&srv.url("/hello")).await.text(), "hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_comes_back_on_the_same_port_without_dropping_connections() {
+    let srv = TestServer::start(&config_with_routes(
+        r#"(path: "/hello", handler: Return(body: "hi"))"#,
+    ))
+    .await;
+    // A keep-alive connection opened before the failure.
+    let mut kept = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let ask = b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
+    kept.write_all(ask).await.unwrap();
+    let mut buf = [0u8; 512];
+    assert!(kept.read(&mut buf).await.unwrap() > 0);
+
+    let listener = child(&srv, "listener.");
+    let old = listener.get_id();
+    listener.kill();
+    assert!(
+        restarted(&srv, "listener.", old).await,
+        "listener was not restarted"
+    );
+
+    // The old connection still works, and new ones are accepted.
+    kept.write_all(ask).await.unwrap();
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("hi"));
+    for _ in 0..5 {
+        assert_eq!(client::get(&srv.url("/hello")).await.text(), "hi");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_renders_every_actor() {
+    let srv = TestServer::start(&config_with_routes(
+        r#"(path: "/", handler: Return(body: "x"))"#,
+    ))
+    .await;
+    let text = srv.running().tree().render();
+    for name in [
+        "config",
+        "metrics",
+        "router",
+        "modules",
+        "listener.127.0.0.1:",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert_eq!(text.lines().count(), 6, "{text}");
+    srv.stop().await;
+}

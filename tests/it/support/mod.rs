@@ -1,0 +1,30 @@
+//! Shared test harness: servers, clients and polling.
+
+pub mod client;
+pub mod daemon;
+pub mod server;
+
+use std::{future::Future, time::Duration};
+
+/// Polls `check` until it returns true or `within` passes; no fixed sleeps.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The repository root (where the shipped `config.ron` lives).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
