@@ -14,17 +14,15 @@
 //!
 //! # Example
 //! ```
-//! use troupe::{Body, BoxFuture, Handler, HandlerResult, Middleware, Next, Request};
+//! use troupe::{Body, Handler, HandlerFuture, Middleware, Next, Request};
 //!
-//! /// Answers with the `name` route parameter.
+//! /// Answers at once with the `name` route parameter.
 //! struct Greet;
 //!
 //! impl Handler for Greet {
-//!     fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult> {
-//!         Box::pin(async move {
-//!             let name = req.param("name").unwrap_or("world");
-//!             Ok(http::Response::new(Body::full(format!("Hello, {name}!\n"))))
-//!         })
+//!     fn call(&self, req: Request) -> HandlerFuture<'_> {
+//!         let name = req.param("name").unwrap_or("world");
+//!         HandlerFuture::ready(Ok(http::Response::new(Body::full(format!("Hello, {name}!\n")))))
 //!     }
 //! }
 //!
@@ -32,8 +30,8 @@
 //! struct ApiKey;
 //!
 //! impl Middleware for ApiKey {
-//!     fn call<'a>(&'a self, req: Request, next: Next<'a>) -> BoxFuture<'a, HandlerResult> {
-//!         Box::pin(async move {
+//!     fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
+//!         HandlerFuture::new(async move {
 //!             if req.header("x-api-key").is_none() {
 //!                 let mut denied = http::Response::new(Body::full("no key\n"));
 //!                 *denied.status_mut() = http::StatusCode::UNAUTHORIZED;
@@ -47,7 +45,12 @@
 //! }
 //! ```
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use crate::{error::HttpError, pipeline::body::Body, pipeline::request::Request};
 
@@ -60,10 +63,58 @@ pub type Response = http::Response<Body>;
 /// pipeline turns into one (see [`HttpError::into_response`]).
 pub type HandlerResult = Result<Response, HttpError>;
 
+/// What a handler or middleware returns: an answer that is ready now, or
+/// one still to come.
+///
+/// A ready answer costs no allocation, which matters on the hottest routes
+/// (fixed responses, redirects, cache hits); anything that awaits is boxed.
+pub enum HandlerFuture<'a> {
+    /// Answered already (taken on first poll).
+    Ready(Option<HandlerResult>),
+    /// Still working.
+    Pending(BoxFuture<'a, HandlerResult>),
+}
+
+impl<'a> HandlerFuture<'a> {
+    /// An answer that is ready now.
+    pub fn ready(result: HandlerResult) -> Self {
+        Self::Ready(Some(result))
+    }
+
+    /// An answer that needs to await something.
+    pub fn new(fut: impl Future<Output = HandlerResult> + Send + 'a) -> Self {
+        Self::Pending(Box::pin(fut))
+    }
+}
+
+impl std::fmt::Debug for HandlerFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ready(_) => "HandlerFuture::Ready",
+            Self::Pending(_) => "HandlerFuture::Pending",
+        })
+    }
+}
+
+impl Future for HandlerFuture<'_> {
+    type Output = HandlerResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerResult> {
+        match self.get_mut() {
+            Self::Ready(result) => Poll::Ready(
+                result
+                    .take()
+                    .expect("HandlerFuture::Ready polled after completion"),
+            ),
+            Self::Pending(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Answers a request.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request.
-    fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult>;
+    fn call(&self, req: Request) -> HandlerFuture<'_>;
 
     /// Methods the handler answers when the route lists none; `None` means any.
     fn default_methods(&self) -> Option<&'static [http::Method]> {
@@ -74,7 +125,7 @@ pub trait Handler: Send + Sync + 'static {
 /// Runs around a handler: may short-circuit, or change the response.
 pub trait Middleware: Send + Sync + 'static {
     /// Handles one request; call `next.run(req)` to continue the chain.
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> BoxFuture<'a, HandlerResult>;
+    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a>;
 }
 
 /// The rest of a route's chain, handed to each middleware.
@@ -90,7 +141,7 @@ impl<'a> Next<'a> {
     }
 
     /// Runs the rest of the chain.
-    pub fn run(self, req: Request) -> BoxFuture<'a, HandlerResult> {
+    pub fn run(self, req: Request) -> HandlerFuture<'a> {
         match self.chain.split_first() {
             Some((first, rest)) => first.call(
                 req,

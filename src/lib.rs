@@ -29,5 +29,5 @@ pub mod pipeline;
 
 pub use app::{Running, StartError, bind, start};
 pub use error::HttpError;
-pub use handler::{BoxFuture, Handler, HandlerResult, Middleware, Next, Response};
+pub use handler::{BoxFuture, Handler, HandlerFuture, HandlerResult, Middleware, Next, Response};
 pub use pipeline::{body::Body, request::Request};

@@ -1,103 +1,135 @@
 //! Per-connection bookkeeping shared by the socket wrapper, the request
-//! service and the connection task: bytes moving, requests in flight, and a
-//! close request (for HTTP/2, which has no `Connection: close`).
+//! service, the connection driver and its watchdog.
+//!
+//! The request path only bumps counters and reads one atomic: everything
+//! that needs a clock (the header timeout, the idle timeout) is decided by
+//! the watchdog on a coarse tick, and handed to the driver as an
+//! [`Action`] plus a wake-up. That keeps timers and locks off the
+//! per-request path (see `BENCHMARKS.md` for what it saved).
 
 use std::{
     io,
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::Duration,
 };
 
+use futures_util::task::AtomicWaker;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
     sync::Notify,
-    time::Instant,
 };
+
+/// What the watchdog (or the service) asks the connection driver to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Action {
+    /// Nothing pending.
+    None = 0,
+    /// Finish in-flight requests, then close (drain, idle, request cap).
+    Graceful = 1,
+    /// Close now (a header that never completed).
+    Abort = 2,
+}
 
 /// What a connection has been doing.
 #[derive(Debug, Default)]
 pub(super) struct Activity {
-    /// Bumped by every read or write that moved bytes.
-    io_events: AtomicU64,
+    /// Reads that returned bytes.
+    reads: AtomicU64,
+    /// Writes that took bytes.
+    writes: AtomicU64,
+    /// `reads` when the latest request was dispatched: more reads since
+    /// then, with nothing in flight, mean a request head is arriving.
+    reads_at_dispatch: AtomicU64,
     in_flight: AtomicUsize,
     served: AtomicU64,
-    close: Notify,
+    http2: AtomicBool,
+    action: AtomicU8,
+    driver: AtomicWaker,
+    /// Tells the watchdog the connection is gone.
+    pub(super) done: Notify,
     /// Set when raw bytes carried both `Content-Length` and
     /// `Transfer-Encoding` header lines (see [`sniff_smuggling`]).
     length_and_chunked: AtomicBool,
 }
 
+/// A copy of the counters, taken by the watchdog on each tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counters {
+    pub reads: u64,
+    pub writes: u64,
+    pub reads_at_dispatch: u64,
+    pub in_flight: usize,
+    pub http2: bool,
+}
+
 impl Activity {
     /// Counts a request in; returns how many this connection has served,
     /// and a guard that counts it out when dropped (also on cancellation).
-    pub fn begin_request(self: &Arc<Self>) -> (u64, InFlight) {
+    pub fn begin_request(&self, http2: bool) -> (u64, InFlight<'_>) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.reads_at_dispatch
+            .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        if http2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
-        (served, InFlight(self.clone()))
+        (served, InFlight(self))
     }
 
     /// Whether the request head just read declared both a length and a
     /// transfer coding; clears the flag.
     pub fn take_length_and_chunked(&self) -> bool {
-        self.length_and_chunked.swap(false, Ordering::Relaxed)
+        self.length_and_chunked.load(Ordering::Relaxed)
+            && self.length_and_chunked.swap(false, Ordering::Relaxed)
     }
 
-    pub fn request_close(&self) {
-        self.close.notify_one();
+    pub fn counters(&self) -> Counters {
+        Counters {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            reads_at_dispatch: self.reads_at_dispatch.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            http2: self.http2.load(Ordering::Relaxed),
+        }
     }
 
-    pub async fn close_requested(&self) {
-        self.close.notified().await;
+    /// Asks the driver to act, and wakes it. A stronger action wins.
+    pub fn signal(&self, action: Action) {
+        self.action.fetch_max(action as u8, Ordering::Relaxed);
+        self.driver.wake();
     }
 
-    /// A watch that expires after `timeout` with no bytes and no requests.
-    pub fn idle_watch(&self, timeout: Duration) -> IdleWatch<'_> {
-        IdleWatch {
-            activity: self,
-            timeout,
-            seen: self.io_events.load(Ordering::Relaxed),
-            since: Instant::now(),
+    /// Called by the driver on every poll: registers its waker and takes
+    /// the pending action (one relaxed load when there is none).
+    pub fn poll_action(&self, cx: &Context<'_>) -> Action {
+        self.driver.register(cx.waker());
+        if self.action.load(Ordering::Relaxed) == Action::None as u8 {
+            return Action::None;
+        }
+        match self.action.swap(Action::None as u8, Ordering::Relaxed) {
+            2 => Action::Abort,
+            1 => Action::Graceful,
+            _ => Action::None,
         }
     }
 }
 
 /// A request being handled; dropping it counts the request out.
-pub(super) struct InFlight(Arc<Activity>);
+pub(super) struct InFlight<'a>(&'a Activity);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Tracks how long a connection has been idle, polled on a coarse tick.
-pub(super) struct IdleWatch<'a> {
-    activity: &'a Activity,
-    timeout: Duration,
-    seen: u64,
-    since: Instant,
-}
-
-impl IdleWatch<'_> {
-    pub fn expired(&mut self) -> bool {
-        let now = Instant::now();
-        let events = self.activity.io_events.load(Ordering::Relaxed);
-        if events != self.seen || self.activity.in_flight.load(Ordering::Relaxed) > 0 {
-            self.seen = events;
-            self.since = now;
-            return false;
-        }
-        now.duration_since(self.since) >= self.timeout
-    }
-}
-
-/// A socket that bumps [`Activity::io_events`] whenever bytes move.
+/// A socket that counts the reads and writes that move bytes.
 pub(super) struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
@@ -106,10 +138,6 @@ pub(super) struct Tracked {
 impl Tracked {
     pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
-    }
-
-    fn bump(&self) {
-        self.activity.io_events.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -123,7 +151,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.bump();
+            this.activity.reads.fetch_add(1, Ordering::Relaxed);
             if sniff_smuggling(&buf.filled()[before..]) {
                 this.activity
                     .length_and_chunked
@@ -131,6 +159,14 @@ impl AsyncRead for Tracked {
             }
         }
         res
+    }
+}
+
+impl Tracked {
+    fn wrote(&self, res: &Poll<io::Result<usize>>) {
+        if matches!(res, Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.writes.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -142,9 +178,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.bump();
-        }
+        this.wrote(&res);
         res
     }
 
@@ -155,9 +189,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.bump();
-        }
+        this.wrote(&res);
         res
     }
 

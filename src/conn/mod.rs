@@ -3,13 +3,14 @@
 //! hyper-util's auto builder sniffs the HTTP/2 preface, so one listener
 //! speaks HTTP/1.0, HTTP/1.1 (keep-alive, pipelining) and h2c with prior
 //! knowledge. Around hyper this module adds what hyper leaves to servers:
-//! the idle keep-alive timeout, the per-connection request cap, and the
-//! graceful drain on shutdown. The header timeout and size limits are
-//! hyper's own (see [`ConnConfig::new`]).
+//! the header and idle timeouts and the drain ([`watchdog`]), the cap on
+//! requests per connection, and the smuggling sniff ([`activity`]). Header
+//! size and count limits are hyper's own (see [`ConnConfig::new`]).
 
 mod activity;
+mod watchdog;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::poll_fn, net::SocketAddr, sync::Arc, task::Poll};
 
 use http::{HeaderValue, Version, header};
 use hyper::service::service_fn;
@@ -21,13 +22,17 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{config::schema::Limits, error::HttpError, pipeline::Pipeline};
-use activity::{Activity, Tracked};
+use activity::{Action, Activity, Tracked};
+use watchdog::Timeouts;
+
+/// hyper's own default; setting it explicitly costs a heap buffer per request.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Connection-level settings, fixed at start-up.
 #[derive(Debug)]
 pub struct ConnConfig {
     builder: auto::Builder<TokioExecutor>,
-    keepalive_timeout: Duration,
+    timeouts: Timeouts,
     keepalive_requests: u64,
 }
 
@@ -35,18 +40,16 @@ impl ConnConfig {
     /// Builds the hyper settings from the configured limits.
     pub fn new(limits: &Limits) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            // hyper closes a connection whose header has not fully arrived
-            // in time (slowloris). Its clock also runs while a keep-alive
-            // connection waits for its next request, so an idle HTTP/1
-            // connection lasts at most min(header, keep-alive) timeout.
-            .header_read_timeout(limits.header_timeout)
-            .max_headers(limits.max_headers)
+        let mut h1 = builder.http1();
+        // The header timeout is the watchdog's: hyper's own arms a timer per
+        // request (and defaults to 30 s once a timer is set).
+        h1.header_read_timeout(None)
             // Header blocks past this get 431; hyper needs at least 8 KiB.
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(true);
+        if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+            h1.max_headers(limits.max_headers);
+        }
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -54,14 +57,25 @@ impl ConnConfig {
             .max_header_list_size(limits.max_header_bytes as u32);
         Self {
             builder,
-            keepalive_timeout: limits.keepalive_timeout,
+            timeouts: Timeouts {
+                header: limits.header_timeout,
+                idle: limits.keepalive_timeout,
+            },
             keepalive_requests: limits.keepalive_requests,
         }
     }
 }
 
-/// Serves one connection until it closes, the client goes idle, or `drain`
-/// fires (then in-flight requests finish and the connection closes).
+/// What every request on one connection shares.
+struct Ctx {
+    pipeline: Arc<Pipeline>,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+    max_requests: u64,
+}
+
+/// Serves one connection until it closes, the watchdog closes it (header
+/// or idle timeout), or `drain` fires (in-flight requests finish first).
 pub async fn serve(
     pipeline: Arc<Pipeline>,
     cfg: Arc<ConnConfig>,
@@ -70,25 +84,35 @@ pub async fn serve(
     drain: CancellationToken,
 ) {
     let activity = Arc::new(Activity::default());
+    tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, drain));
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-    let max_requests = cfg.keepalive_requests;
-    let svc_activity = activity.clone();
+    // One shared context per connection: a request clones one Arc.
+    let ctx = Arc::new(Ctx {
+        pipeline,
+        activity: activity.clone(),
+        peer,
+        max_requests: cfg.keepalive_requests,
+    });
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let pipeline = pipeline.clone();
-        let activity = svc_activity.clone();
+        let ctx = ctx.clone();
         async move {
-            if req.headers().contains_key(header::TRANSFER_ENCODING)
-                && activity.take_length_and_chunked()
+            let activity = &ctx.activity;
+            // Request smuggling: a length and a chunked encoding together
+            // mean two parsers can disagree on where the body ends (RFC
+            // 9112 §6.3). hyper hides the length in that case, so the raw
+            // bytes were sniffed (activity.rs).
+            if activity.take_length_and_chunked()
+                && req.headers().contains_key(header::TRANSFER_ENCODING)
             {
                 let refused = HttpError::BadRequest("both Content-Length and Transfer-Encoding");
                 return Ok::<_, Infallible>(refused.into_response());
             }
             let version = req.version();
-            let (served, _in_flight) = activity.begin_request();
-            let mut resp = pipeline.handle(req, peer).await;
-            if served >= max_requests {
+            let (served, _in_flight) = activity.begin_request(version == Version::HTTP_2);
+            let mut resp = ctx.pipeline.handle(req, ctx.peer).await;
+            if served >= ctx.max_requests {
                 if version == Version::HTTP_2 {
-                    activity.request_close();
+                    activity.signal(Action::Graceful);
                 } else {
                     resp.headers_mut()
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -99,33 +123,26 @@ pub async fn serve(
     });
     let conn = cfg.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-
-    let tick = (cfg.keepalive_timeout / 4).max(Duration::from_millis(50));
-    let mut idle = activity.idle_watch(cfg.keepalive_timeout);
+    // Drive the connection, taking the watchdog's requests between polls.
     let mut closing = false;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(err) = res {
-                    tracing::debug!(%peer, %err, "connection ended with an error");
-                }
-                return;
-            }
-            _ = drain.cancelled(), if !closing => {
-                conn.as_mut().graceful_shutdown();
+    let result = poll_fn(|cx| {
+        match activity.poll_action(cx) {
+            Action::None => {}
+            Action::Graceful if !closing => {
                 closing = true;
-            }
-            _ = activity.close_requested(), if !closing => {
                 conn.as_mut().graceful_shutdown();
-                closing = true;
             }
-            _ = tokio::time::sleep(tick), if !closing => {
-                if idle.expired() {
-                    tracing::debug!(%peer, "idle keep-alive connection closed");
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
+            Action::Graceful => {}
+            Action::Abort => {
+                tracing::debug!(%peer, "request header timed out; connection closed");
+                return Poll::Ready(Ok(()));
             }
         }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    activity.done.notify_one();
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "connection ended with an error");
     }
 }

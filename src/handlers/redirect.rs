@@ -6,7 +6,7 @@ use http::{HeaderValue, StatusCode, header};
 use super::template::Template;
 use crate::{
     error::HttpError,
-    handler::{BoxFuture, Handler, HandlerResult},
+    handler::{Handler, HandlerFuture},
     pipeline::{body::Body, request::Request},
 };
 
@@ -34,7 +34,7 @@ impl Redirect {
 }
 
 impl Handler for Redirect {
-    fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult> {
+    fn call(&self, req: Request) -> HandlerFuture<'_> {
         let result = HeaderValue::try_from(self.to.render(&req))
             .map_err(|_| HttpError::BadRequest("redirect target is not a valid header"))
             .map(|location| {
@@ -43,6 +43,6 @@ impl Handler for Redirect {
                 resp.headers_mut().insert(header::LOCATION, location);
                 resp
             });
-        Box::pin(std::future::ready(result))
+        HandlerFuture::ready(result)
     }
 }

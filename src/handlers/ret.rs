@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 
 use super::template::Template;
 use crate::{
-    handler::{BoxFuture, Handler, HandlerResult},
+    handler::{Handler, HandlerFuture},
     pipeline::{body::Body, request::Request},
 };
 
@@ -54,7 +54,7 @@ impl Return {
 }
 
 impl Handler for Return {
-    fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult> {
+    fn call(&self, req: Request) -> HandlerFuture<'_> {
         let body = match &self.content {
             Content::Fixed(bytes) => Body::full(bytes.clone()),
             Content::Template(t) => Body::full(t.render(&req)),
@@ -66,6 +66,6 @@ impl Handler for Return {
         for (name, value) in &self.headers {
             h.append(name.clone(), value.clone());
         }
-        Box::pin(std::future::ready(Ok(resp)))
+        HandlerFuture::ready(Ok(resp))
     }
 }

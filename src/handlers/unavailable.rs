@@ -2,7 +2,7 @@
 
 use crate::{
     error::HttpError,
-    handler::{BoxFuture, Handler, HandlerResult},
+    handler::{Handler, HandlerFuture},
     pipeline::request::Request,
 };
 
@@ -11,7 +11,7 @@ use crate::{
 pub struct Unavailable(pub &'static str);
 
 impl Handler for Unavailable {
-    fn call(&self, _req: Request) -> BoxFuture<'_, HandlerResult> {
-        Box::pin(std::future::ready(Err(HttpError::Unavailable(self.0))))
+    fn call(&self, _req: Request) -> HandlerFuture<'_> {
+        HandlerFuture::ready(Err(HttpError::Unavailable(self.0)))
     }
 }

@@ -4,7 +4,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::{
     error::error_page,
-    handler::{BoxFuture, HandlerResult, Middleware, Next},
+    handler::{HandlerFuture, Middleware, Next},
     pipeline::request::Request,
 };
 
@@ -20,7 +20,7 @@ pub struct RequireHeader {
 }
 
 impl Middleware for RequireHeader {
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> BoxFuture<'a, HandlerResult> {
+    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
         let allowed = match (req.headers().get(&self.header), &self.value) {
             (Some(got), Some(want)) => got == want,
             (Some(_), None) => true,
@@ -29,7 +29,7 @@ impl Middleware for RequireHeader {
         if allowed {
             next.run(req)
         } else {
-            Box::pin(std::future::ready(Ok(error_page(self.status))))
+            HandlerFuture::ready(Ok(error_page(self.status)))
         }
     }
 }

@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 
 use crate::{
-    handler::{BoxFuture, HandlerResult, Middleware, Next},
+    handler::{HandlerFuture, Middleware, Next},
     pipeline::request::Request,
 };
 
@@ -12,8 +12,8 @@ use crate::{
 pub struct SetHeaders(pub Vec<(HeaderName, HeaderValue)>);
 
 impl Middleware for SetHeaders {
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> BoxFuture<'a, HandlerResult> {
-        Box::pin(async move {
+    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
+        HandlerFuture::new(async move {
             let mut resp = match next.run(req).await {
                 Ok(resp) => resp,
                 Err(err) => err.into_response(),

@@ -15,7 +15,7 @@ pub mod routes;
 pub mod snapshot;
 pub mod vhost;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 
 use crate::{
     error::HttpError,
-    handler::{Next, Response},
+    handler::{HandlerFuture, Next, Response},
     observe::access_log::{AccessLog, Entry},
 };
 use request::Request;
@@ -49,78 +49,77 @@ impl Pipeline {
 
     /// Answers one request. Never fails: every error becomes a response.
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
-        let started = self.access.as_ref().map(|_| std::time::Instant::now());
-        let logged = self.access.as_ref().map(|_| Entry::capture(&req, peer));
+        // Only what is needed after the handler lives across its await, so
+        // this future stays small: hyper moves it once per request.
+        let logged = self
+            .access
+            .as_ref()
+            .map(|_| Box::new((Entry::capture(&req, peer), std::time::Instant::now())));
         let snapshot = self.slot.load_full();
-        let mut resp = match self.route(&snapshot, req, peer).await {
-            Ok(resp) => resp,
-            Err(err) => {
-                match err.side() {
-                    crate::error::Side::Server => tracing::warn!(%err, "request failed"),
-                    crate::error::Side::Client => tracing::debug!(%err, "request refused"),
-                }
-                err.into_response()
-            }
+        let result = match self.route(&snapshot, req, peer) {
+            Ok(handler) => handler.await,
+            Err(err) => Err(err),
         };
+        let mut resp = result.unwrap_or_else(|err| {
+            match err.side() {
+                crate::error::Side::Server => tracing::warn!(%err, "request failed"),
+                crate::error::Side::Client => tracing::debug!(%err, "request refused"),
+            }
+            err.into_response()
+        });
         resp.headers_mut().insert(header::SERVER, SERVER);
-        if let (Some(log), Some(entry), Some(t0)) = (&self.access, logged, started) {
-            log.write(&entry, &resp, t0.elapsed());
+        if let (Some(log), Some(entry)) = (&self.access, logged) {
+            log.write(&entry.0, &resp, entry.1.elapsed());
         }
         resp
     }
 
-    async fn route(
+    /// Everything up to the handler, synchronously; returns the route's
+    /// chain as one boxed future.
+    fn route<'s>(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &'s Snapshot,
         req: hyper::Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<HandlerFuture<'s>, HttpError> {
         let (head, body) = req.into_parts();
-        // Request smuggling: a length and a chunked encoding together mean
-        // two parsers can disagree on where the body ends (RFC 9112 §6.3).
-        // hyper hides the length when both come over HTTP/1 (conn/activity.rs
-        // catches that case); this catches any other way they arrive.
-        if head.headers.contains_key(header::TRANSFER_ENCODING)
-            && head.headers.contains_key(header::CONTENT_LENGTH)
-        {
-            return Err(HttpError::BadRequest(
-                "both Content-Length and Transfer-Encoding",
-            ));
-        }
         let normalized = match path::normalize(head.uri.path()) {
-            Ok(p) => match p {
-                std::borrow::Cow::Borrowed(_) => None,
-                std::borrow::Cow::Owned(p) => Some(p),
-            },
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(p)) => Some(p),
             Err(e) => {
                 tracing::debug!(error = %e, path = head.uri.path(), "hostile path refused");
                 return Err(HttpError::BadRequest("invalid path"));
             }
         };
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
-        let host = head
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-        let server = snapshot.servers.select(host);
+        let server = snapshot.servers.select(|| {
+            head.uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        });
         let (route, params) = match server.routes.lookup(&head.method, path) {
             Match::Found { route, params } => (route, params),
             Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
             Match::NotFound => return Err(HttpError::NotFound),
         };
-        let body = read_body(body, snapshot.limits).await?;
-        let req = Request::new(head, normalized, params, body, peer);
-        Next::new(&route.middleware, &*route.handler).run(req).await
+        let chain = Next::new(&route.middleware, &*route.handler);
+        if http_body::Body::is_end_stream(&body) {
+            return Ok(chain.run(Request::new(head, normalized, params, Bytes::new(), peer)));
+        }
+        let limits = snapshot.limits;
+        Ok(HandlerFuture::new(async move {
+            let body = read_body(body, limits).await?;
+            chain
+                .run(Request::new(head, normalized, params, body, peer))
+                .await
+        }))
     }
 }
 
 /// Buffers the request body within the size and time limits.
 async fn read_body(body: Incoming, limits: RequestLimits) -> Result<Bytes, HttpError> {
     use http_body::Body as _;
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
     // Refuse a declared length up front, before reading (or 100-continue).
     if body.size_hint().lower() > limits.max_body_bytes {
         return Err(HttpError::BodyTooLarge);

@@ -53,12 +53,13 @@ impl Servers {
         }
     }
 
-    /// The server for a host (port and case ignored).
-    pub fn select(&self, host: Option<&str>) -> &Server {
+    /// The server for a host (port and case ignored). The host is only
+    /// looked up when there is more than one server to choose from.
+    pub fn select<'h>(&self, host: impl FnOnce() -> Option<&'h str>) -> &Server {
         if self.servers.len() == 1 {
             return &self.servers[0];
         }
-        let idx = host
+        let idx = host()
             .map(strip_port)
             .and_then(|h| {
                 if h.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -111,7 +112,7 @@ mod tests {
     }
 
     fn pick(s: &Servers, host: Option<&str>) -> String {
-        s.select(host).names[0].clone()
+        s.select(|| host).names[0].clone()
     }
 
     #[test]

@@ -18,7 +18,7 @@ use http::Method;
 
 use crate::{
     error::HttpError,
-    handler::{BoxFuture, Handler, HandlerResult},
+    handler::{Handler, HandlerFuture},
     pipeline::request::Request,
 };
 
@@ -71,8 +71,8 @@ impl StaticFiles {
 const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
 
 impl Handler for StaticFiles {
-    fn call(&self, req: Request) -> BoxFuture<'_, HandlerResult> {
-        Box::pin(async move {
+    fn call(&self, req: Request) -> HandlerFuture<'_> {
+        HandlerFuture::new(async move {
             let rel = Self::relative(&req).trim_start_matches('/');
             let file = match self.cache.get(rel) {
                 Some(hit) => hit,
