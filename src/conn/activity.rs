@@ -11,13 +11,14 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, LazyLock,
         atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
 
 use futures_util::task::AtomicWaker;
+use memchr::memmem;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -215,7 +216,10 @@ impl AsyncWrite for Tracked {
 /// A head split across reads escapes the sniff, and then hyper's own
 /// handling (chunked wins, connection closes) still applies.
 fn sniff_smuggling(bytes: &[u8]) -> bool {
-    if memchr::memmem::find(bytes, b"ransfer-").is_none() {
+    // Building a searcher costs more than searching a request head.
+    static TRANSFER: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"ransfer-"));
+    if TRANSFER.find(bytes).is_none() {
         return false;
     }
     let mut te = false;

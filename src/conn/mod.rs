@@ -21,7 +21,7 @@ use hyper_util::{
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::schema::Limits, error::HttpError, pipeline::Pipeline};
+use crate::{config::schema::Limits, error::HttpError, handler::Response, pipeline::Pipeline};
 use activity::{Action, Activity, Tracked};
 use watchdog::Timeouts;
 
@@ -74,6 +74,41 @@ struct Ctx {
     max_requests: u64,
 }
 
+/// Answers one request on a connection. Written as one flat async fn over
+/// the pipeline's synchronous steps, so that the future hyper stores (and,
+/// for HTTP/2, spawns) per request stays a few hundred bytes.
+async fn respond(
+    ctx: Arc<Ctx>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response, Infallible> {
+    let activity = &ctx.activity;
+    // Request smuggling: a length and a chunked encoding together mean two
+    // parsers can disagree on where the body ends (RFC 9112 §6.3). hyper
+    // hides the length in that case, so the raw bytes were sniffed
+    // (activity.rs).
+    if activity.take_length_and_chunked() && req.headers().contains_key(header::TRANSFER_ENCODING)
+    {
+        let refused = HttpError::BadRequest("both Content-Length and Transfer-Encoding");
+        return Ok(refused.into_response());
+    }
+    let version = req.version();
+    let (served, _in_flight) = activity.begin_request(version == Version::HTTP_2);
+    let pipeline = &ctx.pipeline;
+    let logged = pipeline.begin(&req, ctx.peer);
+    let snapshot = pipeline.snapshot();
+    let result = pipeline.dispatch(&snapshot, req, ctx.peer).await;
+    let mut resp = pipeline.finish(result, logged);
+    if served >= ctx.max_requests {
+        if version == Version::HTTP_2 {
+            activity.signal(Action::Graceful);
+        } else {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    Ok(resp)
+}
+
 /// Serves one connection until it closes, the watchdog closes it (header
 /// or idle timeout), or `drain` fires (in-flight requests finish first).
 pub async fn serve(
@@ -93,34 +128,7 @@ pub async fn serve(
         peer,
         max_requests: cfg.keepalive_requests,
     });
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let ctx = ctx.clone();
-        async move {
-            let activity = &ctx.activity;
-            // Request smuggling: a length and a chunked encoding together
-            // mean two parsers can disagree on where the body ends (RFC
-            // 9112 §6.3). hyper hides the length in that case, so the raw
-            // bytes were sniffed (activity.rs).
-            if activity.take_length_and_chunked()
-                && req.headers().contains_key(header::TRANSFER_ENCODING)
-            {
-                let refused = HttpError::BadRequest("both Content-Length and Transfer-Encoding");
-                return Ok::<_, Infallible>(refused.into_response());
-            }
-            let version = req.version();
-            let (served, _in_flight) = activity.begin_request(version == Version::HTTP_2);
-            let mut resp = ctx.pipeline.handle(req, ctx.peer).await;
-            if served >= ctx.max_requests {
-                if version == Version::HTTP_2 {
-                    activity.signal(Action::Graceful);
-                } else {
-                    resp.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-            }
-            Ok::<_, Infallible>(resp)
-        }
-    });
+    let service = service_fn(move |req| respond(ctx.clone(), req));
     let conn = cfg.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     // Drive the connection, taking the watchdog's requests between polls.

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 
 use crate::{
     error::HttpError,
-    handler::{HandlerFuture, Next, Response},
+    handler::{HandlerFuture, HandlerResult, Next, Response},
     observe::access_log::{AccessLog, Entry},
 };
 use request::Request;
@@ -33,6 +33,10 @@ use routes::Match;
 use snapshot::{RequestLimits, Snapshot};
 
 const SERVER: HeaderValue = HeaderValue::from_static("troupe");
+
+/// A request's access-log fields and start time, boxed so that requests
+/// with the log off carry one null pointer.
+pub type Logged = Box<(Entry, std::time::Instant)>;
 
 /// Turns requests into responses, reading the current snapshot.
 #[derive(Debug)]
@@ -48,18 +52,47 @@ impl Pipeline {
     }
 
     /// Answers one request. Never fails: every error becomes a response.
+    ///
+    /// The connection layer calls the three steps itself ([`Pipeline::begin`],
+    /// [`Pipeline::dispatch`], [`Pipeline::finish`]) so that its future holds
+    /// one small state across the handler's await.
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
-        // Only what is needed after the handler lives across its await, so
-        // this future stays small: hyper moves it once per request.
-        let logged = self
-            .access
+        let logged = self.begin(&req, peer);
+        let snapshot = self.snapshot();
+        let result = self.dispatch(&snapshot, req, peer).await;
+        self.finish(result, logged)
+    }
+
+    /// The snapshot a request runs on, from start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.slot.load_full()
+    }
+
+    /// What the access log needs of the request, taken before it moves on
+    /// (`None` when the access log is off).
+    pub fn begin(&self, req: &hyper::Request<Incoming>, peer: SocketAddr) -> Option<Logged> {
+        self.access
             .as_ref()
-            .map(|_| Box::new((Entry::capture(&req, peer), std::time::Instant::now())));
-        let snapshot = self.slot.load_full();
-        let result = match self.route(&snapshot, req, peer) {
-            Ok(handler) => handler.await,
-            Err(err) => Err(err),
-        };
+            .map(|_| Box::new((Entry::capture(req, peer), std::time::Instant::now())))
+    }
+
+    /// Routes the request and starts its chain. Refusals (400, 404, 405…)
+    /// come back as a ready error.
+    pub fn dispatch<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        req: hyper::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> HandlerFuture<'s> {
+        match self.route(snapshot, req, peer) {
+            Ok(chain) => chain,
+            Err(err) => HandlerFuture::ready(Err(err)),
+        }
+    }
+
+    /// Turns the chain's result into the response: errors get their page,
+    /// every response gets `Server`, and the access log gets its line.
+    pub fn finish(&self, result: HandlerResult, logged: Option<Logged>) -> Response {
         let mut resp = result.unwrap_or_else(|err| {
             match err.side() {
                 crate::error::Side::Server => tracing::warn!(%err, "request failed"),
