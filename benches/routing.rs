@@ -101,8 +101,9 @@ fn dispatch(c: &mut Criterion) {
                 else {
                     panic!("bench route missing");
                 };
-                let resp =
-                    rt.block_on(Next::new(&route.middleware, &*route.handler).run(request(uri)));
+                let resp = rt.block_on(
+                    Next::new(route.middleware.clone(), route.handler.clone()).run(request(uri)),
+                );
                 black_box(resp.expect("response"))
             })
         });

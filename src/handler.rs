@@ -20,7 +20,7 @@
 //! struct Greet;
 //!
 //! impl Handler for Greet {
-//!     fn call(&self, req: Request) -> HandlerFuture<'_> {
+//!     fn call(&self, req: Request) -> HandlerFuture {
 //!         let name = req.param("name").unwrap_or("world");
 //!         HandlerFuture::ready(Ok(http::Response::new(Body::full(format!("Hello, {name}!\n")))))
 //!     }
@@ -30,7 +30,7 @@
 //! struct ApiKey;
 //!
 //! impl Middleware for ApiKey {
-//!     fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
+//!     fn call(&self, req: Request, next: Next) -> HandlerFuture {
 //!         HandlerFuture::new(async move {
 //!             if req.header("x-api-key").is_none() {
 //!                 let mut denied = http::Response::new(Body::full("no key\n"));
@@ -68,26 +68,47 @@ pub type HandlerResult = Result<Response, HttpError>;
 ///
 /// A ready answer costs no allocation, which matters on the hottest routes
 /// (fixed responses, redirects, cache hits); anything that awaits is boxed.
-pub enum HandlerFuture<'a> {
+/// As with tower's `Service`, the future owns what it needs (clone an `Arc`
+/// into it) rather than borrowing the handler: that lets the connection
+/// layer run the handler synchronously and keep only a small future.
+pub enum HandlerFuture {
     /// Answered already (taken on first poll).
     Ready(Option<HandlerResult>),
     /// Still working.
-    Pending(BoxFuture<'a, HandlerResult>),
+    Pending(BoxFuture<'static, HandlerResult>),
 }
 
-impl<'a> HandlerFuture<'a> {
+impl HandlerFuture {
     /// An answer that is ready now.
     pub fn ready(result: HandlerResult) -> Self {
         Self::Ready(Some(result))
     }
 
     /// An answer that needs to await something.
-    pub fn new(fut: impl Future<Output = HandlerResult> + Send + 'a) -> Self {
+    pub fn new(fut: impl Future<Output = HandlerResult> + Send + 'static) -> Self {
         Self::Pending(Box::pin(fut))
+    }
+
+    /// Applies `f` to the answer: at once if it is ready, else when it
+    /// arrives. Response filters use this so that a ready answer stays
+    /// unboxed.
+    pub fn map(self, f: impl FnOnce(HandlerResult) -> HandlerResult + Send + 'static) -> Self {
+        match self {
+            Self::Ready(Some(result)) => Self::ready(f(result)),
+            other => Self::new(async move { f(other.await) }),
+        }
+    }
+
+    /// The answer, if it is ready without polling.
+    pub fn take_ready(&mut self) -> Option<HandlerResult> {
+        match self {
+            Self::Ready(result) => result.take(),
+            Self::Pending(_) => None,
+        }
     }
 }
 
-impl std::fmt::Debug for HandlerFuture<'_> {
+impl std::fmt::Debug for HandlerFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Ready(_) => "HandlerFuture::Ready",
@@ -96,7 +117,7 @@ impl std::fmt::Debug for HandlerFuture<'_> {
     }
 }
 
-impl Future for HandlerFuture<'_> {
+impl Future for HandlerFuture {
     type Output = HandlerResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<HandlerResult> {
@@ -114,7 +135,7 @@ impl Future for HandlerFuture<'_> {
 /// Answers a request.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request.
-    fn call(&self, req: Request) -> HandlerFuture<'_>;
+    fn call(&self, req: Request) -> HandlerFuture;
 
     /// Methods the handler answers when the route lists none; `None` means any.
     fn default_methods(&self) -> Option<&'static [http::Method]> {
@@ -125,29 +146,44 @@ pub trait Handler: Send + Sync + 'static {
 /// Runs around a handler: may short-circuit, or change the response.
 pub trait Middleware: Send + Sync + 'static {
     /// Handles one request; call `next.run(req)` to continue the chain.
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a>;
+    fn call(&self, req: Request, next: Next) -> HandlerFuture;
 }
 
-/// The rest of a route's chain, handed to each middleware.
-pub struct Next<'a> {
-    chain: &'a [Arc<dyn Middleware>],
-    handler: &'a dyn Handler,
+/// The rest of a route's chain, handed to each middleware. It owns its
+/// pieces (reference counted), so a middleware can move it into a future.
+#[derive(Clone)]
+pub struct Next {
+    chain: Arc<[Arc<dyn Middleware>]>,
+    pos: usize,
+    handler: Arc<dyn Handler>,
 }
 
-impl<'a> Next<'a> {
+impl std::fmt::Debug for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next")
+            .field("remaining", &(self.chain.len() - self.pos))
+            .finish()
+    }
+}
+
+impl Next {
     /// The chain for a route: its middleware, then its handler.
-    pub fn new(chain: &'a [Arc<dyn Middleware>], handler: &'a dyn Handler) -> Self {
-        Self { chain, handler }
+    pub fn new(chain: Arc<[Arc<dyn Middleware>]>, handler: Arc<dyn Handler>) -> Self {
+        Self {
+            chain,
+            pos: 0,
+            handler,
+        }
     }
 
     /// Runs the rest of the chain.
-    pub fn run(self, req: Request) -> HandlerFuture<'a> {
-        match self.chain.split_first() {
-            Some((first, rest)) => first.call(
+    pub fn run(self, req: Request) -> HandlerFuture {
+        match self.chain.get(self.pos).cloned() {
+            Some(mw) => mw.call(
                 req,
                 Next {
-                    chain: rest,
-                    handler: self.handler,
+                    pos: self.pos + 1,
+                    ..self
                 },
             ),
             None => self.handler.call(req),

@@ -155,7 +155,7 @@ fn compile_routes(routes: &[schema::Route], base: &Path) -> Result<RouteTable, C
         let route = Route {
             pattern: pattern.as_str().into(),
             methods,
-            middleware,
+            middleware: middleware.into(),
             handler,
         };
         match (&r.path, &r.regex) {
@@ -293,7 +293,7 @@ fn compile_handler(spec: &HandlerSpec, base: &Path) -> Result<Arc<dyn Handler>, 
 
 fn compile_middleware(spec: &MiddlewareSpec) -> Result<Arc<dyn Middleware>, CompileError> {
     Ok(match spec {
-        MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?)),
+        MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?.into())),
         MiddlewareSpec::RequireHeader {
             header,
             value,

@@ -70,17 +70,21 @@ pub(super) struct Counters {
 }
 
 impl Activity {
-    /// Counts a request in; returns how many this connection has served,
-    /// and a guard that counts it out when dropped (also on cancellation).
-    pub fn begin_request(&self, http2: bool) -> (u64, InFlight<'_>) {
+    /// Counts a request in; returns how many this connection has served.
+    /// Every call is paired with [`Activity::end_request`].
+    pub fn begin_request(&self, http2: bool) -> u64 {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.reads_at_dispatch
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
         if http2 {
             self.http2.store(true, Ordering::Relaxed);
         }
-        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
-        (served, InFlight(self))
+        self.served.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts a request out (answered, or dropped by a client that left).
+    pub fn end_request(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Whether the request head just read declared both a length and a
@@ -118,15 +122,6 @@ impl Activity {
             1 => Action::Graceful,
             _ => Action::None,
         }
-    }
-}
-
-/// A request being handled; dropping it counts the request out.
-pub(super) struct InFlight<'a>(&'a Activity);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

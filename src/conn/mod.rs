@@ -10,7 +10,14 @@
 mod activity;
 mod watchdog;
 
-use std::{convert::Infallible, future::poll_fn, net::SocketAddr, sync::Arc, task::Poll};
+use std::{
+    convert::Infallible,
+    future::{Future, poll_fn},
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
 
 use http::{HeaderValue, Version, header};
 use hyper::service::service_fn;
@@ -21,7 +28,12 @@ use hyper_util::{
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::schema::Limits, error::HttpError, handler::Response, pipeline::Pipeline};
+use crate::{
+    config::schema::Limits,
+    error::HttpError,
+    handler::{HandlerFuture, HandlerResult, Response},
+    pipeline::{Logged, Pipeline},
+};
 use activity::{Action, Activity, Tracked};
 use watchdog::Timeouts;
 
@@ -74,39 +86,115 @@ struct Ctx {
     max_requests: u64,
 }
 
-/// Answers one request on a connection. Written as one flat async fn over
-/// the pipeline's synchronous steps, so that the future hyper stores (and,
-/// for HTTP/2, spawns) per request stays a few hundred bytes.
-async fn respond(
-    ctx: Arc<Ctx>,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<Response, Infallible> {
+/// Answers one request on a connection: routes it and runs its chain
+/// synchronously, so a chain that answers at once (fixed responses, cache
+/// hits, refusals) leaves hyper nothing to store but the response. Only a
+/// chain that awaits keeps a (boxed) future.
+fn respond(ctx: &Arc<Ctx>, req: hyper::Request<hyper::body::Incoming>) -> Respond {
     let activity = &ctx.activity;
     // Request smuggling: a length and a chunked encoding together mean two
     // parsers can disagree on where the body ends (RFC 9112 §6.3). hyper
     // hides the length in that case, so the raw bytes were sniffed
     // (activity.rs).
-    if activity.take_length_and_chunked() && req.headers().contains_key(header::TRANSFER_ENCODING)
-    {
+    if activity.take_length_and_chunked() && req.headers().contains_key(header::TRANSFER_ENCODING) {
         let refused = HttpError::BadRequest("both Content-Length and Transfer-Encoding");
-        return Ok(refused.into_response());
+        return Respond::Ready(Some(refused.into_response()));
     }
     let version = req.version();
-    let (served, _in_flight) = activity.begin_request(version == Version::HTTP_2);
+    let served = activity.begin_request(version == Version::HTTP_2);
     let pipeline = &ctx.pipeline;
     let logged = pipeline.begin(&req, ctx.peer);
-    let snapshot = pipeline.snapshot();
-    let result = pipeline.dispatch(&snapshot, req, ctx.peer).await;
-    let mut resp = pipeline.finish(result, logged);
+    let mut chain = pipeline.dispatch(req, ctx.peer);
+    match chain.take_ready() {
+        Some(result) => {
+            let resp = finish(ctx, result, logged, served, version);
+            activity.end_request();
+            Respond::Ready(Some(resp))
+        }
+        None => Respond::Pending {
+            chain,
+            finish: Some(Finish {
+                ctx: ctx.clone(),
+                logged,
+                served,
+                version,
+            }),
+        },
+    }
+}
+
+/// The last steps of every request: error pages, `Server`, the access log,
+/// and the per-connection request cap.
+fn finish(
+    ctx: &Ctx,
+    result: HandlerResult,
+    logged: Option<Logged>,
+    served: u64,
+    version: Version,
+) -> Response {
+    let mut resp = ctx.pipeline.finish(result, logged);
     if served >= ctx.max_requests {
         if version == Version::HTTP_2 {
-            activity.signal(Action::Graceful);
+            ctx.activity.signal(Action::Graceful);
         } else {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-    Ok(resp)
+    resp
+}
+
+/// The future hyper stores per request.
+enum Respond {
+    /// The chain answered at once.
+    Ready(Option<Response>),
+    /// The chain is still working.
+    Pending {
+        chain: HandlerFuture,
+        finish: Option<Finish>,
+    },
+}
+
+/// What finishing a pending request needs; counts the request out when
+/// dropped, so a client that leaves mid-request is not left in flight.
+struct Finish {
+    ctx: Arc<Ctx>,
+    logged: Option<Logged>,
+    served: u64,
+    version: Version,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.ctx.activity.end_request();
+    }
+}
+
+impl Future for Respond {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Respond::Ready(resp) => {
+                Poll::Ready(Ok(resp.take().expect("Respond polled after completion")))
+            }
+            Respond::Pending {
+                chain,
+                finish: pending,
+            } => {
+                let result = ready!(Pin::new(chain).poll(cx));
+                let mut done = pending.take().expect("Respond polled after completion");
+                let resp = finish(
+                    &done.ctx,
+                    result,
+                    done.logged.take(),
+                    done.served,
+                    done.version,
+                );
+                Poll::Ready(Ok(resp))
+            }
+        }
+    }
 }
 
 /// Serves one connection until it closes, the watchdog closes it (header
@@ -128,7 +216,7 @@ pub async fn serve(
         peer,
         max_requests: cfg.keepalive_requests,
     });
-    let service = service_fn(move |req| respond(ctx.clone(), req));
+    let service = service_fn(move |req| respond(&ctx, req));
     let conn = cfg.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     // Drive the connection, taking the watchdog's requests between polls.

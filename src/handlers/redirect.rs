@@ -34,7 +34,7 @@ impl Redirect {
 }
 
 impl Handler for Redirect {
-    fn call(&self, req: Request) -> HandlerFuture<'_> {
+    fn call(&self, req: Request) -> HandlerFuture {
         let result = HeaderValue::try_from(self.to.render(&req))
             .map_err(|_| HttpError::BadRequest("redirect target is not a valid header"))
             .map(|location| {

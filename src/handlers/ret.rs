@@ -54,7 +54,7 @@ impl Return {
 }
 
 impl Handler for Return {
-    fn call(&self, req: Request) -> HandlerFuture<'_> {
+    fn call(&self, req: Request) -> HandlerFuture {
         let body = match &self.content {
             Content::Fixed(bytes) => Body::full(bytes.clone()),
             Content::Template(t) => Body::full(t.render(&req)),

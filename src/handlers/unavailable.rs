@@ -11,7 +11,7 @@ use crate::{
 pub struct Unavailable(pub &'static str);
 
 impl Handler for Unavailable {
-    fn call(&self, _req: Request) -> HandlerFuture<'_> {
+    fn call(&self, _req: Request) -> HandlerFuture {
         HandlerFuture::ready(Err(HttpError::Unavailable(self.0)))
     }
 }

@@ -20,7 +20,7 @@ pub struct RequireHeader {
 }
 
 impl Middleware for RequireHeader {
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
+    fn call(&self, req: Request, next: Next) -> HandlerFuture {
         let allowed = match (req.headers().get(&self.header), &self.value) {
             (Some(got), Some(want)) => got == want,
             (Some(_), None) => true,

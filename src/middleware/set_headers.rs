@@ -1,5 +1,7 @@
 //! `SetHeaders`: sets response headers after the handler ran.
 
+use std::sync::Arc;
+
 use http::{HeaderName, HeaderValue};
 
 use crate::{
@@ -9,16 +11,14 @@ use crate::{
 
 /// Sets (replaces) response headers; error pages get them too.
 #[derive(Debug)]
-pub struct SetHeaders(pub Vec<(HeaderName, HeaderValue)>);
+pub struct SetHeaders(pub Arc<[(HeaderName, HeaderValue)]>);
 
 impl Middleware for SetHeaders {
-    fn call<'a>(&'a self, req: Request, next: Next<'a>) -> HandlerFuture<'a> {
-        HandlerFuture::new(async move {
-            let mut resp = match next.run(req).await {
-                Ok(resp) => resp,
-                Err(err) => err.into_response(),
-            };
-            for (name, value) in &self.0 {
+    fn call(&self, req: Request, next: Next) -> HandlerFuture {
+        let headers = self.0.clone();
+        next.run(req).map(move |result| {
+            let mut resp = result.unwrap_or_else(|err| err.into_response());
+            for (name, value) in headers.iter() {
                 resp.headers_mut().insert(name.clone(), value.clone());
             }
             Ok(resp)

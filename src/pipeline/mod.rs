@@ -58,14 +58,8 @@ impl Pipeline {
     /// one small state across the handler's await.
     pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
         let logged = self.begin(&req, peer);
-        let snapshot = self.snapshot();
-        let result = self.dispatch(&snapshot, req, peer).await;
+        let result = self.dispatch(req, peer).await;
         self.finish(result, logged)
-    }
-
-    /// The snapshot a request runs on, from start to end.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.slot.load_full()
     }
 
     /// What the access log needs of the request, taken before it moves on
@@ -76,15 +70,15 @@ impl Pipeline {
             .map(|_| Box::new((Entry::capture(req, peer), std::time::Instant::now())))
     }
 
-    /// Routes the request and starts its chain. Refusals (400, 404, 405…)
-    /// come back as a ready error.
-    pub fn dispatch<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        req: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> HandlerFuture<'s> {
-        match self.route(snapshot, req, peer) {
+    /// Routes the request on the current snapshot and starts its chain.
+    /// Refusals (400, 404, 405…) come back as a ready error.
+    ///
+    /// The chain's future owns what it needs, so the snapshot is only
+    /// borrowed while routing: a reload swaps it without waiting for
+    /// requests in flight, which keep their handler alive by `Arc`.
+    pub fn dispatch(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+        let snapshot = self.slot.load();
+        match self.route(&snapshot, req, peer) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
         }
@@ -109,12 +103,12 @@ impl Pipeline {
 
     /// Everything up to the handler, synchronously; returns the route's
     /// chain as one boxed future.
-    fn route<'s>(
+    fn route(
         &self,
-        snapshot: &'s Snapshot,
+        snapshot: &Snapshot,
         req: hyper::Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<HandlerFuture<'s>, HttpError> {
+    ) -> Result<HandlerFuture, HttpError> {
         let (head, body) = req.into_parts();
         let normalized = match path::normalize(head.uri.path()) {
             Ok(Cow::Borrowed(_)) => None,
@@ -136,10 +130,15 @@ impl Pipeline {
             Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
             Match::NotFound => return Err(HttpError::NotFound),
         };
-        let chain = Next::new(&route.middleware, &*route.handler);
         if http_body::Body::is_end_stream(&body) {
-            return Ok(chain.run(Request::new(head, normalized, params, Bytes::new(), peer)));
+            let req = Request::new(head, normalized, params, Bytes::new(), peer);
+            // Without middleware, skip building the chain (two Arc clones).
+            if route.middleware.is_empty() {
+                return Ok(route.handler.call(req));
+            }
+            return Ok(Next::new(route.middleware.clone(), route.handler.clone()).run(req));
         }
+        let chain = Next::new(route.middleware.clone(), route.handler.clone());
         let limits = snapshot.limits;
         Ok(HandlerFuture::new(async move {
             let body = read_body(body, limits).await?;

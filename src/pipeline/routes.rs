@@ -28,7 +28,7 @@ pub struct Route {
     /// Methods answered; `None` means any.
     pub methods: Option<Vec<Method>>,
     /// Middleware, outermost first.
-    pub middleware: Vec<Arc<dyn Middleware>>,
+    pub middleware: Arc<[Arc<dyn Middleware>]>,
     /// The handler at the end of the chain.
     pub handler: Arc<dyn Handler>,
 }
@@ -209,7 +209,7 @@ mod tests {
         Route {
             pattern: pattern.into(),
             methods,
-            middleware: vec![],
+            middleware: Arc::new([]),
             handler: Arc::new(Return::new(http::StatusCode::OK, vec![], body)),
         }
     }

@@ -30,7 +30,7 @@ use resolve::Resolver;
 #[derive(Debug)]
 pub struct StaticFiles {
     resolver: Arc<Resolver>,
-    cache: FileCache,
+    cache: Arc<FileCache>,
 }
 
 impl StaticFiles {
@@ -54,7 +54,7 @@ impl StaticFiles {
                 index,
                 follow_symlinks_outside_root,
             }),
-            cache: FileCache::new(limits),
+            cache: Arc::new(FileCache::new(limits)),
         })
     }
 
@@ -71,24 +71,27 @@ impl StaticFiles {
 const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
 
 impl Handler for StaticFiles {
-    fn call(&self, req: Request) -> HandlerFuture<'_> {
+    fn call(&self, req: Request) -> HandlerFuture {
+        let rel = Self::relative(&req).trim_start_matches('/');
+        // A cache hit answers at once, unless the body must be streamed.
+        if let Some(hit) = self.cache.get(rel) {
+            return respond::file(req, hit);
+        }
+        let key = rel.to_owned();
+        let resolver = self.resolver.clone();
+        let cache = self.cache.clone();
         HandlerFuture::new(async move {
-            let rel = Self::relative(&req).trim_start_matches('/');
-            let file = match self.cache.get(rel) {
-                Some(hit) => hit,
-                None => {
-                    let resolver = self.resolver.clone();
-                    let key = rel.to_owned();
-                    let found = tokio::task::spawn_blocking(move || resolver.resolve(&key))
-                        .await
-                        .map_err(|e| HttpError::Internal(e.to_string()))??;
-                    match found {
-                        resolve::Found::File(file) => self.cache.insert(rel, file).await?,
-                        resolve::Found::Directory => return respond::to_directory(&req),
-                    }
+            let lookup = key.clone();
+            let found = tokio::task::spawn_blocking(move || resolver.resolve(&lookup))
+                .await
+                .map_err(|e| HttpError::Internal(e.to_string()))??;
+            match found {
+                resolve::Found::File(meta) => {
+                    let file = cache.insert(&key, meta).await?;
+                    respond::file(req, file).await
                 }
-            };
-            respond::file(&req, &file).await
+                resolve::Found::Directory => respond::to_directory(&req),
+            }
         })
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP rules for a resolved file: conditional requests (304), ranges
 //! (206/416), HEAD, and the choice between a cached body and a stream.
 
-use std::io::SeekFrom;
+use std::{io::SeekFrom, sync::Arc};
 
 use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 use super::cache::CachedFile;
 use crate::{
     error::HttpError,
-    handler::{HandlerResult, Response},
+    handler::{HandlerFuture, HandlerResult, Response},
     pipeline::{body::Body, request::Request},
 };
 
@@ -44,8 +44,34 @@ pub(super) fn to_directory(req: &Request) -> HandlerResult {
     Ok(resp)
 }
 
-/// Answers a request for a resolved file.
-pub(super) async fn file(req: &Request, file: &CachedFile) -> HandlerResult {
+/// Answers a request for a resolved file: at once, unless part of it must
+/// be streamed from disk.
+pub(super) fn file(req: Request, file: Arc<CachedFile>) -> HandlerFuture {
+    match plan(&req, &file) {
+        Err(err) => HandlerFuture::ready(Err(err)),
+        Ok(Plan::Done(resp)) => HandlerFuture::ready(Ok(resp)),
+        Ok(Plan::Stream {
+            mut resp,
+            start,
+            count,
+        }) => HandlerFuture::new(async move {
+            *resp.body_mut() = stream(&file, start, count).await?;
+            Ok(resp)
+        }),
+    }
+}
+
+/// A response that is complete, or whose body still has to be opened.
+enum Plan {
+    Done(Response),
+    Stream {
+        resp: Response,
+        start: u64,
+        count: u64,
+    },
+}
+
+fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     let headers = req.headers();
     if not_modified(headers, file) {
         let mut resp = http::Response::new(Body::Empty);
@@ -53,7 +79,7 @@ pub(super) async fn file(req: &Request, file: &CachedFile) -> HandlerResult {
         let h = resp.headers_mut();
         h.insert(header::ETAG, file.etag.clone());
         h.insert(header::LAST_MODIFIED, file.last_modified.clone());
-        return Ok(resp);
+        return Ok(Plan::Done(resp));
     }
     let len = file.meta.len;
     let part = if req.method() == Method::GET {
@@ -65,13 +91,12 @@ pub(super) async fn file(req: &Request, file: &CachedFile) -> HandlerResult {
         Part::Whole => (StatusCode::OK, 0, len),
         Part::Range(s, e) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
     };
-    let body = if req.method() == Method::HEAD {
-        Body::Empty
-    } else {
-        match &file.body {
-            Some(bytes) => Body::full(bytes.slice(start as usize..(start + count) as usize)),
-            None => stream(file, start, count).await?,
+    let streamed = req.method() != Method::HEAD && file.body.is_none();
+    let body = match &file.body {
+        Some(bytes) if req.method() != Method::HEAD => {
+            Body::full(bytes.slice(start as usize..(start + count) as usize))
         }
+        _ => Body::Empty,
     };
     let mut resp: Response = http::Response::new(body);
     *resp.status_mut() = status;
@@ -89,7 +114,11 @@ pub(super) async fn file(req: &Request, file: &CachedFile) -> HandlerResult {
             HeaderValue::try_from(cr).expect("digits are valid"),
         );
     }
-    Ok(resp)
+    Ok(if streamed {
+        Plan::Stream { resp, start, count }
+    } else {
+        Plan::Done(resp)
+    })
 }
 
 async fn stream(file: &CachedFile, start: u64, count: u64) -> Result<Body, HttpError> {
