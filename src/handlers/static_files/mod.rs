@@ -11,6 +11,7 @@
 mod cache;
 mod resolve;
 mod respond;
+mod stream;
 
 use std::{path::PathBuf, sync::Arc};
 

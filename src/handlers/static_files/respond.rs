@@ -1,24 +1,16 @@
 //! The HTTP rules for a resolved file: conditional requests (304), ranges
 //! (206/416), HEAD, and the choice between a cached body and a stream.
 
-use std::{io::SeekFrom, sync::Arc};
+use std::sync::Arc;
 
-use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use http_body::Frame;
-use http_body_util::StreamBody;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
-use super::cache::CachedFile;
+use super::{cache::CachedFile, stream::FileBody};
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
     pipeline::{body::Body, request::Request},
 };
-
-/// Chunk size for streamed files: large enough to keep syscalls rare.
-const CHUNK: usize = 256 * 1024;
 
 /// What part of the file to send.
 #[derive(Debug, PartialEq, Eq)]
@@ -122,16 +114,10 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
 }
 
 async fn stream(file: &CachedFile, start: u64, count: u64) -> Result<Body, HttpError> {
-    let mut f = tokio::fs::File::open(&file.meta.path)
+    let body = FileBody::open(file.meta.path.clone(), start, count)
         .await
         .map_err(|e| HttpError::Internal(e.to_string()))?;
-    if start > 0 {
-        f.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| HttpError::Internal(e.to_string()))?;
-    }
-    let chunks = ReaderStream::with_capacity(f.take(count), CHUNK).map_ok(Frame::data);
-    Ok(Body::stream(StreamBody::new(chunks)))
+    Ok(Body::stream(body))
 }
 
 /// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.
