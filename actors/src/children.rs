@@ -44,6 +44,26 @@ pub enum ChildEvent {
     },
 }
 
+impl ChildEvent {
+    /// Acts on the event for supervisor `me`: a restart is scheduled as the
+    /// message `restart(name)` after its backoff. Returns the name of a
+    /// child that failed too often, for the supervisor to decide about.
+    pub fn schedule<M: ractor::Message>(
+        self,
+        me: &ractor::ActorRef<M>,
+        restart: fn(String) -> M,
+    ) -> Option<String> {
+        match self {
+            ChildEvent::Ignored => None,
+            ChildEvent::Restart { name, after } => {
+                me.send_after(after, move || restart(name));
+                None
+            }
+            ChildEvent::Escalate { name } => Some(name),
+        }
+    }
+}
+
 /// The children of one supervisor, in start order.
 pub struct Children {
     policy: RestartPolicy,

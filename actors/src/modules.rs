@@ -6,10 +6,7 @@
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::{
-    children::{ChildEvent, Children},
-    restart::RestartPolicy,
-};
+use crate::{children::Children, restart::RestartPolicy};
 
 /// The modules supervisor.
 #[derive(Default)]
@@ -59,18 +56,12 @@ impl Actor for Modules {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match st.children.on_event(&evt, false) {
-            ChildEvent::Ignored => Ok(()),
-            ChildEvent::Restart { name, after } => {
-                me.send_after(after, move || ModulesMsg::RestartChild(name));
-                Ok(())
-            }
-            // One module failing for good must not take its siblings down:
-            // it stays failed (its routes answer 503) until it is reloaded.
-            ChildEvent::Escalate { name } => {
-                st.children.forget(&name);
-                Ok(())
-            }
+        let event = st.children.on_event(&evt, false);
+        // One module failing for good must not take its siblings down: it
+        // stays failed (its routes answer 503) until it is reloaded.
+        if let Some(name) = event.schedule(&me, ModulesMsg::RestartChild) {
+            st.children.forget(&name);
         }
+        Ok(())
     }
 }

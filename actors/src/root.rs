@@ -21,7 +21,7 @@ use ractor::{
 use tokio::task::JoinHandle;
 
 use crate::{
-    children::{ChildEvent, Children, StartFn},
+    children::{Children, StartFn},
     config::ConfigActor,
     listener::{Listener, ListenerArgs, ListenerMsg},
     metrics::Metrics,
@@ -345,15 +345,10 @@ impl<A: App> Actor for Root<A> {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match st.children.on_event(&evt, st.phase == Phase::Stopping) {
-            ChildEvent::Ignored => Ok(()),
-            ChildEvent::Restart { name, after } => {
-                me.send_after(after, move || RootMsg::RestartChild(name));
-                Ok(())
-            }
-            ChildEvent::Escalate { name } => {
-                Err(format!("{name} failed too often; the server cannot go on").into())
-            }
+        let event = st.children.on_event(&evt, st.phase == Phase::Stopping);
+        match event.schedule(&me, RootMsg::RestartChild) {
+            None => Ok(()),
+            Some(name) => Err(format!("{name} failed too often; the server cannot go on").into()),
         }
     }
 }

@@ -49,6 +49,11 @@ impl Request {
         )
     }
 
+    /// Replaces the route parameters (for tests and benches).
+    pub fn set_params(&mut self, params: Vec<(String, String)>) {
+        self.params = params;
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.head.method

@@ -32,6 +32,7 @@ use resolve::Resolver;
 pub struct StaticFiles {
     resolver: Arc<Resolver>,
     cache: Arc<FileCache>,
+    buffers: Arc<stream::BufPool>,
 }
 
 impl StaticFiles {
@@ -56,6 +57,7 @@ impl StaticFiles {
                 follow_symlinks_outside_root,
             }),
             cache: Arc::new(FileCache::new(limits)),
+            buffers: Arc::default(),
         })
     }
 
@@ -76,11 +78,12 @@ impl Handler for StaticFiles {
         let rel = Self::relative(&req).trim_start_matches('/');
         // A cache hit answers at once, unless the body must be streamed.
         if let Some(hit) = self.cache.get(rel) {
-            return respond::file(req, hit);
+            return respond::file(req, hit, &self.buffers);
         }
         let key = rel.to_owned();
         let resolver = self.resolver.clone();
         let cache = self.cache.clone();
+        let buffers = self.buffers.clone();
         HandlerFuture::new(async move {
             let lookup = key.clone();
             let found = tokio::task::spawn_blocking(move || resolver.resolve(&lookup))
@@ -89,7 +92,7 @@ impl Handler for StaticFiles {
             match found {
                 resolve::Found::File(meta) => {
                     let file = cache.insert(&key, meta).await?;
-                    respond::file(req, file).await
+                    respond::file(req, file, &buffers).await
                 }
                 resolve::Found::Directory => respond::to_directory(&req),
             }

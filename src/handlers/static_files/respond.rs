@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
-use super::{cache::CachedFile, stream::FileBody};
+use super::{
+    cache::CachedFile,
+    stream::{BufPool, FileBody},
+};
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
@@ -38,7 +41,7 @@ pub(super) fn to_directory(req: &Request) -> HandlerResult {
 
 /// Answers a request for a resolved file: at once, unless part of it must
 /// be streamed from disk.
-pub(super) fn file(req: Request, file: Arc<CachedFile>) -> HandlerFuture {
+pub(super) fn file(req: Request, file: Arc<CachedFile>, pool: &Arc<BufPool>) -> HandlerFuture {
     match plan(&req, &file) {
         Err(err) => HandlerFuture::ready(Err(err)),
         Ok(Plan::Done(resp)) => HandlerFuture::ready(Ok(resp)),
@@ -46,10 +49,13 @@ pub(super) fn file(req: Request, file: Arc<CachedFile>) -> HandlerFuture {
             mut resp,
             start,
             count,
-        }) => HandlerFuture::new(async move {
-            *resp.body_mut() = stream(&file, start, count).await?;
-            Ok(resp)
-        }),
+        }) => {
+            let pool = pool.clone();
+            HandlerFuture::new(async move {
+                *resp.body_mut() = stream(&file, start, count, pool).await?;
+                Ok(resp)
+            })
+        }
     }
 }
 
@@ -113,8 +119,13 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     })
 }
 
-async fn stream(file: &CachedFile, start: u64, count: u64) -> Result<Body, HttpError> {
-    let body = FileBody::open(file.meta.path.clone(), start, count)
+async fn stream(
+    file: &CachedFile,
+    start: u64,
+    count: u64,
+    pool: Arc<BufPool>,
+) -> Result<Body, HttpError> {
+    let body = FileBody::open(file.meta.path.clone(), start, count, pool)
         .await
         .map_err(|e| HttpError::Internal(e.to_string()))?;
     Ok(Body::stream(body))

@@ -1,14 +1,18 @@
 //! A file body streamed from disk in large chunks, one blocking read each.
 //!
 //! `tokio::fs::File` reads into its own buffer, which `ReaderStream` then
-//! copies again; here each chunk is read straight into the `Vec` that
+//! copies again; here each chunk is read straight into the buffer that
 //! becomes the body frame, and the next read starts as soon as a chunk is
-//! handed to hyper, so disk reads overlap socket writes.
+//! handed to hyper, so disk reads overlap socket writes. Chunk buffers come
+//! from a small pool and go back to it when hyper has written them: a fresh
+//! 256 KiB allocation per chunk costs page faults (and, above glibc's mmap
+//! threshold, an mmap/munmap pair) on every chunk.
 
 use std::{
     fs::File,
     io::{self, Read, Seek, SeekFrom},
     pin::Pin,
+    sync::{Arc, Mutex},
     task::{Context, Poll, ready},
 };
 
@@ -18,6 +22,52 @@ use tokio::task::JoinHandle;
 
 /// Chunk size: large enough to keep blocking hops and syscalls rare.
 pub(super) const CHUNK: u64 = 256 * 1024;
+
+/// Buffers kept for reuse, at most; beyond that they are freed.
+const POOL_MAX: usize = 64;
+
+/// Chunk buffers shared by every download of one `Static` handler.
+#[derive(Debug, Default)]
+pub(super) struct BufPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufPool {
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize))
+    }
+
+    fn give_back(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < POOL_MAX
+        {
+            free.push(buf);
+        }
+    }
+}
+
+/// A chunk's bytes; returns its buffer to the pool when hyper drops it.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
+    }
+}
 
 /// A finished read: the file (for the next one) and the chunk.
 type Chunk = (File, io::Result<Bytes>);
@@ -30,11 +80,17 @@ pub(super) struct FileBody {
     pending: Option<JoinHandle<Chunk>>,
     /// Bytes not yet handed out, including the read in progress.
     remaining: u64,
+    pool: Arc<BufPool>,
 }
 
 impl FileBody {
     /// Opens `path` on a blocking thread and starts the first read.
-    pub async fn open(path: std::path::PathBuf, start: u64, count: u64) -> io::Result<Self> {
+    pub async fn open(
+        path: std::path::PathBuf,
+        start: u64,
+        count: u64,
+        pool: Arc<BufPool>,
+    ) -> io::Result<Self> {
         let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
             let mut f = File::open(path)?;
             if start > 0 {
@@ -47,6 +103,7 @@ impl FileBody {
         let mut body = Self {
             pending: None,
             remaining: count,
+            pool,
         };
         body.read_next(file);
         Ok(body)
@@ -57,12 +114,13 @@ impl FileBody {
             return;
         }
         let n = self.remaining.min(CHUNK);
+        let pool = self.pool.clone();
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(n as usize);
-            let read = (&mut file).take(n).read_to_end(&mut buf).map(|got| {
-                debug_assert!(got as u64 <= n);
-                Bytes::from(buf)
-            });
+            let mut buf = pool.take();
+            let read = (&mut file)
+                .take(n)
+                .read_to_end(&mut buf)
+                .map(|_| Bytes::from_owner(Pooled { buf, pool }));
             (file, read)
         }));
     }
