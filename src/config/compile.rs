@@ -259,6 +259,7 @@ fn compile_handler(spec: &HandlerSpec, base: &Path) -> Result<Arc<dyn Handler>, 
         }
         #[cfg(not(feature = "handler-static"))]
         HandlerSpec::Static(s) => {
+            let _ = base;
             return err(
                 Anchor::str(&s.root.to_string_lossy()),
                 "the `Static` handler is not compiled in (build with feature `handler-static`)",

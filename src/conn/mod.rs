@@ -8,6 +8,7 @@
 //! size and count limits are hyper's own (see [`ConnConfig::new`]).
 
 mod activity;
+mod executor;
 mod watchdog;
 
 use std::{
@@ -22,7 +23,7 @@ use std::{
 use http::{HeaderValue, Version, header};
 use hyper::service::service_fn;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
 };
 use tokio::net::TcpStream;
@@ -35,6 +36,7 @@ use crate::{
     pipeline::{Logged, Pipeline},
 };
 use activity::{Action, Activity, Tracked};
+use executor::Deferring;
 use watchdog::Timeouts;
 
 /// hyper's own default; setting it explicitly costs a heap buffer per request.
@@ -43,7 +45,7 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// Connection-level settings, fixed at start-up.
 #[derive(Debug)]
 pub struct ConnConfig {
-    builder: auto::Builder<TokioExecutor>,
+    builder: auto::Builder<Deferring>,
     timeouts: Timeouts,
     keepalive_requests: u64,
 }
@@ -51,7 +53,7 @@ pub struct ConnConfig {
 impl ConnConfig {
     /// Builds the hyper settings from the configured limits.
     pub fn new(limits: &Limits) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(Deferring);
         let mut h1 = builder.http1();
         // The header timeout is the watchdog's: hyper's own arms a timer per
         // request (and defaults to 30 s once a timer is set).
@@ -234,7 +236,18 @@ pub async fn serve(
                 return Poll::Ready(Ok(()));
             }
         }
-        conn.as_mut().poll(cx)
+        // HTTP/2 streams accepted during this poll were queued, not
+        // spawned (executor.rs): answer them now, and poll hyper again so
+        // their answers go out in one write.
+        loop {
+            let driving = executor::Driving::enter();
+            let polled = conn.as_mut().poll(cx);
+            drop(driving);
+            let answered = executor::run_deferred();
+            if polled.is_ready() || !answered {
+                return polled;
+            }
+        }
     })
     .await;
     activity.done.notify_one();

@@ -148,3 +148,38 @@ fn worker_count_comes_from_config() {
         .count();
     assert_eq!(workers, 3, "{}", d.logs());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_mixes_ready_and_waiting_streams_on_one_connection() {
+    // Ready answers (hello, cache hits) are answered in the connection's
+    // own task; waiting ones (a cache miss, a streamed file) are spawned.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.path().join("www/big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("www/small.txt"), "small\n").unwrap();
+    let routes = format!("{HELLO}, (path: \"/f/{{*p}}\", handler: Static(root: \"www\"))");
+    let srv = TestServer::start_in(dir, &config_with_routes(&routes)).await;
+    let h2 = client::h2();
+    let get = |path: &str| {
+        let req = Request::get(srv.url(path))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        client::send(&h2, req)
+    };
+    let mut hellos = Vec::new();
+    for _ in 0..20 {
+        hellos.push(get("/hello"));
+    }
+    let (big_resp, small, hellos) = tokio::join!(
+        get("/f/big.bin"),
+        get("/f/small.txt"),
+        futures_util::future::join_all(hellos)
+    );
+    assert_eq!(big_resp.version, Version::HTTP_2);
+    assert!(big_resp.body == big, "streamed body differs over h2");
+    assert_eq!(small.text(), "small\n");
+    assert!(hellos.iter().all(|r| r.text() == "Hello, World!\n"));
+    // Cache hits are ready answers now; they must still be right.
+    assert_eq!(get("/f/small.txt").await.text(), "small\n");
+}
