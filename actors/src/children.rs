@@ -128,18 +128,29 @@ impl Children {
 
     /// Classifies a supervision event and logs it with the actor's path.
     ///
+    /// `supervisor` is the cell receiving the event: a child that has died
+    /// is already unlinked, so its path is built from its supervisor's.
     /// `stopping` is true while the supervisor itself shuts down: exits are
     /// then expected and nothing is restarted.
-    pub fn on_event(&mut self, evt: &SupervisionEvent, stopping: bool) -> ChildEvent {
+    pub fn on_event(
+        &mut self,
+        supervisor: &ActorCell,
+        evt: &SupervisionEvent,
+        stopping: bool,
+    ) -> ChildEvent {
+        let child_path = |cell: &ActorCell| {
+            let name = cell.get_name().unwrap_or_else(|| cell.get_id().to_string());
+            format!("{}/{name}", path_of(supervisor))
+        };
         let (cell, failure) = match evt {
             SupervisionEvent::ActorStarted(cell) => {
-                tracing::debug!(actor = %path_of(cell), "started");
+                tracing::debug!(actor = %child_path(cell), "started");
                 return ChildEvent::Ignored;
             }
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if stopping {
-                    tracing::debug!(actor = %path_of(cell), ?reason, "stopped");
+                    tracing::debug!(actor = %child_path(cell), ?reason, "stopped");
                     return ChildEvent::Ignored;
                 }
                 (cell, None)
@@ -149,7 +160,7 @@ impl Children {
         let Some(name) = cell.get_name() else {
             return ChildEvent::Ignored;
         };
-        let path = path_of(cell);
+        let path = child_path(cell);
         let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) else {
             tracing::debug!(actor = %path, "unsupervised child exited");
             return ChildEvent::Ignored;

@@ -56,7 +56,7 @@ impl Actor for Modules {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let event = st.children.on_event(&evt, false);
+        let event = st.children.on_event(&me.get_cell(), &evt, false);
         // One module failing for good must not take its siblings down: it
         // stays failed (its routes answer 503) until it is reloaded.
         if let Some(name) = event.schedule(&me, ModulesMsg::RestartChild) {

@@ -345,7 +345,9 @@ impl<A: App> Actor for Root<A> {
         evt: SupervisionEvent,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let event = st.children.on_event(&evt, st.phase == Phase::Stopping);
+        let event = st
+            .children
+            .on_event(&me.get_cell(), &evt, st.phase == Phase::Stopping);
         match event.schedule(&me, RootMsg::RestartChild) {
             None => Ok(()),
             Some(name) => Err(format!("{name} failed too often; the server cannot go on").into()),

@@ -75,3 +75,58 @@ fn the_supervision_tree_is_logged_at_start() {
         assert!(line.ends_with("[Running]"), "{line}");
     }
 }
+
+/// Starts the binary with `RUST_LOG` unset, on a port picked here, and
+/// returns its stderr once it answered one request.
+fn logs_with_level(level: &str) -> String {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"Config(listen: ["127.0.0.1:{port}"], log: (level: "{level}", access: Off),
+                 servers: [(routes: [(path: "/", handler: Return(body: "x"))])])"#
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .arg("-c")
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut answered = false;
+    while !answered && std::time::Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            answered = out.starts_with("HTTP/1.1 200");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(answered, "troupe never answered");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_error_log_level_comes_from_the_config() {
+    let info = logs_with_level("info");
+    assert!(info.contains("supervision tree:"), "{info}");
+    let warn = logs_with_level("warn");
+    assert!(!warn.contains("supervision tree:"), "{warn}");
+    assert!(!warn.contains(" INFO "), "{warn}");
+}

@@ -124,3 +124,29 @@ fn the_drain_timeout_bounds_a_stalled_client() {
     assert_eq!(status.code(), Some(0));
     assert!(d.logs().contains("connections cut"), "{}", d.logs());
 }
+
+#[test]
+fn idle_keepalive_connections_do_not_hold_up_the_drain() {
+    let (_dir, cfg) = setup("30s");
+    let mut d = Daemon::start(&cfg);
+    // A client that made a request and keeps its connection open, idle.
+    let mut idle = TcpStream::connect(d.addr).unwrap();
+    idle.write_all(b"GET /missing HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    let start = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait(Duration::from_secs(10))
+        .expect("troupe did not exit");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    // The idle connection was closed, not left hanging.
+    idle.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0);
+}
