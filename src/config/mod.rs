@@ -2,7 +2,7 @@
 //!
 //! [`load`] does all of it, so `troupe -t` and start-up share one path:
 //! [`schema`] parses (syntax, unknown keys and types are caught by serde and
-//! ron, with their position), then [`compile`] checks meaning (static roots
+//! ron, with their position), then `compile.rs` checks meaning (static roots
 //! exist, regexes compile, routes are unique) while building the snapshot
 //! directly. Every error names the file, line and column.
 

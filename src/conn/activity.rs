@@ -70,20 +70,35 @@ pub(super) struct Counters {
 }
 
 impl Activity {
-    /// Counts a request in; returns how many this connection has served.
-    /// Every call is paired with [`Activity::end_request`].
-    pub fn begin_request(&self, http2: bool) -> u64 {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    /// Records a dispatched request; returns how many this connection has
+    /// served. Only the connection's own task calls this, so the counters
+    /// are updated with plain loads and stores, not locked instructions.
+    pub fn dispatched(&self, http2: bool) -> u64 {
         self.reads_at_dispatch
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
         if http2 {
             self.http2.store(true, Ordering::Relaxed);
         }
-        self.served.fetch_add(1, Ordering::Relaxed) + 1
+        let served = self.served.load(Ordering::Relaxed) + 1;
+        self.served.store(served, Ordering::Relaxed);
+        served
     }
 
-    /// Counts a request out (answered, or dropped by a client that left).
-    pub fn end_request(&self) {
+    /// Whether the connection has carried an HTTP/2 request.
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request that has to wait in; paired with
+    /// [`Activity::end_waiting`]. A request answered at once is never in
+    /// flight between two watchdog ticks, so it is not counted.
+    pub fn begin_waiting(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a waiting request out (answered, or dropped by a client that
+    /// left); may run on any thread.
+    pub fn end_waiting(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -125,6 +140,11 @@ impl Activity {
     }
 }
 
+/// Adds one to a counter that only the connection's task writes.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 /// A socket that counts the reads and writes that move bytes.
 pub(super) struct Tracked {
     inner: TcpStream,
@@ -147,7 +167,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.activity.reads.fetch_add(1, Ordering::Relaxed);
+            bump(&this.activity.reads);
             if sniff_smuggling(&buf.filled()[before..]) {
                 this.activity
                     .length_and_chunked
@@ -161,7 +181,7 @@ impl AsyncRead for Tracked {
 impl Tracked {
     fn wrote(&self, res: &Poll<io::Result<usize>>) {
         if matches!(res, Poll::Ready(Ok(n)) if *n > 0) {
-            self.activity.writes.fetch_add(1, Ordering::Relaxed);
+            bump(&self.activity.writes);
         }
     }
 }

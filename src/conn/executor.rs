@@ -77,10 +77,10 @@ impl Drop for Driving {
 /// ones that are not finished. Returns whether any ran (then the
 /// connection has answers to flush).
 pub(super) fn run_deferred() -> bool {
-    let mut tasks = QUEUE.with_borrow_mut(std::mem::take);
-    if tasks.is_empty() {
+    if QUEUE.with_borrow(Vec::is_empty) {
         return false;
     }
+    let mut tasks = QUEUE.with_borrow_mut(std::mem::take);
     let mut cx = Context::from_waker(Waker::noop());
     for mut task in tasks.drain(..) {
         // A spawned stream that panics takes only its own task down; keep

@@ -3,8 +3,8 @@
 //! hyper-util's auto builder sniffs the HTTP/2 preface, so one listener
 //! speaks HTTP/1.0, HTTP/1.1 (keep-alive, pipelining) and h2c with prior
 //! knowledge. Around hyper this module adds what hyper leaves to servers:
-//! the header and idle timeouts and the drain ([`watchdog`]), the cap on
-//! requests per connection, and the smuggling sniff ([`activity`]). Header
+//! the header and idle timeouts and the drain (`watchdog.rs`), the cap on
+//! requests per connection, and the smuggling sniff (`activity.rs`). Header
 //! size and count limits are hyper's own (see [`ConnConfig::new`]).
 
 mod activity;
@@ -103,25 +103,24 @@ fn respond(ctx: &Arc<Ctx>, req: hyper::Request<hyper::body::Incoming>) -> Respon
         return Respond::Ready(Some(refused.into_response()));
     }
     let version = req.version();
-    let served = activity.begin_request(version == Version::HTTP_2);
+    let served = activity.dispatched(version == Version::HTTP_2);
     let pipeline = &ctx.pipeline;
     let logged = pipeline.begin(&req, ctx.peer);
     let mut chain = pipeline.dispatch(req, ctx.peer);
     match chain.take_ready() {
-        Some(result) => {
-            let resp = finish(ctx, result, logged, served, version);
-            activity.end_request();
-            Respond::Ready(Some(resp))
+        Some(result) => Respond::Ready(Some(finish(ctx, result, logged, served, version))),
+        None => {
+            activity.begin_waiting();
+            Respond::Pending {
+                chain,
+                finish: Some(Finish {
+                    ctx: ctx.clone(),
+                    logged,
+                    served,
+                    version,
+                }),
+            }
         }
-        None => Respond::Pending {
-            chain,
-            finish: Some(Finish {
-                ctx: ctx.clone(),
-                logged,
-                served,
-                version,
-            }),
-        },
     }
 }
 
@@ -168,7 +167,7 @@ struct Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        self.ctx.activity.end_request();
+        self.ctx.activity.end_waiting();
     }
 }
 
@@ -236,9 +235,13 @@ pub async fn serve(
                 return Poll::Ready(Ok(()));
             }
         }
-        // HTTP/2 streams accepted during this poll were queued, not
-        // spawned (executor.rs): answer them now, and poll hyper again so
-        // their answers go out in one write.
+        if !activity.is_http2() {
+            return conn.as_mut().poll(cx);
+        }
+        // HTTP/2 streams accepted during this poll are queued, not spawned
+        // (executor.rs): answer them right after, and poll hyper again so
+        // their answers go out in one write. (The first streams of a
+        // connection, before it is known to be HTTP/2, are spawned.)
         loop {
             let driving = executor::Driving::enter();
             let polled = conn.as_mut().poll(cx);
