@@ -210,7 +210,8 @@ pub async fn serve(
     let activity = Arc::new(Activity::default());
     tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, drain));
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-    // One shared context per connection: a request clones one Arc.
+    // One shared context per connection: requests borrow it, and only a
+    // request that has to wait clones it.
     let ctx = Arc::new(Ctx {
         pipeline,
         activity: activity.clone(),

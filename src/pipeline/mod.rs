@@ -1,12 +1,15 @@
 //! THE HOT PATH: one request, from hyper's parsed head to our response.
 //!
 //! ```text
-//! load snapshot → refuse smuggling → normalize path → pick server
-//!   → match route (404/405) → buffer body (413/408) → middleware… → handler
-//!   → error → status (error.rs) → Server header → access log
+//! begin:    capture access-log fields (only when the log is on)
+//! dispatch: load snapshot → normalize path → pick server → match route
+//!           (404/405) → body? buffer it (413/408) : call now → chain
+//! finish:   error → status (error.rs) → Server header → access log
 //! ```
 //!
-//! No actor is awaited here: the snapshot is read from an `ArcSwap`.
+//! `conn::respond` calls the three steps synchronously inside hyper's
+//! service call (request smuggling is refused before, in `conn`). No actor
+//! is awaited: the snapshot is read from an `ArcSwap`.
 
 pub mod body;
 pub mod path;
@@ -49,17 +52,6 @@ impl Pipeline {
     /// A pipeline over a published snapshot slot.
     pub fn new(slot: Arc<ArcSwap<Snapshot>>, access: Option<AccessLog>) -> Self {
         Self { slot, access }
-    }
-
-    /// Answers one request. Never fails: every error becomes a response.
-    ///
-    /// The connection layer calls the three steps itself ([`Pipeline::begin`],
-    /// [`Pipeline::dispatch`], [`Pipeline::finish`]) so that its future holds
-    /// one small state across the handler's await.
-    pub async fn handle(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
-        let logged = self.begin(&req, peer);
-        let result = self.dispatch(req, peer).await;
-        self.finish(result, logged)
     }
 
     /// What the access log needs of the request, taken before it moves on
