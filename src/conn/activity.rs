@@ -44,9 +44,10 @@ pub(super) struct Activity {
     reads: AtomicU64,
     /// Writes that took bytes.
     writes: AtomicU64,
-    /// `reads` when the latest request was dispatched: more reads since
-    /// then, with nothing in flight, mean a request head is arriving.
-    reads_at_dispatch: AtomicU64,
+    /// `reads` when the latest request was dispatched or answered (its
+    /// body may arrive in between): more reads since then, with nothing in
+    /// flight, mean a request head is arriving.
+    reads_settled: AtomicU64,
     in_flight: AtomicUsize,
     served: AtomicU64,
     http2: AtomicBool,
@@ -64,7 +65,7 @@ pub(super) struct Activity {
 pub(super) struct Counters {
     pub reads: u64,
     pub writes: u64,
-    pub reads_at_dispatch: u64,
+    pub reads_settled: u64,
     pub in_flight: usize,
     pub http2: bool,
 }
@@ -74,7 +75,7 @@ impl Activity {
     /// served. Only the connection's own task calls this, so the counters
     /// are updated with plain loads and stores, not locked instructions.
     pub fn dispatched(&self, http2: bool) -> u64 {
-        self.reads_at_dispatch
+        self.reads_settled
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
         if http2 {
             self.http2.store(true, Ordering::Relaxed);
@@ -87,6 +88,12 @@ impl Activity {
     /// Whether the connection has carried an HTTP/2 request.
     pub fn is_http2(&self) -> bool {
         self.http2.load(Ordering::Relaxed)
+    }
+
+    /// Records that a request was answered: reads up to here were its own.
+    pub fn answered(&self) {
+        self.reads_settled
+            .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Counts a request that has to wait in; paired with
@@ -113,7 +120,7 @@ impl Activity {
         Counters {
             reads: self.reads.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
-            reads_at_dispatch: self.reads_at_dispatch.load(Ordering::Relaxed),
+            reads_settled: self.reads_settled.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             http2: self.http2.load(Ordering::Relaxed),
         }

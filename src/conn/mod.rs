@@ -134,6 +134,7 @@ fn finish(
     version: Version,
 ) -> Response {
     let mut resp = ctx.pipeline.finish(result, logged);
+    ctx.activity.answered();
     if served >= ctx.max_requests {
         if version == Version::HTTP_2 {
             ctx.activity.signal(Action::Graceful);

@@ -5,7 +5,7 @@
 //! counters with what it saw last time:
 //!
 //! - **header timeout** (HTTP/1): bytes arrived after the last request was
-//!   dispatched, nothing is in flight, and no request has started within
+//!   dispatched or answered, nothing is in flight, and no request has started within
 //!   `header_timeout` → abort (the slowloris case);
 //! - **idle timeout**: no bytes moved either way and nothing in flight for
 //!   `keepalive_timeout` → close gracefully;
@@ -80,7 +80,7 @@ impl Watch {
         if busy || moved {
             self.idle_since = now;
         }
-        let head_arriving = !busy && !c.http2 && c.reads > c.reads_at_dispatch;
+        let head_arriving = !busy && !c.http2 && c.reads > c.reads_settled;
         if !head_arriving {
             self.head_since = None;
         } else if self.head_since.is_none() {
@@ -112,7 +112,7 @@ mod tests {
         Counters {
             reads,
             writes,
-            reads_at_dispatch: at_dispatch,
+            reads_settled: at_dispatch,
             in_flight,
             http2: false,
         }

@@ -110,3 +110,26 @@ async fn keepalive_requests_cap_closes_the_connection() {
     assert_eq!(out.matches("HTTP/1.1 200").count(), 3, "{out}");
     assert_eq!(out.matches("connection: close").count(), 1, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_after_its_head_is_not_taken_for_a_slow_header() {
+    let srv = TestServer::start(&config(
+        r#"header_timeout: "300ms", keepalive_timeout: "1500ms""#,
+    ))
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"hello").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&buf[..n])), Some(200));
+    // Now idle: the idle timeout (1.5 s) applies, not the header one.
+    let start = Instant::now();
+    let rest = read_until_close(&mut s, Duration::from_secs(5)).await;
+    assert!(rest.is_empty());
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1200), "closed after {took:?}");
+}
