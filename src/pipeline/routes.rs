@@ -73,7 +73,7 @@ pub enum Match<'r> {
 pub struct RouteTable {
     routes: Vec<Route>,
     /// Route indices per pattern: one pattern may have a route per method set.
-    paths: matchit::Router<Vec<usize>>,
+    paths: matchit::Router<PathEntry>,
     regexes: Vec<(Regex, usize)>,
 }
 
@@ -119,18 +119,27 @@ impl RouteTable {
             table.routes.push(route);
         }
         for (pattern, members) in &groups {
+            let entry = PathEntry {
+                routes: members.clone(),
+                empty_catch_all: None,
+            };
             table
                 .paths
-                .insert(pattern.to_string(), members.clone())
+                .insert(pattern.to_string(), entry)
                 .map_err(|e| RouteError::Path {
                     pattern: pattern.to_string(),
                     reason: e.to_string(),
                 })?;
         }
-        // A catch-all also answers its bare prefix, unless a route has it.
+        // A catch-all also answers its bare prefix, unless a route has it;
+        // the catch-all parameter is then empty.
         for (pattern, members) in &groups {
-            if let Some(prefix) = catch_all_prefix(pattern) {
-                let _ = table.paths.insert(prefix, members.clone());
+            if let Some((prefix, name)) = catch_all_prefix(pattern) {
+                let entry = PathEntry {
+                    routes: members.clone(),
+                    empty_catch_all: Some(name),
+                };
+                let _ = table.paths.insert(prefix, entry);
             }
         }
         for (re, route) in regexes {
@@ -144,14 +153,17 @@ impl RouteTable {
     pub fn lookup(&self, method: &Method, path: &str) -> Match<'_> {
         let mut allow: Vec<&Method> = Vec::new();
         if let Ok(m) = self.paths.at(path) {
-            for &i in m.value {
+            for &i in &m.value.routes {
                 let route = &self.routes[i];
                 if route.allows(method) {
-                    let params = m
+                    let mut params: Vec<(String, String)> = m
                         .params
                         .iter()
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
                         .collect();
+                    if let Some(name) = &m.value.empty_catch_all {
+                        params.push((name.clone(), String::new()));
+                    }
                     return Match::Found { route, params };
                 }
                 collect_allow(route, &mut allow);
@@ -194,10 +206,19 @@ fn collect_allow<'r>(route: &'r Route, allow: &mut Vec<&'r Method>) {
     }
 }
 
-/// `/static/{*path}` → `/static/`; `None` for other patterns.
-fn catch_all_prefix(pattern: &str) -> Option<String> {
+/// The routes at one matchit pattern.
+#[derive(Debug, Clone)]
+struct PathEntry {
+    routes: Vec<usize>,
+    /// Set on a catch-all's bare prefix: the parameter, matched empty.
+    empty_catch_all: Option<String>,
+}
+
+/// `/static/{*path}` → (`/static/`, `path`); `None` for other patterns.
+fn catch_all_prefix(pattern: &str) -> Option<(String, String)> {
     let start = pattern.rfind("{*")?;
-    pattern.ends_with('}').then(|| pattern[..start].to_owned())
+    let name = pattern.strip_suffix('}')?.get(start + 2..)?;
+    Some((pattern[..start].to_owned(), name.to_owned()))
 }
 
 #[cfg(test)]
@@ -265,6 +286,10 @@ mod tests {
             pattern_of(&t.lookup(&Method::GET, "/files/")),
             "/files/{*rest}"
         );
+        let Match::Found { params, .. } = t.lookup(&Method::GET, "/files/") else {
+            panic!("no route for the bare prefix")
+        };
+        assert_eq!(params, vec![("rest".to_owned(), String::new())]);
         assert_eq!(
             pattern_of(&t.lookup(&Method::GET, "/users/7/x")),
             "^/users/(\\d+)/x$"

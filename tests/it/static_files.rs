@@ -23,6 +23,7 @@ fn docroot() -> TempDir {
     std::fs::write(root.join("data.json"), "{}").unwrap();
     std::fs::write(root.join("sub/index.html"), "sub home").unwrap();
     std::fs::write(root.join("digits.txt"), "0123456789").unwrap();
+    std::fs::write(root.join("empty.txt"), "").unwrap();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("big.bin"), big).unwrap();
     std::fs::write(dir.path().join("secret.txt"), "TOP SECRET").unwrap();
@@ -265,4 +266,42 @@ async fn symlinks_out_of_the_root_are_refused_unless_allowed() {
     let allowed = TestServer::start_in(docroot(), &config(true)).await;
     let r = client::get(&allowed.url("/files/link-out.txt")).await;
     assert_eq!(r.text(), "TOP SECRET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_of_an_empty_file_is_unsatisfiable() {
+    let srv = server().await;
+    for range in ["bytes=0-", "bytes=0-0", "bytes=-1"] {
+        let r = client::get_with(&srv.url("/empty.txt"), &[("range", range)]).await;
+        assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(r.header("content-range"), Some("bytes */0"));
+    }
+    let r = client::get(&srv.url("/empty.txt")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_redirects_never_point_off_site() {
+    let srv = server().await;
+    let out = raw(
+        srv.addr,
+        b"GET //evil.com/x%2F..%2F..%2Fsub HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status_of(&out), Some(301), "{out}");
+    let location = out
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a Location header");
+    assert_eq!(location.trim(), "/sub/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_all_prefix_serves_the_root_of_its_alias() {
+    let srv = server().await;
+    let r = client::get(&srv.url("/files/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), "<h1>home</h1>");
 }

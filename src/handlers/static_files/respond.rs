@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
 use super::{
     cache::CachedFile,
     stream::{BufPool, FileBody},
@@ -23,9 +25,26 @@ enum Part {
     Range(u64, u64),
 }
 
+/// What is escaped in a redirect's path, besides controls and non-ASCII.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// A directory asked for without its slash: redirect, as nginx does.
+///
+/// The target is built from the normalized path, never the raw one: a raw
+/// `//evil.com/..%2F..%2Fdir` would otherwise come back as a
+/// protocol-relative `Location: //evil.com/…`, an open redirect.
 pub(super) fn to_directory(req: &Request) -> HandlerResult {
-    let mut location = req.uri().path().to_owned();
+    let mut location = utf8_percent_encode(req.path(), PATH).to_string();
     location.push('/');
     if let Some(q) = req.query() {
         location.push('?');
@@ -178,13 +197,16 @@ fn range(headers: &HeaderMap, file: &CachedFile) -> Result<Part, HttpError> {
     let Ok(parsed) = http_range_header::parse_range_header(raw) else {
         return Ok(Part::Whole);
     };
-    match parsed.validate(file.meta.len) {
-        Ok(ranges) if ranges.len() == 1 => {
-            let r = &ranges[0];
-            Ok(Part::Range(*r.start(), *r.end()))
-        }
+    let len = file.meta.len;
+    match parsed.validate(len) {
+        // The crate accepts `bytes=0-` on an empty file as 0..=0; no byte
+        // of an empty file can be served, so check the bounds ourselves.
+        Ok(ranges) if ranges.len() == 1 => match (*ranges[0].start(), *ranges[0].end()) {
+            (start, end) if start <= end && end < len => Ok(Part::Range(start, end)),
+            _ => Err(HttpError::RangeNotSatisfiable { len }),
+        },
         Ok(_) => Ok(Part::Whole),
-        Err(_) => Err(HttpError::RangeNotSatisfiable { len: file.meta.len }),
+        Err(_) => Err(HttpError::RangeNotSatisfiable { len }),
     }
 }
 
