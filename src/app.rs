@@ -9,9 +9,8 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 use tracing_appender::non_blocking::WorkerGuard;
-use troupe_actors::{App, BoxFuture, RestartPolicy, Tree, TreeSpec};
+use troupe_actors::{App, BoxFuture, ConnShutdown, RestartPolicy, Tree, TreeSpec};
 
 use crate::{
     config::{Config, Loaded},
@@ -35,14 +34,14 @@ impl App for Http {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        drain: CancellationToken,
+        shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         Box::pin(conn::serve(
             self.pipeline.clone(),
             self.conn.clone(),
             stream,
             peer,
-            drain,
+            shutdown,
         ))
     }
 }

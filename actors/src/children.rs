@@ -111,17 +111,34 @@ impl Children {
         self.specs.retain(|s| s.name != name);
     }
 
-    /// Restarts a child after its backoff, logging the outcome.
-    pub async fn restart(&mut self, name: &str, supervisor: &ActorCell) {
-        let Some(spec) = self.specs.iter().find(|s| s.name == name) else {
-            return;
+    /// Restarts a child after its backoff, logging the outcome. A restart
+    /// that fails counts as another failure: the returned event says when
+    /// to try again, or that the child must escalate.
+    pub async fn restart(&mut self, name: &str, supervisor: &ActorCell) -> ChildEvent {
+        let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) else {
+            return ChildEvent::Ignored;
         };
-        match (spec.start)(supervisor.clone()).await {
-            Ok(cell) => tracing::info!(actor = %path_of(&cell), "restarted"),
-            // A failed restart counts as another failure: the next event
-            // (or the lack of one) is handled by the caller's retry.
-            Err(err) => {
-                tracing::error!(parent = %path_of(supervisor), child = name, %err, "restart failed")
+        let err = match (spec.start)(supervisor.clone()).await {
+            Ok(cell) => {
+                tracing::info!(actor = %path_of(&cell), "restarted");
+                return ChildEvent::Ignored;
+            }
+            Err(err) => err,
+        };
+        let path = format!("{}/{name}", path_of(supervisor));
+        match spec.tracker.on_failure(Instant::now()) {
+            Decision::Restart { after, attempt } => {
+                tracing::error!(actor = %path, %err, attempt, backoff_ms = after.as_millis() as u64, "restart failed; retrying");
+                ChildEvent::Restart {
+                    name: name.to_owned(),
+                    after,
+                }
+            }
+            Decision::GiveUp => {
+                tracing::error!(actor = %path, %err, "restart failed too often; escalating");
+                ChildEvent::Escalate {
+                    name: name.to_owned(),
+                }
             }
         }
     }

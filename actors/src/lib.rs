@@ -35,4 +35,4 @@ pub mod tree;
 
 pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
-pub use seams::{App, BoxFuture};
+pub use seams::{App, BoxFuture, ConnShutdown};

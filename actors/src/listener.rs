@@ -25,7 +25,10 @@ use tokio_util::{
     task::TaskTracker,
 };
 
-use crate::{seams::App, tree::path_of};
+use crate::{
+    seams::{App, ConnShutdown},
+    tree::path_of,
+};
 
 /// The listener actor, generic over the app that serves its connections.
 pub struct Listener<A>(std::marker::PhantomData<fn() -> A>);
@@ -58,6 +61,16 @@ pub enum ListenerMsg {
     Active(RpcReplyPort<usize>),
 }
 
+/// The connections of one listen address. They outlive any one listener
+/// actor: a restarted listener takes over the same set, so a later drain
+/// still reaches connections accepted before the restart.
+#[derive(Debug, Default)]
+pub struct Connections {
+    shutdown: ConnShutdown,
+    tracker: TaskTracker,
+    active: AtomicUsize,
+}
+
 /// What a listener is started with.
 pub struct ListenerArgs<A> {
     /// Serves each accepted connection.
@@ -65,6 +78,8 @@ pub struct ListenerArgs<A> {
     /// The bound socket; the listener accepts on a duplicate of it, so a
     /// restarted listener keeps the same port and its backlog.
     pub socket: Arc<std::net::TcpListener>,
+    /// The connections accepted on this address, by any incarnation.
+    pub conns: Arc<Connections>,
 }
 
 /// The listener's state.
@@ -73,11 +88,12 @@ pub struct ListenerState {
     /// Stops the accept loop when the state is dropped, which ractor does
     /// when the actor fails or is killed (when `post_stop` does not run).
     _accept_guard: DropGuard,
-    drain: CancellationToken,
-    tracker: TaskTracker,
-    active: Arc<AtomicUsize>,
+    conns: Arc<Connections>,
     accept_loop: Option<JoinHandle<()>>,
 }
+
+/// How long cut connections get to notice before the drain gives up.
+const CUT_GRACE: Duration = Duration::from_secs(1);
 
 impl<A: App> Actor for Listener<A> {
     type Msg = ListenerMsg;
@@ -93,26 +109,18 @@ impl<A: App> Actor for Listener<A> {
         std_listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(std_listener)?;
         let stop_accepting = CancellationToken::new();
-        let st = ListenerState {
-            _accept_guard: stop_accepting.clone().drop_guard(),
-            stop_accepting,
-            drain: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            active: Arc::new(AtomicUsize::new(0)),
-            accept_loop: None,
-        };
         let accept = AcceptLoop {
             listener,
             app: args.app,
             me,
-            stop: st.stop_accepting.clone(),
-            drain: st.drain.clone(),
-            tracker: st.tracker.clone(),
-            active: st.active.clone(),
+            stop: stop_accepting.clone(),
+            conns: args.conns.clone(),
         };
         Ok(ListenerState {
+            _accept_guard: stop_accepting.clone().drop_guard(),
+            stop_accepting,
+            conns: args.conns,
             accept_loop: Some(tokio::spawn(accept.run())),
-            ..st
         })
     }
 
@@ -128,18 +136,27 @@ impl<A: App> Actor for Listener<A> {
                 if let Some(accept) = st.accept_loop.take() {
                     let _ = accept.await;
                 }
-                st.drain.cancel();
-                st.tracker.close();
-                let open = st.active.load(Ordering::Relaxed);
+                let conns = &st.conns;
+                conns.shutdown.drain.cancel();
+                conns.tracker.close();
+                let open = conns.active.load(Ordering::Relaxed);
                 tracing::info!(actor = %path_of(&me.get_cell()), open, "draining connections");
-                let _ = tokio::time::timeout(deadline, st.tracker.wait()).await;
-                let _ = reply.send(st.active.load(Ordering::Relaxed));
+                let mut cut = 0;
+                if tokio::time::timeout(deadline, conns.tracker.wait())
+                    .await
+                    .is_err()
+                {
+                    cut = conns.active.load(Ordering::Relaxed);
+                    conns.shutdown.cut.cancel();
+                    let _ = tokio::time::timeout(CUT_GRACE, conns.tracker.wait()).await;
+                }
+                let _ = reply.send(cut);
             }
             ListenerMsg::ConnectionPanicked { peer, reason } => {
                 tracing::error!(actor = %path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
             }
             ListenerMsg::Active(reply) => {
-                let _ = reply.send(st.active.load(Ordering::Relaxed));
+                let _ = reply.send(st.conns.active.load(Ordering::Relaxed));
             }
         }
         Ok(())
@@ -162,17 +179,15 @@ struct AcceptLoop<A> {
     app: Arc<A>,
     me: ActorRef<ListenerMsg>,
     stop: CancellationToken,
-    drain: CancellationToken,
-    tracker: TaskTracker,
-    active: Arc<AtomicUsize>,
+    conns: Arc<Connections>,
 }
 
 /// Decrements the open-connection count when a connection task ends, even by panic.
-struct ActiveGuard(Arc<AtomicUsize>);
+struct ActiveGuard(Arc<Connections>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -202,11 +217,11 @@ impl<A: App> AcceptLoop<A> {
                 }
             };
             let _ = stream.set_nodelay(true);
-            self.active.fetch_add(1, Ordering::Relaxed);
-            let guard = ActiveGuard(self.active.clone());
-            let conn = self.app.serve(stream, peer, self.drain.clone());
+            self.conns.active.fetch_add(1, Ordering::Relaxed);
+            let guard = ActiveGuard(self.conns.clone());
+            let conn = self.app.serve(stream, peer, self.conns.shutdown.clone());
             let me = self.me.clone();
-            self.tracker.spawn(async move {
+            self.conns.tracker.spawn(async move {
                 let _guard = guard;
                 if let Err(panic) = AssertUnwindSafe(conn).catch_unwind().await {
                     let reason = panic_message(panic.as_ref());

@@ -45,7 +45,12 @@ impl Actor for Modules {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ModulesMsg::RestartChild(name) => st.children.restart(&name, &me.get_cell()).await,
+            ModulesMsg::RestartChild(name) => {
+                let retry = st.children.restart(&name, &me.get_cell()).await;
+                if let Some(failed) = retry.schedule(&me, ModulesMsg::RestartChild) {
+                    st.children.forget(&failed);
+                }
+            }
         }
         Ok(())
     }

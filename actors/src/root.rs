@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::{
     children::{Children, StartFn},
     config::ConfigActor,
-    listener::{Listener, ListenerArgs, ListenerMsg},
+    listener::{Connections, Listener, ListenerArgs, ListenerMsg},
     metrics::Metrics,
     modules::Modules,
     restart::RestartPolicy,
@@ -257,6 +257,7 @@ impl<A: App> Actor for Root<A> {
             let addr = socket.local_addr()?;
             let socket = Arc::new(socket);
             let app = spec.app.clone();
+            let conns = Arc::new(Connections::default());
             let name = names.of(&format!("listener.{addr}"));
             let listener = children
                 .start(
@@ -267,6 +268,7 @@ impl<A: App> Actor for Root<A> {
                             ListenerArgs {
                                 app: app.clone(),
                                 socket: socket.clone(),
+                                conns: conns.clone(),
                             },
                         )
                     }),
@@ -292,7 +294,13 @@ impl<A: App> Actor for Root<A> {
         match msg {
             RootMsg::RestartChild(name) => {
                 if st.phase == Phase::Running {
-                    st.children.restart(&name, &me.get_cell()).await;
+                    let retry = st.children.restart(&name, &me.get_cell()).await;
+                    if let Some(failed) = retry.schedule(&me, RootMsg::RestartChild) {
+                        return Err(format!(
+                            "{failed} cannot be restarted; the server cannot go on"
+                        )
+                        .into());
+                    }
                     // A restarted listener is a new actor: refresh its handle.
                     if let Some(entry) = st.listeners.iter_mut().find(|(n, _)| *n == name)
                         && let Some(fresh) = ActorRef::<ListenerMsg>::where_is(name.clone())

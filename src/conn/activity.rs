@@ -90,10 +90,15 @@ impl Activity {
         self.http2.load(Ordering::Relaxed)
     }
 
-    /// Records that a request was answered: reads up to here were its own.
+    /// Records that a request was answered: reads up to here were its own,
+    /// and a smuggling mark set by them (say, by header-like lines in its
+    /// body) must not refuse the next request.
     pub fn answered(&self) {
         self.reads_settled
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        if self.length_and_chunked.load(Ordering::Relaxed) {
+            self.length_and_chunked.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Counts a request that has to wait in; paired with
@@ -144,6 +149,15 @@ impl Activity {
             1 => Action::Graceful,
             _ => Action::None,
         }
+    }
+}
+
+/// Tells the watchdog the connection is gone when dropped.
+pub(super) struct Done(pub Arc<Activity>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done.notify_one();
     }
 }
 

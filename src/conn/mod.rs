@@ -27,7 +27,7 @@ use hyper_util::{
     server::conn::auto,
 };
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use troupe_actors::ConnShutdown;
 
 use crate::{
     config::schema::Limits,
@@ -200,16 +200,19 @@ impl Future for Respond {
 }
 
 /// Serves one connection until it closes, the watchdog closes it (header
-/// or idle timeout), or `drain` fires (in-flight requests finish first).
+/// or idle timeout, a client that stopped reading), `shutdown.drain` fires
+/// (in-flight requests finish first) or `shutdown.cut` does (at once).
 pub async fn serve(
     pipeline: Arc<Pipeline>,
     cfg: Arc<ConnConfig>,
     stream: TcpStream,
     peer: SocketAddr,
-    drain: CancellationToken,
+    shutdown: ConnShutdown,
 ) {
     let activity = Arc::new(Activity::default());
-    tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, drain));
+    tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, shutdown));
+    // Ends the watchdog however this function ends, a panic included.
+    let _done = activity::Done(activity.clone());
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
     // One shared context per connection: requests borrow it, and only a
     // request that has to wait clones it.
@@ -255,7 +258,6 @@ pub async fn serve(
         }
     })
     .await;
-    activity.done.notify_one();
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "connection ended with an error");
     }

@@ -9,7 +9,11 @@
 //!   `header_timeout` → abort (the slowloris case);
 //! - **idle timeout**: no bytes moved either way and nothing in flight for
 //!   `keepalive_timeout` → close gracefully;
-//! - **drain**: the listener is shutting down → close gracefully.
+//! - **drain**: the listener is shutting down → close gracefully;
+//! - **stalled close**: after a graceful close was asked for, no bytes move
+//!   for another `keepalive_timeout` (a client that stopped reading a
+//!   response) → abort, like nginx's `send_timeout`;
+//! - **cut**: the drain deadline passed → abort.
 //!
 //! Deciding on a tick means a timeout fires up to one tick late, in return
 //! for no timer work on the request path.
@@ -17,7 +21,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use troupe_actors::ConnShutdown;
 
 use super::activity::{Action, Activity, Counters};
 
@@ -35,21 +39,30 @@ impl Timeouts {
 }
 
 /// Watches one connection until it is done.
-pub(super) async fn watch(activity: Arc<Activity>, timeouts: Timeouts, drain: CancellationToken) {
+pub(super) async fn watch(activity: Arc<Activity>, timeouts: Timeouts, shutdown: ConnShutdown) {
     let mut state = Watch::new(activity.counters(), Instant::now());
     let tick = timeouts.tick();
+    let mut draining = false;
     loop {
         tokio::select! {
             _ = activity.done.notified() => return,
-            _ = drain.cancelled() => {
-                activity.signal(Action::Graceful);
+            _ = shutdown.cut.cancelled() => {
+                activity.signal(Action::Abort);
                 return;
             }
+            _ = shutdown.drain.cancelled(), if !draining => {
+                draining = true;
+                state.closing(Instant::now());
+                activity.signal(Action::Graceful);
+            }
             _ = tokio::time::sleep(tick) => {
-                let action = state.check(activity.counters(), Instant::now(), timeouts);
-                if action != Action::None {
-                    activity.signal(action);
-                    return;
+                match state.check(activity.counters(), Instant::now(), timeouts) {
+                    Action::None => {}
+                    Action::Graceful => activity.signal(Action::Graceful),
+                    Action::Abort => {
+                        activity.signal(Action::Abort);
+                        return;
+                    }
                 }
             }
         }
@@ -62,6 +75,8 @@ struct Watch {
     seen: Counters,
     idle_since: Instant,
     head_since: Option<Instant>,
+    /// When a graceful close was asked for (or last made progress).
+    closing_since: Option<Instant>,
 }
 
 impl Watch {
@@ -70,7 +85,15 @@ impl Watch {
             seen,
             idle_since: now,
             head_since: None,
+            closing_since: None,
         }
+    }
+
+    /// A graceful close was asked for: from now on, a connection that moves
+    /// no bytes for a whole idle timeout is cut (a client that stopped
+    /// reading would otherwise hold its response, and the close, forever).
+    fn closing(&mut self, now: Instant) {
+        self.closing_since.get_or_insert(now);
     }
 
     fn check(&mut self, now_counters: Counters, now: Instant, t: Timeouts) -> Action {
@@ -87,12 +110,24 @@ impl Watch {
             self.head_since = Some(now);
         }
         self.seen = c;
+        if let Some(since) = self.closing_since {
+            if moved {
+                self.closing_since = Some(now);
+                return Action::None;
+            }
+            return if now.duration_since(since) >= t.idle {
+                Action::Abort
+            } else {
+                Action::None
+            };
+        }
         if let Some(since) = self.head_since
             && now.duration_since(since) >= t.header
         {
             return Action::Abort;
         }
         if now.duration_since(self.idle_since) >= t.idle {
+            self.closing(now);
             return Action::Graceful;
         }
         Action::None
@@ -146,5 +181,19 @@ mod tests {
         assert_eq!(w.check(counters(1, 1, 1, 1), s(29), T), Action::None);
         assert_eq!(w.check(counters(1, 1, 1, 0), s(40), T), Action::None);
         assert_eq!(w.check(counters(1, 1, 1, 0), s(71), T), Action::Graceful);
+    }
+
+    #[test]
+    fn a_close_that_makes_no_progress_is_cut() {
+        let t0 = Instant::now();
+        let mut w = Watch::new(counters(1, 1, 1, 0), t0);
+        let s = |n| t0 + Duration::from_secs(n);
+        assert_eq!(w.check(counters(1, 1, 1, 0), s(31), T), Action::Graceful);
+        // The client still reads, slowly: progress keeps the close graceful.
+        assert_eq!(w.check(counters(1, 2, 1, 0), s(50), T), Action::None);
+        assert_eq!(w.check(counters(1, 3, 1, 0), s(70), T), Action::None);
+        // Then it stops reading for a whole idle timeout.
+        assert_eq!(w.check(counters(1, 3, 1, 0), s(95), T), Action::None);
+        assert_eq!(w.check(counters(1, 3, 1, 0), s(101), T), Action::Abort);
     }
 }

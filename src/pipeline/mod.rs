@@ -114,7 +114,7 @@ impl Pipeline {
         let server = snapshot.servers.select(|| {
             head.uri
                 .authority()
-                .map(|a| a.as_str())
+                .map(|a| a.host())
                 .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         });
         let (route, params) = match server.routes.lookup(&head.method, path) {

@@ -77,6 +77,15 @@ async fn a_killed_listener_comes_back_on_the_same_port_without_dropping_connecti
     for _ in 0..5 {
         assert_eq!(client::get(&srv.url("/hello")).await.text(), "hi");
     }
+
+    // A shutdown still drains the connection accepted before the restart.
+    let stopped = tokio::time::timeout(Duration::from_secs(5), srv.stop()).await;
+    assert_eq!(stopped.ok(), Some(0), "shutdown did not drain in time");
+    let n = tokio::time::timeout(Duration::from_secs(2), kept.read(&mut buf))
+        .await
+        .expect("the old connection was left open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,3 +133,65 @@ async fn a_body_sent_after_its_head_is_not_taken_for_a_slow_header() {
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(1200), "closed after {took:?}");
 }
+
+/// A docroot with one file larger than any socket buffer.
+fn big_file_server_config(limits: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let data: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("www/big.bin"), data).unwrap();
+    let cfg = format!(
+        r#"Config(listen: ["127.0.0.1:0"], limits: ({limits}), log: (access: Off),
+             servers: [(routes: [(path: "/{{*p}}", handler: Static(root: "www"))])])"#
+    );
+    (dir, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let (dir, cfg) = big_file_server_config(r#"keepalive_timeout: "400ms""#);
+    let srv = TestServer::start_in(dir, &cfg).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).await.unwrap();
+    // Stop reading: the server's writes stall, the connection goes idle,
+    // its graceful close makes no progress, and it is cut.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the stalled connection was never closed");
+    assert!(
+        rest.len() + 1024 < 32 * 1024 * 1024,
+        "the whole file arrived"
+    );
+    assert_eq!(
+        client::get(&srv.url("/missing")).await.status,
+        http::StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_deadline_cuts_stalled_connections_in_process() {
+    let (dir, cfg) = big_file_server_config(r#"drain_timeout: "300ms""#);
+    let srv = TestServer::start_in(dir, &cfg).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).await.unwrap();
+    let start = Instant::now();
+    let cut = srv.stop().await;
+    assert_eq!(cut, 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the cut connection is still open");
+}
