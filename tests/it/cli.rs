@@ -76,9 +76,9 @@ fn the_supervision_tree_is_logged_at_start() {
     }
 }
 
-/// Starts the binary with `RUST_LOG` unset, on a port picked here, and
-/// returns its stderr once it answered one request.
-fn logs_with_level(level: &str) -> String {
+/// Runs the binary with `RUST_LOG` unset on a config whose `log` block is
+/// `log`, sends it one request, stops it, and returns (stdout, stderr).
+fn run_once(log: &str) -> (String, String) {
     use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -90,7 +90,7 @@ fn logs_with_level(level: &str) -> String {
     std::fs::write(
         &cfg,
         format!(
-            r#"Config(listen: ["127.0.0.1:{port}"], log: (level: "{level}", access: Off),
+            r#"Config(listen: ["127.0.0.1:{port}"], log: {log},
                  servers: [(routes: [(path: "/", handler: Return(body: "x"))])])"#
         ),
     )
@@ -99,6 +99,7 @@ fn logs_with_level(level: &str) -> String {
         .arg("-c")
         .arg(&cfg)
         .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -106,7 +107,7 @@ fn logs_with_level(level: &str) -> String {
     let mut answered = false;
     while !answered && std::time::Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(b"GET /?q=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             answered = out.starts_with("HTTP/1.1 200");
@@ -119,7 +120,25 @@ fn logs_with_level(level: &str) -> String {
     }
     let out = child.wait_with_output().unwrap();
     assert!(answered, "troupe never answered");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn logs_with_level(level: &str) -> String {
+    run_once(&format!(r#"(level: "{level}", access: Off)"#)).1
+}
+
+#[test]
+fn the_access_log_goes_to_stdout_by_default() {
+    let (stdout, _) = run_once("()");
+    let line = stdout.lines().next().unwrap_or_default();
+    assert!(line.starts_with("127.0.0.1 - - ["), "{stdout}");
+    assert!(
+        line.contains("\"GET /?q=1 HTTP/1.1\" 200 1 \"-\" \"-\""),
+        "{line}"
+    );
 }
 
 #[test]
