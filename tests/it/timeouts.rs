@@ -147,16 +147,22 @@ fn big_file_server_config(limits: &str) -> (tempfile::TempDir, String) {
     (dir, cfg)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_cut_off() {
-    let (dir, cfg) = big_file_server_config(r#"keepalive_timeout: "400ms""#);
-    let srv = TestServer::start_in(dir, &cfg).await;
+/// Starts downloading `big.bin` and reads only its first kilobyte.
+async fn stalled_download(srv: &TestServer) -> TcpStream {
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .unwrap();
     let mut first = [0u8; 1024];
     s.read_exact(&mut first).await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let (dir, cfg) = big_file_server_config(r#"keepalive_timeout: "400ms""#);
+    let srv = TestServer::start_in(dir, &cfg).await;
+    let mut s = stalled_download(&srv).await;
     // Stop reading: the server's writes stall, the connection goes idle,
     // its graceful close makes no progress, and it is cut.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -177,12 +183,7 @@ async fn a_client_that_stops_reading_is_cut_off() {
 async fn the_drain_deadline_cuts_stalled_connections_in_process() {
     let (dir, cfg) = big_file_server_config(r#"drain_timeout: "300ms""#);
     let srv = TestServer::start_in(dir, &cfg).await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 1024];
-    s.read_exact(&mut first).await.unwrap();
+    let mut s = stalled_download(&srv).await;
     let start = Instant::now();
     let cut = srv.stop().await;
     assert_eq!(cut, 1);
