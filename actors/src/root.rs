@@ -52,7 +52,6 @@ pub struct TreeSpec<A: App> {
 pub struct Tree {
     root: ActorRef<RootMsg>,
     handle: JoinHandle<()>,
-    names: Names,
 }
 
 /// Registered names are process-wide in ractor, so a second tree in the same
@@ -90,11 +89,6 @@ impl Tree {
         self.root.get_cell()
     }
 
-    /// The registered name of a child, as in `tree.name("router")`.
-    pub fn name(&self, base: &str) -> String {
-        self.names.of(base)
-    }
-
     /// Graceful shutdown: stop accepting, let connections finish within
     /// `drain`, stop every actor. Returns the number of connections that
     /// were still open at the deadline and got cut.
@@ -125,17 +119,10 @@ pub async fn spawn_tree<A: App>(spec: TreeSpec<A>) -> Result<Tree, SpawnErr> {
     let (root, handle) = Actor::spawn(
         Some(names.of("troupe")),
         Root::<A>::default(),
-        RootArgs {
-            spec,
-            names: names.clone(),
-        },
+        RootArgs { spec, names },
     )
     .await?;
-    let tree = Tree {
-        root,
-        handle,
-        names,
-    };
+    let tree = Tree { root, handle };
     tree::settle(&tree.root.get_cell(), Duration::from_secs(1)).await;
     tracing::info!("supervision tree:\n{}", tree.render().trim_end());
     Ok(tree)

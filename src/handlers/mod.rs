@@ -7,4 +7,3 @@ pub mod ret;
 #[cfg(feature = "handler-static")]
 pub mod static_files;
 pub mod template;
-pub mod unavailable;
