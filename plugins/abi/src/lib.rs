@@ -1,0 +1,204 @@
+//! The C ABI of Troupe modules, mirrored in Rust.
+//!
+//! `plugins/include/troupe_module.h` is the contract; this crate is its
+//! `#[repr(C)]` twin, shared by the host (which loads modules) and the Rust
+//! SDK (which exports them), so both sides agree on one layout. Read the
+//! header for the ownership rules: everything passed in is borrowed for the
+//! call, and a module never hands memory to the host.
+//!
+//! Nothing here is safe to use directly; the host wraps it in `troupe`'s
+//! `modules::native`, and module authors use the `troupe-module` SDK.
+#![deny(missing_docs)]
+
+use std::ffi::{c_char, c_void};
+
+/// The ABI version this crate describes (`TROUPE_ABI_VERSION`).
+pub const ABI_VERSION: u32 = 1;
+
+/// The one symbol a module exports (`TROUPE_ENTRY_SYMBOL`).
+pub const ENTRY_SYMBOL: &str = "troupe_module_entry";
+
+/// `TROUPE_OK`: success; from `request_filter`, continue to the handler.
+pub const OK: i32 = 0;
+/// `TROUPE_RESPOND`: from `request_filter`, answer with the response now.
+pub const RESPOND: i32 = 1;
+/// `TROUPE_ERROR`: the hook failed.
+pub const ERROR: i32 = -1;
+
+/// Log levels for [`Host::log`], `TROUPE_LOG_*`.
+pub mod level {
+    /// An error.
+    pub const ERROR: u32 = 1;
+    /// A warning.
+    pub const WARN: u32 = 2;
+    /// Information.
+    pub const INFO: u32 = 3;
+    /// Debugging detail.
+    pub const DEBUG: u32 = 4;
+    /// Tracing detail.
+    pub const TRACE: u32 = 5;
+}
+
+/// A borrowed byte string (`troupe_str`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Str {
+    /// First byte; may be null when `len` is 0.
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl Str {
+    /// Borrows a byte slice for the duration of a call.
+    pub fn new(bytes: &[u8]) -> Self {
+        Self {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive `'a` (or `len`
+    /// must be 0).
+    pub unsafe fn as_bytes<'a>(self) -> &'a [u8] {
+        if self.len == 0 || self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees `ptr` points to `len` bytes.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// One header field or route parameter (`troupe_pair`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    /// Name.
+    pub name: Str,
+    /// Value.
+    pub value: Str,
+}
+
+/// A request, borrowed for one hook call (`troupe_request`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Request {
+    /// The method.
+    pub method: Str,
+    /// The decoded, normalized path.
+    pub path: Str,
+    /// The raw query string, without `?`.
+    pub query: Str,
+    /// Header fields; names are lower case.
+    pub headers: *const Pair,
+    /// Number of header fields.
+    pub headers_len: usize,
+    /// Route parameters.
+    pub params: *const Pair,
+    /// Number of route parameters.
+    pub params_len: usize,
+    /// The buffered body.
+    pub body: Str,
+    /// The client's `ip:port`.
+    pub peer: Str,
+}
+
+/// A response under construction, owned by the host (`troupe_response`).
+#[repr(C)]
+pub struct Response {
+    _opaque: [u8; 0],
+}
+
+/// What the log hook sees (`troupe_log_entry`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct LogEntry {
+    /// The method.
+    pub method: Str,
+    /// The decoded path.
+    pub path: Str,
+    /// The raw query string.
+    pub query: Str,
+    /// The client's `ip:port`.
+    pub peer: Str,
+    /// The response status.
+    pub status: u16,
+    /// Response body bytes, when known up front.
+    pub bytes: u64,
+    /// Microseconds from routing to the response head.
+    pub duration_us: u64,
+}
+
+/// The host API table (`troupe_host`).
+#[repr(C)]
+pub struct Host {
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// Passed back as the first argument of the store, log and metric calls.
+    pub ctx: *mut c_void,
+    /// Logs a message at a level.
+    pub log: unsafe extern "C" fn(ctx: *mut c_void, level: u32, msg: Str),
+    /// Copies up to `cap` bytes of a value; returns its length or -1.
+    pub kv_get: unsafe extern "C" fn(ctx: *mut c_void, key: Str, buf: *mut u8, cap: usize) -> i64,
+    /// Sets a key.
+    pub kv_set: unsafe extern "C" fn(ctx: *mut c_void, key: Str, value: Str),
+    /// Deletes a key.
+    pub kv_delete: unsafe extern "C" fn(ctx: *mut c_void, key: Str),
+    /// Adds to a named counter.
+    pub metric_incr: unsafe extern "C" fn(ctx: *mut c_void, name: Str, by: u64),
+    /// Sets the response status.
+    pub set_status: unsafe extern "C" fn(resp: *mut Response, status: u16),
+    /// The response status.
+    pub status: unsafe extern "C" fn(resp: *const Response) -> u16,
+    /// Appends a header field.
+    pub add_header: unsafe extern "C" fn(resp: *mut Response, name: Str, value: Str),
+    /// Replaces a header field.
+    pub set_header: unsafe extern "C" fn(resp: *mut Response, name: Str, value: Str),
+    /// Appends to the body.
+    pub append_body: unsafe extern "C" fn(resp: *mut Response, bytes: Str),
+}
+
+/// `init`: creates an instance.
+pub type InitFn =
+    unsafe extern "C" fn(host: *const Host, config: Str, instance: *mut *mut c_void) -> i32;
+/// `handle`: answers a request.
+pub type HandleFn =
+    unsafe extern "C" fn(instance: *mut c_void, req: *const Request, resp: *mut Response) -> i32;
+/// `response_filter`: changes a response head.
+pub type ResponseFilterFn = unsafe extern "C" fn(instance: *mut c_void, resp: *mut Response) -> i32;
+/// `log`: sees a finished request.
+pub type LogFn = unsafe extern "C" fn(instance: *mut c_void, entry: *const LogEntry);
+/// `shutdown`: frees the instance.
+pub type ShutdownFn = unsafe extern "C" fn(instance: *mut c_void);
+
+/// The descriptor a module exports (`troupe_module`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Module {
+    /// Must equal [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// NUL-terminated name, for logs.
+    pub name: *const c_char,
+    /// Creates an instance.
+    pub init: Option<InitFn>,
+    /// Answers requests routed to the module.
+    pub handle: Option<HandleFn>,
+    /// Middleware before the handler (same signature as `handle`).
+    pub request_filter: Option<HandleFn>,
+    /// Middleware after the handler.
+    pub response_filter: Option<ResponseFilterFn>,
+    /// Log hook.
+    pub log: Option<LogFn>,
+    /// Frees the instance.
+    pub shutdown: Option<ShutdownFn>,
+}
+
+// SAFETY: a descriptor is an immutable static in the module.
+unsafe impl Sync for Module {}
+
+/// `troupe_module_entry`.
+pub type EntryFn = unsafe extern "C" fn() -> *const Module;

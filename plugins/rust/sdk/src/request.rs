@@ -1,0 +1,254 @@
+//! Safe views of what a hook receives: [`Request`], [`Response`], [`LogEntry`].
+
+use troupe_abi as abi;
+
+use crate::Host;
+
+fn text<'a>(s: abi::Str) -> &'a str {
+    // SAFETY (of the callers): every `Str` here is borrowed from the host for
+    // the hook call, and the views below never outlive it.
+    std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+}
+
+fn pairs<'a>(ptr: *const abi::Pair, len: usize) -> &'a [abi::Pair] {
+    if len == 0 || ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: the host passes `len` pairs valid for the call.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+/// A request, borrowed for one hook call.
+pub struct Request<'a> {
+    raw: &'a abi::Request,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
+impl<'a> Request<'a> {
+    #[doc(hidden)]
+    pub fn from_raw(raw: &'a abi::Request) -> Self {
+        Self { raw }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &'a str {
+        text(self.raw.method)
+    }
+
+    /// The decoded, normalized path.
+    pub fn path(&self) -> &'a str {
+        text(self.raw.path)
+    }
+
+    /// The raw query string, without `?`.
+    pub fn query(&self) -> &'a str {
+        text(self.raw.query)
+    }
+
+    /// The first value of a query parameter, percent-decoded (`+` is a space).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query().split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k) == name).then(|| decode(v))
+        })
+    }
+
+    /// The first value of a header (names are matched case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        pairs(self.raw.headers, self.raw.headers_len)
+            .iter()
+            .find(|p| text(p.name).eq_ignore_ascii_case(name))
+            .map(|p| text(p.value))
+    }
+
+    /// A route parameter: `name` in `/hello/{name}`.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        pairs(self.raw.params, self.raw.params_len)
+            .iter()
+            .find(|p| text(p.name) == name)
+            .map(|p| text(p.value))
+    }
+
+    /// The buffered request body.
+    pub fn body(&self) -> &'a [u8] {
+        // SAFETY: borrowed from the host for the call.
+        unsafe { self.raw.body.as_bytes() }
+    }
+
+    /// The client's `ip:port`.
+    pub fn peer(&self) -> &'a str {
+        text(self.raw.peer)
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The response being built, owned by the host.
+pub struct Response<'a> {
+    host: Host,
+    raw: *mut abi::Response,
+    _call: std::marker::PhantomData<&'a mut ()>,
+}
+
+impl std::fmt::Debug for Response<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Response<'_> {
+    #[doc(hidden)]
+    pub fn from_raw(host: Host, raw: *mut abi::Response) -> Self {
+        Self {
+            host,
+            raw,
+            _call: std::marker::PhantomData,
+        }
+    }
+
+    /// The status so far (200 unless set).
+    pub fn status(&self) -> u16 {
+        // SAFETY: `raw` is the host's response for this call.
+        unsafe { (self.host.table().status)(self.raw) }
+    }
+
+    /// Sets the status.
+    pub fn set_status(&mut self, status: u16) -> &mut Self {
+        // SAFETY: as above.
+        unsafe { (self.host.table().set_status)(self.raw, status) };
+        self
+    }
+
+    /// Appends a header field (a second `set-cookie`, say).
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        // SAFETY: the host copies the borrowed strings.
+        unsafe {
+            (self.host.table().add_header)(
+                self.raw,
+                abi::Str::new(name.as_bytes()),
+                abi::Str::new(value.as_bytes()),
+            )
+        };
+        self
+    }
+
+    /// Replaces every field of a header with one value.
+    pub fn set_header(&mut self, name: &str, value: &str) -> &mut Self {
+        // SAFETY: the host copies the borrowed strings.
+        unsafe {
+            (self.host.table().set_header)(
+                self.raw,
+                abi::Str::new(name.as_bytes()),
+                abi::Str::new(value.as_bytes()),
+            )
+        };
+        self
+    }
+
+    /// Appends bytes to the body.
+    pub fn body(&mut self, bytes: impl AsRef<[u8]>) -> &mut Self {
+        // SAFETY: the host copies the borrowed bytes.
+        unsafe { (self.host.table().append_body)(self.raw, abi::Str::new(bytes.as_ref())) };
+        self
+    }
+}
+
+/// What the log hook sees about one finished request.
+pub struct LogEntry<'a> {
+    raw: &'a abi::LogEntry,
+}
+
+impl std::fmt::Debug for LogEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogEntry")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl<'a> LogEntry<'a> {
+    #[doc(hidden)]
+    pub fn from_raw(raw: &'a abi::LogEntry) -> Self {
+        Self { raw }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &'a str {
+        text(self.raw.method)
+    }
+
+    /// The decoded path.
+    pub fn path(&self) -> &'a str {
+        text(self.raw.path)
+    }
+
+    /// The raw query string.
+    pub fn query(&self) -> &'a str {
+        text(self.raw.query)
+    }
+
+    /// The client's `ip:port`.
+    pub fn peer(&self) -> &'a str {
+        text(self.raw.peer)
+    }
+
+    /// The response status.
+    pub fn status(&self) -> u16 {
+        self.raw.status
+    }
+
+    /// Response body bytes, when known up front.
+    pub fn bytes(&self) -> u64 {
+        self.raw.bytes
+    }
+
+    /// Microseconds from routing to the response head.
+    pub fn duration_us(&self) -> u64 {
+        self.raw.duration_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_decoding() {
+        assert_eq!(super::decode("a%20b+c"), "a b c");
+        assert_eq!(super::decode("100%"), "100%");
+        assert_eq!(super::decode("%zz"), "%zz");
+    }
+}
