@@ -4,7 +4,7 @@
 //! tests bind `127.0.0.1:0` and run the real server in-process; the binary
 //! does the same with the configured addresses.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -15,6 +15,7 @@ use troupe_actors::{App, BoxFuture, ConnShutdown, RestartPolicy, Tree, TreeSpec}
 use crate::{
     config::{Config, Loaded},
     conn::{self, ConnConfig},
+    modules::{Env, Hosted, Slot, hostapi::LocalServices},
     observe::logging,
     pipeline::{Pipeline, snapshot::Snapshot},
 };
@@ -60,6 +61,8 @@ pub enum StartError {
 /// A running server.
 pub struct Running {
     tree: Tree,
+    slots: Vec<Arc<Slot>>,
+    services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
     drain_timeout: Duration,
     _access_log: Option<WorkerGuard>,
@@ -92,6 +95,21 @@ impl Running {
         cut
     }
 
+    /// Reloads one module while it keeps serving (see [`Tree::reload_module`]).
+    pub async fn reload_module(&self, name: &str) -> Result<(), String> {
+        self.tree.reload_module(name).await
+    }
+
+    /// A module's published slot: its state and how often it was loaded.
+    pub fn module(&self, name: &str) -> Option<&Arc<Slot>> {
+        self.slots.iter().find(|s| &**s.name() == name)
+    }
+
+    /// The host API's services (the shared store and module counters).
+    pub fn services(&self) -> &LocalServices {
+        &self.services
+    }
+
     /// Resolves if the tree stops on its own (a root-level escalation).
     pub async fn stopped(&mut self) {
         self.tree.stopped().await;
@@ -119,15 +137,41 @@ pub fn bind(addrs: &[SocketAddr]) -> io::Result<Vec<std::net::TcpListener>> {
         .collect()
 }
 
+/// What the server needs from its surroundings, beyond the config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The executable started as `<exe> module-host <library>` for each
+    /// `Process` module. Default: this process's own executable.
+    pub module_host: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            module_host: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("troupe")),
+        }
+    }
+}
+
 /// Starts the server on already-bound sockets.
 pub async fn start(
     loaded: Loaded,
     listeners: Vec<std::net::TcpListener>,
 ) -> Result<Running, StartError> {
+    start_with(loaded, listeners, Options::default()).await
+}
+
+/// [`start`] with explicit [`Options`].
+pub async fn start_with(
+    loaded: Loaded,
+    listeners: Vec<std::net::TcpListener>,
+    options: Options,
+) -> Result<Running, StartError> {
     let Loaded {
         config,
         snapshot,
         base,
+        modules,
         ..
     } = loaded;
     let (access, guard) = logging::open_access_log(&config.log, &base)?;
@@ -141,17 +185,31 @@ pub async fn start(
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
     let drain_timeout = config.limits.drain_timeout;
+    let registry = prometheus::Registry::new();
+    let services = Arc::new(LocalServices::new(&registry));
+    let env = Arc::new(Env {
+        services: services.clone(),
+        module_host: options.module_host,
+    });
+    let slots = modules.iter().map(|m| m.slot.clone()).collect();
+    let hosts = modules
+        .into_iter()
+        .map(|m| Arc::new(Hosted::new(m, env.clone())) as Arc<dyn troupe_actors::ModuleHost>)
+        .collect();
     let tree = troupe_actors::spawn_tree(TreeSpec {
         app: Arc::new(http),
         config: Arc::new(config),
         snapshot: slot,
         listeners,
         policy: RestartPolicy::default(),
-        registry: prometheus::Registry::new(),
+        registry,
+        modules: hosts,
     })
     .await?;
     Ok(Running {
         tree,
+        slots,
+        services,
         addrs,
         drain_timeout,
         _access_log: guard,

@@ -42,6 +42,12 @@ pub enum HttpError {
     /// A module is not loaded, failed, or disabled (503).
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// A module's process died while answering (502).
+    #[error("bad gateway: {0}")]
+    BadGateway(&'static str),
+    /// A module took longer than its timeout (504).
+    #[error("gateway timeout: {0}")]
+    GatewayTimeout(&'static str),
     /// A server-side failure, e.g. an I/O error reading a file (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -68,6 +74,8 @@ impl HttpError {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

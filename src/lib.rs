@@ -10,11 +10,14 @@
 //! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
 //! - [`handlers`]: core handlers (`Return`, `Static`, `Redirect`).
 //! - [`middleware`]: core middleware (`SetHeaders`, `RequireHeader`).
+//! - [`modules`]: native modules (C ABI, Rust SDK), in process or in a
+//!   child process, each run by its own plugin-host actor.
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
+// Only `modules::native` and `modules::hostapi` (the C ABI) opt out.
 #![deny(missing_docs, unsafe_code)]
 
 pub mod app;
@@ -24,10 +27,11 @@ pub mod error;
 pub mod handler;
 pub mod handlers;
 pub mod middleware;
+pub mod modules;
 pub mod observe;
 pub mod pipeline;
 
-pub use app::{Running, StartError, bind, start};
+pub use app::{Options, Running, StartError, bind, start, start_with};
 pub use error::HttpError;
 pub use handler::{BoxFuture, Handler, HandlerFuture, HandlerResult, Middleware, Next, Response};
 pub use pipeline::{body::Body, request::Request};

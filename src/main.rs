@@ -20,12 +20,29 @@ struct Cli {
     )]
     config: PathBuf,
     /// Check the configuration and exit: 0 if it is good, 1 if not.
+    /// Module libraries are loaded (not run) to check their ABI.
     #[arg(short = 't', long = "test")]
     test: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Host one `Process`-isolated module; the server starts this itself,
+    /// with a unix socket as stdin.
+    #[command(hide = true)]
+    ModuleHost {
+        /// The module library.
+        library: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ModuleHost { library }) = &cli.command {
+        return troupe::modules::process::child::main(library);
+    }
     let loaded = match troupe::config::load(&cli.config) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -44,6 +61,21 @@ fn main() -> ExitCode {
             "troupe: the configuration file {} syntax is ok",
             cli.config.display()
         );
+        let broken: Vec<String> = loaded
+            .modules
+            .iter()
+            .filter_map(|m| m.probe().err())
+            .collect();
+        if !broken.is_empty() {
+            for why in broken {
+                eprintln!("troupe: {why}");
+            }
+            eprintln!(
+                "troupe: configuration file {} test failed",
+                cli.config.display()
+            );
+            return ExitCode::FAILURE;
+        }
         eprintln!(
             "troupe: configuration file {} test is successful",
             cli.config.display()

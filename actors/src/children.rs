@@ -19,6 +19,23 @@ use crate::{
 pub type StartFn =
     Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnErr>> + Send + Sync>;
 
+/// The [`StartFn`] of an actor spawned under `name` with arguments made by
+/// `make` (ractor arguments are not `Clone`, so each start makes fresh ones).
+pub fn start_fn<T, F>(name: String, make: F) -> StartFn
+where
+    T: ractor::Actor,
+    F: Fn() -> (T, T::Arguments) + Send + Sync + 'static,
+{
+    Arc::new(move |sup: ActorCell| {
+        let name = name.clone();
+        let (actor, args) = make();
+        Box::pin(async move {
+            let (r, _) = ractor::Actor::spawn_linked(Some(name), actor, args, sup).await?;
+            Ok(r.get_cell())
+        })
+    })
+}
+
 struct ChildSpec {
     name: String,
     start: StartFn,
@@ -96,14 +113,33 @@ impl Children {
         start: StartFn,
         supervisor: &ActorCell,
     ) -> Result<ActorCell, SpawnErr> {
+        let policy = self.policy;
+        self.start_with(name, start, policy, supervisor).await
+    }
+
+    /// Like [`Children::start`], with a restart policy of the child's own.
+    pub async fn start_with(
+        &mut self,
+        name: impl Into<String>,
+        start: StartFn,
+        policy: RestartPolicy,
+        supervisor: &ActorCell,
+    ) -> Result<ActorCell, SpawnErr> {
         let name = name.into();
         let cell = start(supervisor.clone()).await?;
         self.specs.push(ChildSpec {
             name,
             start,
-            tracker: RestartTracker::new(self.policy),
+            tracker: RestartTracker::new(policy),
         });
         Ok(cell)
+    }
+
+    /// Forgets a child's failures, as after a reload.
+    pub fn reset(&mut self, name: &str) {
+        if let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) {
+            spec.tracker = RestartTracker::new(spec.tracker.policy());
+        }
     }
 
     /// Forgets a child so that its next exit is not restarted.
@@ -118,6 +154,10 @@ impl Children {
         let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) else {
             return ChildEvent::Ignored;
         };
+        // Already running again (a reload got there first): nothing to do.
+        if ractor::registry::where_is(name).is_some() {
+            return ChildEvent::Ignored;
+        }
         let err = match (spec.start)(supervisor.clone()).await {
             Ok(cell) => {
                 tracing::info!(actor = %path_of(&cell), "restarted");

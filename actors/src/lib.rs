@@ -5,13 +5,15 @@
 //! ├── config                  holds the active config generation (config.rs)
 //! ├── router                  owns the published request-path snapshot (router.rs)
 //! ├── metrics                 owns the Prometheus registry (metrics.rs)
-//! ├── modules                 supervisor of the plugin hosts, one per module (modules.rs)
+//! ├── modules                 supervisor of the plugin hosts (modules.rs)
+//! │   └── plugin.<name>       one per module: load, restart, reload (plugin_host.rs)
 //! └── listener.<addr>         one per listen address: accept loop (listener.rs)
 //!     └── connection tasks    tracked tasks, panics reported to the listener
 //! ```
 //!
 //! # Layout
-//! - [`seams`]: the one trait ([`App`]) through which the tree drives the HTTP core.
+//! - [`seams`]: the traits through which the tree drives the rest: [`App`]
+//!   (the HTTP core) and [`ModuleHost`] (one module).
 //! - [`restart`]: the one restart policy (backoff inside an intensity window).
 //! - [`children`]: child specs and restarts, shared by every supervisor.
 //! - [`tree`]: renders the live tree for the logs.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod listener;
 pub mod metrics;
 pub mod modules;
+pub mod plugin_host;
 pub mod restart;
 pub mod root;
 pub mod router;
@@ -35,4 +38,4 @@ pub mod tree;
 
 pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
-pub use seams::{App, BoxFuture, ConnShutdown};
+pub use seams::{App, BoxFuture, ConnShutdown, Failures, ModuleHost, Retired};

@@ -89,6 +89,11 @@ impl RestartTracker {
         Decision::Restart { after, attempt }
     }
 
+    /// The policy this tracker applies.
+    pub fn policy(&self) -> RestartPolicy {
+        self.policy
+    }
+
     /// Failures recorded over the child's whole life.
     pub fn total(&self) -> u64 {
         self.total

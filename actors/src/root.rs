@@ -21,14 +21,14 @@ use ractor::{
 use tokio::task::JoinHandle;
 
 use crate::{
-    children::{Children, StartFn},
+    children::{Children, start_fn},
     config::ConfigActor,
     listener::{Connections, Listener, ListenerArgs, ListenerMsg},
     metrics::Metrics,
-    modules::Modules,
+    modules::{Modules, ModulesArgs, ModulesMsg},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::App,
+    seams::{App, ModuleHost},
     tree,
 };
 
@@ -46,12 +46,15 @@ pub struct TreeSpec<A: App> {
     pub policy: RestartPolicy,
     /// Owns every metric series.
     pub registry: prometheus::Registry,
+    /// One host per configured module.
+    pub modules: Vec<Arc<dyn ModuleHost>>,
 }
 
 /// The running tree, as held by the binary or a test.
 pub struct Tree {
     root: ActorRef<RootMsg>,
     handle: JoinHandle<()>,
+    names: Names,
 }
 
 /// Registered names are process-wide in ractor, so a second tree in the same
@@ -107,6 +110,26 @@ impl Tree {
         }
     }
 
+    /// Reloads one module: a new instance is loaded and swapped in while
+    /// requests in flight finish on the old one. On failure the old
+    /// instance keeps serving and the reason is returned.
+    pub async fn reload_module(&self, module: &str) -> Result<(), String> {
+        let modules = ActorRef::<ModulesMsg>::where_is(self.names.of("modules"))
+            .ok_or("the modules supervisor is not running")?;
+        let module = module.to_owned();
+        match modules
+            .call(
+                |reply| ModulesMsg::Reload(module, reply),
+                Some(Duration::from_secs(30)),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            Ok(_) => Err("the reload timed out".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Resolves when the root has stopped for any reason (e.g. it escalated).
     pub async fn stopped(&mut self) {
         let _ = (&mut self.handle).await;
@@ -119,10 +142,17 @@ pub async fn spawn_tree<A: App>(spec: TreeSpec<A>) -> Result<Tree, SpawnErr> {
     let (root, handle) = Actor::spawn(
         Some(names.of("troupe")),
         Root::<A>::default(),
-        RootArgs { spec, names },
+        RootArgs {
+            spec,
+            names: names.clone(),
+        },
     )
     .await?;
-    let tree = Tree { root, handle };
+    let tree = Tree {
+        root,
+        handle,
+        names,
+    };
     tree::settle(&tree.root.get_cell(), Duration::from_secs(1)).await;
     tracing::info!("supervision tree:\n{}", tree.render().trim_end());
     Ok(tree)
@@ -164,21 +194,6 @@ struct RootState {
     children: Children,
     listeners: Vec<(String, ActorRef<ListenerMsg>)>,
     phase: Phase,
-}
-
-fn start_fn<T, F>(name: String, make: F) -> StartFn
-where
-    T: Actor,
-    F: Fn() -> (T, T::Arguments) + Send + Sync + 'static,
-{
-    Arc::new(move |sup: ActorCell| {
-        let name = name.clone();
-        let (actor, args) = make();
-        Box::pin(async move {
-            let (r, _) = Actor::spawn_linked(Some(name), actor, args, sup).await?;
-            Ok(r.get_cell())
-        })
-    })
 }
 
 impl<A: App> Actor for Root<A> {
@@ -230,11 +245,22 @@ impl<A: App> Actor for Root<A> {
             .await?;
 
         let policy = spec.policy;
+        let hosts = spec.modules;
+        let suffix = names.suffix.clone();
         let name = names.of("modules");
         children
             .start(
                 &name,
-                start_fn(name.clone(), move || (Modules, policy)),
+                start_fn(name.clone(), move || {
+                    (
+                        Modules,
+                        ModulesArgs {
+                            policy,
+                            hosts: hosts.clone(),
+                            suffix: suffix.clone(),
+                        },
+                    )
+                }),
                 &cell,
             )
             .await?;

@@ -1,12 +1,15 @@
 //! The seam between the supervision tree and the HTTP core.
 //!
 //! The tree knows lifecycle, not HTTP: it drives the rest of Troupe through
-//! [`App`] alone, so this crate never depends on hyper or on the config schema.
+//! [`App`] and [`ModuleHost`] alone, so this crate never depends on hyper,
+//! on the config schema, or on any module runtime.
 
-use std::{future::Future, net::SocketAddr, pin::Pin};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::{plugin_host::PluginHostMsg, restart::RestartPolicy};
 
 /// A boxed, sendable future, as returned across the seam.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -39,4 +42,77 @@ pub trait App: Send + Sync + 'static {
         peer: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()>;
+}
+
+/// One configured module, as its plugin-host actor drives it.
+///
+/// The host loads instances and publishes them where requests find them
+/// (the request path never queues through the actor). What a module is
+/// written in (C, Rust, WebAssembly, Lua) and where it runs (in process or
+/// in a child) is the implementation's business.
+pub trait ModuleHost: Send + Sync + 'static {
+    /// The module's name, from the config.
+    fn name(&self) -> &str;
+
+    /// How its plugin-host actor is restarted.
+    fn policy(&self) -> RestartPolicy;
+
+    /// Loads and initialises a fresh instance and publishes it, replacing
+    /// the one before (requests in flight finish on the old one).
+    /// `failures` is how the request path reports that this instance failed.
+    fn load(&self, failures: Failures) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Unpublishes the module: it failed for good, or it is stopping.
+    fn retire(&self, why: Retired);
+}
+
+/// Why a module no longer serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retired {
+    /// It failed too often; its routes answer 503 until it recovers.
+    Failed(String),
+    /// The server is stopping.
+    Stopped,
+}
+
+/// Reports failures seen on the request path to a module's host actor,
+/// which then restarts the module with backoff. Cheap to clone.
+#[derive(Clone)]
+pub struct Failures {
+    host: Option<ractor::ActorRef<PluginHostMsg>>,
+    sink: Option<Arc<dyn Fn(String) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Failures")
+    }
+}
+
+impl Failures {
+    pub(crate) fn to_actor(host: ractor::ActorRef<PluginHostMsg>) -> Self {
+        Self {
+            host: Some(host),
+            sink: None,
+        }
+    }
+
+    /// Failures delivered to a function instead of an actor (tools, tests).
+    pub fn to_fn(f: impl Fn(String) + Send + Sync + 'static) -> Self {
+        Self {
+            host: None,
+            sink: Some(Arc::new(f)),
+        }
+    }
+
+    /// Reports that the instance failed. The first report restarts the
+    /// module; later ones for the same instance are dropped with it.
+    pub fn report(&self, reason: String) {
+        if let Some(host) = &self.host {
+            // An Err means the host is already restarting.
+            let _ = host.cast(PluginHostMsg::Failed(reason));
+        } else if let Some(sink) = &self.sink {
+            sink(reason);
+        }
+    }
 }

@@ -4,7 +4,11 @@
 //! object that serves it (a handler, a route table, a server index), and a
 //! failure names the literal it is about so [`super::locate`] can point at it.
 
-use std::{collections::HashSet, path::Path, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+};
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::Regex;
@@ -17,6 +21,10 @@ use crate::{
     handler::{Handler, Middleware},
     handlers,
     middleware::{RequireHeader, SetHeaders},
+    modules::{
+        ModuleEntry, Slot,
+        route::{LogHooks, ModuleFilter, ModuleHandler},
+    },
     pipeline::{
         routes::{Route, RouteError, RouteTable},
         snapshot::{RequestLimits, Snapshot},
@@ -38,8 +46,38 @@ fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError>
     })
 }
 
+/// What routes need while compiling: where relative paths start, and the
+/// slot of each module by name.
+struct Ctx<'a> {
+    base: &'a Path,
+    slots: HashMap<&'a str, Arc<Slot>>,
+}
+
+impl Ctx<'_> {
+    fn slot(&self, name: &str) -> Result<Arc<Slot>, CompileError> {
+        self.slots.get(name).cloned().ok_or_else(|| CompileError {
+            message: format!(
+                "no module named `{name}` (expected one of the names in `modules`: {})",
+                {
+                    let mut names: Vec<_> = self.slots.keys().copied().collect();
+                    names.sort_unstable();
+                    if names.is_empty() {
+                        "none is configured".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                }
+            ),
+            anchor: Anchor::str(name),
+        })
+    }
+}
+
 /// Checks and compiles a parsed config. Relative paths resolve against `base`.
-pub(super) fn compile(cfg: &Config, base: &Path) -> Result<Snapshot, CompileError> {
+pub(super) fn compile(
+    cfg: &Config,
+    base: &Path,
+) -> Result<(Snapshot, Vec<ModuleEntry>), CompileError> {
     if cfg.listen.is_empty() {
         return err(
             Anchor::Key {
@@ -70,6 +108,16 @@ pub(super) fn compile(cfg: &Config, base: &Path) -> Result<Snapshot, CompileErro
             "more than one server has `default: true` (expected at most one)",
         );
     }
+    let modules = compile_modules(&cfg.modules, base)?;
+    let ctx = Ctx {
+        base,
+        slots: cfg
+            .modules
+            .iter()
+            .zip(&modules)
+            .map(|(spec, entry)| (spec.name.as_str(), entry.slot.clone()))
+            .collect(),
+    };
     let mut seen_names = HashSet::new();
     let mut servers = Vec::with_capacity(cfg.servers.len());
     for server in &cfg.servers {
@@ -87,18 +135,110 @@ pub(super) fn compile(cfg: &Config, base: &Path) -> Result<Snapshot, CompileErro
                 );
             }
         }
+        let loggers = server
+            .loggers
+            .iter()
+            .map(|name| ctx.slot(name))
+            .collect::<Result<Vec<_>, _>>()?;
         servers.push(Server {
             names: server.names.clone(),
-            routes: compile_routes(&server.routes, base)?,
+            routes: compile_routes(&server.routes, &ctx)?,
+            loggers: LogHooks::new(loggers),
         });
     }
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         servers: Servers::new(servers, defaults.first().copied().unwrap_or(0)),
         limits: RequestLimits {
             max_body_bytes: cfg.limits.max_body_bytes,
             body_timeout: cfg.limits.body_timeout,
         },
-    })
+    };
+    Ok((snapshot, modules))
+}
+
+fn compile_modules(
+    specs: &[schema::ModuleSpec],
+    base: &Path,
+) -> Result<Vec<ModuleEntry>, CompileError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for m in specs {
+        let anchor = Anchor::str(&m.name);
+        let valid = !m.name.is_empty()
+            && m.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return err(
+                anchor,
+                format!(
+                    "invalid module name `{}` (expected letters, digits, `_` and `-`)",
+                    m.name
+                ),
+            );
+        }
+        if !seen.insert(m.name.as_str()) {
+            return err(
+                Anchor::Str {
+                    value: m.name.clone(),
+                    nth: 1,
+                },
+                format!(
+                    "two modules are named `{}` (expected each name once)",
+                    m.name
+                ),
+            );
+        }
+        let schema::ModuleSource::Native(path) = &m.source;
+        let library = base.join(path);
+        if !library.is_file() {
+            return err(
+                Anchor::str(&path.to_string_lossy()),
+                format!(
+                    "module library `{}` does not exist (expected a built shared library; relative paths start at {}; `plugins/build.sh` builds the examples)",
+                    path.display(),
+                    base.display()
+                ),
+            );
+        }
+        if m.timeout.is_zero() {
+            return err(
+                Anchor::Key {
+                    key: "timeout",
+                    nth: 0,
+                },
+                "a module `timeout` must be longer than zero",
+            );
+        }
+        let config = match &m.config {
+            None => String::new(),
+            Some(ron::Value::String(s)) => s.clone(),
+            Some(value) => serde_json::to_string(value).map_err(|e| CompileError {
+                message: format!(
+                    "module `{}`: its `config` cannot be passed as JSON: {e}",
+                    m.name
+                ),
+                anchor: anchor.clone(),
+            })?,
+        };
+        let policy = troupe_actors::RestartPolicy {
+            max_restarts: m.restarts.max,
+            window: m.restarts.within,
+            ..troupe_actors::RestartPolicy::default()
+        };
+        out.push(ModuleEntry {
+            name: m.name.clone(),
+            library,
+            config,
+            isolation: m.isolation,
+            timeout: m.timeout,
+            blocking: m.blocking,
+            policy,
+            slot: Arc::new(Slot::new(&m.name)),
+            declared_at: String::new(),
+        });
+    }
+    Ok(out)
 }
 
 fn check_server_name(name: &str) -> Result<(), CompileError> {
@@ -119,15 +259,15 @@ fn check_server_name(name: &str) -> Result<(), CompileError> {
     }
 }
 
-fn compile_routes(routes: &[schema::Route], base: &Path) -> Result<RouteTable, CompileError> {
+fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable, CompileError> {
     let mut paths = Vec::new();
     let mut regexes = Vec::new();
     for r in routes {
-        let handler = compile_handler(&r.handler, base)?;
+        let handler = compile_handler(&r.handler, ctx)?;
         let middleware = r
             .middleware
             .iter()
-            .map(compile_middleware)
+            .map(|m| compile_middleware(m, ctx))
             .collect::<Result<Vec<_>, _>>()?;
         let (pattern, anchor) = match (&r.path, &r.regex) {
             (Some(p), None) => (p, Anchor::str(p)),
@@ -213,7 +353,8 @@ fn parse_methods(list: &[String], anchor: &Anchor) -> Result<Vec<Method>, Compil
     Ok(out)
 }
 
-fn compile_handler(spec: &HandlerSpec, base: &Path) -> Result<Arc<dyn Handler>, CompileError> {
+fn compile_handler(spec: &HandlerSpec, ctx: &Ctx<'_>) -> Result<Arc<dyn Handler>, CompileError> {
+    let base = ctx.base;
     Ok(match spec {
         HandlerSpec::Return(r) => {
             let status = status(
@@ -281,19 +422,16 @@ fn compile_handler(spec: &HandlerSpec, base: &Path) -> Result<Arc<dyn Handler>, 
                 "the `Redirect` handler is not compiled in (build with feature `handler-redirect`)",
             );
         }
-        HandlerSpec::Module(name) => {
-            return err(
-                Anchor::str(name),
-                format!(
-                    "no module named `{name}` is configured (expected the name of a loaded module)"
-                ),
-            );
-        }
+        HandlerSpec::Module(name) => Arc::new(ModuleHandler::new(ctx.slot(name)?)),
     })
 }
 
-fn compile_middleware(spec: &MiddlewareSpec) -> Result<Arc<dyn Middleware>, CompileError> {
+fn compile_middleware(
+    spec: &MiddlewareSpec,
+    ctx: &Ctx<'_>,
+) -> Result<Arc<dyn Middleware>, CompileError> {
     Ok(match spec {
+        MiddlewareSpec::Module(name) => Arc::new(ModuleFilter::new(ctx.slot(name)?)),
         MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?.into())),
         MiddlewareSpec::RequireHeader {
             header,

@@ -12,7 +12,9 @@ pub mod schema;
 
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::snapshot::Snapshot;
+use std::sync::Arc;
+
+use crate::{modules::ModuleEntry, pipeline::snapshot::Snapshot};
 pub use schema::Config;
 
 /// A checked config and the snapshot compiled from it.
@@ -22,6 +24,8 @@ pub struct Loaded {
     pub config: Config,
     /// The request-path state built from it.
     pub snapshot: Snapshot,
+    /// The modules it declares, each with the slot its routes read.
+    pub modules: Vec<Arc<ModuleEntry>>,
     /// The file it came from.
     pub path: PathBuf,
     /// The directory relative paths are resolved against.
@@ -80,18 +84,27 @@ pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let snapshot = compile::compile(&config, &base).map_err(|e| {
+    let (snapshot, modules) = compile::compile(&config, &base).map_err(|e| {
         let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
         ConfigError::At {
-            file,
+            file: file.clone(),
             line,
             col,
             message: e.message,
         }
     })?;
+    let modules = modules
+        .into_iter()
+        .map(|mut m| {
+            let (line, col) = locate::Anchor::str(&m.name).find(src).unwrap_or((1, 1));
+            m.declared_at = format!("{file}:{line}:{col}");
+            Arc::new(m)
+        })
+        .collect();
     Ok(Loaded {
         config,
         snapshot,
+        modules,
         path: path.to_owned(),
         base,
     })

@@ -25,8 +25,87 @@ pub struct Config {
     /// Error and access logging.
     #[serde(default)]
     pub log: Log,
+    /// Modules (C, Rust and other native libraries), each run by its own
+    /// plugin-host actor; routes name them with `Module("name")`.
+    #[serde(default)]
+    pub modules: Vec<ModuleSpec>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
+}
+
+/// One module.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// The name routes use: `handler: Module("hello")`.
+    pub name: String,
+    /// Where the code is.
+    pub source: ModuleSource,
+    /// The module's own configuration, handed to its `init`: a string is
+    /// passed as is, anything else (a map, a list, a number) as JSON.
+    #[serde(default)]
+    pub config: Option<ron::Value>,
+    /// Where it runs. Default `InProcess`.
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Longest a request may take in the module; beyond it the request gets
+    /// 504 and the module's process is replaced. `Process` isolation only:
+    /// native code in the server's process cannot be interrupted. Default 30 s.
+    #[serde(default = "default_module_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Run `InProcess` hooks on the blocking pool instead of the connection's
+    /// thread: for modules that do slow I/O. Default false.
+    #[serde(default)]
+    pub blocking: bool,
+    /// How often the module may be restarted before it is marked failed.
+    #[serde(default)]
+    pub restarts: Restarts,
+}
+
+fn default_module_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Where a module's code comes from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum ModuleSource {
+    /// A shared library exporting the C ABI of `plugins/include/troupe_module.h`
+    /// (C, or Rust built with the `troupe-module` SDK). Relative paths start
+    /// at the config file's directory.
+    Native(PathBuf),
+}
+
+/// Where a module runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Isolation {
+    /// In the server's process: fastest; a panic is caught, a segfault is not.
+    #[default]
+    InProcess,
+    /// In a child process of its own, over a unix socket: a crash, even a
+    /// segfault, fails only that module's requests.
+    Process,
+}
+
+/// A module's restart budget: more than `max` restarts within `within`
+/// marks it failed (503) until the window has passed or it is reloaded.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Restarts {
+    /// Restarts allowed inside the window. Default 5.
+    pub max: u32,
+    /// The window. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub within: Duration,
+}
+
+impl Default for Restarts {
+    fn default() -> Self {
+        Self {
+            max: 5,
+            within: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Limits and timeouts; each default is stated next to it.
@@ -129,6 +208,10 @@ pub struct Server {
     pub default: bool,
     /// Routes, see [`Route`] for precedence.
     pub routes: Vec<Route>,
+    /// Modules whose log hook sees every request of this server (after
+    /// the response), e.g. a custom request logger.
+    #[serde(default)]
+    pub loggers: Vec<String>,
 }
 
 /// One route: a path pattern or a regex, a handler, and its middleware.
@@ -166,7 +249,7 @@ pub enum HandlerSpec {
     Return(ReturnSpec),
     /// A redirect, like nginx `return 301 URL`.
     Redirect(RedirectSpec),
-    /// A loaded module, by name (module hosts arrive with the module issues).
+    /// A module, by its name in `modules`.
     Module(String),
 }
 
@@ -253,6 +336,8 @@ pub enum MiddlewareSpec {
         #[serde(default = "default_require_status")]
         status: u16,
     },
+    /// A module's request and response filters, by its name in `modules`.
+    Module(String),
 }
 
 fn default_require_status() -> u16 {

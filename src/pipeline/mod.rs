@@ -29,6 +29,7 @@ use hyper::body::Incoming;
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Next, Response},
+    modules::LogLine,
     observe::access_log::{AccessLog, Entry},
 };
 use request::Request;
@@ -110,13 +111,37 @@ impl Pipeline {
                 return Err(HttpError::BadRequest("invalid path"));
             }
         };
-        let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         let server = snapshot.servers.select(|| {
             head.uri
                 .authority()
                 .map(|a| a.host())
                 .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         });
+        if !server.loggers.is_empty() {
+            return Ok(log_hooks(
+                server,
+                head,
+                body,
+                normalized,
+                peer,
+                |head, body, normalized| {
+                    Self::run_route(snapshot, server, head, body, normalized, peer)
+                },
+            ));
+        }
+        Self::run_route(snapshot, server, head, body, normalized, peer)
+    }
+
+    /// Matches the route and starts its chain.
+    fn run_route(
+        snapshot: &Snapshot,
+        server: &vhost::Server,
+        head: http::request::Parts,
+        body: Incoming,
+        normalized: Option<String>,
+        peer: SocketAddr,
+    ) -> Result<HandlerFuture, HttpError> {
+        let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         let (route, params) = match server.routes.lookup(&head.method, path) {
             Match::Found { route, params } => (route, params),
             Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
@@ -155,4 +180,51 @@ async fn read_body(body: Incoming, limits: RequestLimits) -> Result<Bytes, HttpE
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::BodyTooLarge),
         Ok(Err(_)) => Err(HttpError::BadRequest("request body was cut off")),
     }
+}
+
+/// Runs `route` and, once its answer is known (errors included), passes a
+/// [`LogLine`] to the server's module log hooks. Only servers with
+/// `loggers` pay for the captured fields.
+fn log_hooks(
+    server: &vhost::Server,
+    head: http::request::Parts,
+    body: Incoming,
+    normalized: Option<String>,
+    peer: SocketAddr,
+    route: impl FnOnce(
+        http::request::Parts,
+        Incoming,
+        Option<String>,
+    ) -> Result<HandlerFuture, HttpError>,
+) -> HandlerFuture {
+    let start = std::time::Instant::now();
+    let method = head.method.clone();
+    let path = normalized
+        .clone()
+        .unwrap_or_else(|| head.uri.path().to_owned());
+    let query = head.uri.query().unwrap_or("").to_owned();
+    let result = match route(head, body, normalized) {
+        Ok(chain) => chain,
+        Err(e) => HandlerFuture::ready(Err(e)),
+    };
+    let hooks = server.loggers.clone();
+    result.map(move |result| {
+        let (status, bytes) = match &result {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
+            ),
+            Err(e) => (e.status().as_u16(), 0),
+        };
+        hooks.log(&LogLine {
+            method,
+            path,
+            query,
+            peer,
+            status,
+            bytes,
+            duration: start.elapsed(),
+        });
+        result
+    })
 }

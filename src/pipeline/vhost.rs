@@ -15,6 +15,8 @@ pub struct Server {
     pub names: Vec<String>,
     /// Its routes.
     pub routes: RouteTable,
+    /// Module log hooks that see each of its requests.
+    pub loggers: crate::modules::route::LogHooks,
 }
 
 /// Every server of a snapshot and how to pick one.
@@ -99,6 +101,7 @@ mod tests {
         let s = |names: &[&str]| Server {
             names: names.iter().map(|n| n.to_string()).collect(),
             routes: RouteTable::default(),
+            loggers: Default::default(),
         };
         Servers::new(
             vec![

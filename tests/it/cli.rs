@@ -5,6 +5,7 @@ use std::process::Command;
 
 use crate::support::{
     daemon::{Daemon, bin},
+    modules::shipped_config,
     repo_root,
 };
 
@@ -25,6 +26,7 @@ fn help_and_version() {
 
 #[test]
 fn dash_t_accepts_the_shipped_config_quietly() {
+    crate::support::modules::dir();
     let out = Command::new(bin())
         .args(["-t", "-c"])
         .arg(repo_root().join("config.ron"))
@@ -38,29 +40,16 @@ fn dash_t_accepts_the_shipped_config_quietly() {
     }
 }
 
-/// The shipped config, moved to port 0 and pointed at the repo's `www/`.
-pub fn shipped_config_on_port_0(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(repo_root().join("config.ron")).unwrap();
-    let www = repo_root().join("www");
-    let text = text.replace("127.0.0.1:8080", "127.0.0.1:0").replace(
-        "root: \"www\"",
-        &format!("root: {:?}", www.display().to_string()),
-    );
-    let path = dir.join("config.ron");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn the_supervision_tree_is_logged_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(&shipped_config_on_port_0(dir.path()));
+    let d = Daemon::start(&shipped_config(dir.path()));
     let logs = d.logs();
     let tree: Vec<&str> = logs
         .lines()
         .skip_while(|l| !l.contains("supervision tree:"))
         .skip(1)
-        .take(6)
+        .take(9)
         .collect();
     assert_eq!(tree.first().copied(), Some("troupe [Running]"), "{logs}");
     for child in [
@@ -68,6 +57,9 @@ fn the_supervision_tree_is_logged_at_start() {
         "metrics",
         "router",
         "modules",
+        "plugin.hello_c",
+        "plugin.hello_rust",
+        "plugin.request_logger",
         "listener.127.0.0.1:",
     ] {
         let line = tree.iter().find(|l| l.contains(&format!("── {child}")));

@@ -11,6 +11,8 @@ mod access_log;
 mod cli;
 mod config_errors;
 mod http;
+mod isolation;
+mod modules;
 mod robustness;
 mod routing;
 mod shutdown;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod modules;
 pub mod server;
 
 use std::{future::Future, time::Duration};

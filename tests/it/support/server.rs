@@ -27,6 +27,7 @@ impl TestServer {
 
     /// Starts a config file from disk (e.g. the shipped one), access log off.
     pub async fn start_file(path: &Path) -> Self {
+        super::modules::dir();
         let mut loaded = troupe::config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
         loaded.config.log.access = troupe::config::schema::AccessTarget::Off;
         Self::launch(TempDir::new().expect("temp dir"), loaded).await
@@ -35,7 +36,12 @@ impl TestServer {
     async fn launch(dir: TempDir, loaded: troupe::config::Loaded) -> Self {
         init_logs();
         let listeners = troupe::bind(&["127.0.0.1:0".parse().expect("addr")]).expect("bind");
-        let running = troupe::start(loaded, listeners).await.expect("start");
+        let options = troupe::Options {
+            module_host: super::daemon::bin().into(),
+        };
+        let running = troupe::start_with(loaded, listeners, options)
+            .await
+            .expect("start");
         Self {
             addr: running.addrs()[0],
             running: Some(running),

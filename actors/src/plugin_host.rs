@@ -1,0 +1,91 @@
+//! A plugin-host actor: the lifecycle of ONE module.
+//!
+//! It loads the module when it starts (a failed load is an actor failure,
+//! so the modules supervisor retries it with backoff), takes failure
+//! reports from the request path (each one fails the actor, which restarts
+//! the module), reloads on request, and unpublishes the module when it
+//! stops, which runs the module's shutdown once the last request is done.
+//! Requests never pass through its mailbox.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::seams::{Failures, ModuleHost, Retired};
+
+/// The plugin-host actor.
+#[derive(Default)]
+pub struct PluginHost;
+
+/// Messages a plugin host takes.
+pub enum PluginHostMsg {
+    /// The request path saw the module fail (a caught panic, an error code,
+    /// a dead child process, a timeout): restart it.
+    Failed(String),
+    /// Load a new instance and swap it in; the old one serves until then,
+    /// and keeps serving if the new one fails to load.
+    Reload(RpcReplyPort<Result<(), String>>),
+}
+
+/// The plugin host's state.
+pub struct PluginHostState {
+    host: Arc<dyn ModuleHost>,
+}
+
+impl Actor for PluginHost {
+    type Msg = PluginHostMsg;
+    type State = PluginHostState;
+    type Arguments = Arc<dyn ModuleHost>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        host: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(PluginHostState { host })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.host
+            .load(Failures::to_actor(me))
+            .await
+            .map_err(|e| format!("cannot load module `{}`: {e}", st.host.name()).into())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PluginHostMsg::Failed(reason) => {
+                Err(format!("module `{}` failed: {reason}", st.host.name()).into())
+            }
+            PluginHostMsg::Reload(reply) => {
+                let result = st.host.load(Failures::to_actor(me)).await;
+                match &result {
+                    Ok(()) => tracing::info!(module = st.host.name(), "module reloaded"),
+                    Err(e) => {
+                        tracing::error!(module = st.host.name(), error = %e, "reload refused; the old instance keeps serving")
+                    }
+                }
+                let _ = reply.send(result);
+                Ok(())
+            }
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        st.host.retire(Retired::Stopped);
+        Ok(())
+    }
+}

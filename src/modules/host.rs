@@ -1,0 +1,96 @@
+//! [`Hosted`]: one module as its plugin-host actor drives it
+//! ([`troupe_actors::ModuleHost`]): load an instance where the config says
+//! it runs, publish it, retire it.
+
+use std::{path::PathBuf, sync::Arc};
+
+use troupe_actors::{BoxFuture, Failures, ModuleHost, RestartPolicy, Retired};
+
+use super::{
+    ModuleEntry,
+    hostapi::{LocalServices, Services},
+    inprocess::InProcess,
+    native::{Library, Native},
+    process::client::{Client, Spawn},
+    slot::Published,
+};
+use crate::config::schema::Isolation;
+
+/// What every module host shares.
+#[derive(Debug)]
+pub struct Env {
+    /// The host API's services: one store and one set of counters.
+    pub services: Arc<LocalServices>,
+    /// The executable run as `module-host` for `Process` modules.
+    pub module_host: PathBuf,
+}
+
+/// One module and the environment it runs in.
+#[derive(Debug)]
+pub struct Hosted {
+    entry: Arc<ModuleEntry>,
+    env: Arc<Env>,
+}
+
+impl Hosted {
+    /// The host of `entry`.
+    pub fn new(entry: Arc<ModuleEntry>, env: Arc<Env>) -> Self {
+        Self { entry, env }
+    }
+}
+
+impl ModuleHost for Hosted {
+    fn name(&self) -> &str {
+        &self.entry.name
+    }
+
+    fn policy(&self) -> RestartPolicy {
+        self.entry.policy
+    }
+
+    fn load(&self, failures: Failures) -> BoxFuture<'static, Result<(), String>> {
+        let (entry, env) = (self.entry.clone(), self.env.clone());
+        Box::pin(async move {
+            let services: Arc<dyn Services> = env.services.clone();
+            match entry.isolation {
+                Isolation::InProcess => {
+                    let e = entry.clone();
+                    // dlopen and init may block: off the runtime's threads.
+                    let native = tokio::task::spawn_blocking(move || {
+                        let lib = Library::open(&e.library).map_err(|err| err.to_string())?;
+                        Native::init(Arc::new(lib), e.slot.name().clone(), &e.config, services)
+                            .map_err(|err| format!("{}: {err}", e.library.display()))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())??;
+                    entry
+                        .slot
+                        .publish(Arc::new(InProcess::new(native, failures, entry.blocking)));
+                }
+                Isolation::Process => {
+                    let client = Client::spawn(Spawn {
+                        exe: &env.module_host,
+                        library: &entry.library,
+                        module: &entry.name,
+                        config: &entry.config,
+                        timeout: entry.timeout,
+                        services,
+                        failures,
+                    })
+                    .await
+                    .map_err(|e| format!("{}: {e}", entry.library.display()))?;
+                    entry.slot.publish(Arc::new(client));
+                }
+            }
+            tracing::info!(module = %entry.name, isolation = ?entry.isolation, "module loaded");
+            Ok(())
+        })
+    }
+
+    fn retire(&self, why: Retired) {
+        self.entry.slot.retire(match why {
+            Retired::Failed(reason) => Published::Failed(reason),
+            Retired::Stopped => Published::Stopped,
+        });
+    }
+}

@@ -1,0 +1,337 @@
+//! The host API (P2.10): what every module may call, whatever its language.
+//!
+//! [`Services`] is the language-neutral set (log, a shared key-value store,
+//! metric counters). In the server it is [`LocalServices`]; in a module's
+//! child process it forwards to the server over the socket. The `extern "C"`
+//! table in [`table`] exposes it, plus the response builder, to native code.
+
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use troupe_abi as abi;
+
+/// What a module can reach in the host.
+pub trait Services: Send + Sync + 'static {
+    /// Writes to the error log, tagged with the module.
+    fn log(&self, module: &str, level: u32, msg: &str);
+    /// Reads the shared store.
+    fn kv_get(&self, key: &str) -> Option<Bytes>;
+    /// Writes the shared store.
+    fn kv_set(&self, key: &str, value: Bytes);
+    /// Deletes from the shared store.
+    fn kv_delete(&self, key: &str);
+    /// Adds to the module's counter `name`.
+    fn metric(&self, module: &str, name: &str, by: u64);
+}
+
+/// Logs a module's message through `tracing` at its level.
+pub fn log_at(module: &str, level: u32, msg: &str) {
+    match level {
+        abi::level::ERROR => tracing::error!(module, "{msg}"),
+        abi::level::WARN => tracing::warn!(module, "{msg}"),
+        abi::level::INFO => tracing::info!(module, "{msg}"),
+        abi::level::DEBUG => tracing::debug!(module, "{msg}"),
+        _ => tracing::trace!(module, "{msg}"),
+    }
+}
+
+/// The server's own services: one store and one counter family, shared by
+/// every module of every kind.
+#[derive(Debug)]
+pub struct LocalServices {
+    kv: DashMap<String, Bytes>,
+    counters: prometheus::IntCounterVec,
+}
+
+impl LocalServices {
+    /// Services whose counters are registered in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Self {
+        let counters = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "troupe_module_counter_total",
+                "Counters incremented by modules through the host API.",
+            ),
+            &["module", "name"],
+        )
+        .expect("the metric name and labels are valid");
+        // A second server in one process registers again; the first wins.
+        let _ = registry.register(Box::new(counters.clone()));
+        Self {
+            kv: DashMap::new(),
+            counters,
+        }
+    }
+
+    /// A counter's value, for tests and the admin API.
+    pub fn counter(&self, module: &str, name: &str) -> u64 {
+        self.counters.with_label_values(&[module, name]).get()
+    }
+}
+
+impl Services for LocalServices {
+    fn log(&self, module: &str, level: u32, msg: &str) {
+        log_at(module, level, msg);
+    }
+
+    fn kv_get(&self, key: &str) -> Option<Bytes> {
+        self.kv.get(key).map(|v| v.clone())
+    }
+
+    fn kv_set(&self, key: &str, value: Bytes) {
+        self.kv.insert(key.to_owned(), value);
+    }
+
+    fn kv_delete(&self, key: &str) {
+        self.kv.remove(key);
+    }
+
+    fn metric(&self, module: &str, name: &str, by: u64) {
+        self.counters.with_label_values(&[module, name]).inc_by(by);
+    }
+}
+
+/// A response a module builds through the host table.
+#[derive(Debug)]
+pub struct Builder {
+    /// The status (200 unless set).
+    pub status: u16,
+    /// The header fields.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Whether `append_body` is honoured (not in a response filter).
+    body_open: bool,
+    /// The first invalid thing the module did (a bad header name, say).
+    pub invalid: Option<&'static str>,
+}
+
+impl Builder {
+    /// A fresh 200 with no headers, as `handle` and `request_filter` see it.
+    pub fn new() -> Self {
+        Self {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            body_open: true,
+            invalid: None,
+        }
+    }
+
+    /// A handler's response head, as a response filter sees it.
+    pub fn head(status: u16, headers: HeaderMap) -> Self {
+        Self {
+            status,
+            headers,
+            body: Vec::new(),
+            body_open: false,
+            invalid: None,
+        }
+    }
+
+    fn invalid(&mut self, why: &'static str) {
+        self.invalid.get_or_insert(why);
+    }
+
+    /// The status, checked.
+    pub fn status_code(&self) -> Result<StatusCode, &'static str> {
+        if let Some(why) = self.invalid {
+            return Err(why);
+        }
+        StatusCode::from_u16(self.status).map_err(|_| "invalid status")
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The context behind `troupe_host.ctx`: who is calling, and the services.
+pub struct HostCtx {
+    /// The module's name, for logs and metric labels.
+    pub module: std::sync::Arc<str>,
+    /// Where calls go.
+    pub services: std::sync::Arc<dyn Services>,
+}
+
+/// The host table handed to a native module's `init`, and the context it
+/// points at. Boxed so both keep their address for the instance's life.
+pub struct HostTable {
+    table: Box<abi::Host>,
+    _ctx: Box<HostCtx>,
+}
+
+// SAFETY: the table is immutable after construction, and `ctx` points into
+// `_ctx`, whose services are `Send + Sync`.
+unsafe impl Send for HostTable {}
+unsafe impl Sync for HostTable {}
+
+impl HostTable {
+    /// A table whose calls go to `ctx`.
+    pub fn new(ctx: HostCtx) -> Self {
+        let mut ctx = Box::new(ctx);
+        let table = Box::new(abi::Host {
+            abi_version: abi::ABI_VERSION,
+            ctx: (&mut *ctx as *mut HostCtx).cast(),
+            log: table::log,
+            kv_get: table::kv_get,
+            kv_set: table::kv_set,
+            kv_delete: table::kv_delete,
+            metric_incr: table::metric_incr,
+            set_status: table::set_status,
+            status: table::status,
+            add_header: table::add_header,
+            set_header: table::set_header,
+            append_body: table::append_body,
+        });
+        Self { table, _ctx: ctx }
+    }
+
+    /// The pointer passed to `init`.
+    pub fn as_ptr(&self) -> *const abi::Host {
+        &*self.table
+    }
+}
+
+/// The `extern "C"` functions of the host table. None of them unwinds: they
+/// only copy and validate, and never panic on what a module passes.
+mod table {
+    use super::*;
+
+    /// # Safety
+    /// `ctx` is the `HostCtx` of a live [`HostTable`].
+    unsafe fn ctx<'a>(ctx: *mut c_void) -> &'a HostCtx {
+        // SAFETY: see above; the module only has this pointer from its table.
+        unsafe { &*ctx.cast::<HostCtx>() }
+    }
+
+    /// # Safety
+    /// `s` is borrowed from the module for the call.
+    unsafe fn text<'a>(s: abi::Str) -> std::borrow::Cow<'a, str> {
+        // SAFETY: see above.
+        String::from_utf8_lossy(unsafe { s.as_bytes() })
+    }
+
+    /// # Safety
+    /// `resp` is a [`Builder`] the host passed to the running hook.
+    unsafe fn builder<'a>(resp: *mut abi::Response) -> &'a mut Builder {
+        // SAFETY: see above.
+        unsafe { &mut *resp.cast::<Builder>() }
+    }
+
+    pub(super) unsafe extern "C" fn log(c: *mut c_void, level: u32, msg: abi::Str) {
+        // SAFETY: the table's contract (troupe_module.h).
+        let (c, msg) = unsafe { (ctx(c), text(msg)) };
+        c.services.log(&c.module, level, &msg);
+    }
+
+    pub(super) unsafe extern "C" fn kv_get(
+        c: *mut c_void,
+        key: abi::Str,
+        buf: *mut u8,
+        cap: usize,
+    ) -> i64 {
+        // SAFETY: the table's contract.
+        let (c, key) = unsafe { (ctx(c), text(key)) };
+        let Some(value) = c.services.kv_get(&key) else {
+            return -1;
+        };
+        let n = value.len().min(cap);
+        if n > 0 && !buf.is_null() {
+            // SAFETY: the module gave `cap` writable bytes at `buf`.
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), buf, n) };
+        }
+        i64::try_from(value.len()).unwrap_or(i64::MAX)
+    }
+
+    pub(super) unsafe extern "C" fn kv_set(c: *mut c_void, key: abi::Str, value: abi::Str) {
+        // SAFETY: the table's contract.
+        let (c, key, value) = unsafe { (ctx(c), text(key), value.as_bytes()) };
+        c.services.kv_set(&key, Bytes::copy_from_slice(value));
+    }
+
+    pub(super) unsafe extern "C" fn kv_delete(c: *mut c_void, key: abi::Str) {
+        // SAFETY: the table's contract.
+        let (c, key) = unsafe { (ctx(c), text(key)) };
+        c.services.kv_delete(&key);
+    }
+
+    pub(super) unsafe extern "C" fn metric_incr(c: *mut c_void, name: abi::Str, by: u64) {
+        // SAFETY: the table's contract.
+        let (c, name) = unsafe { (ctx(c), text(name)) };
+        c.services.metric(&c.module, &name, by);
+    }
+
+    pub(super) unsafe extern "C" fn set_status(resp: *mut abi::Response, status: u16) {
+        // SAFETY: the table's contract.
+        let b = unsafe { builder(resp) };
+        if (100..=999).contains(&status) {
+            b.status = status;
+        } else {
+            b.invalid("invalid status");
+        }
+    }
+
+    pub(super) unsafe extern "C" fn status(resp: *const abi::Response) -> u16 {
+        // SAFETY: the table's contract.
+        unsafe { builder(resp.cast_mut()) }.status
+    }
+
+    /// # Safety
+    /// The table's contract.
+    unsafe fn field(
+        b: &mut Builder,
+        name: abi::Str,
+        value: abi::Str,
+    ) -> Option<(HeaderName, HeaderValue)> {
+        // SAFETY: borrowed for the call.
+        let (name, value) = unsafe { (name.as_bytes(), value.as_bytes()) };
+        match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            (Ok(n), Ok(v)) => Some((n, v)),
+            _ => {
+                b.invalid("invalid response header");
+                None
+            }
+        }
+    }
+
+    pub(super) unsafe extern "C" fn add_header(
+        resp: *mut abi::Response,
+        name: abi::Str,
+        value: abi::Str,
+    ) {
+        // SAFETY: the table's contract.
+        let b = unsafe { builder(resp) };
+        // SAFETY: the table's contract.
+        if let Some((n, v)) = unsafe { field(b, name, value) } {
+            b.headers.append(n, v);
+        }
+    }
+
+    pub(super) unsafe extern "C" fn set_header(
+        resp: *mut abi::Response,
+        name: abi::Str,
+        value: abi::Str,
+    ) {
+        // SAFETY: the table's contract.
+        let b = unsafe { builder(resp) };
+        // SAFETY: the table's contract.
+        if let Some((n, v)) = unsafe { field(b, name, value) } {
+            b.headers.insert(n, v);
+        }
+    }
+
+    pub(super) unsafe extern "C" fn append_body(resp: *mut abi::Response, bytes: abi::Str) {
+        // SAFETY: the table's contract.
+        let b = unsafe { builder(resp) };
+        if b.body_open {
+            // SAFETY: borrowed for the call.
+            b.body.extend_from_slice(unsafe { bytes.as_bytes() });
+        }
+    }
+}

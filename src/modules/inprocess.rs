@@ -1,0 +1,143 @@
+//! A native instance called directly from the request's task (`InProcess`).
+//!
+//! The call is synchronous and needs no allocation beyond the request's
+//! header view, so a module answers as fast as a core handler. A panic in
+//! a Rust module is caught inside the module (the SDK's doing) and comes
+//! back as an error code; a segfault here takes the server down, which is
+//! what `Process` isolation is for.
+
+use std::sync::Arc;
+
+use troupe_abi as abi;
+use troupe_actors::Failures;
+
+use super::{
+    Filtered, Hooks, Instance, LogLine,
+    hostapi::Builder,
+    into_response,
+    native::{CallError, Native, RawRequest},
+};
+use crate::{
+    HttpError,
+    handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
+    pipeline::request::Request,
+};
+
+/// A native instance in the server's process.
+pub struct InProcess {
+    native: Arc<Native>,
+    failures: Failures,
+    blocking: bool,
+}
+
+impl InProcess {
+    /// Wraps an initialised instance; `blocking` moves calls to the
+    /// blocking pool.
+    pub fn new(native: Native, failures: Failures, blocking: bool) -> Self {
+        Self {
+            native: Arc::new(native),
+            failures,
+            blocking,
+        }
+    }
+}
+
+/// Calls `f` with the request in the ABI's shape.
+fn with_raw<R>(req: &Request, f: impl FnOnce(&abi::Request) -> R) -> R {
+    let peer = req.peer().to_string();
+    let raw = RawRequest::new(
+        req.method().as_str(),
+        req.path(),
+        req.query().unwrap_or(""),
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        req.params().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        req.body(),
+        &peer,
+    );
+    f(&raw.raw())
+}
+
+/// Turns a hook's result into the request's answer, reporting failures.
+fn answer(result: Result<Builder, CallError>, failures: &Failures) -> HandlerResult {
+    match result {
+        Ok(b) => {
+            let status = b.status_code().map_err(|w| HttpError::Internal(w.into()))?;
+            Ok(into_response(status, b.headers, b.body))
+        }
+        Err(e) => Err(fail(e, failures)),
+    }
+}
+
+fn fail(e: CallError, failures: &Failures) -> HttpError {
+    let why = e.to_string();
+    // A missing hook is a config mistake, not a crash: no restart.
+    if !matches!(e, CallError::Missing(_)) {
+        failures.report(why.clone());
+    }
+    HttpError::Internal(why)
+}
+
+impl Instance for InProcess {
+    fn hooks(&self) -> Hooks {
+        self.native.hooks()
+    }
+
+    fn handle(&self, req: Request) -> HandlerFuture {
+        if !self.blocking {
+            return HandlerFuture::ready(answer(
+                with_raw(&req, |raw| self.native.handle(raw)),
+                &self.failures,
+            ));
+        }
+        let (native, failures) = (self.native.clone(), self.failures.clone());
+        HandlerFuture::new(async move {
+            let result =
+                tokio::task::spawn_blocking(move || with_raw(&req, |raw| native.handle(raw)))
+                    .await
+                    .map_err(|e| HttpError::Internal(e.to_string()))?;
+            answer(result, &failures)
+        })
+    }
+
+    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        let result = with_raw(&req, |raw| self.native.request_filter(raw));
+        let failures = self.failures.clone();
+        Box::pin(async move {
+            match result {
+                Ok((false, _)) => Ok(Filtered::Continue(req)),
+                Ok((true, b)) => answer(Ok(b), &failures).map(Filtered::Respond),
+                Err(e) => Err(fail(e, &failures)),
+            }
+        })
+    }
+
+    fn response_filter(&self, mut resp: Response) -> HandlerFuture {
+        let head = Builder::head(resp.status().as_u16(), std::mem::take(resp.headers_mut()));
+        HandlerFuture::ready(match self.native.response_filter(head) {
+            Ok(b) => b
+                .status_code()
+                .map_err(|w| HttpError::Internal(w.into()))
+                .map(|status| {
+                    *resp.status_mut() = status;
+                    *resp.headers_mut() = b.headers;
+                    resp
+                }),
+            Err(e) => Err(fail(e, &self.failures)),
+        })
+    }
+
+    fn log(&self, line: &LogLine) {
+        let peer = line.peer.to_string();
+        self.native.log(&abi::LogEntry {
+            method: abi::Str::new(line.method.as_str().as_bytes()),
+            path: abi::Str::new(line.path.as_bytes()),
+            query: abi::Str::new(line.query.as_bytes()),
+            peer: abi::Str::new(peer.as_bytes()),
+            status: line.status,
+            bytes: line.bytes,
+            duration_us: u64::try_from(line.duration.as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+}

@@ -1,0 +1,321 @@
+//! The server's side of a `Process`-isolated module: one child process,
+//! many requests in flight over one unix socket.
+//!
+//! The child is `troupe module-host <library>` with the socket as its
+//! stdin. A writer task batches frames; a reader task matches replies to
+//! waiting requests by id and answers the child's host-API calls. When the
+//! child dies, every request in flight gets 502 at once and the failure is
+//! reported to the module's host actor, which starts a new child.
+
+use std::{
+    os::fd::OwnedFd,
+    path::Path,
+    process::Stdio,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::{
+    net::UnixStream,
+    process::{Child, Command},
+    sync::{mpsc, oneshot},
+};
+use tokio_util::codec::FramedRead;
+use troupe_actors::Failures;
+
+use super::wire::{self, ToChild, ToServer, WireResponse};
+use crate::{
+    error::HttpError,
+    modules::{Hooks, hostapi::Services},
+};
+
+/// How long `init` may take in the child.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping child gets to run its shutdown hook.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+type Reply = Result<WireResponse, String>;
+
+/// State shared by the client and its reader task.
+struct Shared {
+    pending: DashMap<u64, oneshot::Sender<Reply>>,
+    dead: AtomicBool,
+    child: Mutex<Option<Child>>,
+}
+
+impl Shared {
+    fn kill(&self) {
+        if let Ok(mut child) = self.child.lock()
+            && let Some(child) = child.as_mut()
+        {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A running child process serving one module.
+pub struct Client {
+    tx: mpsc::UnboundedSender<Bytes>,
+    shared: Arc<Shared>,
+    next: AtomicU64,
+    hooks: Hooks,
+    timeout: Duration,
+    failures: Failures,
+    stopping: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("hooks", &self.hooks)
+            .finish()
+    }
+}
+
+/// What a child is started with.
+pub struct Spawn<'a> {
+    /// The executable that hosts modules (`troupe`, run as `troupe module-host`).
+    pub exe: &'a Path,
+    /// The module library.
+    pub library: &'a Path,
+    /// The module's name.
+    pub module: &'a str,
+    /// Its config text.
+    pub config: &'a str,
+    /// Longest a call may take.
+    pub timeout: Duration,
+    /// Where the child's host-API calls go.
+    pub services: Arc<dyn Services>,
+    /// Where failures are reported.
+    pub failures: Failures,
+}
+
+impl Client {
+    /// Starts the child, runs the module's `init` in it, and starts serving.
+    pub async fn spawn(s: Spawn<'_>) -> Result<Self, String> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| format!("cannot create a socket pair: {e}"))?;
+        let child = Command::new(s.exe)
+            .arg("module-host")
+            .arg(s.library)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {} module-host: {e}", s.exe.display()))?;
+        ours.set_nonblocking(true)
+            .map_err(|e| format!("socket: {e}"))?;
+        let (read, write) = UnixStream::from_std(ours)
+            .map_err(|e| format!("socket: {e}"))?
+            .into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(wire::write_frames(rx, write));
+        let shared = Arc::new(Shared {
+            pending: DashMap::new(),
+            dead: AtomicBool::new(false),
+            child: Mutex::new(Some(child)),
+        });
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (ready, init) = oneshot::channel();
+        tokio::spawn(read_replies(Reader {
+            frames: FramedRead::new(read, wire::codec()),
+            shared: shared.clone(),
+            tx: tx.downgrade(),
+            services: s.services,
+            module: s.module.into(),
+            failures: s.failures.clone(),
+            stopping: stopping.clone(),
+            ready: Some(ready),
+        }));
+        let _ = tx.send(wire::encode(&ToChild::Init {
+            module: s.module,
+            config: s.config,
+        }));
+        let hooks = match tokio::time::timeout(INIT_TIMEOUT, init).await {
+            Ok(Ok(Ok(hooks))) => hooks,
+            Ok(Ok(Err(why))) => return Err(why),
+            Ok(Err(_)) => return Err("the module process ended during init".into()),
+            Err(_) => {
+                shared.kill();
+                return Err("the module's init did not finish within 10s".into());
+            }
+        };
+        Ok(Self {
+            tx,
+            shared,
+            next: AtomicU64::new(1),
+            hooks,
+            timeout: s.timeout,
+            failures: s.failures,
+            stopping,
+        })
+    }
+
+    /// The hooks the module offers.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    /// Sends a frame that expects no reply (the log hook).
+    pub fn notify(&self, frame: Bytes) {
+        let _ = self.tx.send(frame);
+    }
+
+    /// Sends the frame `make(id)` and waits for its reply within the timeout.
+    ///
+    /// 502 if the child dies first (its failure is reported by the reader);
+    /// 504 on timeout (the child is killed and the failure reported); 500
+    /// if the hook itself failed (reported here).
+    pub fn call(
+        &self,
+        make: impl FnOnce(u64) -> Bytes,
+    ) -> impl Future<Output = Result<WireResponse, HttpError>> + Send + 'static {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let shared = self.shared.clone();
+        let failures = self.failures.clone();
+        let timeout = self.timeout;
+        let sent = !shared.dead.load(Ordering::Acquire) && {
+            shared.pending.insert(id, reply);
+            // The reader may have drained `pending` just before the insert.
+            !shared.dead.load(Ordering::Acquire) && self.tx.send(make(id)).is_ok()
+        };
+        async move {
+            if !sent {
+                shared.pending.remove(&id);
+                return Err(HttpError::BadGateway("module process is down"));
+            }
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(Ok(resp))) => Ok(resp),
+                Ok(Ok(Err(why))) => {
+                    failures.report(why.clone());
+                    Err(HttpError::Internal(why))
+                }
+                Ok(Err(_)) => Err(HttpError::BadGateway("module process died")),
+                Err(_) => {
+                    shared.pending.remove(&id);
+                    // Native code cannot be interrupted: replace the process.
+                    shared.kill();
+                    failures.report(format!("a call took longer than {timeout:?}"));
+                    Err(HttpError::GatewayTimeout("module timed out"))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The writer ends with the last sender, closing our half: the child
+        // sees EOF, runs the module's shutdown, and exits. Its exit is then
+        // expected, not a failure.
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+struct Reader {
+    frames: wire::FrameStream,
+    shared: Arc<Shared>,
+    tx: mpsc::WeakUnboundedSender<Bytes>,
+    services: Arc<dyn Services>,
+    module: Arc<str>,
+    failures: Failures,
+    stopping: Arc<AtomicBool>,
+    /// Until `init` has answered: where its outcome goes.
+    ready: Option<oneshot::Sender<Result<Hooks, String>>>,
+}
+
+async fn read_replies(mut r: Reader) {
+    while let Some(frame) = wire::next_frame(&mut r.frames).await {
+        let Ok(msg) = postcard::from_bytes::<ToServer>(&frame) else {
+            tracing::error!(module = %r.module, "module process sent an invalid frame");
+            break;
+        };
+        match msg {
+            ToServer::Reply { id, result } => {
+                if let Some((_, waiter)) = r.shared.pending.remove(&id) {
+                    let _ = waiter.send(result);
+                }
+            }
+            ToServer::KvGet { id, key } => {
+                let value = r.services.kv_get(key);
+                if let Some(tx) = r.tx.upgrade() {
+                    let _ = tx.send(wire::encode(&ToChild::KvValue {
+                        id,
+                        value: value.as_deref(),
+                    }));
+                }
+            }
+            ToServer::KvSet { key, value } => r.services.kv_set(key, Bytes::copy_from_slice(value)),
+            ToServer::KvDelete(key) => r.services.kv_delete(key),
+            ToServer::Metric { name, by } => r.services.metric(&r.module, name, by),
+            ToServer::Log { level, msg } => r.services.log(&r.module, level, msg),
+            ToServer::Ready(hooks) => {
+                if let Some(ready) = r.ready.take() {
+                    let _ = ready.send(Ok(hooks));
+                }
+            }
+            ToServer::InitFailed(why) => {
+                if let Some(ready) = r.ready.take() {
+                    let _ = ready.send(Err(why));
+                }
+            }
+        }
+    }
+    // EOF: the child is gone. Fail what is in flight at once (dropping the
+    // senders answers 502), then find out why it ended.
+    r.shared.dead.store(true, Ordering::Release);
+    r.shared.pending.clear();
+    let reason = exit_reason(&r.shared).await;
+    if let Some(ready) = r.ready.take() {
+        // Died during init: the load fails, which is reported already.
+        let _ = ready.send(Err(reason));
+    } else if r.stopping.load(Ordering::Acquire) {
+        tracing::debug!(module = %r.module, %reason, "module process stopped");
+    } else {
+        tracing::error!(module = %r.module, %reason, "module process died");
+        r.failures.report(reason);
+    }
+}
+
+/// Waits briefly for the child and describes how it ended.
+async fn exit_reason(shared: &Shared) -> String {
+    let child = shared.child.lock().ok().and_then(|mut c| c.take());
+    let Some(mut child) = child else {
+        return "the module process is gone".into();
+    };
+    match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+        Ok(Ok(status)) => describe(status),
+        _ => {
+            let _ = child.start_kill();
+            "the module process closed its socket".into()
+        }
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(sig)) => format!(
+            "the module process was killed by signal {sig}{}",
+            signal_name(sig)
+        ),
+        (Some(code), _) => format!("the module process exited with status {code}"),
+        _ => "the module process ended".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        6 => " (SIGABRT)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        _ => "",
+    }
+}

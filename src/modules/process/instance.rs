@@ -1,0 +1,112 @@
+//! A [`Client`] as an [`Instance`]: requests encoded to frames, replies
+//! decoded into responses.
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::{
+    client::Client,
+    wire::{self, Hook, ToChild, WireLog, WireRequest, WireResponse},
+};
+use crate::{
+    HttpError,
+    handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
+    modules::{Filtered, Hooks, Instance, LogLine, into_response},
+    pipeline::request::Request,
+};
+
+fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {
+    wire::encode(&ToChild::Call {
+        id,
+        hook,
+        req: WireRequest {
+            method: req.method().as_str(),
+            path: req.path(),
+            query: req.query().unwrap_or(""),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect(),
+            params: req.params().collect(),
+            body: req.body(),
+            peer,
+        },
+    })
+}
+
+/// A reply's head, validated (the child validated too, but a broken child
+/// must not be trusted).
+fn head(resp: &WireResponse) -> Result<(StatusCode, HeaderMap), HttpError> {
+    let bad = || HttpError::Internal("the module sent an invalid response".into());
+    let status = StatusCode::from_u16(resp.status).map_err(|_| bad())?;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for (n, v) in &resp.headers {
+        let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_bytes(v).map_err(|_| bad())?;
+        headers.append(name, value);
+    }
+    Ok((status, headers))
+}
+
+fn response(resp: WireResponse) -> HandlerResult {
+    let (status, headers) = head(&resp)?;
+    Ok(into_response(status, headers, resp.body))
+}
+
+impl Instance for Client {
+    fn hooks(&self) -> Hooks {
+        Client::hooks(self)
+    }
+
+    fn handle(&self, req: Request) -> HandlerFuture {
+        let peer = req.peer().to_string();
+        let reply = self.call(|id| call_frame(id, Hook::Handle, &req, &peer));
+        HandlerFuture::new(async move { response(reply.await?) })
+    }
+
+    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        let peer = req.peer().to_string();
+        let reply = self.call(|id| call_frame(id, Hook::RequestFilter, &req, &peer));
+        Box::pin(async move {
+            let reply = reply.await?;
+            if reply.respond {
+                response(reply).map(Filtered::Respond)
+            } else {
+                Ok(Filtered::Continue(req))
+            }
+        })
+    }
+
+    fn response_filter(&self, mut resp: Response) -> HandlerFuture {
+        let reply = self.call(|id| {
+            wire::encode(&ToChild::ResponseFilter {
+                id,
+                status: resp.status().as_u16(),
+                headers: resp
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                    .collect(),
+            })
+        });
+        HandlerFuture::new(async move {
+            let (status, headers) = head(&reply.await?)?;
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            Ok(resp)
+        })
+    }
+
+    fn log(&self, line: &LogLine) {
+        let peer = line.peer.to_string();
+        self.notify(wire::encode(&ToChild::Log(WireLog {
+            method: line.method.as_str(),
+            path: &line.path,
+            query: &line.query,
+            peer: &peer,
+            status: line.status,
+            bytes: line.bytes,
+            duration_us: u64::try_from(line.duration.as_micros()).unwrap_or(u64::MAX),
+        })));
+    }
+}

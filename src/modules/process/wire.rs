@@ -1,0 +1,210 @@
+//! The frames between the server and a module's child process.
+//!
+//! Each frame is one postcard-encoded message inside tokio-util's
+//! length-delimited codec. Calls carry an id, so many requests are in
+//! flight on one socket and replies may come back in any order. Requests
+//! are encoded from borrowed data and decoded borrowing the frame, so a
+//! request's bytes are copied once, into the socket.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::{net::unix::OwnedWriteHalf, sync::mpsc};
+use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
+
+use crate::modules::Hooks;
+
+/// The largest frame either side accepts (a body is at most
+/// `max_body_bytes`, well below this).
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// The codec both sides use.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+/// Which hook a [`ToChild::Call`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hook {
+    /// `handle`.
+    Handle,
+    /// `request_filter`.
+    RequestFilter,
+}
+
+/// A request, borrowed from the server's `Request` or from a frame.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireRequest<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The decoded path.
+    pub path: &'a str,
+    /// The raw query.
+    pub query: &'a str,
+    /// Header fields.
+    #[serde(borrow)]
+    pub headers: Vec<(&'a str, &'a [u8])>,
+    /// Route parameters.
+    pub params: Vec<(&'a str, &'a str)>,
+    /// The body.
+    #[serde(with = "serde_bytes")]
+    pub body: &'a [u8],
+    /// The client's `ip:port`.
+    pub peer: &'a str,
+}
+
+/// A response, or a response head for a filter.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct WireResponse {
+    /// The status.
+    pub status: u16,
+    /// Header fields.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// From a request filter: answer now.
+    pub respond: bool,
+}
+
+/// A finished request, for the log hook.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireLog<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The decoded path.
+    pub path: &'a str,
+    /// The raw query.
+    pub query: &'a str,
+    /// The client's `ip:port`.
+    pub peer: &'a str,
+    /// The status.
+    pub status: u16,
+    /// Body bytes.
+    pub bytes: u64,
+    /// Microseconds to the response head.
+    pub duration_us: u64,
+}
+
+/// Server → child.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToChild<'a> {
+    /// First frame: run `init`.
+    Init {
+        /// The module's name.
+        module: &'a str,
+        /// Its config text.
+        config: &'a str,
+    },
+    /// Run a hook on a request.
+    Call {
+        /// Matches the reply.
+        id: u64,
+        /// Which hook.
+        hook: Hook,
+        /// The request.
+        #[serde(borrow)]
+        req: WireRequest<'a>,
+    },
+    /// Run `response_filter` on a head.
+    ResponseFilter {
+        /// Matches the reply.
+        id: u64,
+        /// The handler's status.
+        status: u16,
+        /// The handler's header fields.
+        headers: Vec<(&'a str, &'a [u8])>,
+    },
+    /// Run `log` (no reply).
+    Log(#[serde(borrow)] WireLog<'a>),
+    /// The answer to a [`ToServer::KvGet`].
+    KvValue {
+        /// The id of the question.
+        id: u64,
+        /// The value, if the key exists.
+        value: Option<&'a [u8]>,
+    },
+}
+
+/// Child → server.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToServer<'a> {
+    /// `init` succeeded; the module offers these hooks.
+    Ready(Hooks),
+    /// `init` (or loading) failed.
+    InitFailed(String),
+    /// The result of a call.
+    Reply {
+        /// The call's id.
+        id: u64,
+        /// The response, or why the hook failed.
+        result: Result<WireResponse, String>,
+    },
+    /// Host API: read the shared store (answered with `KvValue`).
+    KvGet {
+        /// Matches the answer.
+        id: u64,
+        /// The key.
+        key: &'a str,
+    },
+    /// Host API: write the shared store.
+    KvSet {
+        /// The key.
+        key: &'a str,
+        /// The value.
+        #[serde(with = "serde_bytes")]
+        value: &'a [u8],
+    },
+    /// Host API: delete from the shared store.
+    KvDelete(&'a str),
+    /// Host API: add to a counter.
+    Metric {
+        /// The counter.
+        name: &'a str,
+        /// How much.
+        by: u64,
+    },
+    /// Host API: log a line.
+    Log {
+        /// `TROUPE_LOG_*`.
+        level: u32,
+        /// The message.
+        msg: &'a str,
+    },
+}
+
+/// Encodes a frame.
+pub fn encode<T: Serialize>(msg: &T) -> Bytes {
+    Bytes::from(postcard::to_stdvec(msg).expect("frames always encode"))
+}
+
+/// Sends queued frames, flushing once per batch: under load many requests
+/// share one write. Ends when every sender is gone, or on a write error.
+pub async fn write_frames(mut rx: mpsc::UnboundedReceiver<Bytes>, half: OwnedWriteHalf) {
+    let mut sink = FramedWrite::new(half, codec());
+    while let Some(frame) = rx.recv().await {
+        if sink.feed(frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = rx.try_recv() {
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+        }
+        if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads frames until EOF; a decode error ends the stream too (the peer is
+/// broken, and the caller treats it like a crash).
+pub type FrameStream =
+    tokio_util::codec::FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>;
+
+/// The next frame's bytes, or `None` at EOF or on an error.
+pub async fn next_frame(frames: &mut FrameStream) -> Option<bytes::BytesMut> {
+    frames.next().await.and_then(Result::ok)
+}

@@ -1,0 +1,116 @@
+//! How routes reach modules: a [`Handler`], a [`Middleware`] and log hooks,
+//! each holding the module's [`Slot`] and reading it once per request.
+
+use std::sync::Arc;
+
+use super::{Filtered, LogLine, Slot};
+use crate::{
+    HttpError,
+    handler::{Handler, HandlerFuture, Middleware, Next},
+    pipeline::request::Request,
+};
+
+/// `handler: Module("name")`.
+#[derive(Debug)]
+pub struct ModuleHandler {
+    slot: Arc<Slot>,
+}
+
+impl ModuleHandler {
+    /// A handler answering through the module published in `slot`.
+    pub fn new(slot: Arc<Slot>) -> Self {
+        Self { slot }
+    }
+}
+
+impl Handler for ModuleHandler {
+    fn call(&self, req: Request) -> HandlerFuture {
+        let state = self.slot.load();
+        match state.instance() {
+            Ok(i) if i.hooks().handle => i.handle(req),
+            Ok(_) => HandlerFuture::ready(Err(no_hook(&self.slot, "handle"))),
+            Err(e) => HandlerFuture::ready(Err(e)),
+        }
+    }
+}
+
+fn no_hook(slot: &Slot, hook: &str) -> HttpError {
+    HttpError::Internal(format!("module `{}` has no {hook} hook", slot.name()))
+}
+
+/// `middleware: [Module("name")]`: the module's request filter before the
+/// rest of the chain, its response filter after. A module offering neither
+/// is passed through.
+#[derive(Debug)]
+pub struct ModuleFilter {
+    slot: Arc<Slot>,
+}
+
+impl ModuleFilter {
+    /// A middleware running the filters of the module published in `slot`.
+    pub fn new(slot: Arc<Slot>) -> Self {
+        Self { slot }
+    }
+}
+
+impl Middleware for ModuleFilter {
+    fn call(&self, req: Request, next: Next) -> HandlerFuture {
+        let state = self.slot.load();
+        let instance = match state.instance() {
+            Ok(i) => i.clone(),
+            Err(e) => return HandlerFuture::ready(Err(e)),
+        };
+        let hooks = instance.hooks();
+        if !hooks.request_filter && !hooks.response_filter {
+            return next.run(req);
+        }
+        HandlerFuture::new(async move {
+            let req = if hooks.request_filter {
+                match instance.request_filter(req).await? {
+                    Filtered::Continue(req) => req,
+                    Filtered::Respond(resp) => return Ok(resp),
+                }
+            } else {
+                req
+            };
+            let resp = next.run(req).await?;
+            if hooks.response_filter {
+                instance.response_filter(resp).await
+            } else {
+                Ok(resp)
+            }
+        })
+    }
+}
+
+/// The log hooks of one server (`loggers`), called after each response.
+#[derive(Debug, Clone, Default)]
+pub struct LogHooks {
+    slots: Arc<[Arc<Slot>]>,
+}
+
+impl LogHooks {
+    /// Hooks for these modules, in order.
+    pub fn new(slots: Vec<Arc<Slot>>) -> Self {
+        Self {
+            slots: slots.into(),
+        }
+    }
+
+    /// Whether there is none (the common case: nothing to capture).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Calls each ready module's log hook. A module that is down misses
+    /// the line; logging never fails a request.
+    pub fn log(&self, line: &LogLine) {
+        for slot in self.slots.iter() {
+            if let Ok(i) = slot.load().instance()
+                && i.hooks().log
+            {
+                i.log(line);
+            }
+        }
+    }
+}

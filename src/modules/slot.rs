@@ -1,0 +1,103 @@
+//! Where a module's current instance is published for the request path.
+//!
+//! A route holds the module's [`Slot`]; its plugin-host actor stores each
+//! new instance there. A request loads the slot once (an `ArcSwap` read,
+//! no lock, no mailbox) and calls the instance directly; a restart or
+//! reload swaps the slot while requests in flight keep the old instance.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use arc_swap::{ArcSwap, Guard};
+
+use super::Instance;
+use crate::error::HttpError;
+
+/// What a module's routes see.
+pub enum Published {
+    /// Not loaded yet (start-up, or a load that failed and is being retried).
+    Loading,
+    /// Serving.
+    Ready(Arc<dyn Instance>),
+    /// Failed too often: 503 until it recovers or is reloaded.
+    Failed(String),
+    /// The server is stopping.
+    Stopped,
+}
+
+/// One module's published state.
+pub struct Slot {
+    name: Arc<str>,
+    state: ArcSwap<Published>,
+    loads: AtomicU64,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("name", &self.name)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Slot {
+    /// An empty slot for the module `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            state: ArcSwap::from_pointee(Published::Loading),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The current state, for one request.
+    pub fn load(&self) -> Guard<Arc<Published>> {
+        self.state.load()
+    }
+
+    /// Publishes a new instance.
+    pub fn publish(&self, instance: Arc<dyn Instance>) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        self.state.store(Arc::new(Published::Ready(instance)));
+    }
+
+    /// Replaces the instance with a state that answers 503.
+    pub fn retire(&self, state: Published) {
+        self.state.store(Arc::new(state));
+    }
+
+    /// Instances loaded so far: the first, then one per restart or reload.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    /// A word for the state: `loading`, `ready`, `failed` or `stopped`.
+    pub fn status(&self) -> &'static str {
+        match &**self.state.load() {
+            Published::Loading => "loading",
+            Published::Ready(_) => "ready",
+            Published::Failed(_) => "failed",
+            Published::Stopped => "stopped",
+        }
+    }
+}
+
+impl Published {
+    /// The instance, or the 503 its routes answer with.
+    pub fn instance(&self) -> Result<&Arc<dyn Instance>, HttpError> {
+        match self {
+            Published::Ready(i) => Ok(i),
+            Published::Loading => Err(HttpError::Unavailable("module is starting")),
+            Published::Failed(_) => Err(HttpError::Unavailable("module failed")),
+            Published::Stopped => Err(HttpError::Unavailable("module stopped")),
+        }
+    }
+}

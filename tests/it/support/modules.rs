@@ -1,0 +1,55 @@
+//! The example and test modules, built from `plugins/` once per test run.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use super::repo_root;
+
+/// Runs `plugins/build.sh` (C with cc, Rust with cargo) the first time it
+/// is called, and returns the directory the libraries are in.
+pub fn dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(repo_root().join("plugins/build.sh"))
+            .status()
+            .expect("run plugins/build.sh");
+        assert!(status.success(), "plugins/build.sh failed: {status}");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("modules")
+    })
+}
+
+/// The absolute path of `lib<name>.so`, quoted for RON.
+pub fn lib(name: &str) -> String {
+    format!(
+        "{:?}",
+        dir().join(format!("lib{name}.so")).display().to_string()
+    )
+}
+
+/// The shipped `config.ron`, rewritten into `dir`: port 0, the repo's
+/// `www/` and modules, and the request log inside `dir`.
+pub fn shipped_config(dir: &Path) -> PathBuf {
+    let modules = self::dir();
+    let text = std::fs::read_to_string(repo_root().join("config.ron")).expect("config.ron");
+    let www = repo_root().join("www");
+    let text = text
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace(
+            "root: \"www\"",
+            &format!("root: {:?}", www.display().to_string()),
+        )
+        .replace("\"target/modules/", &format!("\"{}/", modules.display()))
+        .replace(
+            "\"target/requests.log\"",
+            &format!("{:?}", dir.join("requests.log").display().to_string()),
+        );
+    let path = dir.join("config.ron");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
