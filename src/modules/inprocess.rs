@@ -15,7 +15,7 @@ use super::{
     Filtered, Hooks, Instance, LogLine,
     hostapi::Builder,
     into_response,
-    native::{CallError, Native, RawRequest},
+    native::{CallError, Native, RequestParts, peer_text, with_raw_request},
 };
 use crate::{
     HttpError,
@@ -44,19 +44,20 @@ impl InProcess {
 
 /// Calls `f` with the request in the ABI's shape.
 fn with_raw<R>(req: &Request, f: impl FnOnce(&abi::Request) -> R) -> R {
-    let peer = req.peer().to_string();
-    let raw = RawRequest::new(
-        req.method().as_str(),
-        req.path(),
-        req.query().unwrap_or(""),
-        req.headers()
+    let mut buf = [0u8; 64];
+    let parts = RequestParts {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: req.query().unwrap_or(""),
+        headers: req
+            .headers()
             .iter()
             .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-        req.params().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-        req.body(),
-        &peer,
-    );
-    f(&raw.raw())
+        params: req.params().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        body: req.body(),
+        peer: peer_text(req.peer(), &mut buf),
+    };
+    with_raw_request(parts, f)
 }
 
 /// Turns a hook's result into the request's answer, reporting failures.
@@ -129,7 +130,8 @@ impl Instance for InProcess {
     }
 
     fn log(&self, line: &LogLine) {
-        let peer = line.peer.to_string();
+        let mut buf = [0u8; 64];
+        let peer = peer_text(line.peer, &mut buf);
         self.native.log(&abi::LogEntry {
             method: abi::Str::new(line.method.as_str().as_bytes()),
             path: abi::Str::new(line.path.as_bytes()),

@@ -335,61 +335,188 @@ impl Drop for Native {
     }
 }
 
-/// A request in the ABI's shape, borrowing the strings it points at.
-pub struct RawRequest<'a> {
-    pairs: Vec<abi::Pair>,
-    headers: usize,
-    fields: [&'a [u8]; 5],
+/// Header fields and parameters that fit on the stack; more spill to the heap.
+const INLINE_PAIRS: usize = 24;
+
+/// The parts of a request, borrowed, before they take the ABI's shape.
+pub struct RequestParts<'a, H, P> {
+    /// The method.
+    pub method: &'a str,
+    /// The decoded path.
+    pub path: &'a str,
+    /// The raw query.
+    pub query: &'a str,
+    /// Header fields.
+    pub headers: H,
+    /// Route parameters.
+    pub params: P,
+    /// The body.
+    pub body: &'a [u8],
+    /// The client's `ip:port`.
+    pub peer: &'a str,
 }
 
-impl<'a> RawRequest<'a> {
-    /// Collects a request's parts; call [`RawRequest::with`] to use it.
-    pub fn new(
-        method: &'a str,
-        path: &'a str,
-        query: &'a str,
-        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-        params: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-        body: &'a [u8],
-        peer: &'a str,
-    ) -> Self {
-        let mut pairs: Vec<abi::Pair> = headers
-            .map(|(n, v)| abi::Pair {
-                name: abi::Str::new(n),
-                value: abi::Str::new(v),
-            })
-            .collect();
-        let headers = pairs.len();
-        pairs.extend(params.map(|(n, v)| abi::Pair {
-            name: abi::Str::new(n),
-            value: abi::Str::new(v),
-        }));
-        Self {
-            pairs,
-            headers,
-            fields: [
-                method.as_bytes(),
-                path.as_bytes(),
-                query.as_bytes(),
-                body,
-                peer.as_bytes(),
-            ],
+fn pair(name: &[u8], value: &[u8]) -> abi::Pair {
+    abi::Pair {
+        name: abi::Str::new(name),
+        value: abi::Str::new(value),
+    }
+}
+
+/// Pairs on the stack, spilling to a `Vec` past [`INLINE_PAIRS`].
+struct Pairs {
+    inline: [std::mem::MaybeUninit<abi::Pair>; INLINE_PAIRS],
+    spilled: Vec<abi::Pair>,
+    len: usize,
+}
+
+impl Pairs {
+    fn push(&mut self, p: abi::Pair) {
+        if self.len < INLINE_PAIRS {
+            self.inline[self.len].write(p);
+        } else {
+            if self.spilled.is_empty() {
+                // SAFETY: all INLINE_PAIRS slots are written by now.
+                let written = self.inline.iter().map(|p| unsafe { p.assume_init() });
+                self.spilled.extend(written);
+            }
+            self.spilled.push(p);
         }
+        self.len += 1;
     }
 
-    /// The `troupe_request` view, valid while `self` is.
-    pub fn raw(&self) -> abi::Request {
-        let [method, path, query, body, peer] = self.fields;
-        abi::Request {
-            method: abi::Str::new(method),
-            path: abi::Str::new(path),
-            query: abi::Str::new(query),
-            headers: self.pairs.as_ptr(),
-            headers_len: self.headers,
-            params: self.pairs[self.headers..].as_ptr(),
-            params_len: self.pairs.len() - self.headers,
-            body: abi::Str::new(body),
-            peer: abi::Str::new(peer),
+    fn as_slice(&self) -> &[abi::Pair] {
+        if self.spilled.is_empty() {
+            // SAFETY: the first `len` (≤ INLINE_PAIRS) slots are written,
+            // and `MaybeUninit<T>` has the layout of `T`.
+            unsafe { std::slice::from_raw_parts(self.inline.as_ptr().cast(), self.len) }
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+/// Calls `f` with the request as a `troupe_request`.
+///
+/// This runs on every module call, so the header and parameter pairs are
+/// built in place on the stack (no allocation, no copy) unless there are
+/// more than [`INLINE_PAIRS`] of them.
+pub fn with_raw_request<'a, H, P, R>(
+    parts: RequestParts<'a, H, P>,
+    f: impl FnOnce(&abi::Request) -> R,
+) -> R
+where
+    H: Iterator<Item = (&'a [u8], &'a [u8])>,
+    P: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let mut pairs = Pairs {
+        inline: [std::mem::MaybeUninit::uninit(); INLINE_PAIRS],
+        spilled: Vec::new(),
+        len: 0,
+    };
+    for (n, v) in parts.headers {
+        pairs.push(pair(n, v));
+    }
+    let headers = pairs.len;
+    for (n, v) in parts.params {
+        pairs.push(pair(n, v));
+    }
+    let pairs = pairs.as_slice();
+    f(&abi::Request {
+        method: abi::Str::new(parts.method.as_bytes()),
+        path: abi::Str::new(parts.path.as_bytes()),
+        query: abi::Str::new(parts.query.as_bytes()),
+        headers: pairs.as_ptr(),
+        headers_len: headers,
+        params: pairs[headers..].as_ptr(),
+        params_len: pairs.len() - headers,
+        body: abi::Str::new(parts.body),
+        peer: abi::Str::new(parts.peer.as_bytes()),
+    })
+}
+
+/// Formats a peer address without allocating; IPv4 (the common case) by
+/// hand, because `Display` for `SocketAddr` cost more than the module call.
+pub fn peer_text(peer: std::net::SocketAddr, buf: &mut [u8; 64]) -> &str {
+    fn digits(mut n: u32, out: &mut [u8], at: &mut usize) {
+        let mut tmp = [0u8; 10];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let d = &tmp[i..];
+        out[*at..*at + d.len()].copy_from_slice(d);
+        *at += d.len();
+    }
+    let n = match peer {
+        std::net::SocketAddr::V4(v4) => {
+            let mut at = 0;
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[at] = b'.';
+                    at += 1;
+                }
+                digits(u32::from(octet), buf, &mut at);
+            }
+            buf[at] = b':';
+            at += 1;
+            digits(u32::from(v4.port()), buf, &mut at);
+            at
+        }
+        std::net::SocketAddr::V6(_) => {
+            use std::io::Write as _;
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            // 64 bytes hold any "[v6%scope]:port".
+            let _ = write!(cursor, "{peer}");
+            usize::try_from(cursor.position()).unwrap_or(0)
+        }
+    };
+    // SAFETY: both arms wrote ASCII digits, dots, colons and brackets
+    // (or `Display`'s UTF-8) into `buf[..n]`.
+    unsafe { std::str::from_utf8_unchecked(&buf[..n]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_requests_spill_past_the_inline_pairs() {
+        let names: Vec<String> = (0..30).map(|i| format!("h{i}")).collect();
+        let parts = RequestParts {
+            method: "GET",
+            path: "/p",
+            query: "",
+            headers: names.iter().map(|n| (n.as_bytes(), b"v".as_slice())),
+            params: [(b"id".as_slice(), b"7".as_slice())].into_iter(),
+            body: b"",
+            peer: "127.0.0.1:1",
+        };
+        with_raw_request(parts, |r| {
+            assert_eq!((r.headers_len, r.params_len), (30, 1));
+            // SAFETY: the pointers are valid inside the callback.
+            let (first, param) =
+                unsafe { ((*r.headers).name.as_bytes(), (*r.params).name.as_bytes()) };
+            assert_eq!((first, param), (b"h0".as_slice(), b"id".as_slice()));
+        });
+    }
+
+    #[test]
+    fn peers_format_like_display() {
+        let mut buf = [0u8; 64];
+        for text in [
+            "127.0.0.1:1",
+            "10.200.3.45:65535",
+            "0.0.0.0:0",
+            "[fe80::1:2:3:4]:65535",
+        ] {
+            let addr: std::net::SocketAddr = text.parse().unwrap();
+            assert_eq!(peer_text(addr, &mut buf), text);
         }
     }
 }

@@ -1,18 +1,23 @@
 //! `troupe module-host <library>`: the child process of a `Process` module.
 //!
-//! Its stdin is a unix socket to the server. It loads the library, runs
-//! `init` when asked, and then runs each call on the blocking pool, so a
-//! slow or stuck call never holds up the others, while a reader answers
-//! frames as they come. Host-API calls travel back to the server, so the
-//! shared store and the counters are the server's own. When the server
-//! closes the socket, the module's `shutdown` runs and the process exits.
+//! Its stdin is a unix socket to the server. Two threads: the runtime's
+//! (reading frames, writing replies in batches, answering the module's
+//! pending store reads) and one call thread that runs `init` and then every
+//! hook in order. Under load the call thread never sleeps between calls,
+//! which matters: a thread wake-up per call (tokio's blocking pool) cost
+//! more than the call itself. A stuck call stalls the module's other calls
+//! until the server's timeout replaces the process. Host-API calls travel
+//! back to the server, so the shared store and the counters are the
+//! server's own. On `Close` the call thread finishes its queue and drops
+//! the module (running its `shutdown`), and the process exits; on EOF (the
+//! server is gone) it exits at once.
 
 use std::{
     os::fd::AsFd,
-    path::Path,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -28,17 +33,17 @@ use troupe_abi as abi;
 use super::wire::{self, Hook, ToChild, ToServer, WireResponse};
 use crate::modules::{
     hostapi::{Builder, Services},
-    native::{Library, Native, RawRequest},
+    native::{Library, Native, RequestParts, with_raw_request},
 };
 
 /// How long a host-API read waits for the server.
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the module's `shutdown` may take once the server hangs up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the module host until the server hangs up.
 pub fn main(library: &Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("troupe-module")
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -48,13 +53,10 @@ pub fn main(library: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(library));
-    // A call stuck in native code cannot be joined; do not wait for it.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    code
+    runtime.block_on(serve(library.to_owned()))
 }
 
-async fn serve(library: &Path) -> ExitCode {
+async fn serve(library: PathBuf) -> ExitCode {
     let socket = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
@@ -78,88 +80,116 @@ async fn serve(library: &Path) -> ExitCode {
         waiting: DashMap::new(),
         next: AtomicU64::new(1),
     });
-    let module: Arc<OnceLock<Arc<Native>>> = Arc::new(OnceLock::new());
+    let (calls, queue) = std::sync::mpsc::channel::<Bytes>();
+    let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
+    let caller = {
+        let remote = remote.clone();
+        std::thread::Builder::new()
+            .name("troupe-module-call".into())
+            .spawn(move || {
+                run_calls(&library, queue, remote, tx);
+                let _ = done.send(());
+            })
+    };
+    if let Err(e) = caller {
+        eprintln!("troupe module-host: cannot start the call thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut calls = Some(calls);
     let mut frames = FramedRead::new(read, wire::codec());
-    while let Some(frame) = wire::next_frame(&mut frames).await {
-        let frame = frame.freeze();
-        let Ok(msg) = postcard::from_bytes::<ToChild>(&frame) else {
-            eprintln!("troupe module-host: invalid frame from the server");
-            return ExitCode::FAILURE;
+    loop {
+        let frame = tokio::select! {
+            frame = wire::next_frame(&mut frames) => frame,
+            // The call thread is done (after Close, or init failed).
+            _ = &mut finished => break,
         };
-        match msg {
-            ToChild::KvValue { id, value } => {
+        // EOF: the server is gone; nobody wants the replies.
+        let Some(frame) = frame else { break };
+        let frame = frame.freeze();
+        match postcard::from_bytes::<ToChild>(&frame) {
+            // Answered here: the call thread is waiting for it.
+            Ok(ToChild::KvValue { id, value }) => {
                 if let Some((_, waiter)) = remote.waiting.remove(&id) {
                     let _ = waiter.send(value.map(Bytes::copy_from_slice));
                 }
             }
-            ToChild::Init {
-                module: name,
-                config,
-            } => {
-                let (name, config) = (Arc::<str>::from(name), config.to_owned());
-                let (lib, slot, remote, tx) = (
-                    library.to_owned(),
-                    module.clone(),
-                    remote.clone(),
-                    tx.clone(),
-                );
-                // Off the reader, so that host-API calls made by `init`
-                // (a store read, say) are answered.
-                tokio::task::spawn_blocking(move || {
-                    let reply = match Library::open(&lib) {
-                        Err(e) => ToServer::InitFailed(e.to_string()),
-                        Ok(lib) => match Native::init(Arc::new(lib), name, &config, remote) {
-                            Err(e) => ToServer::InitFailed(e.to_string()),
-                            Ok(native) => {
-                                let hooks = native.hooks();
-                                let _ = slot.set(Arc::new(native));
-                                ToServer::Ready(hooks)
-                            }
-                        },
-                    };
-                    let _ = tx.send(wire::encode(&reply));
-                });
+            // The call thread drains its queue, then drops the module
+            // (running `shutdown`) and finishes; store reads are still
+            // answered until then.
+            Ok(ToChild::Close) => calls = None,
+            Ok(_) => {
+                if let Some(calls) = &calls {
+                    let _ = calls.send(frame);
+                }
             }
-            _ => {
-                let Some(native) = module.get().cloned() else {
-                    continue;
-                };
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || run(&native, &frame, &tx));
+            Err(_) => {
+                eprintln!("troupe module-host: invalid frame from the server");
+                return ExitCode::FAILURE;
             }
         }
     }
-    // The server hung up: let the module shut down once its last call is
-    // done (dropping the last `Native` runs `shutdown`).
-    drop(module);
+    drop(calls);
     drop(remote);
-    drop(tx);
-    let _ = writer.await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer).await;
     ExitCode::SUCCESS
 }
 
-/// Runs one call frame on a blocking thread and sends its reply.
+/// The call thread: `init` first, then each call in order.
+fn run_calls(
+    library: &Path,
+    queue: std::sync::mpsc::Receiver<Bytes>,
+    remote: Arc<Remote>,
+    tx: mpsc::UnboundedSender<Bytes>,
+) {
+    let Ok(first) = queue.recv() else { return };
+    let Ok(ToChild::Init { module, config }) = postcard::from_bytes::<ToChild>(&first) else {
+        let _ = tx.send(wire::encode(&ToServer::InitFailed(
+            "the first frame was not Init".into(),
+        )));
+        return;
+    };
+    let native = Library::open(library)
+        .map_err(|e| e.to_string())
+        .and_then(|lib| {
+            Native::init(Arc::new(lib), module.into(), config, remote).map_err(|e| e.to_string())
+        });
+    let native = match native {
+        Ok(native) => {
+            let _ = tx.send(wire::encode(&ToServer::Ready(native.hooks())));
+            native
+        }
+        Err(why) => {
+            let _ = tx.send(wire::encode(&ToServer::InitFailed(why)));
+            return;
+        }
+    };
+    while let Ok(frame) = queue.recv() {
+        run(&native, &frame, &tx);
+    }
+}
+
+/// Runs one call frame and sends its reply.
 fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
     let Ok(msg) = postcard::from_bytes::<ToChild>(frame) else {
         return;
     };
     let (id, result) = match msg {
         ToChild::Call { id, hook, req } => {
-            let raw = RawRequest::new(
-                req.method,
-                req.path,
-                req.query,
-                req.headers.iter().map(|(n, v)| (n.as_bytes(), *v)),
-                req.params.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-                req.body,
-                req.peer,
-            );
-            let result = match hook {
-                Hook::Handle => native.handle(&raw.raw()).map(|b| to_wire(b, false)),
-                Hook::RequestFilter => native
-                    .request_filter(&raw.raw())
-                    .map(|(respond, b)| to_wire(b, respond)),
+            let parts = RequestParts {
+                method: req.method,
+                path: req.path,
+                query: req.query,
+                headers: req.headers.iter().map(|(n, v)| (n.as_bytes(), *v)),
+                params: req.params.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+                body: req.body,
+                peer: req.peer,
             };
+            let result = with_raw_request(parts, |raw| match hook {
+                Hook::Handle => native.handle(raw).map(|b| to_wire(b, false)),
+                Hook::RequestFilter => native
+                    .request_filter(raw)
+                    .map(|(respond, b)| to_wire(b, respond)),
+            });
             (id, result)
         }
         ToChild::ResponseFilter {
@@ -193,10 +223,11 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
             });
             return;
         }
-        ToChild::Init { .. } | ToChild::KvValue { .. } => return,
+        ToChild::Init { .. } | ToChild::KvValue { .. } | ToChild::Close => return,
     };
     let result = result.map_err(|e| e.to_string());
-    let _ = tx.send(wire::encode(&ToServer::Reply { id, result }));
+    let hint = 256 + result.as_ref().map_or(0, |r| r.body.len());
+    let _ = tx.send(wire::encode_sized(&ToServer::Reply { id, result }, hint));
 }
 
 fn to_wire(b: Builder, respond: bool) -> WireResponse {

@@ -125,7 +125,7 @@ impl Client {
         tokio::spawn(read_replies(Reader {
             frames: FramedRead::new(read, wire::codec()),
             shared: shared.clone(),
-            tx: tx.downgrade(),
+            tx: tx.clone(),
             services: s.services,
             module: s.module.into(),
             failures: s.failures.clone(),
@@ -211,17 +211,29 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        // The writer ends with the last sender, closing our half: the child
-        // sees EOF, runs the module's shutdown, and exits. Its exit is then
-        // expected, not a failure.
+        // Replaced or stopping: the child finishes the calls in flight
+        // (their replies still arrive, and their store reads are still
+        // answered), runs the module's shutdown, and exits; its exit is
+        // then expected, not a failure. A child stuck in a call is killed
+        // once the calls could have timed out.
         self.stopping.store(true, Ordering::Release);
+        let _ = self.tx.send(wire::encode(&ToChild::Close));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (shared, grace) = (self.shared.clone(), self.timeout + EXIT_GRACE);
+            runtime.spawn(async move {
+                tokio::time::sleep(grace).await;
+                shared.kill();
+            });
+        }
     }
 }
 
 struct Reader {
     frames: wire::FrameStream,
     shared: Arc<Shared>,
-    tx: mpsc::WeakUnboundedSender<Bytes>,
+    /// To answer store reads; dropped when the child exits, which ends
+    /// the writer once the client is gone too.
+    tx: mpsc::UnboundedSender<Bytes>,
     services: Arc<dyn Services>,
     module: Arc<str>,
     failures: Failures,
@@ -244,12 +256,10 @@ async fn read_replies(mut r: Reader) {
             }
             ToServer::KvGet { id, key } => {
                 let value = r.services.kv_get(key);
-                if let Some(tx) = r.tx.upgrade() {
-                    let _ = tx.send(wire::encode(&ToChild::KvValue {
-                        id,
-                        value: value.as_deref(),
-                    }));
-                }
+                let _ = r.tx.send(wire::encode(&ToChild::KvValue {
+                    id,
+                    value: value.as_deref(),
+                }));
             }
             ToServer::KvSet { key, value } => r.services.kv_set(key, Bytes::copy_from_slice(value)),
             ToServer::KvDelete(key) => r.services.kv_delete(key),

@@ -10,28 +10,32 @@ use super::{
 use crate::{
     HttpError,
     handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
-    modules::{Filtered, Hooks, Instance, LogLine, into_response},
+    modules::{Filtered, Hooks, Instance, LogLine, into_response, native::peer_text},
     pipeline::request::Request,
 };
 
 fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {
-    wire::encode(&ToChild::Call {
-        id,
-        hook,
-        req: WireRequest {
-            method: req.method().as_str(),
-            path: req.path(),
-            query: req.query().unwrap_or(""),
-            headers: req
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes()))
-                .collect(),
-            params: req.params().collect(),
-            body: req.body(),
-            peer,
+    let hint = 512 + req.body().len();
+    wire::encode_sized(
+        &ToChild::Call {
+            id,
+            hook,
+            req: WireRequest {
+                method: req.method().as_str(),
+                path: req.path(),
+                query: req.query().unwrap_or(""),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                    .collect(),
+                params: req.params().collect(),
+                body: req.body(),
+                peer,
+            },
         },
-    })
+        hint,
+    )
 }
 
 /// A reply's head, validated (the child validated too, but a broken child
@@ -59,14 +63,16 @@ impl Instance for Client {
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
-        let peer = req.peer().to_string();
-        let reply = self.call(|id| call_frame(id, Hook::Handle, &req, &peer));
+        let mut buf = [0u8; 64];
+        let peer = peer_text(req.peer(), &mut buf);
+        let reply = self.call(|id| call_frame(id, Hook::Handle, &req, peer));
         HandlerFuture::new(async move { response(reply.await?) })
     }
 
     fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
-        let peer = req.peer().to_string();
-        let reply = self.call(|id| call_frame(id, Hook::RequestFilter, &req, &peer));
+        let mut buf = [0u8; 64];
+        let peer = peer_text(req.peer(), &mut buf);
+        let reply = self.call(|id| call_frame(id, Hook::RequestFilter, &req, peer));
         Box::pin(async move {
             let reply = reply.await?;
             if reply.respond {
@@ -98,12 +104,13 @@ impl Instance for Client {
     }
 
     fn log(&self, line: &LogLine) {
-        let peer = line.peer.to_string();
+        let mut buf = [0u8; 64];
+        let peer = peer_text(line.peer, &mut buf);
         self.notify(wire::encode(&ToChild::Log(WireLog {
             method: line.method.as_str(),
             path: &line.path,
             query: &line.query,
-            peer: &peer,
+            peer,
             status: line.status,
             bytes: line.bytes,
             duration_us: u64::try_from(line.duration.as_micros()).unwrap_or(u64::MAX),

@@ -126,6 +126,9 @@ pub enum ToChild<'a> {
         /// The value, if the key exists.
         value: Option<&'a [u8]>,
     },
+    /// No more calls will come: finish those queued, run `shutdown`, exit.
+    /// (Not socket EOF: store reads still need answers while draining.)
+    Close,
 }
 
 /// Child → server.
@@ -175,9 +178,16 @@ pub enum ToServer<'a> {
     },
 }
 
-/// Encodes a frame.
+/// Encodes a frame into a buffer of about the right size up front: growing
+/// a `Vec` from empty costs several reallocations per request.
 pub fn encode<T: Serialize>(msg: &T) -> Bytes {
-    Bytes::from(postcard::to_stdvec(msg).expect("frames always encode"))
+    encode_sized(msg, 256)
+}
+
+/// [`encode`] with a size hint (for frames carrying a body).
+pub fn encode_sized<T: Serialize>(msg: &T, hint: usize) -> Bytes {
+    let buf = Vec::with_capacity(hint);
+    Bytes::from(postcard::to_extend(msg, buf).expect("frames always encode"))
 }
 
 /// Sends queued frames, flushing once per batch: under load many requests

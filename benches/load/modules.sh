@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Module call cost under load: one troupe (1 worker) serves the same hello
+# from the core Return handler, an InProcess C module and a Process C
+# module; wrk hits each in turn, ROUNDS times, and the ratios to Return of
+# each round are printed and written into BENCHMARKS.md between markers.
+#
+#   benches/load/modules.sh          Env: DURATION (10), ROUNDS (3), CONNECTIONS (64)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+command -v wrk >/dev/null 2>&1 || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+cd "$repo"
+cargo build --release --quiet
+plugins/build.sh
+./target/release/troupe -c "$here/modules.ron" 2>"$here/modules.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+base=http://127.0.0.1:18481
+for path in /hello /mod-c /mod-p; do
+  for _ in $(seq 100); do
+    [ "$(curl -fsS "$base$path" 2>/dev/null)" = "Hello, World!" ] && break
+    sleep 0.1
+  done
+  [ "$(curl -fsS "$base$path")" = "Hello, World!" ] || { echo "$path does not answer hello" >&2; exit 2; }
+done
+
+rps() { wrk -t1 -c"${CONNECTIONS:-64}" -d"${DURATION:-10}s" "$base$1" | awk '/Requests\/sec/ {print $2}'; }
+results=$(mktemp)
+for round in $(seq "${ROUNDS:-3}"); do
+  ret=$(rps /hello); inproc=$(rps /mod-c); proc=$(rps /mod-p)
+  python3 - "$round" "$ret" "$inproc" "$proc" <<'PY' | tee -a "$results"
+import sys
+r, ret, inproc, proc = sys.argv[1], *map(float, sys.argv[2:])
+print(f"RESULT modules round={r} inprocess/return={inproc/ret:.3f} process/return={proc/ret:.3f}")
+PY
+done
+
+python3 - "$repo/BENCHMARKS.md" "$results" <<'PY'
+import sys, datetime
+doc, res = sys.argv[1], open(sys.argv[2]).read().strip()
+text = open(doc).read()
+start, end = "<!-- modules:begin -->", "<!-- modules:end -->"
+block = f"{start}\n```text\n# {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, benches/load/modules.sh\n{res}\n```\n{end}"
+if start in text:
+    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+else:
+    text += "\n" + block + "\n"
+open(doc, "w").write(text)
+PY
