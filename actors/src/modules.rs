@@ -126,14 +126,26 @@ impl Actor for Modules {
                     Some(host) => {
                         let _ = host.cast(PluginHostMsg::Reload(reply));
                     }
-                    // Failed or between restarts: start it afresh now.
+                    // Failed or between restarts: start it afresh now, and
+                    // reply once it has loaded (or with why it did not).
                     None => {
                         st.children.reset(&actor);
                         let retry = st.children.restart(&actor, &me.get_cell()).await;
-                        let _ = reply.send(match retry {
-                            crate::children::ChildEvent::Ignored => Ok(()),
-                            _ => Err(format!("module `{module}` could not be started")),
-                        });
+                        let started = ActorRef::<PluginHostMsg>::where_is(actor.clone());
+                        match (retry, started) {
+                            (crate::children::ChildEvent::Ignored, Some(host)) => {
+                                let _ = host.cast(PluginHostMsg::Started(reply));
+                            }
+                            (retry, _) => {
+                                if let Some(failed) = retry.schedule(&me, ModulesMsg::RestartChild)
+                                {
+                                    st.give_up(&me, failed);
+                                }
+                                let _ = reply.send(Err(format!(
+                                    "module `{module}` could not be started (see the log)"
+                                )));
+                            }
+                        }
                     }
                 }
             }

@@ -19,17 +19,28 @@ pub struct PluginHost;
 
 /// Messages a plugin host takes.
 pub enum PluginHostMsg {
-    /// The request path saw the module fail (a caught panic, an error code,
-    /// a dead child process, a timeout): restart it.
-    Failed(String),
+    /// The request path saw instance `generation` fail (a caught panic, an
+    /// error code, a dead child process, a timeout): restart the module,
+    /// unless that instance was already replaced by a reload.
+    Failed {
+        /// The instance that failed.
+        generation: u64,
+        /// What happened.
+        reason: String,
+    },
     /// Load a new instance and swap it in; the old one serves until then,
     /// and keeps serving if the new one fails to load.
     Reload(RpcReplyPort<Result<(), String>>),
+    /// Replies once the module is loaded (messages wait for `post_start`);
+    /// if the load fails the actor stops and the reply never comes.
+    Started(RpcReplyPort<Result<(), String>>),
 }
 
 /// The plugin host's state.
 pub struct PluginHostState {
     host: Arc<dyn ModuleHost>,
+    /// The instance now published; bumped by each successful reload.
+    generation: u64,
 }
 
 impl Actor for PluginHost {
@@ -42,7 +53,10 @@ impl Actor for PluginHost {
         _me: ActorRef<Self::Msg>,
         host: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(PluginHostState { host })
+        Ok(PluginHostState {
+            host,
+            generation: 1,
+        })
     }
 
     async fn post_start(
@@ -51,7 +65,7 @@ impl Actor for PluginHost {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         st.host
-            .load(Failures::to_actor(me))
+            .load(Failures::to_actor(me, st.generation), false)
             .await
             .map_err(|e| format!("cannot load module `{}`: {e}", st.host.name()).into())
     }
@@ -63,13 +77,25 @@ impl Actor for PluginHost {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PluginHostMsg::Failed(reason) => {
+            PluginHostMsg::Failed { generation, reason } => {
+                if generation != st.generation {
+                    tracing::debug!(module = st.host.name(), %reason, "a replaced instance failed");
+                    return Ok(());
+                }
                 Err(format!("module `{}` failed: {reason}", st.host.name()).into())
             }
+            PluginHostMsg::Started(reply) => {
+                let _ = reply.send(Ok(()));
+                Ok(())
+            }
             PluginHostMsg::Reload(reply) => {
-                let result = st.host.load(Failures::to_actor(me)).await;
+                let next = st.generation + 1;
+                let result = st.host.load(Failures::to_actor(me, next), true).await;
                 match &result {
-                    Ok(()) => tracing::info!(module = st.host.name(), "module reloaded"),
+                    Ok(()) => {
+                        st.generation = next;
+                        tracing::info!(module = st.host.name(), "module reloaded")
+                    }
                     Err(e) => {
                         tracing::error!(module = st.host.name(), error = %e, "reload refused; the old instance keeps serving")
                     }

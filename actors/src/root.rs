@@ -116,6 +116,7 @@ impl Tree {
     pub async fn reload_module(&self, module: &str) -> Result<(), String> {
         let modules = ActorRef::<ModulesMsg>::where_is(self.names.of("modules"))
             .ok_or("the modules supervisor is not running")?;
+        let module_name = module;
         let module = module.to_owned();
         match modules
             .call(
@@ -125,7 +126,12 @@ impl Tree {
             .await
         {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(_) => Err("the reload timed out".into()),
+            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
+            // The host stopped before answering: its load failed.
+            Ok(ractor::rpc::CallResult::SenderError) => Err(format!(
+                "module `{name}` failed to load (see the log)",
+                name = module_name
+            )),
             Err(e) => Err(e.to_string()),
         }
     }

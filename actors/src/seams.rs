@@ -59,8 +59,10 @@ pub trait ModuleHost: Send + Sync + 'static {
 
     /// Loads and initialises a fresh instance and publishes it, replacing
     /// the one before (requests in flight finish on the old one).
-    /// `failures` is how the request path reports that this instance failed.
-    fn load(&self, failures: Failures) -> BoxFuture<'static, Result<(), String>>;
+    /// `failures` is how the request path reports that this instance
+    /// failed. `reload` asks for the code to be read again from disk; a
+    /// restart may reuse code already loaded.
+    fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>>;
 
     /// Unpublishes the module: it failed for good, or it is stopping.
     fn retire(&self, why: Retired);
@@ -79,7 +81,7 @@ pub enum Retired {
 /// which then restarts the module with backoff. Cheap to clone.
 #[derive(Clone)]
 pub struct Failures {
-    host: Option<ractor::ActorRef<PluginHostMsg>>,
+    host: Option<(ractor::ActorRef<PluginHostMsg>, u64)>,
     sink: Option<Arc<dyn Fn(String) + Send + Sync>>,
 }
 
@@ -90,9 +92,11 @@ impl std::fmt::Debug for Failures {
 }
 
 impl Failures {
-    pub(crate) fn to_actor(host: ractor::ActorRef<PluginHostMsg>) -> Self {
+    /// Reports for instance number `generation` of the host's module: a
+    /// late report from an instance already replaced is ignored.
+    pub(crate) fn to_actor(host: ractor::ActorRef<PluginHostMsg>, generation: u64) -> Self {
         Self {
-            host: Some(host),
+            host: Some((host, generation)),
             sink: None,
         }
     }
@@ -108,9 +112,12 @@ impl Failures {
     /// Reports that the instance failed. The first report restarts the
     /// module; later ones for the same instance are dropped with it.
     pub fn report(&self, reason: String) {
-        if let Some(host) = &self.host {
+        if let Some((host, generation)) = &self.host {
             // An Err means the host is already restarting.
-            let _ = host.cast(PluginHostMsg::Failed(reason));
+            let _ = host.cast(PluginHostMsg::Failed {
+                generation: *generation,
+                reason,
+            });
         } else if let Some(sink) = &self.sink {
             sink(reason);
         }

@@ -30,12 +30,38 @@ pub struct Env {
 pub struct Hosted {
     entry: Arc<ModuleEntry>,
     env: Arc<Env>,
+    /// The library an `InProcess` module was last loaded from. A restart
+    /// initialises a new instance from it; only a reload maps a new copy,
+    /// since a Rust library is never unmapped and each copy stays in memory.
+    library: Arc<std::sync::Mutex<Option<Arc<Library>>>>,
 }
 
 impl Hosted {
     /// The host of `entry`.
     pub fn new(entry: Arc<ModuleEntry>, env: Arc<Env>) -> Self {
-        Self { entry, env }
+        Self {
+            entry,
+            env,
+            library: Arc::default(),
+        }
+    }
+}
+
+/// The library to initialise from: the one loaded before, unless this is
+/// a reload (or the first load). Blocking: copies the file and `dlopen`s it.
+fn library(
+    cache: &std::sync::Mutex<Option<Arc<Library>>>,
+    file: &std::path::Path,
+    reload: bool,
+) -> Result<Arc<Library>, String> {
+    let mut cached = cache.lock().map_err(|e| e.to_string())?;
+    match &*cached {
+        Some(lib) if !reload => Ok(lib.clone()),
+        _ => {
+            let lib = Arc::new(Library::open(file).map_err(|e| e.to_string())?);
+            *cached = Some(lib.clone());
+            Ok(lib)
+        }
     }
 }
 
@@ -48,8 +74,8 @@ impl ModuleHost for Hosted {
         self.entry.policy
     }
 
-    fn load(&self, failures: Failures) -> BoxFuture<'static, Result<(), String>> {
-        let (entry, env) = (self.entry.clone(), self.env.clone());
+    fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>> {
+        let (entry, env, cache) = (self.entry.clone(), self.env.clone(), self.library.clone());
         Box::pin(async move {
             let services: Arc<dyn Services> = env.services.clone();
             match entry.isolation {
@@ -57,8 +83,8 @@ impl ModuleHost for Hosted {
                     let e = entry.clone();
                     // dlopen and init may block: off the runtime's threads.
                     let native = tokio::task::spawn_blocking(move || {
-                        let lib = Library::open(&e.library).map_err(|err| err.to_string())?;
-                        Native::init(Arc::new(lib), e.slot.name().clone(), &e.config, services)
+                        let lib = library(&cache, &e.library, reload)?;
+                        Native::init(lib, e.slot.name().clone(), &e.config, services)
                             .map_err(|err| format!("{}: {err}", e.library.display()))
                     })
                     .await

@@ -153,31 +153,59 @@ impl Default for Builder {
 
 /// The context behind `troupe_host.ctx`: who is calling, and the services.
 pub struct HostCtx {
-    /// The module's name, for logs and metric labels.
-    pub module: std::sync::Arc<str>,
-    /// Where calls go.
-    pub services: std::sync::Arc<dyn Services>,
+    module: std::sync::Arc<str>,
+    /// Emptied when the instance is dropped: a module thread that outlives
+    /// its instance then calls into nothing instead of freed memory.
+    services: std::sync::RwLock<Option<std::sync::Arc<dyn Services>>>,
+}
+
+impl HostCtx {
+    /// The context of one instance of `module`.
+    pub fn new(module: std::sync::Arc<str>, services: std::sync::Arc<dyn Services>) -> Self {
+        Self {
+            module,
+            services: std::sync::RwLock::new(Some(services)),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&dyn Services) -> R) -> Option<R> {
+        let guard = self.services.read().ok()?;
+        guard.as_deref().map(f)
+    }
 }
 
 /// The host table handed to a native module's `init`, and the context it
-/// points at. Boxed so both keep their address for the instance's life.
+/// points at.
+///
+/// Both are leaked on purpose (a few hundred bytes per instance): the SDK
+/// hands out a `'static` host handle that a module thread may keep past
+/// `shutdown`, so the table must stay valid; dropping the `HostTable`
+/// only disconnects it from the services.
 pub struct HostTable {
-    table: Box<abi::Host>,
-    _ctx: Box<HostCtx>,
+    table: &'static abi::Host,
+    ctx: &'static HostCtx,
 }
 
-// SAFETY: the table is immutable after construction, and `ctx` points into
-// `_ctx`, whose services are `Send + Sync`.
+// SAFETY: the table is immutable after construction, and `ctx` is a
+// `HostCtx`, which is `Send + Sync`.
 unsafe impl Send for HostTable {}
 unsafe impl Sync for HostTable {}
+
+impl Drop for HostTable {
+    fn drop(&mut self) {
+        if let Ok(mut services) = self.ctx.services.write() {
+            *services = None;
+        }
+    }
+}
 
 impl HostTable {
     /// A table whose calls go to `ctx`.
     pub fn new(ctx: HostCtx) -> Self {
-        let mut ctx = Box::new(ctx);
-        let table = Box::new(abi::Host {
+        let ctx: &'static HostCtx = Box::leak(Box::new(ctx));
+        let table = Box::leak(Box::new(abi::Host {
             abi_version: abi::ABI_VERSION,
-            ctx: (&mut *ctx as *mut HostCtx).cast(),
+            ctx: (ctx as *const HostCtx).cast_mut().cast(),
             log: table::log,
             kv_get: table::kv_get,
             kv_set: table::kv_set,
@@ -188,13 +216,13 @@ impl HostTable {
             add_header: table::add_header,
             set_header: table::set_header,
             append_body: table::append_body,
-        });
-        Self { table, _ctx: ctx }
+        }));
+        Self { table, ctx }
     }
 
     /// The pointer passed to `init`.
     pub fn as_ptr(&self) -> *const abi::Host {
-        &*self.table
+        self.table
     }
 }
 
@@ -227,7 +255,7 @@ mod table {
     pub(super) unsafe extern "C" fn log(c: *mut c_void, level: u32, msg: abi::Str) {
         // SAFETY: the table's contract (troupe_module.h).
         let (c, msg) = unsafe { (ctx(c), text(msg)) };
-        c.services.log(&c.module, level, &msg);
+        c.with(|s| s.log(&c.module, level, &msg));
     }
 
     pub(super) unsafe extern "C" fn kv_get(
@@ -238,7 +266,7 @@ mod table {
     ) -> i64 {
         // SAFETY: the table's contract.
         let (c, key) = unsafe { (ctx(c), text(key)) };
-        let Some(value) = c.services.kv_get(&key) else {
+        let Some(value) = c.with(|s| s.kv_get(&key)).flatten() else {
             return -1;
         };
         let n = value.len().min(cap);
@@ -252,19 +280,19 @@ mod table {
     pub(super) unsafe extern "C" fn kv_set(c: *mut c_void, key: abi::Str, value: abi::Str) {
         // SAFETY: the table's contract.
         let (c, key, value) = unsafe { (ctx(c), text(key), value.as_bytes()) };
-        c.services.kv_set(&key, Bytes::copy_from_slice(value));
+        c.with(|s| s.kv_set(&key, Bytes::copy_from_slice(value)));
     }
 
     pub(super) unsafe extern "C" fn kv_delete(c: *mut c_void, key: abi::Str) {
         // SAFETY: the table's contract.
         let (c, key) = unsafe { (ctx(c), text(key)) };
-        c.services.kv_delete(&key);
+        c.with(|s| s.kv_delete(&key));
     }
 
     pub(super) unsafe extern "C" fn metric_incr(c: *mut c_void, name: abi::Str, by: u64) {
         // SAFETY: the table's contract.
         let (c, name) = unsafe { (ctx(c), text(name)) };
-        c.services.metric(&c.module, &name, by);
+        c.with(|s| s.metric(&c.module, &name, by));
     }
 
     pub(super) unsafe extern "C" fn set_status(resp: *mut abi::Response, status: u16) {
@@ -308,8 +336,10 @@ mod table {
         // SAFETY: the table's contract.
         let b = unsafe { builder(resp) };
         // SAFETY: the table's contract.
-        if let Some((n, v)) = unsafe { field(b, name, value) } {
-            b.headers.append(n, v);
+        if let Some((n, v)) = unsafe { field(b, name, value) }
+            && b.headers.try_append(n, v).is_err()
+        {
+            b.invalid("too many response headers");
         }
     }
 
@@ -321,8 +351,10 @@ mod table {
         // SAFETY: the table's contract.
         let b = unsafe { builder(resp) };
         // SAFETY: the table's contract.
-        if let Some((n, v)) = unsafe { field(b, name, value) } {
-            b.headers.insert(n, v);
+        if let Some((n, v)) = unsafe { field(b, name, value) }
+            && b.headers.try_insert(n, v).is_err()
+        {
+            b.invalid("too many response headers");
         }
     }
 

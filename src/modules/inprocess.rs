@@ -73,8 +73,7 @@ fn answer(result: Result<Builder, CallError>, failures: &Failures) -> HandlerRes
 
 fn fail(e: CallError, failures: &Failures) -> HttpError {
     let why = e.to_string();
-    // A missing hook is a config mistake, not a crash: no restart.
-    if !matches!(e, CallError::Missing(_)) {
+    if e.restarts() {
         failures.report(why.clone());
     }
     HttpError::Internal(why)

@@ -15,10 +15,7 @@
 use std::{
     ffi::{CStr, c_void},
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
 };
 
 use troupe_abi as abi;
@@ -96,34 +93,37 @@ impl std::fmt::Debug for Library {
     }
 }
 
-/// A unique path for each copy, so every load maps fresh code.
-fn copy_path(file: &Path) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "module".into());
-    std::env::temp_dir().join(format!(
-        "troupe-{}-{stem}-{}.so",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+/// Copies `file` into a fresh private directory (mode 0700, removed when
+/// the returned guard drops), so every load maps fresh code and no other
+/// user can swap the copy between the copy and the `dlopen`.
+fn private_copy(file: &Path) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("troupe-module-")
+        .tempdir()?;
+    let name = file.file_name().unwrap_or_else(|| "module.so".as_ref());
+    let copy = dir.path().join(name);
+    let mut from = std::fs::File::open(file)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&copy)?;
+    std::io::copy(&mut from, &mut to)?;
+    Ok((dir, copy))
 }
 
 impl Library {
     /// Copies `file` to a unique path, loads the copy, and checks its entry
     /// symbol and ABI version. Runs the library's constructors, but no hook.
     pub fn open(file: &Path) -> Result<Self, LoadError> {
-        let copy = copy_path(file);
-        std::fs::copy(file, &copy).map_err(|source| LoadError::Read {
+        let (dir, copy) = private_copy(file).map_err(|source| LoadError::Read {
             file: file.to_owned(),
             source,
         })?;
         // SAFETY: loading runs the library's initialisers; that is what
         // loading a module means, and the config names this library.
         let lib = unsafe { libloading::Library::new(&copy) };
-        // The mapping stays after the unlink; nothing is left behind.
-        let _ = std::fs::remove_file(&copy);
+        // The mapping stays after the copy is removed; nothing is left behind.
+        drop(dir);
         let lib = lib.map_err(|e| LoadError::Open {
             file: file.to_owned(),
             reason: e.to_string(),
@@ -195,7 +195,7 @@ impl Library {
     }
 }
 
-/// A hook failed; the request gets 500 and the module is restarted.
+/// A hook failed; the request gets 500.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The hook returned `TROUPE_ERROR` (or a code it may not return).
@@ -217,6 +217,15 @@ pub enum CallError {
     /// The module has no such hook.
     #[error("the module has no {0} hook")]
     Missing(&'static str),
+}
+
+impl CallError {
+    /// Whether the module should be restarted: it returned an error code
+    /// (it says it is broken). An invalid response or a missing hook only
+    /// fails the request, so a client cannot make a module restart.
+    pub fn restarts(&self) -> bool {
+        matches!(self, CallError::Code { .. })
+    }
 }
 
 /// One initialised instance of a native module.
@@ -247,7 +256,7 @@ impl Native {
         config: &str,
         services: Arc<dyn Services>,
     ) -> Result<Self, CallError> {
-        let table = HostTable::new(HostCtx { module, services });
+        let table = HostTable::new(HostCtx::new(module, services));
         let mut ptr = std::ptr::null_mut();
         let init = lib.desc.init.ok_or(CallError::Missing("init"))?;
         // SAFETY: the ABI: a table valid until shutdown, a borrowed config,

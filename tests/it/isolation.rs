@@ -368,3 +368,104 @@ fn a_bad_library_at_run_time_fails_only_its_routes() {
     );
     assert!(logs.contains("troupe/modules/plugin.bad"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_response_fails_the_request_without_a_restart() {
+    for isolation in ["InProcess", "Process"] {
+        let srv = TestServer::start(&config(
+            &format!(
+                r#"(name: "crashy", source: Native({}), isolation: {isolation})"#,
+                lib("crashy")
+            ),
+            r#"(path: "/crash", handler: Module("crashy"))"#,
+        ))
+        .await;
+        ready(&srv, "crashy").await;
+        let resp = client::get(&srv.url("/crash?crash=header")).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{isolation}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            srv.running().module("crashy").unwrap().loads(),
+            1,
+            "{isolation}"
+        );
+        assert_eq!(client::get(&srv.url("/crash")).await.status, StatusCode::OK);
+        srv.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_call_is_replaced_even_when_its_client_gave_up() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "crashy", source: Native({}), isolation: Process, timeout: "300ms")"#,
+            lib("crashy")
+        ),
+        r#"(path: "/crash", handler: Module("crashy"))"#,
+    ))
+    .await;
+    ready(&srv, "crashy").await;
+    let slot = srv.running().module("crashy").unwrap().clone();
+    let url = srv.url("/crash?crash=loop");
+    // The client hangs up long before the module's timeout.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), client::get(&url)).await;
+    assert!(gave_up.is_err());
+    assert!(eventually(Duration::from_secs(5), || async { slot.loads() == 2 }).await);
+    assert_eq!(client::get(&srv.url("/crash")).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_failure_of_a_replaced_instance_does_not_restart_the_new_one() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "crashy", source: Native({}), isolation: Process, timeout: "500ms")"#,
+            lib("crashy")
+        ),
+        r#"(path: "/crash", handler: Module("crashy"))"#,
+    ))
+    .await;
+    ready(&srv, "crashy").await;
+    let slot = srv.running().module("crashy").unwrap().clone();
+    let url = srv.url("/crash?crash=loop");
+    let stuck = tokio::spawn(async move { client::get(&url).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    srv.running().reload_module("crashy").await.unwrap();
+    assert_eq!(slot.loads(), 2);
+    // The old instance's call times out now; the new instance stays.
+    assert_eq!(stuck.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(slot.loads(), 2);
+    assert_eq!(client::get(&srv.url("/crash")).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_module_whose_new_init_fails_keeps_serving_on_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libswap.so");
+    std::fs::copy(crate::support::modules::dir().join("libhello_c.so"), &copy).unwrap();
+    let ron = config(
+        &format!(
+            r#"(name: "swap", source: Native({:?}), isolation: Process)"#,
+            copy.display().to_string()
+        ),
+        r#"(path: "/swap", handler: Module("swap"))"#,
+    );
+    let srv = TestServer::start_in(dir, &ron).await;
+    ready(&srv, "swap").await;
+    // The request logger's init fails without a config.
+    std::fs::copy(
+        crate::support::modules::dir().join("librequest_logger.so"),
+        &copy,
+    )
+    .unwrap();
+    let err = srv.running().reload_module("swap").await.unwrap_err();
+    assert!(err.contains("init"), "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let slot = srv.running().module("swap").unwrap();
+    assert_eq!((slot.status(), slot.loads()), ("ready", 1));
+    assert_eq!(client::get(&srv.url("/swap")).await.status, StatusCode::OK);
+}

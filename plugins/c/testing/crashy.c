@@ -5,6 +5,7 @@
  *        ?crash=abort  calls abort()
  *        ?crash=error  returns TROUPE_ERROR
  *        ?crash=loop   never returns
+ *        ?crash=header sets an invalid header name (500, not a restart)
  * anything else        200 "ok"
  * If its config is a file path, shutdown appends "shutdown\n" to it, so a
  * test can see that the hook ran.
@@ -45,6 +46,11 @@ static int32_t handle(void *instance, const troupe_request *req, troupe_response
     }
     if (has(req->query, "crash=abort")) abort();
     if (has(req->query, "crash=error")) return TROUPE_ERROR;
+    if (has(req->query, "crash=header")) {
+        troupe_str bad = {(const uint8_t *)"bad name", 8};
+        host_table->add_header(resp, bad, bad);
+        return TROUPE_OK;
+    }
     if (has(req->query, "crash=loop")) {
         volatile unsigned long spin = 0;
         for (;;) spin++;

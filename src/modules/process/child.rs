@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use troupe_abi as abi;
 
-use super::wire::{self, Hook, ToChild, ToServer, WireResponse};
+use super::wire::{self, Hook, ToChild, ToServer, WireError, WireResponse};
 use crate::modules::{
     hostapi::{Builder, Services},
     native::{Library, Native, RequestParts, with_raw_request},
@@ -197,13 +197,13 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
             status,
             headers,
         } => {
-            let mut map = HeaderMap::with_capacity(headers.len());
+            let mut map = HeaderMap::new();
             for (n, v) in headers {
                 if let (Ok(n), Ok(v)) = (
                     http::HeaderName::from_bytes(n.as_bytes()),
                     http::HeaderValue::from_bytes(v),
                 ) {
-                    map.append(n, v);
+                    let _ = map.try_append(n, v);
                 }
             }
             let result = native
@@ -225,7 +225,20 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
         }
         ToChild::Init { .. } | ToChild::KvValue { .. } | ToChild::Close => return,
     };
-    let result = result.map_err(|e| e.to_string());
+    let result = match result {
+        Ok(r) if r.body.len() > wire::MAX_BODY => Err(WireError {
+            why: format!(
+                "the response body ({} bytes) is larger than a frame may carry",
+                r.body.len()
+            ),
+            restart: false,
+        }),
+        Ok(r) => Ok(r),
+        Err(e) => Err(WireError {
+            why: e.to_string(),
+            restart: e.restarts(),
+        }),
+    };
     let hint = 256 + result.as_ref().map_or(0, |r| r.body.len());
     let _ = tx.send(wire::encode_sized(&ToServer::Reply { id, result }, hint));
 }

@@ -15,7 +15,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ use tokio::{
 use tokio_util::codec::FramedRead;
 use troupe_actors::Failures;
 
-use super::wire::{self, ToChild, ToServer, WireResponse};
+use super::wire::{self, ToChild, ToServer, WireError, WireResponse};
 use crate::{
     error::HttpError,
     modules::{Hooks, hostapi::Services},
@@ -39,11 +39,14 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping child gets to run its shutdown hook.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-type Reply = Result<WireResponse, String>;
+type Reply = Result<WireResponse, WireError>;
 
-/// State shared by the client and its reader task.
+/// A call waiting for its reply, and when it was sent.
+type Waiting = (Instant, oneshot::Sender<Reply>);
+
+/// State shared by the client and its reader, writer and watchdog tasks.
 struct Shared {
-    pending: DashMap<u64, oneshot::Sender<Reply>>,
+    pending: DashMap<u64, Waiting>,
     dead: AtomicBool,
     child: Mutex<Option<Child>>,
 }
@@ -114,11 +117,18 @@ impl Client {
             .map_err(|e| format!("socket: {e}"))?
             .into_split();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(wire::write_frames(rx, write));
         let shared = Arc::new(Shared {
             pending: DashMap::new(),
             dead: AtomicBool::new(false),
             child: Mutex::new(Some(child)),
+        });
+        let writing = shared.clone();
+        tokio::spawn(async move {
+            wire::write_frames(rx, write).await;
+            // The writer only stops on its own when the socket broke: the
+            // child cannot get calls any more, so it must be replaced.
+            writing.dead.store(true, Ordering::Release);
+            writing.kill();
         });
         let stopping = Arc::new(AtomicBool::new(false));
         let (ready, init) = oneshot::channel();
@@ -136,15 +146,20 @@ impl Client {
             module: s.module,
             config: s.config,
         }));
+        let failed = |why: String| {
+            // This child never served: its exit is no one's failure but
+            // the load's, which the caller reports.
+            stopping.store(true, Ordering::Release);
+            shared.kill();
+            Err(why)
+        };
         let hooks = match tokio::time::timeout(INIT_TIMEOUT, init).await {
             Ok(Ok(Ok(hooks))) => hooks,
-            Ok(Ok(Err(why))) => return Err(why),
-            Ok(Err(_)) => return Err("the module process ended during init".into()),
-            Err(_) => {
-                shared.kill();
-                return Err("the module's init did not finish within 10s".into());
-            }
+            Ok(Ok(Err(why))) => return failed(why),
+            Ok(Err(_)) => return failed("the module process ended during init".into()),
+            Err(_) => return failed("the module's init did not finish within 10s".into()),
         };
+        tokio::spawn(watch_calls(shared.clone(), s.timeout, s.failures.clone()));
         Ok(Self {
             tx,
             shared,
@@ -181,7 +196,7 @@ impl Client {
         let failures = self.failures.clone();
         let timeout = self.timeout;
         let sent = !shared.dead.load(Ordering::Acquire) && {
-            shared.pending.insert(id, reply);
+            shared.pending.insert(id, (Instant::now(), reply));
             // The reader may have drained `pending` just before the insert.
             !shared.dead.load(Ordering::Acquire) && self.tx.send(make(id)).is_ok()
         };
@@ -192,9 +207,11 @@ impl Client {
             }
             match tokio::time::timeout(timeout, answer).await {
                 Ok(Ok(Ok(resp))) => Ok(resp),
-                Ok(Ok(Err(why))) => {
-                    failures.report(why.clone());
-                    Err(HttpError::Internal(why))
+                Ok(Ok(Err(e))) => {
+                    if e.restart {
+                        failures.report(e.why.clone());
+                    }
+                    Err(HttpError::Internal(e.why))
                 }
                 Ok(Err(_)) => Err(HttpError::BadGateway("module process died")),
                 Err(_) => {
@@ -228,6 +245,31 @@ impl Drop for Client {
     }
 }
 
+/// Catches calls stuck in the child even when nobody waits for them any
+/// more (a client that gave up drops the future that holds the timeout):
+/// past the timeout, the child is killed and the failure reported.
+async fn watch_calls(shared: Arc<Shared>, timeout: Duration, failures: Failures) {
+    let period = timeout.min(Duration::from_secs(1));
+    // The waiting caller's own timer answers 504 first; this is the backstop.
+    let limit = timeout + period;
+    loop {
+        tokio::time::sleep(period).await;
+        if shared.dead.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let stuck = shared
+            .pending
+            .iter()
+            .any(|entry| now.duration_since(entry.value().0) > limit);
+        if stuck {
+            shared.kill();
+            failures.report(format!("a call took longer than {timeout:?}"));
+            return;
+        }
+    }
+}
+
 struct Reader {
     frames: wire::FrameStream,
     shared: Arc<Shared>,
@@ -250,7 +292,7 @@ async fn read_replies(mut r: Reader) {
         };
         match msg {
             ToServer::Reply { id, result } => {
-                if let Some((_, waiter)) = r.shared.pending.remove(&id) {
+                if let Some((_, (_, waiter))) = r.shared.pending.remove(&id) {
                     let _ = waiter.send(result);
                 }
             }

@@ -43,11 +43,11 @@ fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {
 fn head(resp: &WireResponse) -> Result<(StatusCode, HeaderMap), HttpError> {
     let bad = || HttpError::Internal("the module sent an invalid response".into());
     let status = StatusCode::from_u16(resp.status).map_err(|_| bad())?;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut headers = HeaderMap::new();
     for (n, v) in &resp.headers {
         let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad())?;
         let value = HeaderValue::from_bytes(v).map_err(|_| bad())?;
-        headers.append(name, value);
+        headers.try_append(name, value).map_err(|_| bad())?;
     }
     Ok((status, headers))
 }
@@ -63,6 +63,9 @@ impl Instance for Client {
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
+        if req.body().len() > wire::MAX_BODY {
+            return HandlerFuture::ready(Err(HttpError::BodyTooLarge));
+        }
         let mut buf = [0u8; 64];
         let peer = peer_text(req.peer(), &mut buf);
         let reply = self.call(|id| call_frame(id, Hook::Handle, &req, peer));
@@ -70,6 +73,9 @@ impl Instance for Client {
     }
 
     fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        if req.body().len() > wire::MAX_BODY {
+            return Box::pin(async { Err(HttpError::BodyTooLarge) });
+        }
         let mut buf = [0u8; 64];
         let peer = peer_text(req.peer(), &mut buf);
         let reply = self.call(|id| call_frame(id, Hook::RequestFilter, &req, peer));

@@ -18,6 +18,10 @@ use crate::modules::Hooks;
 /// `max_body_bytes`, well below this).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// The largest request or response body a frame may carry (the rest of a
+/// frame is small; a head is at most a few hundred KiB).
+pub const MAX_BODY: usize = MAX_FRAME - 1024 * 1024;
+
 /// The codec both sides use.
 pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
@@ -67,6 +71,16 @@ pub struct WireResponse {
     pub body: Vec<u8>,
     /// From a request filter: answer now.
     pub respond: bool,
+}
+
+/// Why a call failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireError {
+    /// What happened.
+    pub why: String,
+    /// Whether the module should be restarted (a crash-like failure) or
+    /// only this request refused (an invalid response, a missing hook).
+    pub restart: bool,
 }
 
 /// A finished request, for the log hook.
@@ -143,7 +157,7 @@ pub enum ToServer<'a> {
         /// The call's id.
         id: u64,
         /// The response, or why the hook failed.
-        result: Result<WireResponse, String>,
+        result: Result<WireResponse, WireError>,
     },
     /// Host API: read the shared store (answered with `KvValue`).
     KvGet {
@@ -198,6 +212,10 @@ pub async fn write_frames(mut rx: mpsc::UnboundedReceiver<Bytes>, half: OwnedWri
         if sink.feed(frame).await.is_err() {
             return;
         }
+        // Woken by the first frame, this task would run at once (tokio's
+        // LIFO slot) and write one frame per syscall. Yielding once lets
+        // the other ready tasks queue theirs, so one write carries many.
+        tokio::task::yield_now().await;
         while let Ok(frame) = rx.try_recv() {
             if sink.feed(frame).await.is_err() {
                 return;
