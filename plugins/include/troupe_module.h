@@ -118,7 +118,7 @@ typedef struct troupe_host {
     void (*metric_incr)(void *ctx, troupe_str name, uint64_t by);
 
     /* Building the response. Invalid header names or values make the
-     * request fail with 500. */
+     * request fail with 500 (without restarting the module). */
     void (*set_status)(troupe_response *resp, uint16_t status);
     uint16_t (*status)(const troupe_response *resp);
     void (*add_header)(troupe_response *resp, troupe_str name, troupe_str value);
