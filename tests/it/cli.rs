@@ -46,10 +46,7 @@ fn the_supervision_tree_is_logged_at_start() {
     let d = Daemon::start(&shipped_config(dir.path()));
     // The tree is logged once it has settled, which can be after the
     // listener's line while modules load.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !d.logs().contains("troupe started") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    d.wait_for_log("troupe started", std::time::Duration::from_secs(10));
     let logs = d.logs();
     let tree: Vec<&str> = logs
         .lines()
