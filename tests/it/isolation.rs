@@ -361,11 +361,13 @@ fn a_bad_library_at_run_time_fails_only_its_routes() {
         let hello = client::get(&format!("http://{}/hello", d.addr)).await;
         assert_eq!(hello.status, StatusCode::OK);
     });
-    let logs = d.logs();
+    let needle = "libno_entry.so: missing symbol `troupe_module_entry`";
     assert!(
-        logs.contains("libno_entry.so: missing symbol `troupe_module_entry`"),
-        "{logs}"
+        d.wait_for_log(needle, Duration::from_secs(10)),
+        "{}",
+        d.logs()
     );
+    let logs = d.logs();
     assert!(logs.contains("troupe/modules/plugin.bad"), "{logs}");
 }
 
