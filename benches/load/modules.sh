@@ -37,15 +37,4 @@ print(f"RESULT modules round={r} inprocess/return={inproc/ret:.3f} process/retur
 PY
 done
 
-python3 - "$repo/BENCHMARKS.md" "$results" <<'PY'
-import sys, datetime
-doc, res = sys.argv[1], open(sys.argv[2]).read().strip()
-text = open(doc).read()
-start, end = "<!-- modules:begin -->", "<!-- modules:end -->"
-block = f"{start}\n```text\n# {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, benches/load/modules.sh\n{res}\n```\n{end}"
-if start in text:
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text += "\n" + block + "\n"
-open(doc, "w").write(text)
-PY
+python3 "$here/record.py" modules "$results" benches/load/modules.sh

@@ -38,17 +38,5 @@ for s in "${scenarios[@]}"; do
     --duration "${DURATION:-10}" --rounds "${ROUNDS:-3}" | tee /dev/stderr | grep '^RESULT' >>"$results" || true
 done
 
-# Replace the block between the markers in BENCHMARKS.md.
-python3 - "$repo/BENCHMARKS.md" "$results" <<'PY'
-import sys, datetime
-doc, res = sys.argv[1], open(sys.argv[2]).read().strip()
-text = open(doc).read()
-start, end = "<!-- load:begin -->", "<!-- load:end -->"
-block = f"{start}\n```text\n# {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, benches/load/run.sh\n{res}\n```\n{end}"
-if start in text:
-    text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-else:
-    text += "\n" + block + "\n"
-open(doc, "w").write(text)
-PY
+python3 "$here/record.py" load "$results" benches/load/run.sh
 echo "RESULT lines written to BENCHMARKS.md" >&2

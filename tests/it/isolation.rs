@@ -278,28 +278,44 @@ async fn reloading_modules_under_load_drops_no_request() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_that_fails_keeps_the_old_instance_serving() {
+/// Starts `libhello_c.so` (copied) as module `swap`, replaces the file with
+/// `replacement`, and checks that the reload is refused with `why` while
+/// the old instance keeps serving.
+async fn refused_reload_keeps_serving(isolation: &str, replacement: &str, why: &str) {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("libswap.so");
-    std::fs::copy(crate::support::modules::dir().join("libhello_c.so"), &copy).unwrap();
+    let built = crate::support::modules::dir();
+    std::fs::copy(built.join("libhello_c.so"), &copy).unwrap();
     let ron = config(
         &format!(
-            r#"(name: "swap", source: Native({:?}))"#,
+            r#"(name: "swap", source: Native({:?}), isolation: {isolation})"#,
             copy.display().to_string()
         ),
         r#"(path: "/swap", handler: Module("swap"))"#,
     );
     let srv = TestServer::start_in(dir, &ron).await;
     ready(&srv, "swap").await;
-    std::fs::copy(
-        crate::support::modules::dir().join("libwrong_abi.so"),
-        &copy,
-    )
-    .unwrap();
+    std::fs::copy(built.join(replacement), &copy).unwrap();
     let err = srv.running().reload_module("swap").await.unwrap_err();
-    assert!(err.contains("ABI version 999"), "{err}");
+    assert!(err.contains(why), "{isolation}: {err}");
+    // Nothing restarts or retires the old instance afterwards either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let slot = srv.running().module("swap").unwrap();
+    assert_eq!((slot.status(), slot.loads()), ("ready", 1), "{isolation}");
     assert_eq!(client::get(&srv.url("/swap")).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_a_wrong_abi_keeps_the_old_instance_serving() {
+    refused_reload_keeps_serving("InProcess", "libwrong_abi.so", "ABI version 999").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_whose_init_fails_keeps_the_old_instance_serving() {
+    // The request logger's init fails without a config.
+    for isolation in ["InProcess", "Process"] {
+        refused_reload_keeps_serving(isolation, "librequest_logger.so", "init").await;
+    }
 }
 
 fn check(modules: &str) -> (Option<i32>, String) {
@@ -452,32 +468,4 @@ async fn a_late_failure_of_a_replaced_instance_does_not_restart_the_new_one() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(slot.loads(), 2);
     assert_eq!(client::get(&srv.url("/crash")).await.status, StatusCode::OK);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_module_whose_new_init_fails_keeps_serving_on_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("libswap.so");
-    std::fs::copy(crate::support::modules::dir().join("libhello_c.so"), &copy).unwrap();
-    let ron = config(
-        &format!(
-            r#"(name: "swap", source: Native({:?}), isolation: Process)"#,
-            copy.display().to_string()
-        ),
-        r#"(path: "/swap", handler: Module("swap"))"#,
-    );
-    let srv = TestServer::start_in(dir, &ron).await;
-    ready(&srv, "swap").await;
-    // The request logger's init fails without a config.
-    std::fs::copy(
-        crate::support::modules::dir().join("librequest_logger.so"),
-        &copy,
-    )
-    .unwrap();
-    let err = srv.running().reload_module("swap").await.unwrap_err();
-    assert!(err.contains("init"), "{err}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let slot = srv.running().module("swap").unwrap();
-    assert_eq!((slot.status(), slot.loads()), ("ready", 1));
-    assert_eq!(client::get(&srv.url("/swap")).await.status, StatusCode::OK);
 }
