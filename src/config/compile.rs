@@ -22,7 +22,7 @@ use crate::{
     handlers,
     middleware::{RequireHeader, SetHeaders},
     modules::{
-        ModuleEntry, Slot,
+        Kind, ModuleEntry, Slot,
         route::{LogHooks, ModuleFilter, ModuleHandler},
     },
     pipeline::{
@@ -189,17 +189,40 @@ fn compile_modules(
                 ),
             );
         }
-        let schema::ModuleSource::Native(path) = &m.source;
-        let library = base.join(path);
-        if !library.is_file() {
+        let (kind, path) = match &m.source {
+            schema::ModuleSource::Native(p) => (Kind::Native, p),
+            schema::ModuleSource::Lua(p) => (Kind::Lua, p),
+        };
+        let resolved = base.join(path);
+        let path_anchor = Anchor::str(&path.to_string_lossy());
+        if !resolved.is_file() {
+            let what = match kind {
+                Kind::Native => "library",
+                Kind::Lua => "script",
+            };
             return err(
-                Anchor::str(&path.to_string_lossy()),
+                path_anchor,
                 format!(
-                    "module library `{}` does not exist (expected a built shared library; relative paths start at {}; `plugins/build.sh` builds the examples)",
+                    "module {what} `{}` does not exist (expected a file; relative paths start at {}; `plugins/build.sh` builds the examples)",
                     path.display(),
                     base.display()
                 ),
             );
+        }
+        if kind == Kind::Lua {
+            if m.isolation == schema::Isolation::Process {
+                return err(
+                    anchor,
+                    format!(
+                        "module `{}`: Lua runs sandboxed in process (expected no `isolation: Process`)",
+                        m.name
+                    ),
+                );
+            }
+            crate::modules::lua::check(&resolved, &m.sandbox).map_err(|message| CompileError {
+                message: format!("module `{}`: {message}", m.name),
+                anchor: path_anchor.clone(),
+            })?;
         }
         if m.timeout.is_zero() {
             return err(
@@ -228,12 +251,14 @@ fn compile_modules(
         };
         out.push(ModuleEntry {
             name: m.name.clone(),
-            library,
+            kind,
+            path: resolved,
             config,
             isolation: m.isolation,
             timeout: m.timeout,
             blocking: m.blocking,
             policy,
+            sandbox: m.sandbox.clone(),
             slot: Arc::new(Slot::new(&m.name)),
             declared_at: String::new(),
         });

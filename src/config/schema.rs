@@ -60,6 +60,35 @@ pub struct ModuleSpec {
     /// How often the module may be restarted before it is marked failed.
     #[serde(default)]
     pub restarts: Restarts,
+    /// Limits for sandboxed (Lua) modules.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+}
+
+/// What a sandboxed module may use.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sandbox {
+    /// Bytes of memory one Lua VM may allocate; past it the request gets
+    /// 500 and the VM is replaced. Default 16 MiB.
+    pub memory: usize,
+    /// Lua VM instructions one request may run; past it the request gets
+    /// 504 and the VM is replaced. Default 10 000 000.
+    pub instructions: u64,
+    /// Lua libraries to open beyond `string`, `table`, `math`, `utf8` and
+    /// `coroutine`: any of `"os"`, `"io"`, `"load"` (`load`, `loadfile`,
+    /// `dofile`, `require`). Default none.
+    pub grant: Vec<String>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self {
+            memory: 16 * 1024 * 1024,
+            instructions: 10_000_000,
+            grant: Vec::new(),
+        }
+    }
 }
 
 fn default_module_timeout() -> Duration {
@@ -74,6 +103,9 @@ pub enum ModuleSource {
     /// (C, or Rust built with the `troupe-module` SDK). Relative paths start
     /// at the config file's directory.
     Native(PathBuf),
+    /// A Lua 5.4 script defining `handle(req)`, and/or `access(req)`,
+    /// `header_filter(resp)` and `log(entry)`; run sandboxed in process.
+    Lua(PathBuf),
 }
 
 /// Where a module runs.

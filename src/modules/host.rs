@@ -7,7 +7,8 @@ use std::{path::PathBuf, sync::Arc};
 use troupe_actors::{BoxFuture, Failures, ModuleHost, RestartPolicy, Retired};
 
 use super::{
-    ModuleEntry,
+    Kind, ModuleEntry,
+    lua::LuaModule,
     hostapi::{LocalServices, Services},
     inprocess::InProcess,
     native::{Library, Native},
@@ -78,14 +79,22 @@ impl ModuleHost for Hosted {
         let (entry, env, cache) = (self.entry.clone(), self.env.clone(), self.library.clone());
         Box::pin(async move {
             let services: Arc<dyn Services> = env.services.clone();
-            match entry.isolation {
-                Isolation::InProcess => {
+            match (entry.kind, entry.isolation) {
+                (Kind::Lua, _) => {
+                    let e = entry.clone();
+                    // Reads the script and compiles it into a first VM.
+                    let module = tokio::task::spawn_blocking(move || LuaModule::new(&e, services))
+                        .await
+                        .map_err(|e| e.to_string())??;
+                    entry.slot.publish(Arc::new(module));
+                }
+                (Kind::Native, Isolation::InProcess) => {
                     let e = entry.clone();
                     // dlopen and init may block: off the runtime's threads.
                     let native = tokio::task::spawn_blocking(move || {
-                        let lib = library(&cache, &e.library, reload)?;
+                        let lib = library(&cache, &e.path, reload)?;
                         Native::init(lib, e.slot.name().clone(), &e.config, services)
-                            .map_err(|err| format!("{}: {err}", e.library.display()))
+                            .map_err(|err| format!("{}: {err}", e.path.display()))
                     })
                     .await
                     .map_err(|e| e.to_string())??;
@@ -93,10 +102,10 @@ impl ModuleHost for Hosted {
                         .slot
                         .publish(Arc::new(InProcess::new(native, failures, entry.blocking)));
                 }
-                Isolation::Process => {
+                (Kind::Native, Isolation::Process) => {
                     let client = Client::spawn(Spawn {
                         exe: &env.module_host,
-                        library: &entry.library,
+                        library: &entry.path,
                         module: &entry.name,
                         config: &entry.config,
                         timeout: entry.timeout,
@@ -104,7 +113,7 @@ impl ModuleHost for Hosted {
                         failures,
                     })
                     .await
-                    .map_err(|e| format!("{}: {e}", entry.library.display()))?;
+                    .map_err(|e| format!("{}: {e}", entry.path.display()))?;
                     entry.slot.publish(Arc::new(client));
                 }
             }

@@ -12,6 +12,7 @@
 //! - [`native`]: the C ABI: loading a library, calling its hooks.
 //! - [`hostapi`]: the host functions every module reaches (log, store, metrics).
 //! - [`inprocess`]: a native instance called on the request's thread.
+//! - [`lua`]: Lua scripts in a pool of sandboxed VMs.
 //! - [`process`]: a native instance in a child process, over a unix socket.
 //! - [`slot`]: where the current instance is published.
 //! - [`route`]: the `Handler`, `Middleware` and log hook that routes use.
@@ -20,6 +21,7 @@
 pub mod host;
 pub mod hostapi;
 pub mod inprocess;
+pub mod lua;
 pub mod native;
 pub mod process;
 pub mod route;
@@ -93,13 +95,24 @@ pub trait Instance: Send + Sync + 'static {
     fn log(&self, line: &LogLine);
 }
 
+/// What runs a module's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A shared library with the C ABI.
+    Native,
+    /// A Lua script.
+    Lua,
+}
+
 /// A module as the config declares it, with the slot its routes read.
 #[derive(Debug)]
 pub struct ModuleEntry {
     /// Its name.
     pub name: String,
-    /// The library, resolved against the config's directory.
-    pub library: PathBuf,
+    /// What runs it.
+    pub kind: Kind,
+    /// The library or script, resolved against the config's directory.
+    pub path: PathBuf,
     /// Its config text.
     pub config: String,
     /// Where it runs.
@@ -110,6 +123,8 @@ pub struct ModuleEntry {
     pub blocking: bool,
     /// Its restart budget.
     pub policy: troupe_actors::RestartPolicy,
+    /// Its sandbox limits (Lua).
+    pub sandbox: crate::config::schema::Sandbox,
     /// Where its instance is published.
     pub slot: Arc<Slot>,
     /// Where it is declared in the config file (`file:line:col`), for errors.
@@ -117,12 +132,16 @@ pub struct ModuleEntry {
 }
 
 impl ModuleEntry {
-    /// Loads the library once to check it (symbol, ABI version), without
-    /// running any hook: what `troupe -t` does for each module.
-    pub fn probe(&self) -> Result<Hooks, String> {
-        native::Library::open(&self.library)
-            .map(|lib| lib.hooks())
-            .map_err(|e| format!("{}: module `{}`: {e}", self.declared_at, self.name))
+    /// Loads the code once to check it, without running any hook: what
+    /// `troupe -t` does for each module (a library's symbol and ABI
+    /// version; a script's syntax is checked with the config already).
+    pub fn probe(&self) -> Result<(), String> {
+        match self.kind {
+            Kind::Native => native::Library::open(&self.path)
+                .map(|_| ())
+                .map_err(|e| format!("{}: module `{}`: {e}", self.declared_at, self.name)),
+            Kind::Lua => Ok(()),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{
 
 /// Requests `paths` round-robin on one keep-alive client until `stop`;
 /// counts answers that are not 200 (a dropped connection panics the task).
-fn hammer(
+pub fn hammer(
     srv: &TestServer,
     paths: &'static [&'static str],
     stop: Arc<AtomicBool>,

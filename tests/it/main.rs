@@ -12,6 +12,7 @@ mod cli;
 mod config_errors;
 mod http;
 mod isolation;
+mod lua;
 mod modules;
 mod robustness;
 mod routing;

@@ -24,6 +24,14 @@ pub fn dir() -> &'static Path {
     })
 }
 
+/// The absolute path of a Lua script under `plugins/lua/`, quoted for RON.
+pub fn lua(rel: &str) -> String {
+    format!(
+        "{:?}",
+        repo_root().join("plugins/lua").join(rel).display().to_string()
+    )
+}
+
 /// The absolute path of `lib<name>.so`, quoted for RON.
 pub fn lib(name: &str) -> String {
     format!(
@@ -45,6 +53,10 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
             &format!("root: {:?}", www.display().to_string()),
         )
         .replace("\"target/modules/", &format!("\"{}/", modules.display()))
+        .replace(
+            "\"plugins/",
+            &format!("\"{}/plugins/", repo_root().display()),
+        )
         .replace(
             "\"target/requests.log\"",
             &format!("{:?}", dir.join("requests.log").display().to_string()),

@@ -1,0 +1,166 @@
+//! Between Troupe's types and Lua's: the `req` a script sees, and the
+//! response table it returns.
+//!
+//! `req` is a userdata rather than a table: fields are made when a script
+//! reads them, so a handler that ignores the headers never pays for them.
+//! `req.method`, `req.path`, `req.body`, `req.peer`, `req.query`,
+//! `req.headers`, `req.params` (the last three are tables), and the
+//! shortcuts `req:header(name)`, `req:arg(name)`, `req:param(name)`.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+
+use crate::{
+    HttpError,
+    handler::Response,
+    modules::{LogLine, into_response},
+    pipeline::request::Request,
+};
+
+/// The request, lent to a script for one call.
+pub struct LuaRequest(pub Request);
+
+impl UserData for LuaRequest {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("method", |_, r| Ok(r.0.method().as_str().to_owned()));
+        fields.add_field_method_get("path", |_, r| Ok(r.0.path().to_owned()));
+        fields.add_field_method_get("peer", |_, r| Ok(r.0.peer().to_string()));
+        fields.add_field_method_get("body", |lua, r| lua.create_string(r.0.body()));
+        fields.add_field_method_get("query", |lua, r| {
+            let t = lua.create_table()?;
+            for (k, v) in r.0.query_pairs() {
+                // The first value wins, as with `req:arg`.
+                if !t.contains_key(&*k)? {
+                    t.set(&*k, &*v)?;
+                }
+            }
+            Ok(t)
+        });
+        fields.add_field_method_get("headers", |lua, r| {
+            let t = lua.create_table()?;
+            for (k, v) in r.0.headers() {
+                if !t.contains_key(k.as_str())? {
+                    t.set(k.as_str(), lua.create_string(v.as_bytes())?)?;
+                }
+            }
+            Ok(t)
+        });
+        fields.add_field_method_get("params", |lua, r| {
+            let t = lua.create_table()?;
+            for (k, v) in r.0.params() {
+                t.set(k, v)?;
+            }
+            Ok(t)
+        });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("header", |lua, r, name: String| {
+            match r.0.headers().get(name.as_str()) {
+                Some(v) => Ok(Value::String(lua.create_string(v.as_bytes())?)),
+                None => Ok(Value::Nil),
+            }
+        });
+        methods.add_method("arg", |_, r, name: String| {
+            Ok(r.0.query_param(&name).map(|v| v.into_owned()))
+        });
+        methods.add_method("param", |_, r, name: String| {
+            Ok(r.0.param(&name).map(str::to_owned))
+        });
+    }
+}
+
+fn bad(why: &str) -> HttpError {
+    HttpError::Internal(format!("the Lua script returned an invalid response: {why}"))
+}
+
+/// Reads `status` and `headers` from a response table.
+pub fn head_of(t: &Table, default: StatusCode) -> Result<(StatusCode, HeaderMap), HttpError> {
+    let status = match t.raw_get::<Option<u16>>("status") {
+        Ok(Some(code)) => StatusCode::from_u16(code).map_err(|_| bad("status out of range"))?,
+        Ok(None) => default,
+        Err(_) => return Err(bad("status is not a number")),
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(Some(list)) = t.raw_get::<Option<Table>>("headers") {
+        for pair in list.pairs::<mlua::LuaString, Value>() {
+            let (name, value) = pair.map_err(|_| bad("header names must be strings"))?;
+            let name =
+                HeaderName::from_bytes(&name.as_bytes()).map_err(|_| bad("invalid header name"))?;
+            let values: Vec<Vec<u8>> = match value {
+                // `["set-cookie"] = { "a=1", "b=2" }` sends the field twice.
+                Value::Table(many) => many
+                    .sequence_values::<mlua::LuaString>()
+                    .map(|v| v.map(|v| v.as_bytes().to_vec()))
+                    .collect::<mlua::Result<_>>()
+                    .map_err(|_| bad("header values must be strings"))?,
+                Value::String(one) => vec![one.as_bytes().to_vec()],
+                Value::Integer(n) => vec![n.to_string().into_bytes()],
+                _ => return Err(bad("header values must be strings")),
+            };
+            for v in values {
+                let v = HeaderValue::from_bytes(&v).map_err(|_| bad("invalid header value"))?;
+                headers
+                    .try_append(name.clone(), v)
+                    .map_err(|_| bad("too many headers"))?;
+            }
+        }
+    }
+    Ok((status, headers))
+}
+
+/// A handler's result: a table `{ status, headers, body }`, or a string
+/// (the body of a 200).
+pub fn response(value: Value) -> Result<Response, HttpError> {
+    match value {
+        Value::String(body) => Ok(into_response(
+            StatusCode::OK,
+            HeaderMap::new(),
+            body.as_bytes().to_vec(),
+        )),
+        Value::Table(t) => {
+            let (status, headers) = head_of(&t, StatusCode::OK)?;
+            let body = match t.raw_get::<Value>("body") {
+                Ok(Value::String(b)) => Bytes::copy_from_slice(&b.as_bytes()),
+                Ok(Value::Nil) => Bytes::new(),
+                Ok(other) => Bytes::from(other.to_string().map_err(|_| bad("body"))?),
+                Err(_) => return Err(bad("body")),
+            };
+            let mut resp = http::Response::new(crate::Body::full(body));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            Ok(resp)
+        }
+        Value::Nil => Err(bad("nothing (expected a table or a string)")),
+        _ => Err(bad("expected a table or a string")),
+    }
+}
+
+/// A response head as the `header_filter` hook sees it.
+pub fn head_table(lua: &Lua, resp: &Response) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("status", resp.status().as_u16())?;
+    let headers = lua.create_table()?;
+    for (k, v) in resp.headers() {
+        headers.set(k.as_str(), lua.create_string(v.as_bytes())?)?;
+    }
+    t.set("headers", headers)?;
+    Ok(t)
+}
+
+/// A finished request as the `log` hook sees it.
+pub fn log_table(lua: &Lua, line: &LogLine) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("method", line.method.as_str())?;
+    t.set("path", line.path.as_str())?;
+    t.set("query", line.query.as_str())?;
+    t.set("peer", line.peer.to_string())?;
+    t.set("status", line.status)?;
+    t.set("bytes", line.bytes)?;
+    t.set(
+        "duration_us",
+        u64::try_from(line.duration.as_micros()).unwrap_or(u64::MAX),
+    )?;
+    Ok(t)
+}

@@ -1,0 +1,236 @@
+//! Lua modules (P2.6): scripts run in a pool of sandboxed Lua 5.4 VMs.
+//!
+//! - [`vm`]: one VM: safe libraries only, memory limit, instruction budget,
+//!   the host API as `troupe`, the script compiled once.
+//! - [`convert`]: the `req` userdata and the response table.
+//!
+//! A request takes a VM from the pool, calls the script's hook on it, and
+//! puts it back; the pool grows to about one VM per thread that calls at
+//! once (a VM runs one call at a time, and creating one costs ~28 µs
+//! against ~2.4 µs for a call). A script error answers 500 and is logged
+//! with the script, line and message; the VM is kept. A call that runs out
+//! of its instruction budget answers 504, and one that hits the memory
+//! limit 500; that VM is dropped and a fresh one made. None of these
+//! restarts the module: they are the script's answers to one request.
+
+mod convert;
+pub mod vm;
+
+use std::{path::Path, sync::Arc};
+
+use super::{Filtered, Hooks, Instance, LogLine, ModuleEntry, hostapi::Services};
+use crate::{
+    HttpError,
+    config::schema::Sandbox,
+    handler::{BoxFuture, HandlerFuture, Response},
+    pipeline::request::Request,
+};
+use convert::LuaRequest;
+use vm::{Spec, Vm};
+
+/// Checks a script for `troupe -t` and start-up: it exists, it compiles,
+/// and its grants are known. Errors name the script and the line.
+pub fn check(path: &Path, sandbox: &Sandbox) -> Result<(), String> {
+    vm::check_grants(&sandbox.grant)?;
+    let source = vm::read(path)?;
+    vm::syntax(&path.display().to_string(), &source)
+}
+
+/// A loaded Lua module.
+pub struct LuaModule {
+    name: Arc<str>,
+    script: String,
+    source: Vec<u8>,
+    config: String,
+    sandbox: Sandbox,
+    services: Arc<dyn Services>,
+    hooks: Hooks,
+    pool: std::sync::Mutex<Vec<Vm>>,
+}
+
+/// How one call ended badly.
+enum Failure {
+    /// The script raised an error (500); the VM is fine.
+    Script(mlua::Error),
+    /// The VM hit a limit; it is dropped.
+    Limit(HttpError),
+}
+
+impl LuaModule {
+    /// Reads the script and builds a first VM (which runs its top level).
+    pub fn new(entry: &ModuleEntry, services: Arc<dyn Services>) -> Result<Self, String> {
+        let source = vm::read(&entry.path)?;
+        let mut module = Self {
+            name: entry.slot.name().clone(),
+            script: entry.path.display().to_string(),
+            source,
+            config: entry.config.clone(),
+            sandbox: entry.sandbox.clone(),
+            services,
+            hooks: Hooks::default(),
+            pool: std::sync::Mutex::new(Vec::new()),
+        };
+        let first = module.vm().map_err(|e| e.to_string())?;
+        module.hooks = Hooks {
+            handle: first.handle.is_some(),
+            request_filter: first.access.is_some(),
+            response_filter: first.header_filter.is_some(),
+            log: first.log.is_some(),
+        };
+        if module.hooks == Hooks::default() {
+            return Err(format!(
+                "{}: defines none of handle, access, header_filter or log",
+                module.script
+            ));
+        }
+        module.put(first);
+        Ok(module)
+    }
+
+    fn vm(&self) -> mlua::Result<Vm> {
+        Vm::new(&Spec {
+            name: &self.script,
+            source: &self.source,
+            module: &self.name,
+            config: &self.config,
+            sandbox: &self.sandbox,
+            services: &self.services,
+        })
+    }
+
+    fn take(&self) -> Result<Vm, HttpError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(vm) => Ok(vm),
+            None => self.vm().map_err(|e| {
+                tracing::error!(module = %self.name, error = %e, "cannot create a Lua VM");
+                HttpError::Internal(e.to_string())
+            }),
+        }
+    }
+
+    fn put(&self, vm: Vm) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(vm);
+        }
+    }
+
+    /// Runs `f` on a pooled VM under a fresh budget, and sorts out how it
+    /// ended: the VM goes back to the pool unless it hit a limit.
+    fn call<R>(&self, f: impl FnOnce(&Vm) -> mlua::Result<R>) -> Result<R, HttpError> {
+        let vm = self.take()?;
+        vm.budget.reset(self.sandbox.instructions);
+        let result = f(&vm).map_err(|e| self.classify(&vm, e));
+        match result {
+            Ok(v) => {
+                self.put(vm);
+                Ok(v)
+            }
+            Err(Failure::Script(e)) => {
+                tracing::warn!(module = %self.name, script = %self.script, error = %one_line(&e), "Lua error");
+                self.put(vm);
+                Err(HttpError::Internal(format!("Lua error: {e}")))
+            }
+            Err(Failure::Limit(e)) => {
+                tracing::warn!(module = %self.name, script = %self.script, error = %e, "Lua VM hit a limit; replacing it");
+                drop(vm);
+                Err(e)
+            }
+        }
+    }
+
+    fn classify(&self, vm: &Vm, e: mlua::Error) -> Failure {
+        if vm.budget.exceeded() {
+            return Failure::Limit(HttpError::GatewayTimeout("Lua instruction budget exceeded"));
+        }
+        if is_memory(&e) {
+            return Failure::Limit(HttpError::Internal(format!(
+                "Lua memory limit ({} bytes) reached",
+                self.sandbox.memory
+            )));
+        }
+        Failure::Script(e)
+    }
+}
+
+/// Whether an error (or what caused it) is the memory limit.
+fn is_memory(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } => is_memory(cause),
+        mlua::Error::WithContext { cause, .. } => is_memory(cause),
+        _ => false,
+    }
+}
+
+/// The first line of an error (mlua appends a traceback).
+fn one_line(e: &mlua::Error) -> String {
+    e.to_string().lines().next().unwrap_or("").to_owned()
+}
+
+impl Instance for LuaModule {
+    fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    fn handle(&self, req: Request) -> HandlerFuture {
+        HandlerFuture::ready(
+            self.call(|vm| match &vm.handle {
+                Some(f) => f.call::<mlua::Value>(LuaRequest(req)),
+                None => Err(mlua::Error::runtime("the script defines no handle(req)")),
+            })
+            .and_then(convert::response),
+        )
+    }
+
+    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        let result = self.call(|vm| {
+            let Some(f) = &vm.access else {
+                return Ok(Err(req));
+            };
+            let ud = vm.lua.create_userdata(LuaRequest(req))?;
+            let verdict = f.call::<mlua::Value>(&ud)?;
+            let req = ud.take::<LuaRequest>()?.0;
+            Ok(match verdict {
+                mlua::Value::Nil => Err(req),
+                answer => Ok(answer),
+            })
+        });
+        let result = result.and_then(|v| match v {
+            Err(req) => Ok(Filtered::Continue(req)),
+            Ok(answer) => convert::response(answer).map(Filtered::Respond),
+        });
+        Box::pin(async move { result })
+    }
+
+    fn response_filter(&self, mut resp: Response) -> HandlerFuture {
+        let head = self.call(|vm| {
+            let Some(f) = &vm.header_filter else {
+                return Ok(None);
+            };
+            let t = convert::head_table(&vm.lua, &resp)?;
+            // The hook may change the table in place or return a new one.
+            let out = match f.call::<mlua::Value>(&t)? {
+                mlua::Value::Table(new) => new,
+                _ => t,
+            };
+            Ok(Some(convert::head_of(&out, resp.status())))
+        });
+        HandlerFuture::ready(match head {
+            Ok(None) => Ok(resp),
+            Ok(Some(Ok((status, headers)))) => {
+                *resp.status_mut() = status;
+                *resp.headers_mut() = headers;
+                Ok(resp)
+            }
+            Ok(Some(Err(e))) | Err(e) => Err(e),
+        })
+    }
+
+    fn log(&self, line: &LogLine) {
+        let _ = self.call(|vm| match &vm.log {
+            Some(f) => f.call::<()>(convert::log_table(&vm.lua, line)?),
+            None => Ok(()),
+        });
+    }
+}

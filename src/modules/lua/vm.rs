@@ -1,0 +1,237 @@
+//! One sandboxed Lua VM: only safe libraries, a memory limit, an
+//! instruction budget per call, the host API as `troupe`, and the module's
+//! script compiled once.
+
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Value, VmState};
+
+use crate::{config::schema::Sandbox, modules::hostapi::Services};
+
+/// Instructions between two budget checks.
+const CHECK_EVERY: u32 = 1000;
+
+/// Globals removed unless the config grants `"load"`: they read files or
+/// compile code at run time.
+const LOADERS: [&str; 5] = ["load", "loadfile", "dofile", "require", "collectgarbage"];
+
+/// The per-call instruction budget, shared with the VM's hook.
+#[derive(Debug, Default)]
+pub struct Budget {
+    remaining: AtomicI64,
+    exceeded: AtomicBool,
+}
+
+impl Budget {
+    /// Starts a call with `instructions` to spend.
+    pub fn reset(&self, instructions: u64) {
+        self.remaining
+            .store(i64::try_from(instructions).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.exceeded.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the last call ran out.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+}
+
+/// A VM and the module's hooks in it.
+pub struct Vm {
+    pub(super) lua: Lua,
+    pub(super) handle: Option<Function>,
+    pub(super) access: Option<Function>,
+    pub(super) header_filter: Option<Function>,
+    pub(super) log: Option<Function>,
+    pub(super) budget: Arc<Budget>,
+}
+
+/// Everything a VM is built from.
+pub struct Spec<'a> {
+    /// The script's name in error messages (its path).
+    pub name: &'a str,
+    /// The script.
+    pub source: &'a [u8],
+    /// The module's name, for the host API.
+    pub module: &'a Arc<str>,
+    /// The module's config text, as `troupe.config`.
+    pub config: &'a str,
+    /// Limits and grants.
+    pub sandbox: &'a Sandbox,
+    /// The host API.
+    pub services: &'a Arc<dyn Services>,
+}
+
+/// The libraries `grant` may add; anything else is a config error.
+pub fn check_grants(grants: &[String]) -> Result<(), String> {
+    for g in grants {
+        if !["os", "io", "load"].contains(&g.as_str()) {
+            return Err(format!(
+                "unknown grant `{g}` (expected \"os\", \"io\" or \"load\")"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compiles `source` without running it: the syntax check of `troupe -t`.
+pub fn syntax(name: &str, source: &[u8]) -> Result<(), String> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| e.to_string())?;
+    lua.load(source)
+        .set_name(format!("@{name}"))
+        .into_function()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+impl Vm {
+    /// A fresh VM with the script run once (defining its hooks).
+    pub fn new(spec: &Spec<'_>) -> mlua::Result<Self> {
+        let grants = &spec.sandbox.grant;
+        let granted = |g: &str| grants.iter().any(|x| x == g);
+        let mut libs =
+            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE;
+        if granted("os") {
+            libs |= StdLib::OS;
+        }
+        if granted("io") {
+            libs |= StdLib::IO;
+        }
+        if granted("load") {
+            libs |= StdLib::PACKAGE;
+        }
+        let lua = Lua::new_with(libs, LuaOptions::default())?;
+        let globals = lua.globals();
+        if !granted("load") {
+            for name in LOADERS {
+                globals.raw_remove(name)?;
+            }
+        }
+        install_host_api(&lua, spec)?;
+        lua.set_memory_limit(spec.sandbox.memory)?;
+
+        let budget = Arc::new(Budget::default());
+        let hook_budget = budget.clone();
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(CHECK_EVERY),
+            move |_, _| {
+                let left = hook_budget
+                    .remaining
+                    .fetch_sub(i64::from(CHECK_EVERY), Ordering::Relaxed);
+                if left <= 0 {
+                    hook_budget.exceeded.store(true, Ordering::Relaxed);
+                    return Err(mlua::Error::runtime("instruction budget exceeded"));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+
+        // The script's top level runs under the same budget as a call.
+        budget.reset(spec.sandbox.instructions);
+        lua.load(spec.source)
+            .set_name(format!("@{}", spec.name))
+            .exec()?;
+        let hook = |name: &str| -> mlua::Result<Option<Function>> {
+            Ok(match globals.raw_get::<Value>(name)? {
+                Value::Function(f) => Some(f),
+                _ => None,
+            })
+        };
+        Ok(Self {
+            handle: hook("handle")?,
+            access: hook("access")?,
+            header_filter: hook("header_filter")?,
+            log: hook("log")?,
+            budget,
+            lua,
+        })
+    }
+}
+
+/// `troupe.log`, `troupe.kv.get/set/delete`, `troupe.metric`, `troupe.config`;
+/// `print` goes to the log too (stdout belongs to the access log).
+fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
+    let troupe = lua.create_table()?;
+    let (services, module) = (spec.services.clone(), spec.module.clone());
+    troupe.set(
+        "log",
+        lua.create_function(move |_, (a, b): (String, Option<String>)| {
+            let (level, msg) = match b {
+                Some(msg) => (level_of(&a), msg),
+                None => (troupe_abi::level::INFO, a),
+            };
+            services.log(&module, level, &msg);
+            Ok(())
+        })?,
+    )?;
+    let (services, module) = (spec.services.clone(), spec.module.clone());
+    lua.globals().set(
+        "print",
+        lua.create_function(move |_, args: mlua::Variadic<Value>| {
+            let text: Vec<String> = args
+                .iter()
+                .map(|v| v.to_string().unwrap_or_else(|_| "?".into()))
+                .collect();
+            services.log(&module, troupe_abi::level::INFO, &text.join("\t"));
+            Ok(())
+        })?,
+    )?;
+    let kv = lua.create_table()?;
+    let services = spec.services.clone();
+    kv.set(
+        "get",
+        lua.create_function(move |lua, key: String| match services.kv_get(&key) {
+            Some(v) => Ok(Value::String(lua.create_string(&v)?)),
+            None => Ok(Value::Nil),
+        })?,
+    )?;
+    let services = spec.services.clone();
+    kv.set(
+        "set",
+        lua.create_function(move |_, (key, value): (String, mlua::LuaString)| {
+            services.kv_set(&key, Bytes::copy_from_slice(&value.as_bytes()));
+            Ok(())
+        })?,
+    )?;
+    let services = spec.services.clone();
+    kv.set(
+        "delete",
+        lua.create_function(move |_, key: String| {
+            services.kv_delete(&key);
+            Ok(())
+        })?,
+    )?;
+    troupe.set("kv", kv)?;
+    let (services, module) = (spec.services.clone(), spec.module.clone());
+    troupe.set(
+        "metric",
+        lua.create_function(move |_, (name, by): (String, Option<u64>)| {
+            services.metric(&module, &name, by.unwrap_or(1));
+            Ok(())
+        })?,
+    )?;
+    troupe.set("config", spec.config)?;
+    lua.globals().set("troupe", troupe)
+}
+
+fn level_of(name: &str) -> u32 {
+    match name {
+        "error" => troupe_abi::level::ERROR,
+        "warn" => troupe_abi::level::WARN,
+        "debug" => troupe_abi::level::DEBUG,
+        "trace" => troupe_abi::level::TRACE,
+        _ => troupe_abi::level::INFO,
+    }
+}
+
+/// Reads a script for a VM.
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}

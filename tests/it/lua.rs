@@ -1,0 +1,182 @@
+//! Lua modules (issue 4, P2.6): the examples, the sandbox's limits under
+//! load, syntax errors at `troupe -t`, and the host API shared across kinds.
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use http::StatusCode;
+
+use crate::{
+    isolation::hammer,
+    modules::{config, ready},
+    support::{
+        client,
+        daemon::{Daemon, bin},
+        modules::{lib, lua, shipped_config},
+        server::TestServer,
+    },
+};
+
+#[test]
+fn the_lua_examples_serve_through_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&shipped_config(dir.path()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let base = format!("http://{}", d.addr);
+        let hello = format!("{base}/hello/lua?name=Ann");
+        assert!(
+            crate::support::eventually(Duration::from_secs(10), || async {
+                client::get(&hello).await.status == StatusCode::OK
+            })
+            .await,
+            "{}",
+            d.logs()
+        );
+        let again = client::get(&hello).await;
+        assert_eq!(again.text(), "Hello, Ann, from Lua! (visit 2)\n");
+        assert_eq!(again.header("content-type"), Some("text/plain; charset=utf-8"));
+
+        let private = format!("{base}/private");
+        let refused = client::get(&private).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.text(), "missing or wrong API key\n");
+        assert!(refused.header("www-authenticate").is_some());
+        let wrong = client::get_with(&private, &[("x-api-key", "guess")]).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        let allowed = client::get_with(&private, &[("x-api-key", "let-me-in")]).await;
+        assert_eq!(allowed.status, StatusCode::OK);
+        assert_eq!(allowed.text(), "the secret is 42\n");
+        assert_eq!(allowed.header("x-checked-by"), Some("api_key.lua"));
+    });
+}
+
+/// One server with the misbehaving script, plus `/hello`.
+async fn misbehave(sandbox: &str) -> TestServer {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "bad", source: Lua({}), sandbox: {sandbox})"#,
+            lua("testing/misbehave.lua")
+        ),
+        r#"(path: "/bad", handler: Module("bad"))"#,
+    ))
+    .await;
+    ready(&srv, "bad").await;
+    srv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_loops_and_memory_bombs_fail_only_their_request() {
+    let srv = misbehave(r#"(memory: 4194304, instructions: 2000000)"#).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let others: Vec<_> = (0..3)
+        .map(|_| hammer(&srv, &["/hello"], stop.clone(), served.clone()))
+        .collect();
+    let bad = srv.url("/bad");
+    for _ in 0..3 {
+        for (what, status) in [
+            ("error", StatusCode::INTERNAL_SERVER_ERROR),
+            ("loop", StatusCode::GATEWAY_TIMEOUT),
+            ("memory", StatusCode::INTERNAL_SERVER_ERROR),
+            ("os", StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let started = Instant::now();
+            let resp = client::get(&format!("{bad}?do={what}")).await;
+            assert_eq!(resp.status, status, "{what}");
+            // A budget of 2 M instructions is milliseconds, not seconds.
+            assert!(started.elapsed() < Duration::from_secs(2), "{what}");
+            // And the module keeps serving.
+            assert_eq!(client::get(&bad).await.text(), "ok\n", "after {what}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for task in others {
+        failures.extend(task.await.expect("a client lost its connection"));
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(served.load(Ordering::Relaxed) > 20);
+    // A Lua failure is the script's answer, not a crash: no restart.
+    assert_eq!(srv.running().module("bad").unwrap().loads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_libraries_are_available() {
+    let srv = misbehave(r#"(grant: ["os"])"#).await;
+    let resp = client::get(&srv.url("/bad?do=os")).await;
+    assert_eq!(resp.status, StatusCode::OK);
+}
+
+#[test]
+fn a_lua_syntax_error_names_the_script_and_line_at_dash_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("broken.lua");
+    std::fs::write(&script, "function handle(req)\n  return {status = 200\nend\n").unwrap();
+    let cfg = dir.path().join("c.ron");
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(r#"(name: "broken", source: Lua({:?}))"#, script.display().to_string()),
+            r#"(path: "/b", handler: Module("broken"))"#,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin()).arg("-t").arg("-c").arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("c.ron:4:"), "{err}");
+    assert!(err.contains("broken.lua:3:"), "{err}");
+    assert!(err.contains("'}' expected"), "{err}");
+
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(
+                r#"(name: "broken", source: Lua({}), sandbox: (grant: ["net"]))"#,
+                lua("testing/misbehave.lua")
+            ),
+            r#"(path: "/b", handler: Module("broken"))"#,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin()).arg("-t").arg("-c").arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown grant `net`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_api_is_shared_between_rust_in_a_child_process_and_lua() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "kv", source: Lua({})),
+               (name: "hello_rust", source: Native({}), isolation: Process)"#,
+            lua("testing/misbehave.lua"),
+            lib("hello_rust")
+        ),
+        r#"(path: "/kv", handler: Module("kv")),
+           (path: "/hello/rust/{name}", handler: Module("hello_rust"))"#,
+    ))
+    .await;
+    ready(&srv, "kv").await;
+    ready(&srv, "hello_rust").await;
+    // Rust (in its own process) writes; Lua reads.
+    assert_eq!(client::get(&srv.url("/hello/rust/Bea")).await.status, StatusCode::OK);
+    let read = client::get(&srv.url("/kv?key=hello_rust.last_name")).await;
+    assert_eq!(read.text(), "Bea");
+    // Lua writes; Rust reads it as the previous name.
+    let set = client::get(&srv.url("/kv?key=hello_rust.last_name&set=FromLua")).await;
+    assert_eq!(set.text(), "FromLua");
+    let rust = client::get(&srv.url("/hello/rust/Cy")).await;
+    let json: serde_json::Value = serde_json::from_slice(&rust.body).unwrap();
+    assert_eq!(json["previous"], "FromLua");
+    // Both count into the same metric family.
+    assert_eq!(srv.running().services().counter("hello_rust", "greetings"), 2);
+}
