@@ -4,7 +4,7 @@
 # with the full actor tree on benches/load/config.ron, runs the scenarios,
 # and writes the RESULT lines into BENCHMARKS.md between the markers.
 #
-#   benches/load/run.sh [SCENARIO...]      default: hello static-1k static-1m h2
+#   benches/load/run.sh [SCENARIO...]      default: hello static-1k static-1m h2 lua
 #
 # Env: DURATION (default 10), ROUNDS (default 3), BENCH (path to the harness).
 set -euo pipefail
@@ -12,12 +12,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bench=${BENCH:-$repo/../shared/bench}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(hello static-1k static-1m h2)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(hello static-1k static-1m h2 lua)
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need h2load; then
-  echo "installing nginx-light, wrk, nghttp2-client (Debian packages)" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null
+if ! need nginx || ! need wrk || ! need h2load || [ ! -e /usr/share/nginx/modules-available/mod-http-lua.conf ]; then
+  echo "installing nginx-light, its Lua module, wrk, nghttp2-client (Debian packages)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light libnginx-mod-http-lua wrk nghttp2-client >/dev/null
 fi
 
 cd "$repo"

@@ -8,9 +8,9 @@ use troupe_actors::{BoxFuture, Failures, ModuleHost, RestartPolicy, Retired};
 
 use super::{
     Kind, ModuleEntry,
-    lua::LuaModule,
     hostapi::{LocalServices, Services},
     inprocess::InProcess,
+    lua::LuaModule,
     native::{Library, Native},
     process::client::{Client, Spawn},
     slot::Published,

@@ -41,7 +41,10 @@ fn the_lua_examples_serve_through_the_real_binary() {
         );
         let again = client::get(&hello).await;
         assert_eq!(again.text(), "Hello, Ann, from Lua! (visit 2)\n");
-        assert_eq!(again.header("content-type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(
+            again.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
 
         let private = format!("{base}/private");
         let refused = client::get(&private).await;
@@ -118,17 +121,29 @@ async fn granted_libraries_are_available() {
 fn a_lua_syntax_error_names_the_script_and_line_at_dash_t() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("broken.lua");
-    std::fs::write(&script, "function handle(req)\n  return {status = 200\nend\n").unwrap();
+    std::fs::write(
+        &script,
+        "function handle(req)\n  return {status = 200\nend\n",
+    )
+    .unwrap();
     let cfg = dir.path().join("c.ron");
     std::fs::write(
         &cfg,
         config(
-            &format!(r#"(name: "broken", source: Lua({:?}))"#, script.display().to_string()),
+            &format!(
+                r#"(name: "broken", source: Lua({:?}))"#,
+                script.display().to_string()
+            ),
             r#"(path: "/b", handler: Module("broken"))"#,
         ),
     )
     .unwrap();
-    let out = Command::new(bin()).arg("-t").arg("-c").arg(&cfg).output().unwrap();
+    let out = Command::new(bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("c.ron:4:"), "{err}");
@@ -146,7 +161,12 @@ fn a_lua_syntax_error_names_the_script_and_line_at_dash_t() {
         ),
     )
     .unwrap();
-    let out = Command::new(bin()).arg("-t").arg("-c").arg(&cfg).output().unwrap();
+    let out = Command::new(bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("unknown grant `net`"), "{err}");
@@ -168,7 +188,10 @@ async fn the_host_api_is_shared_between_rust_in_a_child_process_and_lua() {
     ready(&srv, "kv").await;
     ready(&srv, "hello_rust").await;
     // Rust (in its own process) writes; Lua reads.
-    assert_eq!(client::get(&srv.url("/hello/rust/Bea")).await.status, StatusCode::OK);
+    assert_eq!(
+        client::get(&srv.url("/hello/rust/Bea")).await.status,
+        StatusCode::OK
+    );
     let read = client::get(&srv.url("/kv?key=hello_rust.last_name")).await;
     assert_eq!(read.text(), "Bea");
     // Lua writes; Rust reads it as the previous name.
@@ -178,5 +201,8 @@ async fn the_host_api_is_shared_between_rust_in_a_child_process_and_lua() {
     let json: serde_json::Value = serde_json::from_slice(&rust.body).unwrap();
     assert_eq!(json["previous"], "FromLua");
     // Both count into the same metric family.
-    assert_eq!(srv.running().services().counter("hello_rust", "greetings"), 2);
+    assert_eq!(
+        srv.running().services().counter("hello_rust", "greetings"),
+        2
+    );
 }

@@ -14,22 +14,31 @@ use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 use crate::{
     HttpError,
     handler::Response,
-    modules::{LogLine, into_response},
+    modules::{LogLine, into_response, lua::vm::Keys},
     pipeline::request::Request,
 };
 
-/// The request, lent to a script for one call.
-pub struct LuaRequest(pub Request);
+/// The request, lent to a script for a call. A script must not keep `req`
+/// past its call: it may find it empty, or holding a later request.
+pub struct LuaRequest(pub Option<Request>);
+
+impl LuaRequest {
+    fn get(&self) -> mlua::Result<&Request> {
+        self.0.as_ref().ok_or_else(|| {
+            mlua::Error::runtime("req is only valid during the call it was passed to")
+        })
+    }
+}
 
 impl UserData for LuaRequest {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("method", |_, r| Ok(r.0.method().as_str().to_owned()));
-        fields.add_field_method_get("path", |_, r| Ok(r.0.path().to_owned()));
-        fields.add_field_method_get("peer", |_, r| Ok(r.0.peer().to_string()));
-        fields.add_field_method_get("body", |lua, r| lua.create_string(r.0.body()));
+        fields.add_field_method_get("method", |_, r| Ok(r.get()?.method().as_str().to_owned()));
+        fields.add_field_method_get("path", |_, r| Ok(r.get()?.path().to_owned()));
+        fields.add_field_method_get("peer", |_, r| Ok(r.get()?.peer().to_string()));
+        fields.add_field_method_get("body", |lua, r| lua.create_string(r.get()?.body()));
         fields.add_field_method_get("query", |lua, r| {
             let t = lua.create_table()?;
-            for (k, v) in r.0.query_pairs() {
+            for (k, v) in r.get()?.query_pairs() {
                 // The first value wins, as with `req:arg`.
                 if !t.contains_key(&*k)? {
                     t.set(&*k, &*v)?;
@@ -39,7 +48,7 @@ impl UserData for LuaRequest {
         });
         fields.add_field_method_get("headers", |lua, r| {
             let t = lua.create_table()?;
-            for (k, v) in r.0.headers() {
+            for (k, v) in r.get()?.headers() {
                 if !t.contains_key(k.as_str())? {
                     t.set(k.as_str(), lua.create_string(v.as_bytes())?)?;
                 }
@@ -48,7 +57,7 @@ impl UserData for LuaRequest {
         });
         fields.add_field_method_get("params", |lua, r| {
             let t = lua.create_table()?;
-            for (k, v) in r.0.params() {
+            for (k, v) in r.get()?.params() {
                 t.set(k, v)?;
             }
             Ok(t)
@@ -57,62 +66,85 @@ impl UserData for LuaRequest {
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("header", |lua, r, name: String| {
-            match r.0.headers().get(name.as_str()) {
+            match r.get()?.headers().get(name.as_str()) {
                 Some(v) => Ok(Value::String(lua.create_string(v.as_bytes())?)),
                 None => Ok(Value::Nil),
             }
         });
         methods.add_method("arg", |_, r, name: String| {
-            Ok(r.0.query_param(&name).map(|v| v.into_owned()))
+            Ok(r.get()?.query_param(&name).map(|v| v.into_owned()))
         });
         methods.add_method("param", |_, r, name: String| {
-            Ok(r.0.param(&name).map(str::to_owned))
+            Ok(r.get()?.param(&name).map(str::to_owned))
         });
     }
 }
 
 fn bad(why: &str) -> HttpError {
-    HttpError::Internal(format!("the Lua script returned an invalid response: {why}"))
+    HttpError::Internal(format!(
+        "the Lua script returned an invalid response: {why}"
+    ))
 }
 
 /// Reads `status` and `headers` from a response table.
-pub fn head_of(t: &Table, default: StatusCode) -> Result<(StatusCode, HeaderMap), HttpError> {
-    let status = match t.raw_get::<Option<u16>>("status") {
+pub fn head_of(
+    t: &Table,
+    keys: &Keys,
+    default: StatusCode,
+) -> Result<(StatusCode, HeaderMap), HttpError> {
+    let status = match t.raw_get::<Option<u16>>(&keys.status) {
         Ok(Some(code)) => StatusCode::from_u16(code).map_err(|_| bad("status out of range"))?,
         Ok(None) => default,
         Err(_) => return Err(bad("status is not a number")),
     };
     let mut headers = HeaderMap::new();
-    if let Ok(Some(list)) = t.raw_get::<Option<Table>>("headers") {
-        for pair in list.pairs::<mlua::LuaString, Value>() {
-            let (name, value) = pair.map_err(|_| bad("header names must be strings"))?;
-            let name =
-                HeaderName::from_bytes(&name.as_bytes()).map_err(|_| bad("invalid header name"))?;
-            let values: Vec<Vec<u8>> = match value {
-                // `["set-cookie"] = { "a=1", "b=2" }` sends the field twice.
-                Value::Table(many) => many
-                    .sequence_values::<mlua::LuaString>()
-                    .map(|v| v.map(|v| v.as_bytes().to_vec()))
-                    .collect::<mlua::Result<_>>()
-                    .map_err(|_| bad("header values must be strings"))?,
-                Value::String(one) => vec![one.as_bytes().to_vec()],
-                Value::Integer(n) => vec![n.to_string().into_bytes()],
-                _ => return Err(bad("header values must be strings")),
-            };
-            for v in values {
-                let v = HeaderValue::from_bytes(&v).map_err(|_| bad("invalid header value"))?;
-                headers
-                    .try_append(name.clone(), v)
-                    .map_err(|_| bad("too many headers"))?;
+    if let Ok(Some(list)) = t.raw_get::<Option<Table>>(&keys.headers) {
+        let mut failed = None;
+        // `for_each` reads keys straight off the Lua stack; `pairs()`
+        // made a registry reference per key and value.
+        let walked = list.for_each::<String, Value>(|name, value| {
+            if let Err(e) = append(&mut headers, &name, value) {
+                failed.get_or_insert(e);
             }
+            Ok(())
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
+        walked.map_err(|_| bad("header names must be strings"))?;
     }
     Ok((status, headers))
 }
 
+/// Appends one `headers` entry: a string, a number, or a list of strings
+/// (`["set-cookie"] = { "a=1", "b=2" }` sends the field twice).
+fn append(headers: &mut HeaderMap, name: &str, value: Value) -> Result<(), HttpError> {
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("invalid header name"))?;
+    let mut one = |bytes: &[u8]| -> Result<(), HttpError> {
+        let v = HeaderValue::from_bytes(bytes).map_err(|_| bad("invalid header value"))?;
+        headers
+            .try_append(name.clone(), v)
+            .map_err(|_| bad("too many headers"))
+            .map(|_| ())
+    };
+    match value {
+        Value::String(v) => one(&v.as_bytes()),
+        Value::Integer(n) => one(n.to_string().as_bytes()),
+        Value::Table(many) => {
+            for v in many.sequence_values::<mlua::LuaString>() {
+                one(&v
+                    .map_err(|_| bad("header values must be strings"))?
+                    .as_bytes())?;
+            }
+            Ok(())
+        }
+        _ => Err(bad("header values must be strings")),
+    }
+}
+
 /// A handler's result: a table `{ status, headers, body }`, or a string
 /// (the body of a 200).
-pub fn response(value: Value) -> Result<Response, HttpError> {
+pub fn response(value: Value, keys: &Keys) -> Result<Response, HttpError> {
     match value {
         Value::String(body) => Ok(into_response(
             StatusCode::OK,
@@ -120,8 +152,8 @@ pub fn response(value: Value) -> Result<Response, HttpError> {
             body.as_bytes().to_vec(),
         )),
         Value::Table(t) => {
-            let (status, headers) = head_of(&t, StatusCode::OK)?;
-            let body = match t.raw_get::<Value>("body") {
+            let (status, headers) = head_of(&t, keys, StatusCode::OK)?;
+            let body = match t.raw_get::<Value>(&keys.body) {
                 Ok(Value::String(b)) => Bytes::copy_from_slice(&b.as_bytes()),
                 Ok(Value::Nil) => Bytes::new(),
                 Ok(other) => Bytes::from(other.to_string().map_err(|_| bad("body"))?),

@@ -175,31 +175,37 @@ impl Instance for LuaModule {
 
     fn handle(&self, req: Request) -> HandlerFuture {
         HandlerFuture::ready(
-            self.call(|vm| match &vm.handle {
-                Some(f) => f.call::<mlua::Value>(LuaRequest(req)),
-                None => Err(mlua::Error::runtime("the script defines no handle(req)")),
+            self.call(|vm| {
+                let Some(f) = &vm.handle else {
+                    return Ok(Err(HttpError::Internal(
+                        "the script defines no handle(req)".into(),
+                    )));
+                };
+                // The request stays in the VM's `req` until the next call
+                // replaces it: one borrow per call instead of two.
+                vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
+                let answer = f.call::<mlua::Value>(&vm.req)?;
+                Ok(convert::response(answer, &vm.keys))
             })
-            .and_then(convert::response),
+            .and_then(|r| r),
         )
     }
 
     fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
         let result = self.call(|vm| {
             let Some(f) = &vm.access else {
-                return Ok(Err(req));
+                return Ok(Ok(Filtered::Continue(req)));
             };
-            let ud = vm.lua.create_userdata(LuaRequest(req))?;
-            let verdict = f.call::<mlua::Value>(&ud)?;
-            let req = ud.take::<LuaRequest>()?.0;
-            Ok(match verdict {
-                mlua::Value::Nil => Err(req),
-                answer => Ok(answer),
+            vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
+            let verdict = f.call::<mlua::Value>(&vm.req);
+            let req = vm.req.borrow_mut::<LuaRequest>()?.0.take();
+            Ok(match (verdict?, req) {
+                (mlua::Value::Nil, Some(req)) => Ok(Filtered::Continue(req)),
+                (mlua::Value::Nil, None) => Err(HttpError::Internal("the request was lost".into())),
+                (answer, _) => convert::response(answer, &vm.keys).map(Filtered::Respond),
             })
         });
-        let result = result.and_then(|v| match v {
-            Err(req) => Ok(Filtered::Continue(req)),
-            Ok(answer) => convert::response(answer).map(Filtered::Respond),
-        });
+        let result = result.and_then(|r| r);
         Box::pin(async move { result })
     }
 
@@ -214,7 +220,7 @@ impl Instance for LuaModule {
                 mlua::Value::Table(new) => new,
                 _ => t,
             };
-            Ok(Some(convert::head_of(&out, resp.status())))
+            Ok(Some(convert::head_of(&out, &vm.keys, resp.status())))
         });
         HandlerFuture::ready(match head {
             Ok(None) => Ok(resp),

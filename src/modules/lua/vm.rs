@@ -32,8 +32,10 @@ pub struct Budget {
 impl Budget {
     /// Starts a call with `instructions` to spend.
     pub fn reset(&self, instructions: u64) {
-        self.remaining
-            .store(i64::try_from(instructions).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.remaining.store(
+            i64::try_from(instructions).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         self.exceeded.store(false, Ordering::Relaxed);
     }
 
@@ -43,9 +45,22 @@ impl Budget {
     }
 }
 
+/// Lua strings made once per VM: making one from Rust per use costs a
+/// protected call and an allocation.
+pub struct Keys {
+    pub(super) status: mlua::LuaString,
+    pub(super) headers: mlua::LuaString,
+    pub(super) body: mlua::LuaString,
+}
+
 /// A VM and the module's hooks in it.
 pub struct Vm {
     pub(super) lua: Lua,
+    pub(super) keys: Keys,
+    /// The `req` every call gets: one userdata per VM whose request is
+    /// swapped in and out, instead of a new userdata (and its finalizer)
+    /// per request.
+    pub(super) req: mlua::AnyUserData,
     pub(super) handle: Option<Function>,
     pub(super) access: Option<Function>,
     pub(super) header_filter: Option<Function>,
@@ -144,7 +159,15 @@ impl Vm {
                 _ => None,
             })
         };
+        let keys = Keys {
+            status: lua.create_string("status")?,
+            headers: lua.create_string("headers")?,
+            body: lua.create_string("body")?,
+        };
+        let req = lua.create_userdata(super::convert::LuaRequest(None))?;
         Ok(Self {
+            keys,
+            req,
             handle: hook("handle")?,
             access: hook("access")?,
             header_filter: hook("header_filter")?,

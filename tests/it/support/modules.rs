@@ -28,7 +28,11 @@ pub fn dir() -> &'static Path {
 pub fn lua(rel: &str) -> String {
     format!(
         "{:?}",
-        repo_root().join("plugins/lua").join(rel).display().to_string()
+        repo_root()
+            .join("plugins/lua")
+            .join(rel)
+            .display()
+            .to_string()
     )
 }
 
