@@ -192,6 +192,7 @@ fn compile_modules(
         let (kind, path) = match &m.source {
             schema::ModuleSource::Native(p) => (Kind::Native, p),
             schema::ModuleSource::Lua(p) => (Kind::Lua, p),
+            schema::ModuleSource::Wasm(p) => (Kind::Wasm, p),
         };
         let resolved = base.join(path);
         let path_anchor = Anchor::str(&path.to_string_lossy());
@@ -199,6 +200,7 @@ fn compile_modules(
             let what = match kind {
                 Kind::Native => "library",
                 Kind::Lua => "script",
+                Kind::Wasm => "component",
             };
             return err(
                 path_anchor,
@@ -209,16 +211,22 @@ fn compile_modules(
                 ),
             );
         }
+        if kind != Kind::Native && m.isolation == schema::Isolation::Process {
+            return err(
+                anchor,
+                format!(
+                    "module `{}`: Lua and WebAssembly run sandboxed in process (expected no `isolation: Process`)",
+                    m.name
+                ),
+            );
+        }
+        if kind == Kind::Wasm {
+            crate::modules::wasm::check(&resolved).map_err(|message| CompileError {
+                message: format!("module `{}`: {}: {message}", m.name, path.display()),
+                anchor: path_anchor.clone(),
+            })?;
+        }
         if kind == Kind::Lua {
-            if m.isolation == schema::Isolation::Process {
-                return err(
-                    anchor,
-                    format!(
-                        "module `{}`: Lua runs sandboxed in process (expected no `isolation: Process`)",
-                        m.name
-                    ),
-                );
-            }
             crate::modules::lua::check(&resolved, &m.sandbox).map_err(|message| CompileError {
                 message: format!("module `{}`: {message}", m.name),
                 anchor: path_anchor.clone(),

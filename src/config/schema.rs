@@ -69,9 +69,16 @@ pub struct ModuleSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sandbox {
-    /// Bytes of memory one Lua VM may allocate; past it the request gets
-    /// 500 and the VM is replaced. Default 16 MiB.
+    /// Bytes of memory one Lua VM or one WebAssembly instance may use; past
+    /// it the request gets 500 (and a Lua VM is replaced). Default 16 MiB.
     pub memory: usize,
+    /// WebAssembly: wall-clock time one request's instance may run (checked
+    /// every 10 ms); past it the request gets 504. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub time: Duration,
+    /// WebAssembly: instances of this module running at once; a request
+    /// beyond it gets 503. Default 64.
+    pub instances: u32,
     /// Lua VM instructions one request may run; past it the request gets
     /// 504 and the VM is replaced. Default 10 000 000.
     pub instructions: u64,
@@ -85,6 +92,8 @@ impl Default for Sandbox {
     fn default() -> Self {
         Self {
             memory: 16 * 1024 * 1024,
+            time: Duration::from_secs(1),
+            instances: 64,
             instructions: 10_000_000,
             grant: Vec::new(),
         }
@@ -106,6 +115,10 @@ pub enum ModuleSource {
     /// A Lua 5.4 script defining `handle(req)`, and/or `access(req)`,
     /// `header_filter(resp)` and `log(entry)`; run sandboxed in process.
     Lua(PathBuf),
+    /// A WebAssembly component of the `wasi:http/proxy` world (as made for
+    /// `wasmtime serve` or Spin), which may import `troupe:host/api`; run
+    /// sandboxed in process, a fresh instance per request.
+    Wasm(PathBuf),
 }
 
 /// Where a module runs.

@@ -14,6 +14,7 @@ use super::{
     native::{Library, Native},
     process::client::{Client, Spawn},
     slot::Published,
+    wasm::WasmModule,
 };
 use crate::config::schema::Isolation;
 
@@ -84,6 +85,14 @@ impl ModuleHost for Hosted {
                     let e = entry.clone();
                     // Reads the script and compiles it into a first VM.
                     let module = tokio::task::spawn_blocking(move || LuaModule::new(&e, services))
+                        .await
+                        .map_err(|e| e.to_string())??;
+                    entry.slot.publish(Arc::new(module));
+                }
+                (Kind::Wasm, _) => {
+                    let e = entry.clone();
+                    // Compiling a component takes tens of milliseconds.
+                    let module = tokio::task::spawn_blocking(move || WasmModule::new(&e, services))
                         .await
                         .map_err(|e| e.to_string())??;
                     entry.slot.publish(Arc::new(module));

@@ -13,6 +13,7 @@
 //! - [`hostapi`]: the host functions every module reaches (log, store, metrics).
 //! - [`inprocess`]: a native instance called on the request's thread.
 //! - [`lua`]: Lua scripts in a pool of sandboxed VMs.
+//! - [`wasm`]: `wasi:http` components on wasmtime, an instance per request.
 //! - [`process`]: a native instance in a child process, over a unix socket.
 //! - [`slot`]: where the current instance is published.
 //! - [`route`]: the `Handler`, `Middleware` and log hook that routes use.
@@ -26,6 +27,7 @@ pub mod native;
 pub mod process;
 pub mod route;
 pub mod slot;
+pub mod wasm;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -102,6 +104,8 @@ pub enum Kind {
     Native,
     /// A Lua script.
     Lua,
+    /// A WebAssembly component.
+    Wasm,
 }
 
 /// A module as the config declares it, with the slot its routes read.
@@ -140,7 +144,7 @@ impl ModuleEntry {
             Kind::Native => native::Library::open(&self.path)
                 .map(|_| ())
                 .map_err(|e| format!("{}: module `{}`: {e}", self.declared_at, self.name)),
-            Kind::Lua => Ok(()),
+            Kind::Lua | Kind::Wasm => Ok(()),
         }
     }
 }

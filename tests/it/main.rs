@@ -20,3 +20,4 @@ mod shutdown;
 mod static_files;
 mod supervision;
 mod timeouts;
+mod wasm;

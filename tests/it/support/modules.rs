@@ -36,6 +36,18 @@ pub fn lua(rel: &str) -> String {
     )
 }
 
+/// The absolute path of the component built from `plugins/wasm/*/<name>.c`,
+/// quoted for RON.
+pub fn wasm(name: &str) -> String {
+    format!(
+        "{:?}",
+        dir()
+            .join(format!("{name}_wasm.wasm"))
+            .display()
+            .to_string()
+    )
+}
+
 /// The absolute path of `lib<name>.so`, quoted for RON.
 pub fn lib(name: &str) -> String {
     format!(

@@ -1,0 +1,209 @@
+//! WebAssembly modules (issue 4, P2.5): wasi:http components built from C
+//! in `plugins/wasm/`, their limits under load, bad components, and the
+//! host API shared with the other kinds.
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use http::StatusCode;
+
+use crate::{
+    isolation::hammer,
+    modules::{config, ready},
+    support::{
+        client,
+        daemon::{Daemon, bin},
+        eventually,
+        modules::{lua, shipped_config, wasm},
+        server::TestServer,
+    },
+};
+
+#[test]
+fn the_wasm_example_serves_through_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&shipped_config(dir.path()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("http://{}/hello/wasm?name=Ann", d.addr);
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                client::get(&url).await.status == StatusCode::OK
+            })
+            .await,
+            "{}",
+            d.logs()
+        );
+        let resp = client::get(&format!("http://{}/hello/wasm?name=Bob", d.addr)).await;
+        assert_eq!(
+            resp.text(),
+            "Hello from WebAssembly, Bob! (previous: Ann)\n"
+        );
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_loops_and_memory_bombs_fail_only_their_request() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "bad", source: Wasm({}), sandbox: (memory: 4194304, time: "300ms"))"#,
+            wasm("misbehave")
+        ),
+        r#"(path: "/bad", handler: Module("bad"))"#,
+    ))
+    .await;
+    ready(&srv, "bad").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let others: Vec<_> = (0..3)
+        .map(|_| hammer(&srv, &["/hello"], stop.clone(), served.clone()))
+        .collect();
+    let bad = srv.url("/bad");
+    for _ in 0..2 {
+        for (what, status) in [
+            ("trap", StatusCode::INTERNAL_SERVER_ERROR),
+            ("loop", StatusCode::GATEWAY_TIMEOUT),
+            ("memory", StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let started = Instant::now();
+            let resp = client::get(&format!("{bad}?do={what}")).await;
+            assert_eq!(resp.status, status, "{what}");
+            assert!(started.elapsed() < Duration::from_secs(3), "{what}");
+            assert_eq!(client::get(&bad).await.text(), "ok\n", "after {what}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for task in others {
+        failures.extend(task.await.expect("a client lost its connection"));
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(served.load(Ordering::Relaxed) > 20);
+    assert_eq!(srv.running().module("bad").unwrap().loads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_instances_at_once_answer_503() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "bad", source: Wasm({}), sandbox: (time: "1s", instances: 1))"#,
+            wasm("misbehave")
+        ),
+        r#"(path: "/bad", handler: Module("bad"))"#,
+    ))
+    .await;
+    ready(&srv, "bad").await;
+    let looping = srv.url("/bad?do=loop");
+    let busy = tokio::spawn(async move { client::get(&looping).await.status });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = client::get(&srv.url("/bad")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(busy.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(client::get(&srv.url("/bad")).await.status, StatusCode::OK);
+}
+
+/// `troupe -t` on a config whose module `w` is the file `component`.
+fn check(component: &std::path::Path) -> (Option<i32>, String) {
+    let cfg = component.with_extension("ron");
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(
+                r#"(name: "w", source: Wasm({:?}))"#,
+                component.display().to_string()
+            ),
+            r#"(path: "/w", handler: Module("w"))"#,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_components_are_refused_at_dash_t_and_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm at all").unwrap();
+    let (code, err) = check(&garbage);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("garbage.ron:4:"), "{err}");
+    assert!(err.contains("module `w`"), "{err}");
+
+    let foreign = dir.path().join("foreign.wat");
+    std::fs::write(
+        &foreign,
+        r#"(component (import "acme:db/query@1.0.0" (instance (export "run" (func)))))"#,
+    )
+    .unwrap();
+    let (code, err) = check(&foreign);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("acme:db/query@1.0.0"), "{err}");
+
+    // Start-up refuses the same config, with the same message.
+    let out = Command::new(bin())
+        .arg("-c")
+        .arg(foreign.with_extension("ron"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("acme:db/query@1.0.0"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_api_is_shared_between_wasm_and_lua() {
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "hello_wasm", source: Wasm({})), (name: "kv", source: Lua({}))"#,
+            wasm("hello"),
+            lua("testing/misbehave.lua")
+        ),
+        r#"(path: "/hello/wasm", handler: Module("hello_wasm")),
+           (path: "/kv", handler: Module("kv"))"#,
+    ))
+    .await;
+    ready(&srv, "hello_wasm").await;
+    ready(&srv, "kv").await;
+    // WebAssembly writes, Lua reads.
+    assert_eq!(
+        client::get(&srv.url("/hello/wasm?name=Dee")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        client::get(&srv.url("/kv?key=hello_wasm.last_name"))
+            .await
+            .text(),
+        "Dee"
+    );
+    // Lua writes, WebAssembly reads.
+    client::get(&srv.url("/kv?key=hello_wasm.last_name&set=FromLua")).await;
+    let resp = client::get(&srv.url("/hello/wasm?name=Eve")).await;
+    assert_eq!(
+        resp.text(),
+        "Hello from WebAssembly, Eve! (previous: FromLua)\n"
+    );
+    assert_eq!(
+        srv.running().services().counter("hello_wasm", "greetings"),
+        2
+    );
+}
