@@ -18,7 +18,7 @@ plugins/build.sh
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 base=http://127.0.0.1:18481
-for path in /hello /mod-c /mod-p; do
+for path in /hello /mod-c /mod-p /mod-w; do
   for _ in $(seq 100); do
     [ "$(curl -fsS "$base$path" 2>/dev/null)" = "Hello, World!" ] && break
     sleep 0.1
@@ -29,11 +29,11 @@ done
 rps() { wrk -t1 -c"${CONNECTIONS:-64}" -d"${DURATION:-10}s" "$base$1" | awk '/Requests\/sec/ {print $2}'; }
 results=$(mktemp)
 for round in $(seq "${ROUNDS:-3}"); do
-  ret=$(rps /hello); inproc=$(rps /mod-c); proc=$(rps /mod-p)
-  python3 - "$round" "$ret" "$inproc" "$proc" <<'PY' | tee -a "$results"
+  ret=$(rps /hello); inproc=$(rps /mod-c); proc=$(rps /mod-p); wasm=$(rps /mod-w)
+  python3 - "$round" "$ret" "$inproc" "$proc" "$wasm" <<'PY' | tee -a "$results"
 import sys
-r, ret, inproc, proc = sys.argv[1], *map(float, sys.argv[2:])
-print(f"RESULT modules round={r} inprocess/return={inproc/ret:.3f} process/return={proc/ret:.3f}")
+r, ret, inproc, proc, wasm = sys.argv[1], *map(float, sys.argv[2:])
+print(f"RESULT modules round={r} inprocess/return={inproc/ret:.3f} process/return={proc/ret:.3f} wasm/return={wasm/ret:.3f}")
 PY
 done
 

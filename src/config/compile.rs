@@ -221,6 +221,16 @@ fn compile_modules(
             );
         }
         if kind == Kind::Wasm {
+            if m.sandbox.memory > crate::modules::wasm::MAX_MEMORY {
+                return err(
+                    anchor,
+                    format!(
+                        "module `{}`: `sandbox.memory` is over the {} bytes a WebAssembly instance may have",
+                        m.name,
+                        crate::modules::wasm::MAX_MEMORY
+                    ),
+                );
+            }
             crate::modules::wasm::check(&resolved).map_err(|message| CompileError {
                 message: format!("module `{}`: {}: {message}", m.name, path.display()),
                 anchor: path_anchor.clone(),

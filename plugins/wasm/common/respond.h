@@ -9,6 +9,10 @@
 
 #include "module.h"
 
+#ifndef TROUPE_CONTENT_TYPE
+#define TROUPE_CONTENT_TYPE "text/plain; charset=utf-8"
+#endif
+
 /* Copies the value of `key=` in the request's query into out (NUL-ended,
  * not percent-decoded); leaves `fallback` when it is absent. */
 static inline void query_value(wasi_http_types_borrow_incoming_request_t req, const char *key,
@@ -37,7 +41,7 @@ static inline void respond_text(exports_wasi_http_incoming_handler_own_response_
     wasi_http_types_own_fields_t headers = wasi_http_types_constructor_fields();
     wasi_http_types_field_name_t name;
     module_string_dup(&name, "content-type");
-    const char *type = "text/plain; charset=utf-8";
+    const char *type = TROUPE_CONTENT_TYPE;
     wasi_http_types_field_value_t value = {(uint8_t *)type, strlen(type)};
     wasi_http_types_header_error_t herr;
     wasi_http_types_method_fields_append(wasi_http_types_borrow_fields(headers), &name, &value, &herr);
