@@ -53,6 +53,42 @@ pub fn hammer(
     })
 }
 
+/// Sends each `(what, status)` of `cases` to `/bad?do=what` of `srv`,
+/// `rounds` times, while three clients load `/hello`: each answers its
+/// status within `within`, `/bad` answers "ok" right after, the load sees
+/// no failure, and the module (named `bad`) was never restarted.
+pub async fn misbehaves_alone(
+    srv: &TestServer,
+    cases: &[(&str, StatusCode)],
+    rounds: usize,
+    within: Duration,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let others: Vec<_> = (0..3)
+        .map(|_| hammer(srv, &["/hello"], stop.clone(), served.clone()))
+        .collect();
+    let bad = srv.url("/bad");
+    for _ in 0..rounds {
+        for (what, status) in cases {
+            let started = Instant::now();
+            let resp = client::get(&format!("{bad}?do={what}")).await;
+            assert_eq!(resp.status, *status, "{what}");
+            assert!(started.elapsed() < within, "{what}");
+            assert_eq!(client::get(&bad).await.text(), "ok\n", "after {what}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for task in others {
+        failures.extend(task.await.expect("a client lost its connection"));
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(served.load(Ordering::Relaxed) > 20);
+    // A sandbox's failure is its answer to one request, not a crash.
+    assert_eq!(srv.running().module("bad").unwrap().loads(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_process_module_fails_only_its_own_requests() {
     let srv = TestServer::start(&config(

@@ -2,19 +2,12 @@
 //! in `plugins/wasm/`, their limits under load, bad components, and the
 //! host API shared with the other kinds.
 
-use std::{
-    process::Command,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use http::StatusCode;
 
 use crate::{
-    isolation::hammer,
+    isolation::misbehaves_alone,
     modules::{config, ready},
     support::{
         client,
@@ -63,33 +56,12 @@ async fn traps_loops_and_memory_bombs_fail_only_their_request() {
     ))
     .await;
     ready(&srv, "bad").await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(AtomicU64::new(0));
-    let others: Vec<_> = (0..3)
-        .map(|_| hammer(&srv, &["/hello"], stop.clone(), served.clone()))
-        .collect();
-    let bad = srv.url("/bad");
-    for _ in 0..2 {
-        for (what, status) in [
-            ("trap", StatusCode::INTERNAL_SERVER_ERROR),
-            ("loop", StatusCode::GATEWAY_TIMEOUT),
-            ("memory", StatusCode::INTERNAL_SERVER_ERROR),
-        ] {
-            let started = Instant::now();
-            let resp = client::get(&format!("{bad}?do={what}")).await;
-            assert_eq!(resp.status, status, "{what}");
-            assert!(started.elapsed() < Duration::from_secs(3), "{what}");
-            assert_eq!(client::get(&bad).await.text(), "ok\n", "after {what}");
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut failures = Vec::new();
-    for task in others {
-        failures.extend(task.await.expect("a client lost its connection"));
-    }
-    assert!(failures.is_empty(), "{failures:?}");
-    assert!(served.load(Ordering::Relaxed) > 20);
-    assert_eq!(srv.running().module("bad").unwrap().loads(), 1);
+    let cases = [
+        ("trap", StatusCode::INTERNAL_SERVER_ERROR),
+        ("loop", StatusCode::GATEWAY_TIMEOUT),
+        ("memory", StatusCode::INTERNAL_SERVER_ERROR),
+    ];
+    misbehaves_alone(&srv, &cases, 2, Duration::from_secs(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
