@@ -4,7 +4,6 @@
 //! `panicky` (Rust) modules from `plugins/*/testing/`.
 
 use std::{
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -18,7 +17,7 @@ use crate::{
     modules::{config, ready},
     support::{
         client,
-        daemon::{Daemon, bin},
+        daemon::{self, Daemon},
         eventually,
         modules::lib,
         server::TestServer,
@@ -362,16 +361,7 @@ fn check(modules: &str) -> (Option<i32>, String) {
         config(modules, r#"(path: "/bad", handler: Module("bad"))"#),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("-t")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    daemon::check(&path)
 }
 
 #[test]

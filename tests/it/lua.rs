@@ -1,7 +1,7 @@
 //! Lua modules (issue 4, P2.6): the examples, the sandbox's limits under
 //! load, syntax errors at `troupe -t`, and the host API shared across kinds.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use http::StatusCode;
 
@@ -10,7 +10,7 @@ use crate::{
     modules::{config, ready},
     support::{
         client,
-        daemon::{Daemon, bin},
+        daemon::{self, Daemon},
         modules::{lib, lua, shipped_config},
         server::TestServer,
     },
@@ -108,14 +108,8 @@ fn a_lua_syntax_error_names_the_script_and_line_at_dash_t() {
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("-t")
-        .arg("-c")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = daemon::check(&cfg);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("c.ron:4:"), "{err}");
     assert!(err.contains("broken.lua:3:"), "{err}");
     assert!(err.contains("'}' expected"), "{err}");
@@ -131,14 +125,8 @@ fn a_lua_syntax_error_names_the_script_and_line_at_dash_t() {
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("-t")
-        .arg("-c")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = daemon::check(&cfg);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("unknown grant `net`"), "{err}");
 }
 

@@ -11,7 +11,7 @@ use crate::{
     modules::{config, ready},
     support::{
         client,
-        daemon::{Daemon, bin},
+        daemon::{self, Daemon, bin},
         eventually,
         modules::{lua, shipped_config, wasm},
         server::TestServer,
@@ -99,16 +99,7 @@ fn check(component: &std::path::Path) -> (Option<i32>, String) {
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("-t")
-        .arg("-c")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    daemon::check(&cfg)
 }
 
 #[test]

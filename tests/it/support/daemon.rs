@@ -20,6 +20,20 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_troupe")
 }
 
+/// Runs `troupe -t -c config`: its exit code and what it printed on stderr.
+pub fn check(config: &Path) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .arg("-t")
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run troupe -t");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Daemon {
     /// Starts the binary and waits for its `listening` line.
     pub fn start(config: &Path) -> Self {
