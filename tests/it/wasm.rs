@@ -170,3 +170,41 @@ async fn the_host_api_is_shared_between_wasm_and_lua() {
         2
     );
 }
+
+#[test]
+fn compiled_components_are_cached_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cfg = dir.path().join("c.ron");
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(r#"(name: "w", source: Wasm({}))"#, wasm("hello")),
+            r#"(path: "/w", handler: Module("w"))"#,
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = std::process::Command::new(crate::support::daemon::bin())
+            .args(["-t", "-c"])
+            .arg(&cfg)
+            .env("TROUPE_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    let artifacts: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let first = artifacts[0].metadata().unwrap().modified().unwrap();
+    // A second check loads the artifact instead of compiling again.
+    run();
+    let again: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].metadata().unwrap().modified().unwrap(), first);
+}

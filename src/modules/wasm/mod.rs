@@ -10,6 +10,7 @@
 //! Components may import `troupe:host/api`, the host API native and Lua
 //! modules have (`plugins/wasm/wit/deps/troupe-host.wit`).
 
+mod cache;
 mod engine;
 mod state;
 
@@ -18,10 +19,7 @@ use std::{path::Path, sync::Arc};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
-use wasmtime::{
-    Store, StoreLimitsBuilder,
-    component::{Component, Linker},
-};
+use wasmtime::{Store, StoreLimitsBuilder, component::Linker};
 use wasmtime_wasi_http::{
     WasiHttpView,
     p2::bindings::{ProxyPre, http::types::Scheme},
@@ -47,7 +45,7 @@ pub fn check(path: &Path) -> Result<(), String> {
 
 fn load(path: &Path) -> Result<ProxyPre<State>, String> {
     let engine = engine::engine()?;
-    let component = Component::from_file(engine, path).map_err(|e| format!("{e:#}"))?;
+    let component = cache::component(engine, path)?;
     let linker = linker(engine)?;
     let pre = linker
         .instantiate_pre(&component)
@@ -110,9 +108,19 @@ impl Inner {
             State::new(self.name.clone(), self.services.clone(), limits),
         );
         store.limiter(|s| &mut s.limits);
-        let ticks = (self.sandbox.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Every tick the guest yields to the runtime (a busy guest must not
+        // hold a worker thread, and the connections queued on it, for its
+        // whole time limit); when its ticks are spent it is interrupted.
+        let mut ticks = (self.sandbox.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks -= 1;
+            Ok(if ticks == 0 {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
 
         let incoming = hyper_request(&req);
         let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
