@@ -14,7 +14,7 @@ use std::{
 use http::StatusCode;
 
 use crate::{
-    modules::{config, ready},
+    modules::{config, one_module, ready},
     support::{
         client,
         daemon::{self, Daemon},
@@ -173,12 +173,12 @@ async fn a_crashing_process_module_fails_only_its_own_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_panic_in_process_answers_500_and_the_server_keeps_running() {
-    let srv = TestServer::start(&config(
-        &format!(r#"(name: "panicky", source: Native({}))"#, lib("panicky")),
-        r#"(path: "/p", handler: Module("panicky"))"#,
-    ))
+    let srv = one_module(
+        "panicky",
+        &format!(r#"source: Native({})"#, lib("panicky")),
+        "/p",
+    )
     .await;
-    ready(&srv, "panicky").await;
     let slot = srv.running().module("panicky").unwrap().clone();
     assert_eq!(client::get(&srv.url("/p")).await.text(), "ok\n");
     let resp = client::get(&srv.url("/p?panic=1")).await;
@@ -191,15 +191,15 @@ async fn a_rust_panic_in_process_answers_500_and_the_server_keeps_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_loop_in_process_mode_answers_504_within_the_timeout() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "crashy",
         &format!(
-            r#"(name: "crashy", source: Native({}), isolation: Process, timeout: "500ms")"#,
+            r#"source: Native({}), isolation: Process, timeout: "500ms""#,
             lib("crashy")
         ),
-        r#"(path: "/crash", handler: Module("crashy"))"#,
-    ))
+        "/crash",
+    )
     .await;
-    ready(&srv, "crashy").await;
     let started = Instant::now();
     let resp = client::get(&srv.url("/crash?crash=loop")).await;
     let took = started.elapsed();
@@ -221,15 +221,15 @@ async fn an_endless_loop_in_process_mode_answers_504_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_that_fails_too_often_answers_503_until_it_is_reloaded() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "crashy",
         &format!(
-            r#"(name: "crashy", source: Native({}), restarts: (max: 1, within: "1m"))"#,
+            r#"source: Native({}), restarts: (max: 1, within: "1m")"#,
             lib("crashy")
         ),
-        r#"(path: "/crash", handler: Module("crashy"))"#,
-    ))
+        "/crash",
+    )
     .await;
-    ready(&srv, "crashy").await;
     let slot = srv.running().module("crashy").unwrap().clone();
     let crash = srv.url("/crash?crash=error");
     assert_eq!(
@@ -426,15 +426,15 @@ fn a_bad_library_at_run_time_fails_only_its_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_response_fails_the_request_without_a_restart() {
     for isolation in ["InProcess", "Process"] {
-        let srv = TestServer::start(&config(
+        let srv = one_module(
+            "crashy",
             &format!(
-                r#"(name: "crashy", source: Native({}), isolation: {isolation})"#,
+                r#"source: Native({}), isolation: {isolation}"#,
                 lib("crashy")
             ),
-            r#"(path: "/crash", handler: Module("crashy"))"#,
-        ))
+            "/crash",
+        )
         .await;
-        ready(&srv, "crashy").await;
         let resp = client::get(&srv.url("/crash?crash=header")).await;
         assert_eq!(
             resp.status,
@@ -454,15 +454,15 @@ async fn an_invalid_response_fails_the_request_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_call_is_replaced_even_when_its_client_gave_up() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "crashy",
         &format!(
-            r#"(name: "crashy", source: Native({}), isolation: Process, timeout: "300ms")"#,
+            r#"source: Native({}), isolation: Process, timeout: "300ms""#,
             lib("crashy")
         ),
-        r#"(path: "/crash", handler: Module("crashy"))"#,
-    ))
+        "/crash",
+    )
     .await;
-    ready(&srv, "crashy").await;
     let slot = srv.running().module("crashy").unwrap().clone();
     let url = srv.url("/crash?crash=loop");
     // The client hangs up long before the module's timeout.
@@ -474,15 +474,15 @@ async fn a_stuck_call_is_replaced_even_when_its_client_gave_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_failure_of_a_replaced_instance_does_not_restart_the_new_one() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "crashy",
         &format!(
-            r#"(name: "crashy", source: Native({}), isolation: Process, timeout: "500ms")"#,
+            r#"source: Native({}), isolation: Process, timeout: "500ms""#,
             lib("crashy")
         ),
-        r#"(path: "/crash", handler: Module("crashy"))"#,
-    ))
+        "/crash",
+    )
     .await;
-    ready(&srv, "crashy").await;
     let slot = srv.running().module("crashy").unwrap().clone();
     let url = srv.url("/crash?crash=loop");
     let stuck = tokio::spawn(async move { client::get(&url).await });

@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use crate::{
     isolation::misbehaves_alone,
-    modules::{config, ready},
+    modules::{config, one_module, ready},
     support::{
         client,
         daemon::{self, Daemon},
@@ -55,16 +55,15 @@ fn the_lua_examples_serve_through_the_real_binary() {
 
 /// One server with the misbehaving script, plus `/hello`.
 async fn misbehave(sandbox: &str) -> TestServer {
-    let srv = TestServer::start(&config(
+    one_module(
+        "bad",
         &format!(
-            r#"(name: "bad", source: Lua({}), sandbox: {sandbox})"#,
+            r#"source: Lua({}), sandbox: {sandbox}"#,
             lua("testing/misbehave.lua")
         ),
-        r#"(path: "/bad", handler: Module("bad"))"#,
-    ))
-    .await;
-    ready(&srv, "bad").await;
-    srv
+        "/bad",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

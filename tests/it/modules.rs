@@ -31,13 +31,11 @@ pub fn config(modules: &str, routes: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_example_greets_with_a_query_param_and_a_header() {
-    let srv = TestServer::start(&config(
-        &format!(
-            r#"(name: "hello_c", source: Native({}), config: "Howdy")"#,
-            lib("hello_c")
-        ),
-        r#"(path: "/hello/c", handler: Module("hello_c"))"#,
-    ))
+    let srv = one_module(
+        "hello_c",
+        &format!(r#"source: Native({}), config: "Howdy""#, lib("hello_c")),
+        "/hello/c",
+    )
     .await;
     let url = srv.url("/hello/c?name=Ann");
     assert!(
@@ -55,6 +53,18 @@ async fn the_c_example_greets_with_a_query_param_and_a_header() {
     assert_eq!(resp.header("server"), Some("troupe"));
     let plain = client::get_with(&srv.url("/hello/c"), &[("user-agent", "x")]).await;
     assert_eq!(plain.text(), "Howdy, world! (via x)\n");
+}
+
+/// A server whose one module `name` (the rest of its entry in `entry`,
+/// e.g. `source: Native(..)`) answers `path`, once the module is ready.
+pub async fn one_module(name: &str, entry: &str, path: &str) -> TestServer {
+    let srv = TestServer::start(&config(
+        &format!(r#"(name: "{name}", {entry})"#),
+        &format!(r#"(path: "{path}", handler: Module("{name}"))"#),
+    ))
+    .await;
+    ready(&srv, name).await;
+    srv
 }
 
 /// A module is served once its host has published it.

@@ -8,7 +8,7 @@ use http::StatusCode;
 
 use crate::{
     isolation::misbehaves_alone,
-    modules::{config, ready},
+    modules::{config, one_module, ready},
     support::{
         client,
         daemon::{self, Daemon, bin},
@@ -47,15 +47,15 @@ fn the_wasm_example_serves_through_the_real_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traps_loops_and_memory_bombs_fail_only_their_request() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "bad",
         &format!(
-            r#"(name: "bad", source: Wasm({}), sandbox: (memory: 4194304, time: "300ms"))"#,
+            r#"source: Wasm({}), sandbox: (memory: 4194304, time: "300ms")"#,
             wasm("misbehave")
         ),
-        r#"(path: "/bad", handler: Module("bad"))"#,
-    ))
+        "/bad",
+    )
     .await;
-    ready(&srv, "bad").await;
     let cases = [
         ("trap", StatusCode::INTERNAL_SERVER_ERROR),
         ("loop", StatusCode::GATEWAY_TIMEOUT),
@@ -66,15 +66,15 @@ async fn traps_loops_and_memory_bombs_fail_only_their_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_instances_at_once_answer_503() {
-    let srv = TestServer::start(&config(
+    let srv = one_module(
+        "bad",
         &format!(
-            r#"(name: "bad", source: Wasm({}), sandbox: (time: "1s", instances: 1))"#,
+            r#"source: Wasm({}), sandbox: (time: "1s", instances: 1)"#,
             wasm("misbehave")
         ),
-        r#"(path: "/bad", handler: Module("bad"))"#,
-    ))
+        "/bad",
+    )
     .await;
-    ready(&srv, "bad").await;
     let looping = srv.url("/bad?do=loop");
     let busy = tokio::spawn(async move { client::get(&looping).await.status });
     tokio::time::sleep(Duration::from_millis(200)).await;
