@@ -231,10 +231,25 @@ fn compile_modules(
                     ),
                 );
             }
+            for host in &m.sandbox.allow_hosts {
+                crate::modules::wasm::check_allow_host(host).map_err(|message| CompileError {
+                    message: format!("module `{}`: {message}", m.name),
+                    anchor: Anchor::str(host),
+                })?;
+            }
             crate::modules::wasm::check(&resolved).map_err(|message| CompileError {
                 message: format!("module `{}`: {}: {message}", m.name, path.display()),
                 anchor: path_anchor.clone(),
             })?;
+        }
+        if kind != Kind::Wasm && !m.sandbox.allow_hosts.is_empty() {
+            return err(
+                anchor,
+                format!(
+                    "module `{}`: only WebAssembly modules make outbound requests (expected no `sandbox.allow_hosts`)",
+                    m.name
+                ),
+            );
         }
         if kind == Kind::Lua {
             crate::modules::lua::check(&resolved, &m.sandbox).map_err(|message| CompileError {

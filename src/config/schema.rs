@@ -60,7 +60,7 @@ pub struct ModuleSpec {
     /// How often the module may be restarted before it is marked failed.
     #[serde(default)]
     pub restarts: Restarts,
-    /// Limits for sandboxed (Lua) modules.
+    /// Limits for sandboxed (Lua and WebAssembly) modules.
     #[serde(default)]
     pub sandbox: Sandbox,
 }
@@ -86,6 +86,11 @@ pub struct Sandbox {
     /// `coroutine`: any of `"os"`, `"io"`, `"load"` (`load`, `loadfile`,
     /// `dofile`, `require`). Default none.
     pub grant: Vec<String>,
+    /// WebAssembly: hosts a component may send HTTP requests to: `host`
+    /// (ports 80 and 443), `host:port`, `host:*` or `*.domain`. Default
+    /// none: every outbound request is refused. Each wait of an allowed
+    /// request (connect, first byte, between bytes) is capped at `time`.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for Sandbox {
@@ -96,6 +101,7 @@ impl Default for Sandbox {
             instances: 64,
             instructions: 10_000_000,
             grant: Vec::new(),
+            allow_hosts: Vec::new(),
         }
     }
 }

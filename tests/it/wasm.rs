@@ -208,3 +208,80 @@ fn compiled_components_are_cached_by_content() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].metadata().unwrap().modified().unwrap(), first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_requests_reach_only_the_allowed_hosts() {
+    // Two real upstreams; the module may reach only the first.
+    let allowed = TestServer::start(&config("", "")).await;
+    let other = TestServer::start(&config("", "")).await;
+    let srv = one_module(
+        "fetch",
+        &format!(
+            r#"source: Wasm({}), sandbox: (allow_hosts: ["{}"])"#,
+            wasm("fetch"),
+            allowed.addr
+        ),
+        "/fetch",
+    )
+    .await;
+
+    let resp = client::get(&srv.url(&format!("/fetch?host={}&path=/hello", allowed.addr))).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    assert_eq!(resp.text(), "upstream 200: Hello, World!\n");
+
+    // HttpRequestDenied is case 15 of wasi:http's error-code.
+    let resp = client::get(&srv.url(&format!("/fetch?host={}&path=/hello", other.addr))).await;
+    assert_eq!(resp.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(resp.text(), "refused: error code 15\n");
+
+    // The same host on another port is another host.
+    let host = allowed.addr.ip();
+    let resp = client::get(&srv.url(&format!("/fetch?host={host}&path=/hello"))).await;
+    assert_eq!(resp.text(), "refused: error code 15\n");
+
+    // With no list, nothing goes out.
+    let closed = one_module(
+        "fetch",
+        &format!(r#"source: Wasm({})"#, wasm("fetch")),
+        "/fetch",
+    )
+    .await;
+    let resp = client::get(&closed.url(&format!("/fetch?host={}&path=/hello", allowed.addr))).await;
+    assert_eq!(resp.text(), "refused: error code 15\n");
+}
+
+#[test]
+fn a_bad_allow_hosts_entry_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("egress.ron");
+    let write = |module: &str| {
+        std::fs::write(
+            &cfg,
+            config(module, r#"(path: "/w", handler: Module("w"))"#),
+        )
+        .unwrap()
+    };
+    write(&format!(
+        r#"(name: "w", source: Wasm({}),
+            sandbox: (allow_hosts: ["example.com", "user@example.com"]))"#,
+        wasm("fetch")
+    ));
+    let (code, err) = daemon::check(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("egress.ron:5:"), "{err}");
+    assert!(
+        err.contains("`user@example.com` in `sandbox.allow_hosts`"),
+        "{err}"
+    );
+
+    write(&format!(
+        r#"(name: "w", source: Lua({}), sandbox: (allow_hosts: ["example.com"]))"#,
+        lua("examples/hello.lua")
+    ));
+    let (code, err) = daemon::check(&cfg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("only WebAssembly modules make outbound requests"),
+        "{err}"
+    );
+}

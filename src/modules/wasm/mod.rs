@@ -5,12 +5,14 @@
 //! reused), with the module's limits: memory through [`StoreLimits`],
 //! time through epoch interruption (a ticker thread bumps the engine's
 //! epoch every 10 ms), and a semaphore capping instances at once. Outbound
-//! HTTP is denied. A trap answers 500 and logs the wasm backtrace, running
+//! HTTP is denied except to the hosts `sandbox.allow_hosts` lists
+//! ([`egress`]). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
 //! Components may import `troupe:host/api`, the host API native and Lua
 //! modules have (`plugins/wasm/wit/deps/troupe-host.wit`).
 
 mod cache;
+mod egress;
 mod engine;
 mod state;
 
@@ -32,6 +34,7 @@ use crate::{
     handler::{BoxFuture, HandlerFuture, Response},
     pipeline::{body::Body, request::Request},
 };
+use egress::{AllowList, Egress};
 use state::State;
 
 pub use engine::MAX_MEMORY;
@@ -41,6 +44,11 @@ pub use engine::MAX_MEMORY;
 /// provide).
 pub fn check(path: &Path) -> Result<(), String> {
     load(path).map(|_| ())
+}
+
+/// Checks one `sandbox.allow_hosts` entry.
+pub fn check_allow_host(entry: &str) -> Result<(), String> {
+    AllowList::parse(&[entry]).map(|_| ())
 }
 
 fn load(path: &Path) -> Result<ProxyPre<State>, String> {
@@ -73,6 +81,7 @@ struct Inner {
     pre: ProxyPre<State>,
     sandbox: Sandbox,
     services: Arc<dyn Services>,
+    allow: Arc<AllowList>,
     running: Semaphore,
 }
 
@@ -80,6 +89,7 @@ impl WasmModule {
     /// Compiles and links the component.
     pub fn new(entry: &ModuleEntry, services: Arc<dyn Services>) -> Result<Self, String> {
         let pre = load(&entry.path)?;
+        let allow = Arc::new(AllowList::parse(&entry.sandbox.allow_hosts)?);
         Ok(Self {
             inner: Arc::new(Inner {
                 name: entry.slot.name().clone(),
@@ -87,6 +97,7 @@ impl WasmModule {
                 running: Semaphore::new(entry.sandbox.instances as usize),
                 sandbox: entry.sandbox.clone(),
                 services,
+                allow,
             }),
         })
     }
@@ -105,7 +116,12 @@ impl Inner {
             .build();
         let mut store = Store::new(
             engine,
-            State::new(self.name.clone(), self.services.clone(), limits),
+            State::new(
+                self.name.clone(),
+                self.services.clone(),
+                limits,
+                Egress::new(self.name.clone(), self.allow.clone(), self.sandbox.time),
+            ),
         );
         store.limiter(|s| &mut s.limits);
         // Every tick the guest yields to the runtime (a busy guest must not

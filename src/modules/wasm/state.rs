@@ -1,5 +1,5 @@
 //! What each request's store holds: WASI and wasi:http state, the memory
-//! limit, the egress policy, and the host API (`troupe:host/api`).
+//! limit, the egress policy ([`Egress`]), and the host API (`troupe:host/api`).
 
 use std::sync::Arc;
 
@@ -9,8 +9,9 @@ use wasmtime::{
     component::{HasSelf, Linker, ResourceTable},
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::egress::Egress;
 use crate::modules::hostapi::Services;
 
 mod bindings {
@@ -27,7 +28,7 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    egress: DenyEgress,
+    egress: Egress,
     /// The memory limit (`Store::limiter` reads it).
     pub limits: StoreLimits,
     module: Arc<str>,
@@ -36,12 +37,17 @@ pub struct State {
 
 impl State {
     /// Fresh state for one request of `module`.
-    pub fn new(module: Arc<str>, services: Arc<dyn Services>, limits: StoreLimits) -> Self {
+    pub fn new(
+        module: Arc<str>,
+        services: Arc<dyn Services>,
+        limits: StoreLimits,
+        egress: Egress,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: DenyEgress,
+            egress,
             limits,
             module,
             services,
@@ -65,30 +71,6 @@ impl WasiHttpView for State {
             table: &mut self.table,
             hooks: &mut self.egress,
         }
-    }
-}
-
-/// Outbound HTTP from a component is refused.
-struct DenyEgress;
-
-impl WasiHttpHooks for DenyEgress {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
