@@ -91,6 +91,12 @@ pub struct Sandbox {
     /// none: every outbound request is refused. Each wait of an allowed
     /// request (connect, first byte, between bytes) is capped at `time`.
     pub allow_hosts: Vec<String>,
+    /// WebAssembly: requests one instance serves before it is replaced.
+    /// Default 1, a fresh instance per request (wasi:http's semantics).
+    /// More is faster, but then a request can see what earlier ones left
+    /// in the instance's memory; only for components written for it. An
+    /// instance that trapped or ran out of time is never reused.
+    pub requests_per_instance: u32,
 }
 
 impl Default for Sandbox {
@@ -102,6 +108,7 @@ impl Default for Sandbox {
             instructions: 10_000_000,
             grant: Vec::new(),
             allow_hosts: Vec::new(),
+            requests_per_instance: 1,
         }
     }
 }

@@ -49,6 +49,12 @@ impl Request {
         )
     }
 
+    /// The head and the body, for a handler that hands the request on
+    /// whole (a WebAssembly component).
+    pub fn into_parts(self) -> (Parts, Bytes) {
+        (self.head, self.body)
+    }
+
     /// Replaces the route parameters (for tests and benches).
     pub fn set_params(&mut self, params: Vec<(String, String)>) {
         self.params = params;

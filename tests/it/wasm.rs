@@ -47,21 +47,24 @@ fn the_wasm_example_serves_through_the_real_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traps_loops_and_memory_bombs_fail_only_their_request() {
-    let srv = one_module(
-        "bad",
-        &format!(
-            r#"source: Wasm({}), sandbox: (memory: 4194304, time: "300ms")"#,
-            wasm("misbehave")
-        ),
-        "/bad",
-    )
-    .await;
-    let cases = [
-        ("trap", StatusCode::INTERNAL_SERVER_ERROR),
-        ("loop", StatusCode::GATEWAY_TIMEOUT),
-        ("memory", StatusCode::INTERNAL_SERVER_ERROR),
-    ];
-    misbehaves_alone(&srv, &cases, 2, Duration::from_secs(3)).await;
+    // Fresh instances, and reused ones (which must be dropped once failed).
+    for reuse in [1, 1000] {
+        let srv = one_module(
+            "bad",
+            &format!(
+                r#"source: Wasm({}), sandbox: (memory: 4194304, time: "300ms", requests_per_instance: {reuse})"#,
+                wasm("misbehave")
+            ),
+            "/bad",
+        )
+        .await;
+        let cases = [
+            ("trap", StatusCode::INTERNAL_SERVER_ERROR),
+            ("loop", StatusCode::GATEWAY_TIMEOUT),
+            ("memory", StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        misbehaves_alone(&srv, &cases, 2, Duration::from_secs(3)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,4 +287,43 @@ fn a_bad_allow_hosts_entry_is_refused_with_its_position() {
         err.contains("only WebAssembly modules make outbound requests"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_fresh_per_request_unless_reuse_is_asked_and_never_after_a_failure() {
+    let served = |srv: &TestServer| {
+        let url = srv.url("/m?do=count");
+        async move { client::get(&url).await.text() }
+    };
+    let fresh = one_module(
+        "m",
+        &format!(r#"source: Wasm({})"#, wasm("misbehave")),
+        "/m",
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(served(&fresh).await, "served 1\n");
+    }
+
+    let reused = one_module(
+        "m",
+        &format!(
+            r#"source: Wasm({}), sandbox: (time: "200ms", requests_per_instance: 3)"#,
+            wasm("misbehave")
+        ),
+        "/m",
+    )
+    .await;
+    // One at a time, so one instance: it serves three, then is replaced.
+    for n in ["1", "2", "3", "1", "2"] {
+        assert_eq!(served(&reused).await, format!("served {n}\n"));
+    }
+    // A trap and a time-out each drop the instance they ran in.
+    let trap = client::get(&reused.url("/m?do=trap")).await;
+    assert_eq!(trap.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(served(&reused).await, "served 1\n");
+    let slow = client::get(&reused.url("/m?do=loop")).await;
+    assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(served(&reused).await, "served 1\n");
+    assert_eq!(served(&reused).await, "served 2\n");
 }

@@ -38,15 +38,16 @@ static inline void query_value(wasi_http_types_borrow_incoming_request_t req, co
 /* Sends `status` with a text/plain body. */
 static inline void respond_text(exports_wasi_http_incoming_handler_own_response_outparam_t out,
                                 uint16_t status, const char *text) {
-    wasi_http_types_own_fields_t headers = wasi_http_types_constructor_fields();
-    wasi_http_types_field_name_t name;
-    module_string_dup(&name, "content-type");
+    /* One host call for the headers (fields.from-list), not two. */
     const char *type = TROUPE_CONTENT_TYPE;
-    wasi_http_types_field_value_t value = {(uint8_t *)type, strlen(type)};
+    wasi_http_types_tuple2_field_name_field_value_t entry = {
+        .f0 = {(uint8_t *)"content-type", 12},
+        .f1 = {(uint8_t *)type, strlen(type)},
+    };
+    wasi_http_types_list_tuple2_field_name_field_value_t list = {&entry, 1};
+    wasi_http_types_own_fields_t headers;
     wasi_http_types_header_error_t herr;
-    wasi_http_types_method_fields_append(wasi_http_types_borrow_fields(headers), &name, &value, &herr);
-    module_string_free(&name);
-
+    if (!wasi_http_types_static_fields_from_list(&list, &headers, &herr)) headers = wasi_http_types_constructor_fields();
     wasi_http_types_own_outgoing_response_t response = wasi_http_types_constructor_outgoing_response(headers);
     wasi_http_types_method_outgoing_response_set_status_code(wasi_http_types_borrow_outgoing_response(response), status);
     wasi_http_types_own_outgoing_body_t body;

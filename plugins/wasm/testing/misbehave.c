@@ -3,8 +3,11 @@
  *   ?do=trap    calls abort() (a trap: 500)
  *   ?do=loop    never returns (504 when the time limit passes)
  *   ?do=memory  allocates until memory runs out, then traps (500)
+ *   ?do=count   "served N": requests this instance has served, itself
+ *               included (1 unless the instance is reused)
  *   anything else: 200 "ok"
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +15,20 @@
 
 /* Kept reachable so the compiler cannot drop the allocations. */
 static char *volatile hoard;
+static unsigned served;
 
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request,
                                                exports_wasi_http_incoming_handler_own_response_outparam_t response_out) {
     char what[16];
     query_value(wasi_http_types_borrow_incoming_request(request), "do", "", what, sizeof what);
     wasi_http_types_incoming_request_drop_own(request);
+    served++;
+    if (strcmp(what, "count") == 0) {
+        char text[32];
+        snprintf(text, sizeof text, "served %u\n", served);
+        respond_text(response_out, 200, text);
+        return;
+    }
     if (strcmp(what, "trap") == 0) abort();
     if (strcmp(what, "loop") == 0) {
         volatile unsigned long spin = 0;

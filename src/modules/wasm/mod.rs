@@ -4,7 +4,7 @@
 //! [`ProxyPre`] (wasi:http's semantics; a trapped instance is never
 //! reused), with the module's limits: memory through [`StoreLimits`],
 //! time through epoch interruption (a ticker thread bumps the engine's
-//! epoch every 10 ms), and a semaphore capping instances at once. Outbound
+//! epoch every 10 ms), and a counter capping instances at once. Outbound
 //! HTTP is denied except to the hosts `sandbox.allow_hosts` lists
 //! ([`egress`]). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
@@ -16,15 +16,22 @@ mod egress;
 mod engine;
 mod state;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use futures_util::future::Either;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use tokio::sync::Semaphore;
 use wasmtime::{Store, StoreLimitsBuilder, component::Linker};
 use wasmtime_wasi_http::{
     WasiHttpView,
-    p2::bindings::{ProxyPre, http::types::Scheme},
+    p2::bindings::{Proxy, ProxyPre, http::types::Scheme},
 };
 
 use super::{Filtered, Hooks, Instance, LogLine, ModuleEntry, hostapi::Services};
@@ -82,7 +89,10 @@ struct Inner {
     sandbox: Sandbox,
     services: Arc<dyn Services>,
     allow: Arc<AllowList>,
-    running: Semaphore,
+    /// Instances of this module running now (`sandbox.instances` at most).
+    running: AtomicU32,
+    /// Instances that may serve again, when `requests_per_instance` > 1.
+    warm: std::sync::Mutex<Vec<Warm>>,
 }
 
 impl WasmModule {
@@ -94,22 +104,89 @@ impl WasmModule {
             inner: Arc::new(Inner {
                 name: entry.slot.name().clone(),
                 pre,
-                running: Semaphore::new(entry.sandbox.instances as usize),
+                running: AtomicU32::new(0),
                 sandbox: entry.sandbox.clone(),
                 services,
                 allow,
+                warm: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
 }
 
+/// An instance kept for its next request (`sandbox.requests_per_instance`).
+struct Warm {
+    store: Store<State>,
+    proxy: Proxy,
+    served: u32,
+}
+
 impl Inner {
     async fn serve(self: Arc<Self>, req: Request) -> Result<Response, HttpError> {
-        let _permit = self
-            .running
-            .try_acquire()
-            .map_err(|_| HttpError::Unavailable("too many instances of the module"))?;
-        let engine = engine::engine().map_err(HttpError::Internal)?;
+        let permit = Permit::take(&self)
+            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
+        let Warm {
+            mut store,
+            proxy,
+            served,
+        } = match self.take_warm() {
+            Some(mut warm) => {
+                self.arm(&mut warm.store);
+                warm
+            }
+            None => self.instantiate().await.map_err(|e| self.failure(Err(e)))?,
+        };
+
+        let wasi_req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, hyper_request(req))
+            .map_err(internal)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(tx)
+            .map_err(internal)?;
+        let call: Call = Box::pin(async move {
+            let this = &permit.0;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, wasi_req, out)
+                .await?;
+            // Only an instance that returned cleanly serves again.
+            this.keep_warm(Warm {
+                store,
+                proxy,
+                served: served + 1,
+            });
+            Ok(())
+        });
+        // The guest runs on this task: most answer and return in one poll,
+        // and a task of its own cost a spawn and a wake-up per request.
+        // One that goes on after setting its response is driven alongside
+        // the body, and spawned if the body outgrows what is gathered.
+        let (resp, call) = match futures_util::future::select(call, rx).await {
+            Either::Left((done, rx)) => match rx.await {
+                Ok(resp) => (resp, None),
+                Err(_) => return Err(self.failure(done)),
+            },
+            Either::Right((Ok(resp), call)) => (resp, Some(call)),
+            Either::Right((Err(_), call)) => return Err(self.failure(call.await)),
+        };
+        let resp = resp.map_err(|code| {
+            HttpError::Internal(format!("the component answered an error: {code:?}"))
+        })?;
+        let (head, body) = resp.into_parts();
+        let body = body.map_err(|e| std::io::Error::other(e.to_string()));
+        Ok(http::Response::from_parts(head, gather(body, call).await))
+    }
+
+    /// A fresh store and instance, armed with its time limit (which also
+    /// covers the component's start-up code).
+    async fn instantiate(&self) -> wasmtime::Result<Warm> {
+        let engine = engine::engine().map_err(wasmtime::Error::msg)?;
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.sandbox.memory)
             .instances(16)
@@ -124,64 +201,53 @@ impl Inner {
             ),
         );
         store.limiter(|s| &mut s.limits);
-        // Every tick the guest yields to the runtime (a busy guest must not
-        // hold a worker thread, and the connections queued on it, for its
-        // whole time limit); when its ticks are spent it is interrupted.
-        let mut ticks = (self.sandbox.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            ticks -= 1;
-            Ok(if ticks == 0 {
+        store.epoch_deadline_callback(|mut store| {
+            let ticks = &mut store.data_mut().ticks;
+            *ticks = ticks.saturating_sub(1);
+            Ok(if *ticks == 0 {
                 wasmtime::UpdateDeadline::Interrupt
             } else {
                 wasmtime::UpdateDeadline::Yield(1)
             })
         });
+        self.arm(&mut store);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Warm {
+            store,
+            proxy,
+            served: 0,
+        })
+    }
 
-        let incoming = hyper_request(&req);
-        let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
-        let wasi_req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, incoming)
-            .map_err(internal)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(tx)
-            .map_err(internal)?;
-        let pre = self.pre.clone();
-        // The guest may go on writing the body after it has set the
-        // response, so it runs as a task of its own.
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, wasi_req, out)
-                .await
-        });
-        match rx.await {
-            Ok(Ok(resp)) => {
-                let (head, body) = resp.into_parts();
-                let body = body.map_err(|e| std::io::Error::other(e.to_string()));
-                Ok(http::Response::from_parts(head, gather(body).await))
-            }
-            Ok(Err(code)) => Err(HttpError::Internal(format!(
-                "the component answered an error: {code:?}"
-            ))),
-            Err(_) => Err(self.failure(task.await)),
+    /// Gives this request its time limit. Every tick the guest yields to
+    /// the runtime (a busy guest must not hold a worker thread, and the
+    /// connections queued on it, for its whole time limit); when its ticks
+    /// are spent it is interrupted.
+    fn arm(&self, store: &mut Store<State>) {
+        store.data_mut().ticks =
+            (self.sandbox.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(1);
+    }
+
+    fn take_warm(&self) -> Option<Warm> {
+        if self.sandbox.requests_per_instance <= 1 {
+            return None;
+        }
+        self.warm.lock().ok()?.pop()
+    }
+
+    fn keep_warm(&self, warm: Warm) {
+        if warm.served < self.sandbox.requests_per_instance
+            && let Ok(mut pool) = self.warm.lock()
+        {
+            pool.push(warm);
         }
     }
 
     /// Why the guest never set a response.
-    fn failure(&self, joined: Result<wasmtime::Result<()>, tokio::task::JoinError>) -> HttpError {
-        let e = match joined {
-            Ok(Ok(())) => {
-                return HttpError::Internal("the component never set a response".into());
-            }
-            Ok(Err(e)) => e,
-            Err(e) => return HttpError::Internal(e.to_string()),
+    fn failure(&self, ended: wasmtime::Result<()>) -> HttpError {
+        let Err(e) = ended else {
+            return HttpError::Internal("the component never set a response".into());
         };
         if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
             .is_some()
@@ -201,27 +267,71 @@ impl Inner {
     }
 }
 
+/// One of a module's `sandbox.instances`, held until the guest's call
+/// ends (which can be after the handler, for a streamed body).
+struct Permit(Arc<Inner>);
+
+impl Permit {
+    fn take(inner: &Arc<Inner>) -> Option<Self> {
+        let max = inner.sandbox.instances;
+        inner
+            .running
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(inner.clone()))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// Bodies up to this size are gathered before the head is sent.
 const GATHER: usize = 64 * 1024;
 
-/// Reads the start of a component's body: a small body that ends within
+/// The guest's call, when it must outlive the handler.
+type Call = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+
+/// Reads the start of a component's body, driving the guest's `call` (if
+/// it is still running) alongside: a small body that ends within
 /// [`GATHER`] bytes becomes one buffer (sent with the head in one write and
-/// a Content-Length); a larger one streams on, its first bytes first.
-/// Streaming a small body cost a write per frame (perf: a third of the
-/// CPU in `writev` and the wake-ups it caused).
-async fn gather<B>(mut body: B) -> Body
+/// a Content-Length); a larger one streams on, its first bytes first, and
+/// the guest finishes on a task of its own. Streaming a small body cost a
+/// write per frame (perf: a third of the CPU in `writev` and the wake-ups
+/// it caused).
+async fn gather<B>(mut body: B, mut call: Option<Call>) -> Body
 where
     B: http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Unpin + 'static,
 {
     let mut buf = bytes::BytesMut::new();
     loop {
-        match body.frame().await {
+        let frame = match call.as_mut() {
+            None => body.frame().await,
+            Some(running) => match futures_util::future::select(running, body.frame()).await {
+                Either::Left((ended, _)) => {
+                    if let Err(e) = ended {
+                        tracing::warn!(error = %format!("{e:#}"), "WebAssembly instance failed after it set its response");
+                    }
+                    call = None;
+                    continue;
+                }
+                Either::Right((frame, _)) => frame,
+            },
+        };
+        match frame {
             None => return Body::full(buf.freeze()),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     buf.extend_from_slice(&data);
                 }
                 if buf.len() > GATHER {
+                    if let Some(running) = call.take() {
+                        tokio::spawn(running);
+                    }
                     let first = http_body_util::Full::new(buf.freeze())
                         .map_err(|never: std::convert::Infallible| match never {});
                     return Body::stream(Prefixed {
@@ -269,17 +379,13 @@ where
 
 /// The request as wasi:http takes it: the head, and the buffered body.
 fn hyper_request(
-    req: &Request,
+    req: Request,
 ) -> hyper::Request<impl http_body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static> {
-    let head = req.head();
-    let mut out = hyper::Request::new(
-        Full::new(req.body().clone()).map_err(|never: std::convert::Infallible| match never {}),
-    );
-    *out.method_mut() = head.method.clone();
-    *out.uri_mut() = head.uri.clone();
-    *out.version_mut() = head.version;
-    *out.headers_mut() = head.headers.clone();
-    out
+    let (head, body) = req.into_parts();
+    hyper::Request::from_parts(
+        head,
+        Full::new(body).map_err(|never: std::convert::Infallible| match never {}),
+    )
 }
 
 impl Instance for WasmModule {

@@ -31,6 +31,8 @@ pub struct State {
     egress: Egress,
     /// The memory limit (`Store::limiter` reads it).
     pub limits: StoreLimits,
+    /// Epoch ticks the current request may still run.
+    pub ticks: u64,
     module: Arc<str>,
     services: Arc<dyn Services>,
 }
@@ -49,6 +51,7 @@ impl State {
             table: ResourceTable::new(),
             egress,
             limits,
+            ticks: 0,
             module,
             services,
         }
