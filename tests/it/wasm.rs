@@ -13,7 +13,7 @@ use crate::{
         client,
         daemon::{self, Daemon, bin},
         eventually,
-        modules::{lua, shipped_config, wasm},
+        modules::{lua, scripted_wasm, shipped_config, wasm},
         server::TestServer,
     },
 };
@@ -326,4 +326,43 @@ async fn instances_are_fresh_per_request_unless_reuse_is_asked_and_never_after_a
     assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(served(&reused).await, "served 1\n");
     assert_eq!(served(&reused).await, "served 2\n");
+}
+
+/// P8.6: handlers in Python and JavaScript arrive as wasi:http components
+/// built by their own toolchains (componentize-py, componentize-js), and
+/// run unchanged, each a fresh instance per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_javascript_components_serve_unchanged() {
+    let (py, js) = tokio::task::spawn_blocking(|| (scripted_wasm("py"), scripted_wasm("js")))
+        .await
+        .unwrap();
+    // Their interpreters need more than the default 16 MiB.
+    let srv = TestServer::start(&config(
+        &format!(
+            r#"(name: "py", source: Wasm({py}), sandbox: (memory: 134217728, time: "5s")),
+               (name: "js", source: Wasm({js}), sandbox: (memory: 134217728, time: "5s"))"#
+        ),
+        r#"(path: "/hello/py", handler: Module("py")),
+           (path: "/hello/js", handler: Module("js"))"#,
+    ))
+    .await;
+    ready(&srv, "py").await;
+    ready(&srv, "js").await;
+    for (path, lang) in [("/hello/py", "python"), ("/hello/js", "javascript")] {
+        // Twice: the second request gets a fresh instance too.
+        for query in ["?n=1", "?n=2"] {
+            let resp = client::get(&srv.url(&format!("{path}{query}"))).await;
+            assert_eq!(resp.status, StatusCode::OK, "{path}: {}", resp.text());
+            assert_eq!(resp.text(), format!("hello from {lang} at {path}{query}\n"));
+            assert_eq!(resp.header("content-type"), Some("text/plain"));
+        }
+        let post = client::send(
+            &client::h1(),
+            http::Request::post(srv.url(path))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"x")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
 }

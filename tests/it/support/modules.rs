@@ -48,6 +48,25 @@ pub fn wasm(name: &str) -> String {
     )
 }
 
+/// The absolute path of the component `plugins/wasm/<lang>/build.sh` builds
+/// (`py` or `js`: componentize-py and componentize-js, installed from the
+/// package registries on first use), quoted for RON.
+pub fn scripted_wasm(lang: &str) -> String {
+    let dir = match lang {
+        "py" => "python",
+        "js" => "js",
+        other => panic!("no {other} example"),
+    };
+    let status = Command::new(repo_root().join("plugins/wasm").join(dir).join("build.sh"))
+        .status()
+        .expect("run the build script");
+    assert!(
+        status.success(),
+        "plugins/wasm/{dir}/build.sh failed: {status}"
+    );
+    wasm(&format!("hello_{lang}"))
+}
+
 /// The absolute path of `lib<name>.so`, quoted for RON.
 pub fn lib(name: &str) -> String {
     format!(
