@@ -26,7 +26,9 @@ if [ ! -x "$cpy" ] || [ "$("$cpy" --version 2>/dev/null)" != "componentize-py $v
 fi
 
 if [ ! -f "$out" ] || [ "$here/app.py" -nt "$out" ] || [ "$cpy" -nt "$out" ]; then
-    # The tool's own venv must not become the app's import path.
+    # The tool's own venv must not become the app's import path; no
+    # __pycache__ in the source tree.
+    export PYTHONDONTWRITEBYTECODE=1
     unset VIRTUAL_ENV
     cd "$here"
     "$cpy" -d "$root/plugins/wasm/wit" -w wasi:http/proxy@0.2.12 componentize app -p "$here" -o "$out.tmp" >/dev/null
