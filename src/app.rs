@@ -9,7 +9,6 @@ use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
-use tracing_appender::non_blocking::WorkerGuard;
 use troupe_actors::{App, BoxFuture, ConnShutdown, RestartPolicy, Tree, TreeSpec};
 
 use crate::{
@@ -65,7 +64,7 @@ pub struct Running {
     services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
     drain_timeout: Duration,
-    _access_log: Option<WorkerGuard>,
+    logs: logging::Logs,
 }
 
 impl std::fmt::Debug for Running {
@@ -93,6 +92,12 @@ impl Running {
         let cut = self.tree.shutdown(self.drain_timeout).await;
         tracing::info!(cut, "stopped");
         cut
+    }
+
+    /// Reopens the log files at their paths (SIGUSR1, after logrotate
+    /// moved them).
+    pub fn reopen_logs(&self) -> io::Result<()> {
+        self.logs.reopen()
     }
 
     /// Reloads one module while it keeps serving (see [`Tree::reload_module`]).
@@ -174,7 +179,7 @@ pub async fn start_with(
         modules,
         ..
     } = loaded;
-    let (access, guard) = logging::open_access_log(&config.log, &base)?;
+    let (access, logs) = logging::open_access_log(&config.log, &base)?;
     let slot = Arc::new(ArcSwap::from_pointee(snapshot));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(slot.clone(), access)),
@@ -212,6 +217,6 @@ pub async fn start_with(
         services,
         addrs,
         drain_timeout,
-        _access_log: guard,
+        logs,
     })
 }

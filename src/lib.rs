@@ -10,10 +10,12 @@
 //! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
 //! - [`handlers`]: core handlers (`Return`, `Static`, `Redirect`).
 //! - [`middleware`]: core middleware (`SetHeaders`, `RequireHeader`).
-//! - [`modules`]: native modules (C ABI, Rust SDK), in process or in a
-//!   child process, each run by its own plugin-host actor.
+//! - [`modules`]: native modules (C ABI, Rust SDK, in process or in a
+//!   child process), Lua scripts and WebAssembly components, each run by
+//!   its own plugin-host actor.
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
+//! - [`control`]: `troupe -s` and the pid file it reads.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
@@ -23,6 +25,7 @@
 pub mod app;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod error;
 pub mod handler;
 pub mod handlers;

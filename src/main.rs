@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
+use troupe::control::{Control, PidFile};
 
 /// An nginx-class HTTP server whose every part is a supervised actor.
 #[derive(Debug, Parser)]
@@ -23,8 +24,20 @@ struct Cli {
     /// Module libraries are loaded (not run) to check their ABI.
     #[arg(short = 't', long = "test")]
     test: bool,
+    /// Signal the running server (found through the config's `pid_file`):
+    /// `quit` graceful shutdown, `stop` fast shutdown, `reopen` reopen the
+    /// log files.
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
+    signal: Option<SignalArg>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SignalArg {
+    Quit,
+    Stop,
+    Reopen,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -42,6 +55,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ModuleHost { library }) = &cli.command {
         return troupe::modules::process::child::main(library);
+    }
+    if let Some(sig) = cli.signal {
+        let what = match sig {
+            SignalArg::Quit => Control::Quit,
+            SignalArg::Stop => Control::Stop,
+            SignalArg::Reopen => Control::Reopen,
+        };
+        return match troupe::control::send(&cli.config, what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("troupe: {err}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let loaded = match troupe::config::load(&cli.config) {
         Ok(loaded) => loaded,
@@ -108,20 +135,38 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
         let listeners = troupe::bind(&loaded.config.listen)?;
+        let pid_file = loaded.config.pid_file.as_ref().map(|p| loaded.base.join(p));
         let mut running = troupe::start(loaded, listeners).await?;
+        let _pid = match pid_file {
+            Some(path) => Some(
+                PidFile::create(path.clone())
+                    .with_context(|| format!("cannot write the pid file {}", path.display()))?,
+            ),
+            None => None,
+        };
         tracing::info!(workers, "troupe started");
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: graceful shutdown"),
-            _ = int.recv() => tracing::info!("SIGINT: graceful shutdown"),
-            _ = running.stopped() => anyhow::bail!("the supervision tree stopped"),
+        let mut quit = signal(SignalKind::quit())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); break }
+                _ = int.recv() => { tracing::info!("SIGINT: graceful shutdown"); break }
+                _ = quit.recv() => { tracing::info!("SIGQUIT: graceful shutdown"); break }
+                _ = usr1.recv() => match running.reopen_logs() {
+                    Ok(()) => tracing::info!("SIGUSR1: log files reopened"),
+                    Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen the log files; still writing to the old ones"),
+                },
+                _ = running.stopped() => anyhow::bail!("the supervision tree stopped"),
+            }
         }
         // A second signal skips the drain.
         tokio::select! {
             _ = running.shutdown() => Ok(ExitCode::SUCCESS),
             _ = term.recv() => { tracing::warn!("second signal: fast shutdown"); Ok(ExitCode::SUCCESS) }
             _ = int.recv() => { tracing::warn!("second signal: fast shutdown"); Ok(ExitCode::SUCCESS) }
+            _ = quit.recv() => { tracing::warn!("second signal: fast shutdown"); Ok(ExitCode::SUCCESS) }
         }
     })
 }

@@ -66,24 +66,43 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     load_str(&src, path)
 }
 
-/// Checks and compiles config text; `path` names it in errors and anchors
-/// relative paths.
-pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    let file = path.display().to_string();
+/// The pid file a config names, resolved against its directory; parses
+/// the file without compiling it (no module is loaded).
+pub fn pid_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let config = parse(&src, path)?;
+    Ok(config.pid_file.map(|p| base_of(path).join(p)))
+}
+
+fn base_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
     let options = ron::Options::default().with_default_extension(
         ron::extensions::Extensions::IMPLICIT_SOME
             | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
     );
-    let config: Config = options.from_str(src).map_err(|e| ConfigError::At {
-        file: file.clone(),
+    options.from_str(src).map_err(|e| ConfigError::At {
+        file: path.display().to_string(),
         line: e.span.start.line,
         col: e.span.start.col,
         message: e.code.to_string(),
-    })?;
-    let base = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    })
+}
+
+/// Checks and compiles config text; `path` names it in errors and anchors
+/// relative paths.
+pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let config = parse(src, path)?;
+    let base = base_of(path);
     let (snapshot, modules) = compile::compile(&config, &base).map_err(|e| {
         let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
         ConfigError::At {

@@ -25,6 +25,11 @@ pub struct Config {
     /// Error and access logging.
     #[serde(default)]
     pub log: Log,
+    /// Where the running server writes its process id, which `troupe -s`
+    /// reads (relative paths start at the config file's directory).
+    /// Default none.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
     /// Modules (C, Rust and other native libraries), each run by its own
     /// plugin-host actor; routes name them with `Module("name")`.
     #[serde(default)]

@@ -1,9 +1,10 @@
 //! Error and debug logging through `tracing`, and the access-log sink.
 
 use std::{
-    fs::OpenOptions,
-    io::{self, IsTerminal},
-    path::Path,
+    fs::{File, OpenOptions},
+    io::{self, IsTerminal, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
@@ -26,23 +27,96 @@ pub fn init_error_log(level: &str) {
         .try_init();
 }
 
-/// Opens the access log the config asks for. The guard flushes on drop:
-/// keep it until the server has stopped.
-pub fn open_access_log(
-    log: &Log,
-    base: &Path,
-) -> io::Result<(Option<AccessLog>, Option<WorkerGuard>)> {
+/// The sinks that write to files, which SIGUSR1 reopens (logrotate moves
+/// the file, then signals; later lines go to a new file at the old path).
+#[derive(Debug, Default)]
+pub struct Logs {
+    /// The access log's guard: flushes on drop, so keep it until the
+    /// server has stopped.
+    pub guard: Option<WorkerGuard>,
+    file: Option<LogFile>,
+}
+
+impl Logs {
+    /// Reopens every log file at its path.
+    pub fn reopen(&self) -> io::Result<()> {
+        match &self.file {
+            Some(file) => file.reopen(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An append-only file that can be reopened at its path. Only the access
+/// log's writer thread and a reopen take the lock; requests hand lines to
+/// that thread through a channel.
+#[derive(Clone, Debug)]
+struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+impl LogFile {
+    fn open(path: PathBuf) -> io::Result<Self> {
+        let file = append(&path)?;
+        Ok(Self {
+            path,
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let fresh = append(&self.path)?;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("log file lock poisoned"))?;
+        let _ = file.flush();
+        *file = fresh;
+        Ok(())
+    }
+}
+
+fn append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.lock() {
+            Ok(mut f) => f.write(buf),
+            Err(_) => Err(io::Error::other("log file lock poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.lock() {
+            Ok(mut f) => f.flush(),
+            Err(_) => Err(io::Error::other("log file lock poisoned")),
+        }
+    }
+}
+
+/// Opens the access log the config asks for.
+pub fn open_access_log(log: &Log, base: &Path) -> io::Result<(Option<AccessLog>, Logs)> {
     let builder = || NonBlockingBuilder::default().lossy(false);
-    let (writer, guard) = match &log.access {
-        AccessTarget::Off => return Ok((None, None)),
-        AccessTarget::Stdout => builder().finish(io::stdout()),
+    let (writer, guard, file) = match &log.access {
+        AccessTarget::Off => return Ok((None, Logs::default())),
+        AccessTarget::Stdout => {
+            let (writer, guard) = builder().finish(io::stdout());
+            (writer, guard, None)
+        }
         AccessTarget::File(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(base.join(path))?;
-            builder().finish(file)
+            let file = LogFile::open(base.join(path))?;
+            let (writer, guard) = builder().finish(file.clone());
+            (writer, guard, Some(file))
         }
     };
-    Ok((Some(AccessLog::new(log.format, writer)), Some(guard)))
+    Ok((
+        Some(AccessLog::new(log.format, writer)),
+        Logs {
+            guard: Some(guard),
+            file,
+        },
+    ))
 }

@@ -10,6 +10,7 @@ mod support;
 mod access_log;
 mod cli;
 mod config_errors;
+mod control;
 mod http;
 mod isolation;
 mod lua;

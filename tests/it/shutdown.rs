@@ -14,7 +14,7 @@ const SIZE: usize = 32 * 1024 * 1024;
 
 /// A config serving one 32 MiB file, larger than any socket buffer, so a
 /// client that stops reading keeps the download in flight.
-fn setup(drain: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+pub fn setup(drain: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("www")).unwrap();
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
@@ -32,7 +32,7 @@ fn setup(drain: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// Starts a download and reads only its first bytes.
-fn start_download(d: &Daemon) -> TcpStream {
+pub fn start_download(d: &Daemon) -> TcpStream {
     let mut s = TcpStream::connect(d.addr).unwrap();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();

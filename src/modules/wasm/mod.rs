@@ -2,11 +2,11 @@
 //!
 //! Each request gets a fresh store and instance from a pre-linked
 //! [`ProxyPre`] (wasi:http's semantics; a trapped instance is never
-//! reused), with the module's limits: memory through [`StoreLimits`],
+//! reused), with the module's limits: memory through `StoreLimits`,
 //! time through epoch interruption (a ticker thread bumps the engine's
 //! epoch every 10 ms), and a counter capping instances at once. Outbound
 //! HTTP is denied except to the hosts `sandbox.allow_hosts` lists
-//! ([`egress`]). A trap answers 500 and logs the wasm backtrace, running
+//! (`egress.rs`). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
 //! Components may import `troupe:host/api`, the host API native and Lua
 //! modules have (`plugins/wasm/wit/deps/troupe-host.wit`).

@@ -93,6 +93,10 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
             &format!("\"{}/plugins/", repo_root().display()),
         )
         .replace(
+            "\"target/troupe.pid\"",
+            &format!("{:?}", dir.join("troupe.pid").display().to_string()),
+        )
+        .replace(
             "\"target/requests.log\"",
             &format!("{:?}", dir.join("requests.log").display().to_string()),
         );
