@@ -60,6 +60,7 @@ pub enum StartError {
 /// A running server.
 pub struct Running {
     tree: Tree,
+    admin_addr: Option<SocketAddr>,
     slots: Vec<Arc<Slot>>,
     services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
@@ -92,6 +93,11 @@ impl Running {
         let cut = self.tree.shutdown(self.drain_timeout).await;
         tracing::info!(cut, "stopped");
         cut
+    }
+
+    /// Where the admin API listens, if the config has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Reopens the log files at their paths (SIGUSR1, after logrotate
@@ -177,6 +183,7 @@ pub async fn start_with(
         snapshot,
         base,
         modules,
+        admin,
         ..
     } = loaded;
     let (access, logs) = logging::open_access_log(&config.log, &base)?;
@@ -201,6 +208,18 @@ pub async fn start_with(
         .into_iter()
         .map(|m| Arc::new(Hosted::new(m, env.clone())) as Arc<dyn troupe_actors::ModuleHost>)
         .collect();
+    let admin = match admin {
+        Some(spec) => {
+            let socket = bind(&[spec.listen])?.remove(0);
+            Some((socket, crate::admin::Admin::new(&spec, registry.clone())))
+        }
+        None => None,
+    };
+    let admin_addr = admin
+        .as_ref()
+        .map(|(socket, _)| socket.local_addr())
+        .transpose()?;
+    let admin_api = admin.as_ref().map(|(_, api)| api.clone());
     let tree = troupe_actors::spawn_tree(TreeSpec {
         app: Arc::new(http),
         config: Arc::new(config),
@@ -209,10 +228,15 @@ pub async fn start_with(
         policy: RestartPolicy::default(),
         registry,
         modules: hosts,
+        admin: admin.map(|(socket, api)| (socket, Arc::new(api.app()))),
     })
     .await?;
+    if let Some(api) = admin_api {
+        api.set_root(tree.root());
+    }
     Ok(Running {
         tree,
+        admin_addr,
         slots,
         services,
         addrs,

@@ -16,12 +16,14 @@
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //! - [`control`]: `troupe -s` and the pid file it reads.
+//! - [`admin`]: the admin API on its own listener.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
 // Only `modules::native` and `modules::hostapi` (the C ABI) opt out.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod conn;

@@ -38,4 +38,4 @@ pub mod tree;
 
 pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
-pub use seams::{App, BoxFuture, ConnShutdown, Failures, ModuleHost, Retired};
+pub use seams::{AdminApp, App, BoxFuture, ConnShutdown, Failures, ModuleHost, Retired};

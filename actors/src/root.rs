@@ -28,7 +28,7 @@ use crate::{
     modules::{Modules, ModulesArgs, ModulesMsg},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{App, ModuleHost},
+    seams::{AdminApp, App, ModuleHost},
     tree,
 };
 
@@ -48,6 +48,8 @@ pub struct TreeSpec<A: App> {
     pub registry: prometheus::Registry,
     /// One host per configured module.
     pub modules: Vec<Arc<dyn ModuleHost>>,
+    /// The admin API's bound socket and server, if the config has one.
+    pub admin: Option<(std::net::TcpListener, Arc<AdminApp>)>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -295,6 +297,30 @@ impl<A: App> Actor for Root<A> {
                 )
                 .await?;
             tracing::info!(%addr, "listening");
+            listeners.push((name, listener.into()));
+        }
+        if let Some((socket, app)) = spec.admin {
+            let addr = socket.local_addr()?;
+            let socket = Arc::new(socket);
+            let conns = Arc::new(Connections::default());
+            let name = names.of(&format!("admin.{addr}"));
+            let listener = children
+                .start(
+                    &name,
+                    start_fn(name.clone(), move || {
+                        (
+                            Listener::<AdminApp>::default(),
+                            ListenerArgs {
+                                app: app.clone(),
+                                socket: socket.clone(),
+                                conns: conns.clone(),
+                            },
+                        )
+                    }),
+                    &cell,
+                )
+                .await?;
+            tracing::info!(%addr, "admin API started");
             listeners.push((name, listener.into()));
         }
         Ok(RootState {

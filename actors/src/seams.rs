@@ -44,6 +44,40 @@ pub trait App: Send + Sync + 'static {
     ) -> BoxFuture<'static, ()>;
 }
 
+/// The admin API's connections, served under their own listener actor
+/// (`admin.<addr>`), supervised and drained like the others.
+pub struct AdminApp {
+    serve: Box<dyn Fn(TcpStream, SocketAddr, ConnShutdown) -> BoxFuture<'static, ()> + Send + Sync>,
+}
+
+impl AdminApp {
+    /// Wraps the function that serves one admin connection.
+    pub fn new(
+        serve: impl Fn(TcpStream, SocketAddr, ConnShutdown) -> BoxFuture<'static, ()>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self {
+            serve: Box::new(serve),
+        }
+    }
+}
+
+impl App for AdminApp {
+    type Config = ();
+    type Snapshot = ();
+
+    fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: ConnShutdown,
+    ) -> BoxFuture<'static, ()> {
+        (self.serve)(stream, peer, shutdown)
+    }
+}
+
 /// One configured module, as its plugin-host actor drives it.
 ///
 /// The host loads instances and publishes them where requests find them

@@ -73,6 +73,57 @@ impl Ctx<'_> {
     }
 }
 
+/// Checks the admin section and reads its token.
+pub(super) fn compile_admin(
+    cfg: &Config,
+    base: &Path,
+) -> Result<Option<crate::admin::AdminSpec>, CompileError> {
+    let Some(admin) = &cfg.admin else {
+        return Ok(None);
+    };
+    let anchor = Anchor::Key {
+        key: "admin",
+        nth: 0,
+    };
+    let token = match (&admin.token_file, &admin.token_env) {
+        (Some(_), Some(_)) => {
+            return err(
+                anchor,
+                "the admin API takes `token_file` or `token_env`, not both",
+            );
+        }
+        (Some(file), None) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| CompileError {
+                message: format!("admin `token_file` {}: {e}", path.display()),
+                anchor: Anchor::str(&file.to_string_lossy()),
+            })?;
+            Some(text.trim().to_owned())
+        }
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| CompileError {
+            message: format!("admin `token_env`: the environment variable `{var}` is not set"),
+            anchor: Anchor::str(var),
+        })?),
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return err(anchor, "the admin token is empty");
+    }
+    if token.is_none() && !admin.listen.ip().is_loopback() {
+        return err(
+            anchor,
+            format!(
+                "the admin API on {} (not loopback) needs a token (expected `token_file` or `token_env`)",
+                admin.listen
+            ),
+        );
+    }
+    Ok(Some(crate::admin::AdminSpec {
+        listen: admin.listen,
+        token,
+    }))
+}
+
 /// Checks and compiles a parsed config. Relative paths resolve against `base`.
 pub(super) fn compile(
     cfg: &Config,

@@ -30,6 +30,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The directory relative paths are resolved against.
     pub base: PathBuf,
+    /// The admin API, if the config has one (with its token read).
+    pub admin: Option<crate::admin::AdminSpec>,
 }
 
 /// A config that cannot be used.
@@ -103,7 +105,7 @@ pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let config = parse(src, path)?;
     let base = base_of(path);
-    let (snapshot, modules) = compile::compile(&config, &base).map_err(|e| {
+    let at = |e: compile::CompileError| {
         let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
         ConfigError::At {
             file: file.clone(),
@@ -111,7 +113,9 @@ pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
             col,
             message: e.message,
         }
-    })?;
+    };
+    let admin = compile::compile_admin(&config, &base).map_err(at)?;
+    let (snapshot, modules) = compile::compile(&config, &base).map_err(at)?;
     let modules = modules
         .into_iter()
         .map(|mut m| {
@@ -126,5 +130,6 @@ pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
         modules,
         path: path.to_owned(),
         base,
+        admin,
     })
 }

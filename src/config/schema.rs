@@ -30,12 +30,38 @@ pub struct Config {
     /// Default none.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// The admin API's listener (health, metrics, the supervision tree).
+    /// Leave it out for none.
+    #[serde(default)]
+    pub admin: Option<Admin>,
     /// Modules (C, Rust and other native libraries), each run by its own
     /// plugin-host actor; routes name them with `Module("name")`.
     #[serde(default)]
     pub modules: Vec<ModuleSpec>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
+}
+
+/// The admin API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Where it listens. Default `127.0.0.1:9901`. An address other than
+    /// loopback needs a token.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// A file holding the bearer token every request must present
+    /// (`Authorization: Bearer <token>`); relative paths start at the
+    /// config file's directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token, instead of a file.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
 }
 
 /// One module.

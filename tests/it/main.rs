@@ -8,6 +8,7 @@
 mod support;
 
 mod access_log;
+mod admin;
 mod cli;
 mod config_errors;
 mod control;

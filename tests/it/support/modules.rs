@@ -83,6 +83,7 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
     let www = repo_root().join("www");
     let text = text
         .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9901", "127.0.0.1:0")
         .replace(
             "root: \"www\"",
             &format!("root: {:?}", www.display().to_string()),

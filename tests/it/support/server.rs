@@ -30,6 +30,10 @@ impl TestServer {
         super::modules::dir();
         let mut loaded = troupe::config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
         loaded.config.log.access = troupe::config::schema::AccessTarget::Off;
+        // Tests run at once: none may take the shipped admin port.
+        if let Some(admin) = &mut loaded.admin {
+            admin.listen.set_port(0);
+        }
         Self::launch(TempDir::new().expect("temp dir"), loaded).await
     }
 

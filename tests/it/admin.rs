@@ -1,0 +1,211 @@
+//! The admin API (issue 5, P7.5): its own listener, bearer token, JSON,
+//! Prometheus metrics and the live supervision tree; bad input gets a
+//! clear 4xx; bad admin config is refused with its position.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::{
+    modules::config,
+    support::{
+        client, daemon,
+        modules::{lua, shipped_config},
+        server::TestServer,
+    },
+};
+
+const TOKEN: &str = "s3cret-admin-token";
+
+/// A server with the Lua hello example and an admin API whose token is in
+/// a file; returns it and the admin base URL.
+async fn server() -> (TestServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    let ron = config(
+        &format!(
+            r#"(name: "hello_lua", source: Lua({}))"#,
+            lua("examples/hello.lua")
+        ),
+        r#"(path: "/hello/lua", handler: Module("hello_lua"))"#,
+    )
+    .replacen(
+        "Config(",
+        r#"Config(admin: (listen: "127.0.0.1:0", token_file: "admin.token"),"#,
+        1,
+    );
+    let srv = TestServer::start_in(dir, &ron).await;
+    let admin = srv.running().admin_addr().expect("admin listener");
+    (srv, format!("http://{admin}"))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_need_the_token() {
+    let (_srv, admin) = server().await;
+    let none = client::get(&format!("{admin}/health")).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let wrong = client::get_with(
+        &format!("{admin}/health"),
+        &[("authorization", &bearer("guess"))],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let ok = client::get_with(
+        &format!("{admin}/health"),
+        &[("authorization", &bearer(TOKEN))],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_slice(&ok.body).unwrap();
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_the_tree_reflect_the_running_server() {
+    let (srv, admin) = server().await;
+    let auth = [("authorization", bearer(TOKEN))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::modules::ready(&srv, "hello_lua").await;
+    // The Lua example counts its greetings through the host API.
+    for _ in 0..3 {
+        let resp = client::get(&srv.url("/hello/lua?name=Ann")).await;
+        assert_eq!(resp.status, StatusCode::OK);
+    }
+    let metrics = client::get_with(&format!("{admin}/metrics"), &auth).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain"),
+        "{:?}",
+        metrics.header("content-type")
+    );
+    let text = metrics.text();
+    assert!(
+        text.contains(r#"troupe_module_counter_total{module="hello_lua",name="greetings"} 3"#),
+        "{text}"
+    );
+
+    let tree = client::get_with(&format!("{admin}/tree"), &auth).await;
+    assert_eq!(tree.status, StatusCode::OK);
+    let tree: Value = serde_json::from_slice(&tree.body).unwrap();
+    assert!(
+        tree["name"].as_str().unwrap().starts_with("troupe"),
+        "{tree}"
+    );
+    assert_eq!(tree["status"], "Running");
+    let names = |node: &Value| -> Vec<String> {
+        node["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let top = names(&tree);
+    for base in [
+        "config",
+        "metrics",
+        "router",
+        "modules",
+        "listener.",
+        "admin.",
+    ] {
+        assert!(
+            top.iter().any(|n| n.starts_with(base)),
+            "{base} missing: {top:?}"
+        );
+    }
+    let modules = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("modules"))
+        .unwrap();
+    assert!(
+        names(modules)
+            .iter()
+            .any(|n| n.starts_with("plugin.hello_lua")),
+        "{modules}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_clear_4xx() {
+    let (_srv, admin) = server().await;
+    let auth = bearer(TOKEN);
+    let missing = client::get_with(&format!("{admin}/nope"), &[("authorization", &auth)]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let body: Value = serde_json::from_slice(&missing.body).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("/nope"), "{body}");
+
+    let post = client::send(
+        &client::h1(),
+        http::Request::post(format!("{admin}/health"))
+            .header("authorization", &auth)
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn bad_admin_config_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("admin.ron");
+    let check = |admin: &str| {
+        std::fs::write(
+            &cfg,
+            config("", "").replacen("Config(", &format!("Config(\n    admin: {admin},\n"), 1),
+        )
+        .unwrap();
+        daemon::check(&cfg)
+    };
+    let (code, err) = check(r#"(listen: "0.0.0.0:9901")"#);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("admin.ron:2:"), "{err}");
+    assert!(err.contains("needs a token"), "{err}");
+
+    let (code, err) = check(r#"(token_file: "missing.token")"#);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("missing.token"), "{err}");
+
+    let (code, err) = check(r#"(token_file: "a", token_env: "B")"#);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not both"), "{err}");
+
+    let (code, err) = check(r#"(listen: "127.0.0.1:9901", tokn: "x")"#);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("tokn"), "{err}");
+}
+
+#[test]
+fn the_shipped_config_serves_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon::Daemon::start(&shipped_config(dir.path()));
+    assert!(
+        d.wait_for_log("admin API started", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    let addr = d
+        .logs()
+        .lines()
+        .find(|l| l.contains("admin API started"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = rt.block_on(client::get(&format!("http://{addr}/health")));
+    assert_eq!(health.status, StatusCode::OK, "{}", d.logs());
+}
