@@ -15,7 +15,7 @@ use crate::{
     config::{Config, Loaded},
     conn::{self, ConnConfig},
     modules::{Env, Hosted, Slot, hostapi::LocalServices},
-    observe::logging,
+    observe::{logging, metrics::HttpMetrics},
     pipeline::{Pipeline, snapshot::Snapshot},
 };
 
@@ -188,8 +188,10 @@ pub async fn start_with(
     } = loaded;
     let (access, logs) = logging::open_access_log(&config.log, &base)?;
     let slot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let registry = prometheus::Registry::new();
+    let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
     let http = Http {
-        pipeline: Arc::new(Pipeline::new(slot.clone(), access)),
+        pipeline: Arc::new(Pipeline::new(slot.clone(), access, metrics)),
         conn: Arc::new(ConnConfig::new(&config.limits)),
     };
     let addrs = listeners
@@ -197,7 +199,6 @@ pub async fn start_with(
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
     let drain_timeout = config.limits.drain_timeout;
-    let registry = prometheus::Registry::new();
     let services = Arc::new(LocalServices::new(&registry));
     let env = Arc::new(Env {
         services: services.clone(),

@@ -406,6 +406,7 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             methods,
             middleware: middleware.into(),
             handler,
+            metrics: Default::default(),
         };
         match (&r.path, &r.regex) {
             (Some(p), _) => {

@@ -19,6 +19,8 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 use memchr::memmem;
+
+use crate::observe::metrics::HttpMetrics;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -166,15 +168,33 @@ fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// A socket that counts the reads and writes that move bytes.
+/// A socket that counts the reads and writes that move bytes, and the
+/// bytes themselves (in plain fields: only the connection's task touches
+/// them; they reach the metrics once, when the connection closes).
 pub(super) struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    received: u64,
+    sent: u64,
+    metrics: HttpMetrics,
 }
 
 impl Tracked {
-    pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+    pub fn new(inner: TcpStream, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
+        Self {
+            inner,
+            activity,
+            received: 0,
+            sent: 0,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.metrics.received.inc_by(self.received);
+        self.metrics.sent.inc_by(self.sent);
     }
 }
 
@@ -188,6 +208,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
+            this.received += (buf.filled().len() - before) as u64;
             bump(&this.activity.reads);
             if sniff_smuggling(&buf.filled()[before..]) {
                 this.activity
@@ -200,8 +221,11 @@ impl AsyncRead for Tracked {
 }
 
 impl Tracked {
-    fn wrote(&self, res: &Poll<io::Result<usize>>) {
-        if matches!(res, Poll::Ready(Ok(n)) if *n > 0) {
+    fn wrote(&mut self, res: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = res
+            && *n > 0
+        {
+            self.sent += *n as u64;
             bump(&self.activity.writes);
         }
     }

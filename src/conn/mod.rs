@@ -33,7 +33,7 @@ use crate::{
     config::schema::Limits,
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
-    pipeline::{Logged, Pipeline},
+    pipeline::{Logged, Pipeline, Tally},
 };
 use activity::{Action, Activity, Tracked};
 use executor::Deferring;
@@ -106,9 +106,9 @@ fn respond(ctx: &Arc<Ctx>, req: hyper::Request<hyper::body::Incoming>) -> Respon
     let served = activity.dispatched(version == Version::HTTP_2);
     let pipeline = &ctx.pipeline;
     let logged = pipeline.begin(&req, ctx.peer);
-    let mut chain = pipeline.dispatch(req, ctx.peer);
+    let (mut chain, tally) = pipeline.dispatch(req, ctx.peer);
     match chain.take_ready() {
-        Some(result) => Respond::Ready(Some(finish(ctx, result, logged, served, version))),
+        Some(result) => Respond::Ready(Some(finish(ctx, result, logged, tally, served, version))),
         None => {
             activity.begin_waiting();
             Respond::Pending {
@@ -116,6 +116,7 @@ fn respond(ctx: &Arc<Ctx>, req: hyper::Request<hyper::body::Incoming>) -> Respon
                 finish: Some(Finish {
                     ctx: ctx.clone(),
                     logged,
+                    tally: Some(tally),
                     served,
                     version,
                 }),
@@ -130,10 +131,11 @@ fn finish(
     ctx: &Ctx,
     result: HandlerResult,
     logged: Option<Logged>,
+    tally: Tally,
     served: u64,
     version: Version,
 ) -> Response {
-    let mut resp = ctx.pipeline.finish(result, logged);
+    let mut resp = ctx.pipeline.finish(result, logged, tally);
     ctx.activity.answered();
     if served >= ctx.max_requests {
         if version == Version::HTTP_2 {
@@ -162,6 +164,7 @@ enum Respond {
 struct Finish {
     ctx: Arc<Ctx>,
     logged: Option<Logged>,
+    tally: Option<Tally>,
     served: u64,
     version: Version,
 }
@@ -186,10 +189,12 @@ impl Future for Respond {
             } => {
                 let result = ready!(Pin::new(chain).poll(cx));
                 let mut done = pending.take().expect("Respond polled after completion");
+                let tally = done.tally.take().expect("tally taken once");
                 let resp = finish(
                     &done.ctx,
                     result,
                     done.logged.take(),
+                    tally,
                     done.served,
                     done.version,
                 );
@@ -213,7 +218,11 @@ pub async fn serve(
     tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, shutdown));
     // Ends the watchdog however this function ends, a panic included.
     let _done = activity::Done(activity.clone());
-    let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+    let metrics = pipeline.metrics().clone();
+    metrics.connections.inc();
+    metrics.connections_total.inc();
+    let _open = Open(metrics.connections.clone());
+    let io = TokioIo::new(Tracked::new(stream, activity.clone(), metrics));
     // One shared context per connection: requests borrow it, and only a
     // request that has to wait clones it.
     let ctx = Arc::new(Ctx {
@@ -260,5 +269,14 @@ pub async fn serve(
     .await;
     if let Err(err) = result {
         tracing::debug!(%peer, %err, "connection ended with an error");
+    }
+}
+
+/// Counts the connection out of the open gauge however `serve` ends.
+struct Open(prometheus::IntGauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -4,7 +4,7 @@
 //! begin:    capture access-log fields (only when the log is on)
 //! dispatch: load snapshot → normalize path → pick server → match route
 //!           (404/405) → body? buffer it (413/408) : call now → chain
-//! finish:   error → status (error.rs) → Server header → access log
+//! finish:   error → status (error.rs) → Server header → access log → metrics
 //! ```
 //!
 //! `conn::respond` calls the three steps synchronously inside hyper's
@@ -30,7 +30,10 @@ use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Next, Response},
     modules::LogLine,
-    observe::access_log::{AccessLog, Entry},
+    observe::{
+        access_log::{AccessLog, Entry},
+        metrics::{HttpMetrics, RouteMetrics},
+    },
 };
 use request::Request;
 use routes::Match;
@@ -42,17 +45,43 @@ const SERVER: HeaderValue = HeaderValue::from_static("troupe");
 /// with the log off carry one null pointer.
 pub type Logged = Box<(Entry, std::time::Instant)>;
 
+/// What a request is counted under, and since when; from `dispatch` to
+/// `finish`.
+#[derive(Debug)]
+pub struct Tally {
+    route: Arc<RouteMetrics>,
+    started: std::time::Instant,
+}
+
 /// Turns requests into responses, reading the current snapshot.
 #[derive(Debug)]
 pub struct Pipeline {
     slot: Arc<ArcSwap<Snapshot>>,
     access: Option<AccessLog>,
+    metrics: HttpMetrics,
+    /// Where requests no route took (400, 404, 405) are counted.
+    unrouted: Arc<RouteMetrics>,
 }
 
 impl Pipeline {
     /// A pipeline over a published snapshot slot.
-    pub fn new(slot: Arc<ArcSwap<Snapshot>>, access: Option<AccessLog>) -> Self {
-        Self { slot, access }
+    pub fn new(
+        slot: Arc<ArcSwap<Snapshot>>,
+        access: Option<AccessLog>,
+        metrics: HttpMetrics,
+    ) -> Self {
+        let unrouted = Arc::new(metrics.route("", ""));
+        Self {
+            slot,
+            access,
+            metrics,
+            unrouted,
+        }
+    }
+
+    /// The HTTP series.
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.metrics
     }
 
     /// What the access log needs of the request, taken before it moves on
@@ -69,17 +98,25 @@ impl Pipeline {
     /// The chain's future owns what it needs, so the snapshot is only
     /// borrowed while routing: a reload swaps it without waiting for
     /// requests in flight, which keep their handler alive by `Arc`.
-    pub fn dispatch(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HandlerFuture {
+    pub fn dispatch(
+        &self,
+        req: hyper::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> (HandlerFuture, Tally) {
+        let started = std::time::Instant::now();
         let snapshot = self.slot.load();
-        match self.route(&snapshot, req, peer) {
+        let mut counted = None;
+        let chain = match self.route(&snapshot, req, peer, &mut counted) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
-        }
+        };
+        let route = counted.unwrap_or_else(|| self.unrouted.clone());
+        (chain, Tally { route, started })
     }
 
     /// Turns the chain's result into the response: errors get their page,
     /// every response gets `Server`, and the access log gets its line.
-    pub fn finish(&self, result: HandlerResult, logged: Option<Logged>) -> Response {
+    pub fn finish(&self, result: HandlerResult, logged: Option<Logged>, tally: Tally) -> Response {
         let mut resp = result.unwrap_or_else(|err| {
             match err.side() {
                 crate::error::Side::Server => tracing::warn!(%err, "request failed"),
@@ -91,6 +128,7 @@ impl Pipeline {
         if let (Some(log), Some(entry)) = (&self.access, logged) {
             log.write(&entry.0, &resp, entry.1.elapsed());
         }
+        tally.route.record(resp.status(), tally.started.elapsed());
         resp
     }
 
@@ -101,6 +139,7 @@ impl Pipeline {
         snapshot: &Snapshot,
         req: hyper::Request<Incoming>,
         peer: SocketAddr,
+        counted: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
         let (head, body) = req.into_parts();
         let normalized = match path::normalize(head.uri.path()) {
@@ -125,23 +164,26 @@ impl Pipeline {
                 normalized,
                 peer,
                 |head, body, normalized| {
-                    Self::run_route(snapshot, server, head, body, normalized, peer)
+                    self.run_route(snapshot, server, head, body, normalized, peer, counted)
                 },
             ));
         }
-        Self::run_route(snapshot, server, head, body, normalized, peer)
+        self.run_route(snapshot, server, head, body, normalized, peer, counted)
     }
 
     /// Matches the route and starts its chain.
     // Inlined so the hot path (no log hooks) does not copy the request head.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn run_route(
+        &self,
         snapshot: &Snapshot,
         server: &vhost::Server,
         head: http::request::Parts,
         body: Incoming,
         normalized: Option<String>,
         peer: SocketAddr,
+        counted: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         let (route, params) = match server.routes.lookup(&head.method, path) {
@@ -149,6 +191,12 @@ impl Pipeline {
             Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
             Match::NotFound => return Err(HttpError::NotFound),
         };
+        *counted = Some(
+            route
+                .metrics
+                .get_or_init(|| Arc::new(self.metrics.route(server.label(), &route.pattern)))
+                .clone(),
+        );
         if http_body::Body::is_end_stream(&body) {
             let req = Request::new(head, normalized, params, Bytes::new(), peer);
             // Without middleware, skip building the chain (two Arc clones).

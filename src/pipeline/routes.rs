@@ -31,6 +31,8 @@ pub struct Route {
     pub middleware: Arc<[Arc<dyn Middleware>]>,
     /// The handler at the end of the chain.
     pub handler: Arc<dyn Handler>,
+    /// Its metric handles, made on its first request.
+    pub metrics: std::sync::OnceLock<Arc<crate::observe::metrics::RouteMetrics>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -232,6 +234,7 @@ mod tests {
             methods,
             middleware: Arc::new([]),
             handler: Arc::new(Return::new(http::StatusCode::OK, vec![], body)),
+            metrics: Default::default(),
         }
     }
 

@@ -19,6 +19,14 @@ pub struct Server {
     pub loggers: crate::modules::route::LogHooks,
 }
 
+impl Server {
+    /// Its `server` label in metrics: the first name, or `_` for a server
+    /// without one.
+    pub fn label(&self) -> &str {
+        self.names.first().map_or("_", String::as_str)
+    }
+}
+
 /// Every server of a snapshot and how to pick one.
 #[derive(Debug)]
 pub struct Servers {

@@ -93,6 +93,52 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
         text.contains(r#"troupe_module_counter_total{module="hello_lua",name="greetings"} 3"#),
         "{text}"
     );
+    // The request series, by server, route and status class.
+    assert!(
+        text.contains(
+            r#"troupe_http_requests_total{route="/hello/lua",server="_",status="2xx"} 3"#
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        client::get(&srv.url("/no/such/page")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let text = client::get_with(&format!("{admin}/metrics"), &auth)
+        .await
+        .text();
+    assert!(
+        text.contains(r#"troupe_http_requests_total{route="",server="",status="4xx"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"troupe_http_request_duration_seconds_count{route="/hello/lua",server="_"} 3"#
+        ),
+        "{text}"
+    );
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    // Each request above came on a connection of its own; bytes are added
+    // when a connection closes, which the server sees a moment later.
+    let url = format!("{admin}/metrics");
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || {
+            let (url, auth) = (url.clone(), auth.clone());
+            async move {
+                let text = client::get_with(&url, &auth).await.text();
+                value(&text, "troupe_http_connections_total ") >= 4.0
+                    && value(&text, "troupe_http_received_bytes_total ") > 0.0
+                    && value(&text, "troupe_http_sent_bytes_total ") > 0.0
+            }
+        })
+        .await,
+        "{}",
+        client::get_with(&url, &auth).await.text()
+    );
 
     let tree = client::get_with(&format!("{admin}/tree"), &auth).await;
     assert_eq!(tree.status, StatusCode::OK);

@@ -1,0 +1,109 @@
+//! The HTTP series (P6.3), registered once in the server's registry.
+//!
+//! The request path never looks a series up: each route caches its own
+//! handles on first use (a `OnceLock` in the compiled route), and a
+//! connection adds its byte counts once, when it closes. What is left per
+//! request is a few relaxed atomic adds and one clock read.
+//!
+//! | series | labels |
+//! |---|---|
+//! | `troupe_http_requests_total` | `server`, `route`, `status` (`2xx`…) |
+//! | `troupe_http_request_duration_seconds` | `server`, `route` |
+//! | `troupe_http_connections` (gauge, open now) | |
+//! | `troupe_http_connections_total` | |
+//! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
+
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// The series, and how routes get their handles.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Connections open now.
+    pub connections: IntGauge,
+    /// Connections accepted.
+    pub connections_total: IntCounter,
+    /// Bytes read from clients.
+    pub received: IntCounter,
+    /// Bytes written to clients.
+    pub sent: IntCounter,
+}
+
+/// Status classes, the `status` label's values.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Latency buckets, seconds: 100 µs to 10 s.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
+];
+
+impl HttpMetrics {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new("troupe_http_requests_total", "Requests answered"),
+            &["server", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "troupe_http_request_duration_seconds",
+                "Time from the request head to the response head",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["server", "route"],
+        )?;
+        let connections = IntGauge::new("troupe_http_connections", "Connections open now")?;
+        let connections_total =
+            IntCounter::new("troupe_http_connections_total", "Connections accepted")?;
+        let received = IntCounter::new(
+            "troupe_http_received_bytes_total",
+            "Bytes read from clients",
+        )?;
+        let sent = IntCounter::new("troupe_http_sent_bytes_total", "Bytes written to clients")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(connections_total.clone()))?;
+        registry.register(Box::new(received.clone()))?;
+        registry.register(Box::new(sent.clone()))?;
+        Ok(Self {
+            requests,
+            latency,
+            connections,
+            connections_total,
+            received,
+            sent,
+        })
+    }
+
+    /// The handles of one route (`route` is its pattern; `""` for requests
+    /// no route took).
+    pub fn route(&self, server: &str, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            by_class: CLASSES.map(|class| self.requests.with_label_values(&[server, route, class])),
+            latency: self.latency.with_label_values(&[server, route]),
+        }
+    }
+}
+
+/// One route's cached handles.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    by_class: [IntCounter; 5],
+    latency: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one answer.
+    pub fn record(&self, status: StatusCode, took: Duration) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].inc();
+        self.latency.observe(took.as_secs_f64());
+    }
+}
