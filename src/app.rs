@@ -204,18 +204,21 @@ pub async fn start_with(
         services: services.clone(),
         module_host: options.module_host,
     });
+    let admin = match admin {
+        Some(spec) => {
+            let socket = bind(&[spec.listen])?.remove(0);
+            Some((
+                socket,
+                crate::admin::Admin::new(&spec, registry.clone(), &modules),
+            ))
+        }
+        None => None,
+    };
     let slots = modules.iter().map(|m| m.slot.clone()).collect();
     let hosts = modules
         .into_iter()
         .map(|m| Arc::new(Hosted::new(m, env.clone())) as Arc<dyn troupe_actors::ModuleHost>)
         .collect();
-    let admin = match admin {
-        Some(spec) => {
-            let socket = bind(&[spec.listen])?.remove(0);
-            Some((socket, crate::admin::Admin::new(&spec, registry.clone())))
-        }
-        None => None,
-    };
     let admin_addr = admin
         .as_ref()
         .map(|(socket, _)| socket.local_addr())
@@ -233,7 +236,7 @@ pub async fn start_with(
     })
     .await?;
     if let Some(api) = admin_api {
-        api.set_root(tree.root());
+        api.attach(&tree);
     }
     Ok(Running {
         tree,

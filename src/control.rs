@@ -7,6 +7,9 @@
 //! | `quit`   | SIGQUIT                    | graceful shutdown (connections drain)    |
 //! | `stop`   | SIGTERM, SIGTERM after 0.2 s | the second skips the drain: fast shutdown |
 //! | `reopen` | SIGUSR1                    | reopens the log files (after logrotate)  |
+//!
+//! `troupe module reload|enable|disable NAME` goes through the admin API
+//! instead ([`module`]), with the config's address and token.
 
 use std::{
     io,
@@ -64,6 +67,20 @@ pub enum ControlError {
         pid: i32,
         /// The pid file.
         path: PathBuf,
+    },
+    /// The config has no admin API to talk to.
+    #[error("{}: no `admin` section, so there is no admin API to call", config.display())]
+    NoAdmin {
+        /// The config file.
+        config: PathBuf,
+    },
+    /// The admin API could not be reached or did not answer.
+    #[error("admin API at {addr}: {why} (is troupe running?)")]
+    Unreachable {
+        /// Where it was called.
+        addr: std::net::SocketAddr,
+        /// Why.
+        why: String,
     },
     /// kill(2) failed.
     #[error("cannot signal process {pid}: {source}")]
@@ -126,6 +143,53 @@ pub fn send(config: &Path, what: Control) -> Result<(), ControlError> {
             }
         }
     }
+}
+
+/// Calls `POST /modules/{name}/{action}` on the admin API `config` sets
+/// up; returns the status and the JSON body.
+pub async fn module(
+    config: &Path,
+    name: &str,
+    action: &str,
+) -> Result<(http::StatusCode, String), ControlError> {
+    use http_body_util::BodyExt as _;
+
+    let admin = config::admin(config)?.ok_or_else(|| ControlError::NoAdmin {
+        config: config.to_owned(),
+    })?;
+    let mut addr = admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let failed = |why: String| ControlError::Unreachable { addr, why };
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    tokio::spawn(conn);
+    let mut req = http::Request::post(format!("/modules/{name}/{action}"))
+        .header(http::header::HOST, addr.to_string());
+    if let Some(token) = &admin.token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The pid file of the running server: written at start-up, removed when

@@ -40,8 +40,23 @@ enum SignalArg {
     Reopen,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModuleAction {
+    Reload,
+    Enable,
+    Disable,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Reload, enable or disable one module of the running server, through
+    /// its admin API (the config's `admin` address and token).
+    Module {
+        /// What to do.
+        action: ModuleAction,
+        /// The module's name.
+        name: String,
+    },
     /// Host one `Process`-isolated module; the server starts this itself,
     /// with a unix socket as stdin.
     #[command(hide = true)]
@@ -55,6 +70,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ModuleHost { library }) = &cli.command {
         return troupe::modules::process::child::main(library);
+    }
+    if let Some(Command::Module { action, name }) = &cli.command {
+        return module(&cli.config, *action, name);
     }
     if let Some(sig) = cli.signal {
         let what = match sig {
@@ -115,6 +133,39 @@ fn main() -> ExitCode {
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("troupe: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `troupe module ACTION NAME`: one admin API call; prints its answer.
+fn module(config: &std::path::Path, action: ModuleAction, name: &str) -> ExitCode {
+    let action = match action {
+        ModuleAction::Reload => "reload",
+        ModuleAction::Enable => "enable",
+        ModuleAction::Disable => "disable",
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("troupe: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(troupe::control::module(config, name, action)) {
+        Ok((status, body)) if status.is_success() => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("troupe: module {action} {name}: {status}: {body}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("troupe: {err}");
             ExitCode::FAILURE
         }
     }

@@ -37,5 +37,5 @@ pub mod seams;
 pub mod tree;
 
 pub use restart::RestartPolicy;
-pub use root::{Tree, TreeSpec, spawn_tree};
+pub use root::{Tree, TreeHandle, TreeSpec, spawn_tree};
 pub use seams::{AdminApp, App, BoxFuture, ConnShutdown, Failures, ModuleHost, Retired};

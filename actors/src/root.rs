@@ -112,29 +112,15 @@ impl Tree {
         }
     }
 
-    /// Reloads one module: a new instance is loaded and swapped in while
-    /// requests in flight finish on the old one. On failure the old
-    /// instance keeps serving and the reason is returned.
+    /// Reloads one module (see [`TreeHandle::reload_module`]).
     pub async fn reload_module(&self, module: &str) -> Result<(), String> {
-        let modules = ActorRef::<ModulesMsg>::where_is(self.names.of("modules"))
-            .ok_or("the modules supervisor is not running")?;
-        let module_name = module;
-        let module = module.to_owned();
-        match modules
-            .call(
-                |reply| ModulesMsg::Reload(module, reply),
-                Some(Duration::from_secs(30)),
-            )
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
-            // The host stopped before answering: its load failed.
-            Ok(ractor::rpc::CallResult::SenderError) => Err(format!(
-                "module `{name}` failed to load (see the log)",
-                name = module_name
-            )),
-            Err(e) => Err(e.to_string()),
+        self.handle().reload_module(module).await
+    }
+
+    /// A cloneable handle for control calls (the admin API holds one).
+    pub fn handle(&self) -> TreeHandle {
+        TreeHandle {
+            names: self.names.clone(),
         }
     }
 
@@ -164,6 +150,41 @@ pub async fn spawn_tree<A: App>(spec: TreeSpec<A>) -> Result<Tree, SpawnErr> {
     tree::settle(&tree.root.get_cell(), Duration::from_secs(1)).await;
     tracing::info!("supervision tree:\n{}", tree.render().trim_end());
     Ok(tree)
+}
+
+/// Control calls into a running tree, by the registered names of its
+/// actors; cheap to clone and to keep.
+#[derive(Clone, Debug)]
+pub struct TreeHandle {
+    names: Names,
+}
+
+impl TreeHandle {
+    /// Reloads one module: a new instance is loaded and swapped in while
+    /// requests in flight finish on the old one. On failure the old
+    /// instance keeps serving and the reason is returned.
+    pub async fn reload_module(&self, module: &str) -> Result<(), String> {
+        let modules = ActorRef::<ModulesMsg>::where_is(self.names.of("modules"))
+            .ok_or("the modules supervisor is not running")?;
+        let module_name = module;
+        let module = module.to_owned();
+        match modules
+            .call(
+                |reply| ModulesMsg::Reload(module, reply),
+                Some(Duration::from_secs(30)),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
+            // The host stopped before answering: its load failed.
+            Ok(ractor::rpc::CallResult::SenderError) => Err(format!(
+                "module `{name}` failed to load (see the log)",
+                name = module_name
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// The root supervisor.

@@ -6,6 +6,9 @@
 //! | `GET /health`   | `{"status":"ok"}`                                  |
 //! | `GET /metrics`  | every series, Prometheus text format               |
 //! | `GET /tree`     | the live supervision tree: name, status, children  |
+//! | `GET /modules`  | each module: name, kind, status, instances loaded  |
+//! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
+//! | `POST /modules/{name}/disable`, `…/enable` | its routes answer 503 until enabled |
 //!
 //! A missing or wrong token gets 401 (logged with the peer), an unknown
 //! path 404, another method 405 with `Allow`. The admin connections never
@@ -25,7 +28,9 @@ use ractor::ActorCell;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
-use troupe_actors::{AdminApp, ConnShutdown};
+use troupe_actors::{AdminApp, ConnShutdown, Tree, TreeHandle};
+
+use crate::modules::{Kind, ModuleEntry, Slot};
 
 /// The admin section of the config, checked, with its token read.
 #[derive(Debug, Clone)]
@@ -40,23 +45,30 @@ pub struct AdminSpec {
 pub struct Admin {
     token: Option<String>,
     registry: prometheus::Registry,
-    /// The tree's root, set once the tree is up.
-    root: OnceLock<ActorCell>,
+    modules: Vec<(Arc<Slot>, Kind)>,
+    /// The tree's root and control handle, set once the tree is up.
+    tree: OnceLock<(ActorCell, TreeHandle)>,
 }
 
 impl Admin {
-    /// The admin API over `registry`; [`Admin::set_root`] gives it the tree.
-    pub fn new(spec: &AdminSpec, registry: prometheus::Registry) -> Arc<Self> {
+    /// The admin API over `registry` and the configured modules;
+    /// [`Admin::attach`] gives it the tree.
+    pub fn new(
+        spec: &AdminSpec,
+        registry: prometheus::Registry,
+        modules: &[Arc<ModuleEntry>],
+    ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
             registry,
-            root: OnceLock::new(),
+            modules: modules.iter().map(|m| (m.slot.clone(), m.kind)).collect(),
+            tree: OnceLock::new(),
         })
     }
 
-    /// Hands over the supervision tree's root, for `GET /tree`.
-    pub fn set_root(&self, root: ActorCell) {
-        let _ = self.root.set(root);
+    /// Hands over the running tree, for `/tree` and module reloads.
+    pub fn attach(&self, tree: &Tree) {
+        let _ = self.tree.set((tree.root(), tree.handle()));
     }
 
     /// The listener-side seam: serves each connection with HTTP/1.1.
@@ -70,7 +82,7 @@ impl Admin {
     async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: ConnShutdown) {
         let service = service_fn(move |req| {
             let admin = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(admin.answer(&req, peer)) }
+            async move { Ok::<_, std::convert::Infallible>(admin.answer(&req, peer).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(stream), service);
@@ -87,7 +99,7 @@ impl Admin {
         }
     }
 
-    fn answer(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    async fn answer(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         if !self.authorized(req) {
             tracing::warn!(%peer, path = req.uri().path(), "admin API: missing or wrong token");
             let mut resp = json_response(
@@ -98,28 +110,114 @@ impl Admin {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return resp;
         }
+        let path = req.uri().path();
+        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let get = |body: fn(&Self) -> Response<Full<Bytes>>| {
-            if req.method() == Method::GET || req.method() == Method::HEAD {
+            if is_get {
                 body(self)
             } else {
-                let mut resp = json_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    &json!({"error": format!("{} takes GET", req.uri().path())}),
-                );
-                resp.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                resp
+                wrong_method(path, "GET, HEAD")
             }
         };
-        match req.uri().path() {
+        match path {
             "/health" => get(|_| json_response(StatusCode::OK, &json!({"status": "ok"}))),
             "/metrics" => get(Self::metrics),
             "/tree" => get(Self::tree),
-            other => json_response(
-                StatusCode::NOT_FOUND,
-                &json!({"error": format!("no endpoint {other} (expected /health, /metrics or /tree)")}),
-            ),
+            "/modules" => get(Self::modules),
+            _ => match path
+                .strip_prefix("/modules/")
+                .and_then(|r| r.split_once('/'))
+            {
+                Some((name, action)) if req.method() == Method::POST => {
+                    self.module_action(name, action).await
+                }
+                Some(_) => wrong_method(path, "POST"),
+                None => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": format!(
+                        "no endpoint {path} (expected /health, /metrics, /tree, /modules or /modules/{{name}}/reload|enable|disable)"
+                    )}),
+                ),
+            },
         }
+    }
+
+    fn modules(&self) -> Response<Full<Bytes>> {
+        let list: Vec<Value> = self
+            .modules
+            .iter()
+            .map(|(slot, kind)| {
+                json!({
+                    "name": &**slot.name(),
+                    "kind": match kind {
+                        Kind::Native => "native",
+                        Kind::Lua => "lua",
+                        Kind::Wasm => "wasm",
+                    },
+                    "status": slot.status(),
+                    "loads": slot.loads(),
+                })
+            })
+            .collect();
+        json_response(StatusCode::OK, &Value::Array(list))
+    }
+
+    async fn module_action(&self, name: &str, action: &str) -> Response<Full<Bytes>> {
+        let Some((slot, _)) = self.modules.iter().find(|(s, _)| &**s.name() == name) else {
+            let names: Vec<&str> = self.modules.iter().map(|(s, _)| &**s.name()).collect();
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("no module named `{name}`"), "modules": names}),
+            );
+        };
+        let (status, body) = match action {
+            "reload" => {
+                let Some((_, tree)) = self.tree.get() else {
+                    return json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"error": "the supervision tree is starting"}),
+                    );
+                };
+                match tree.reload_module(name).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            module = name,
+                            loads = slot.loads(),
+                            "admin API: module reloaded"
+                        );
+                        (
+                            StatusCode::OK,
+                            json!({"module": name, "reloaded": true, "loads": slot.loads()}),
+                        )
+                    }
+                    Err(why) => {
+                        tracing::warn!(module = name, error = %why, "admin API: reload refused; the old instance keeps serving");
+                        (StatusCode::CONFLICT, json!({"module": name, "error": why}))
+                    }
+                }
+            }
+            "disable" => {
+                let changed = slot.disable();
+                tracing::info!(module = name, changed, "admin API: module disabled");
+                (
+                    StatusCode::OK,
+                    json!({"module": name, "status": slot.status(), "changed": changed}),
+                )
+            }
+            "enable" => {
+                let changed = slot.enable();
+                tracing::info!(module = name, changed, "admin API: module enabled");
+                (
+                    StatusCode::OK,
+                    json!({"module": name, "status": slot.status(), "changed": changed}),
+                )
+            }
+            other => (
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no action `{other}` (expected reload, enable or disable)")}),
+            ),
+        };
+        json_response(status, &body)
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -153,8 +251,8 @@ impl Admin {
     }
 
     fn tree(&self) -> Response<Full<Bytes>> {
-        match self.root.get() {
-            Some(root) => json_response(StatusCode::OK, &node(root)),
+        match self.tree.get() {
+            Some((root, _)) => json_response(StatusCode::OK, &node(root)),
             None => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "the supervision tree is starting"}),
@@ -172,6 +270,16 @@ fn node(cell: &ActorCell) -> Value {
         "status": format!("{:?}", cell.get_status()),
         "children": children.iter().map(node).collect::<Vec<_>>(),
     })
+}
+
+fn wrong_method(path: &str, allow: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": format!("{path} takes {allow}")}),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

@@ -79,6 +79,29 @@ pub fn pid_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
     Ok(config.pid_file.map(|p| base_of(path).join(p)))
 }
 
+/// The admin API a config sets up (with its token read), without
+/// compiling the rest: for `troupe module …`, which talks to it.
+pub fn admin(path: &Path) -> Result<Option<crate::admin::AdminSpec>, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let config = parse(&src, path)?;
+    let file = path.display().to_string();
+    compile::compile_admin(&config, &base_of(path)).map_err(|e| positioned(&src, &file, e))
+}
+
+/// A compile error with the line and column its anchor points at.
+fn positioned(src: &str, file: &str, e: compile::CompileError) -> ConfigError {
+    let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
+    ConfigError::At {
+        file: file.to_owned(),
+        line,
+        col,
+        message: e.message,
+    }
+}
+
 fn base_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -105,15 +128,7 @@ pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let config = parse(src, path)?;
     let base = base_of(path);
-    let at = |e: compile::CompileError| {
-        let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
-        ConfigError::At {
-            file: file.clone(),
-            line,
-            col,
-            message: e.message,
-        }
-    };
+    let at = |e| positioned(src, &file, e);
     let admin = compile::compile_admin(&config, &base).map_err(at)?;
     let (snapshot, modules) = compile::compile(&config, &base).map_err(at)?;
     let modules = modules

@@ -6,7 +6,7 @@
 //! reload swaps the slot while requests in flight keep the old instance.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicU64, Ordering},
 };
 
@@ -25,6 +25,9 @@ pub enum Published {
     Failed(String),
     /// The server is stopping.
     Stopped,
+    /// Turned off by the operator: 503 until enabled. Keeps what was
+    /// published meanwhile, to put back on enable.
+    Disabled(Arc<Published>),
 }
 
 /// One module's published state.
@@ -32,6 +35,9 @@ pub struct Slot {
     name: Arc<str>,
     state: ArcSwap<Published>,
     loads: AtomicU64,
+    /// Serializes the writers (the host, enable/disable) so a publish
+    /// cannot undo a disable; requests only read `state`.
+    writers: Mutex<()>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -50,6 +56,7 @@ impl Slot {
             name: name.into(),
             state: ArcSwap::from_pointee(Published::Loading),
             loads: AtomicU64::new(0),
+            writers: Mutex::new(()),
         }
     }
 
@@ -63,15 +70,47 @@ impl Slot {
         self.state.load()
     }
 
-    /// Publishes a new instance.
+    /// Publishes a new instance (kept aside while the module is disabled).
     pub fn publish(&self, instance: Arc<dyn Instance>) {
         self.loads.fetch_add(1, Ordering::Relaxed);
-        self.state.store(Arc::new(Published::Ready(instance)));
+        self.store(Published::Ready(instance));
     }
 
     /// Replaces the instance with a state that answers 503.
     pub fn retire(&self, state: Published) {
+        self.store(state);
+    }
+
+    fn store(&self, state: Published) {
+        let _writing = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let state = match &**self.state.load() {
+            Published::Disabled(_) => Published::Disabled(Arc::new(state)),
+            _ => state,
+        };
         self.state.store(Arc::new(state));
+    }
+
+    /// Turns the module off: its routes answer 503 until [`Slot::enable`].
+    /// Returns false if it was already off.
+    pub fn disable(&self) -> bool {
+        let _writing = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.state.load_full();
+        if matches!(*now, Published::Disabled(_)) {
+            return false;
+        }
+        self.state.store(Arc::new(Published::Disabled(now)));
+        true
+    }
+
+    /// Turns the module back on with what its host last published.
+    /// Returns false if it was not off.
+    pub fn enable(&self) -> bool {
+        let _writing = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let Published::Disabled(kept) = &**self.state.load() else {
+            return false;
+        };
+        self.state.store(kept.clone());
+        true
     }
 
     /// Instances loaded so far: the first, then one per restart or reload.
@@ -79,13 +118,15 @@ impl Slot {
         self.loads.load(Ordering::Relaxed)
     }
 
-    /// A word for the state: `loading`, `ready`, `failed` or `stopped`.
+    /// A word for the state: `loading`, `ready`, `failed`, `stopped` or
+    /// `disabled`.
     pub fn status(&self) -> &'static str {
         match &**self.state.load() {
             Published::Loading => "loading",
             Published::Ready(_) => "ready",
             Published::Failed(_) => "failed",
             Published::Stopped => "stopped",
+            Published::Disabled(_) => "disabled",
         }
     }
 }
@@ -98,6 +139,7 @@ impl Published {
             Published::Loading => Err(HttpError::Unavailable("module is starting")),
             Published::Failed(_) => Err(HttpError::Unavailable("module failed")),
             Published::Stopped => Err(HttpError::Unavailable("module stopped")),
+            Published::Disabled(_) => Err(HttpError::Unavailable("module disabled")),
         }
     }
 }

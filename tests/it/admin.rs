@@ -255,3 +255,190 @@ fn the_shipped_config_serves_the_admin_api() {
     let health = rt.block_on(client::get(&format!("http://{addr}/health")));
     assert_eq!(health.status, StatusCode::OK, "{}", d.logs());
 }
+
+fn post(url: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::post(url)
+        .header("authorization", bearer(TOKEN))
+        .body(http_body_util::Full::default())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_are_listed_reloaded_disabled_and_enabled() {
+    let (srv, admin) = server().await;
+    crate::modules::ready(&srv, "hello_lua").await;
+    let auth = bearer(TOKEN);
+    let auth = [("authorization", auth.as_str())];
+    let list = client::get_with(&format!("{admin}/modules"), &auth).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let list: Value = serde_json::from_slice(&list.body).unwrap();
+    assert_eq!(list[0]["name"], "hello_lua");
+    assert_eq!(list[0]["kind"], "lua");
+    assert_eq!(list[0]["status"], "ready");
+    assert_eq!(list[0]["loads"], 1);
+
+    let h1 = client::h1();
+    let reloaded = client::send(&h1, post(&format!("{admin}/modules/hello_lua/reload"))).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    let body: Value = serde_json::from_slice(&reloaded.body).unwrap();
+    assert_eq!(body["loads"], 2);
+    assert_eq!(
+        client::get(&srv.url("/hello/lua")).await.status,
+        StatusCode::OK
+    );
+
+    let off = client::send(&h1, post(&format!("{admin}/modules/hello_lua/disable"))).await;
+    assert_eq!(off.status, StatusCode::OK);
+    let refused = client::get(&srv.url("/hello/lua")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    let list: Value = serde_json::from_slice(
+        &client::get_with(&format!("{admin}/modules"), &auth)
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(list[0]["status"], "disabled");
+    // A reload while disabled keeps it disabled.
+    let reloaded = client::send(&h1, post(&format!("{admin}/modules/hello_lua/reload"))).await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert_eq!(
+        client::get(&srv.url("/hello/lua")).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let on = client::send(&h1, post(&format!("{admin}/modules/hello_lua/enable"))).await;
+    assert_eq!(on.status, StatusCode::OK);
+    assert_eq!(
+        client::get(&srv.url("/hello/lua")).await.status,
+        StatusCode::OK
+    );
+
+    for (path, status) in [
+        ("/modules/nope/reload", StatusCode::NOT_FOUND),
+        ("/modules/hello_lua/explode", StatusCode::NOT_FOUND),
+    ] {
+        let resp = client::send(&h1, post(&format!("{admin}{path}"))).await;
+        assert_eq!(resp.status, status, "{path}");
+        let body: Value = serde_json::from_slice(&resp.body).unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+    let get = client::get_with(&format!("{admin}/modules/hello_lua/reload"), &auth).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get.header("allow"), Some("POST"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fails_keeps_the_old_instance_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("greet.lua");
+    std::fs::write(&script, "function handle(req) return 'v1' end\n").unwrap();
+    let ron = config(
+        &format!(
+            r#"(name: "greet", source: Lua({:?}))"#,
+            script.display().to_string()
+        ),
+        r#"(path: "/greet", handler: Module("greet"))"#,
+    )
+    .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1);
+    let srv = TestServer::start_in(dir, &ron).await;
+    crate::modules::ready(&srv, "greet").await;
+    let admin = format!("http://{}", srv.running().admin_addr().unwrap());
+    // No token configured on loopback: none needed.
+    std::fs::write(&script, "function handle(req) return 'v2' end\n").unwrap();
+    let h1 = client::h1();
+    let ok = client::send(&h1, post(&format!("{admin}/modules/greet/reload"))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert_eq!(client::get(&srv.url("/greet")).await.text(), "v2");
+
+    std::fs::write(&script, "function handle(req) return 'v3' \n").unwrap();
+    let refused = client::send(&h1, post(&format!("{admin}/modules/greet/reload"))).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+    let body: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("greet"), "{body}");
+    assert_eq!(client::get(&srv.url("/greet")).await.text(), "v2");
+}
+
+/// `troupe module reload|enable|disable NAME` against the real binary.
+#[test]
+fn the_module_command_talks_to_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), TOKEN).unwrap();
+    // The command reads the port from the config, so it must be fixed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("config.ron");
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(
+                r#"(name: "hello_lua", source: Lua({}))"#,
+                lua("examples/hello.lua")
+            ),
+            r#"(path: "/hello/lua", handler: Module("hello_lua"))"#,
+        )
+        .replacen(
+            "Config(",
+            &format!(r#"Config(admin: (listen: "127.0.0.1:{port}", token_file: "admin.token"),"#),
+            1,
+        ),
+    )
+    .unwrap();
+    let d = daemon::Daemon::start(&cfg);
+    assert!(
+        d.wait_for_log("admin API started", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    let module = |action: &str, name: &str| {
+        std::process::Command::new(daemon::bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(["module", action, name])
+            .output()
+            .unwrap()
+    };
+    let status = |path: &str| {
+        let url = format!("http://{}{path}", d.addr);
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(client::get(&url))
+            .status
+    };
+
+    let out = module("reload", "hello_lua");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["reloaded"], true);
+    assert!(d.wait_for_log("admin API: module reloaded", Duration::from_secs(5)));
+
+    assert!(module("disable", "hello_lua").status.success());
+    assert_eq!(status("/hello/lua"), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(module("enable", "hello_lua").status.success());
+    assert_eq!(status("/hello/lua"), StatusCode::OK);
+
+    let out = module("reload", "nope");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("404") && err.contains("no module named `nope`"),
+        "{err}"
+    );
+
+    // A config without an admin API says so.
+    let bare = dir.path().join("bare.ron");
+    std::fs::write(&bare, config("", "")).unwrap();
+    let out = std::process::Command::new(daemon::bin())
+        .arg("-c")
+        .arg(&bare)
+        .args(["module", "reload", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `admin` section"));
+}
