@@ -186,6 +186,7 @@ pub async fn start_with(
         admin,
         ..
     } = loaded;
+    let config = Arc::new(config);
     let (access, logs) = logging::open_access_log(&config.log, &base)?;
     let slot = Arc::new(ArcSwap::from_pointee(snapshot));
     let registry = prometheus::Registry::new();
@@ -209,7 +210,13 @@ pub async fn start_with(
             let socket = bind(&[spec.listen])?.remove(0);
             Some((
                 socket,
-                crate::admin::Admin::new(&spec, registry.clone(), &modules),
+                crate::admin::Admin::new(
+                    &spec,
+                    registry.clone(),
+                    &modules,
+                    slot.clone(),
+                    config.clone(),
+                ),
             ))
         }
         None => None,
@@ -226,7 +233,7 @@ pub async fn start_with(
     let admin_api = admin.as_ref().map(|(_, api)| api.clone());
     let tree = troupe_actors::spawn_tree(TreeSpec {
         app: Arc::new(http),
-        config: Arc::new(config),
+        config,
         snapshot: slot,
         listeners,
         policy: RestartPolicy::default(),

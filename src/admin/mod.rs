@@ -7,6 +7,8 @@
 //! | `GET /metrics`  | every series, Prometheus text format               |
 //! | `GET /tree`     | the live supervision tree: name, status, children  |
 //! | `GET /modules`  | each module: name, kind, status, instances loaded  |
+//! | `GET /routes`   | each server's names and routes, in match order     |
+//! | `GET /config`   | the config in force, module configs and required header values redacted |
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
 //! | `POST /modules/{name}/disable`, `…/enable` | its routes answer 503 until enabled |
 //!
@@ -30,7 +32,11 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
 use troupe_actors::{AdminApp, ConnShutdown, Tree, TreeHandle};
 
-use crate::modules::{Kind, ModuleEntry, Slot};
+use crate::{
+    config::schema::Config,
+    modules::{Kind, ModuleEntry, Slot},
+    pipeline::snapshot::Snapshot,
+};
 
 /// The admin section of the config, checked, with its token read.
 #[derive(Debug, Clone)]
@@ -46,6 +52,8 @@ pub struct Admin {
     token: Option<String>,
     registry: prometheus::Registry,
     modules: Vec<(Arc<Slot>, Kind)>,
+    snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
+    config: Arc<Config>,
     /// The tree's root and control handle, set once the tree is up.
     tree: OnceLock<(ActorCell, TreeHandle)>,
 }
@@ -57,11 +65,15 @@ impl Admin {
         spec: &AdminSpec,
         registry: prometheus::Registry,
         modules: &[Arc<ModuleEntry>],
+        snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
+        config: Arc<Config>,
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
             registry,
             modules: modules.iter().map(|m| (m.slot.clone(), m.kind)).collect(),
+            snapshot,
+            config,
             tree: OnceLock::new(),
         })
     }
@@ -124,6 +136,8 @@ impl Admin {
             "/metrics" => get(Self::metrics),
             "/tree" => get(Self::tree),
             "/modules" => get(Self::modules),
+            "/routes" => get(Self::routes),
+            "/config" => get(Self::config),
             _ => match path
                 .strip_prefix("/modules/")
                 .and_then(|r| r.split_once('/'))
@@ -135,7 +149,7 @@ impl Admin {
                 None => json_response(
                     StatusCode::NOT_FOUND,
                     &json!({"error": format!(
-                        "no endpoint {path} (expected /health, /metrics, /tree, /modules or /modules/{{name}}/reload|enable|disable)"
+                        "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config or /modules/{{name}}/reload|enable|disable)"
                     )}),
                 ),
             },
@@ -160,6 +174,44 @@ impl Admin {
             })
             .collect();
         json_response(StatusCode::OK, &Value::Array(list))
+    }
+
+    fn routes(&self) -> Response<Full<Bytes>> {
+        let snapshot = self.snapshot.load();
+        let servers: Vec<Value> = snapshot
+            .servers
+            .iter()
+            .map(|(server, default)| {
+                let routes: Vec<Value> = server
+                    .routes
+                    .routes()
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "pattern": &*r.pattern,
+                            "methods": r.methods.as_ref().map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
+                            "handler": &*r.describe,
+                            "middleware": r.middleware.len(),
+                        })
+                    })
+                    .collect();
+                json!({"names": server.names, "default": default, "routes": routes})
+            })
+            .collect();
+        json_response(StatusCode::OK, &Value::Array(servers))
+    }
+
+    fn config(&self) -> Response<Full<Bytes>> {
+        match serde_json::to_value(&*self.config) {
+            Ok(mut value) => {
+                redact(&mut value);
+                json_response(StatusCode::OK, &value)
+            }
+            Err(e) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": e.to_string()}),
+            ),
+        }
     }
 
     async fn module_action(&self, name: &str, action: &str) -> Response<Full<Bytes>> {
@@ -258,6 +310,34 @@ impl Admin {
                 &json!({"error": "the supervision tree is starting"}),
             ),
         }
+    }
+}
+
+/// What a config may hold that a reader of the admin API must not see:
+/// each module's own config (API keys, passwords) and the values
+/// `RequireHeader` middleware demands.
+fn redact(value: &mut Value) {
+    const HIDDEN: &str = "<redacted>";
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(modules)) = map.get_mut("modules") {
+                for m in modules {
+                    if let Some(c) = m.get_mut("config").filter(|c| !c.is_null()) {
+                        *c = Value::from(HIDDEN);
+                    }
+                }
+            }
+            if let Some(Value::Object(req)) = map.get_mut("RequireHeader")
+                && let Some(v) = req.get_mut("value").filter(|v| !v.is_null())
+            {
+                *v = Value::from(HIDDEN);
+            }
+            for v in map.values_mut() {
+                redact(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 

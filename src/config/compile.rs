@@ -401,11 +401,18 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             Some(list) => Some(parse_methods(list, &anchor)?),
             None => handler.default_methods().map(<[Method]>::to_vec),
         };
+        let describe: Arc<str> = match &r.handler {
+            HandlerSpec::Static(_) => "Static".into(),
+            HandlerSpec::Return(_) => "Return".into(),
+            HandlerSpec::Redirect(_) => "Redirect".into(),
+            HandlerSpec::Module(name) => format!("Module({name})").into(),
+        };
         let route = Route {
             pattern: pattern.as_str().into(),
             methods,
             middleware: middleware.into(),
             handler,
+            describe,
             metrics: Default::default(),
         };
         match (&r.path, &r.regex) {

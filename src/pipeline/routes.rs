@@ -31,6 +31,8 @@ pub struct Route {
     pub middleware: Arc<[Arc<dyn Middleware>]>,
     /// The handler at the end of the chain.
     pub handler: Arc<dyn Handler>,
+    /// What answers, for the admin API: `Return`, `Static`, `Module(x)`…
+    pub describe: Arc<str>,
     /// Its metric handles, made on its first request.
     pub metrics: std::sync::OnceLock<Arc<crate::observe::metrics::RouteMetrics>>,
 }
@@ -151,6 +153,11 @@ impl RouteTable {
         Ok(table)
     }
 
+    /// Every route: path routes in file order, then regex routes.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
     /// Finds the route for a method and a normalized path.
     pub fn lookup(&self, method: &Method, path: &str) -> Match<'_> {
         let mut allow: Vec<&Method> = Vec::new();
@@ -234,6 +241,7 @@ mod tests {
             methods,
             middleware: Arc::new([]),
             handler: Arc::new(Return::new(http::StatusCode::OK, vec![], body)),
+            describe: "Return".into(),
             metrics: Default::default(),
         }
     }

@@ -38,6 +38,14 @@ pub struct Servers {
 }
 
 impl Servers {
+    /// Every server, in file order, and whether it is the default.
+    pub fn iter(&self) -> impl Iterator<Item = (&Server, bool)> {
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s, i == self.default))
+    }
+
     /// Indexes the servers. Names must already be checked for duplicates;
     /// `default` is the index of the default server.
     pub fn new(servers: Vec<Server>, default: usize) -> Self {

@@ -442,3 +442,39 @@ fn the_module_command_talks_to_the_admin_api() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no `admin` section"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_and_the_config_are_shown_with_secrets_redacted() {
+    let ron = config(
+        &format!(
+            r#"(name: "hello_lua", source: Lua({}), config: "module-secret")"#,
+            lua("examples/hello.lua")
+        ),
+        r#"(path: "/hello/lua", handler: Module("hello_lua"),
+            middleware: [RequireHeader(header: "x-key", value: "header-secret")])"#,
+    )
+    .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1);
+    let srv = TestServer::start(&ron).await;
+    let admin = format!("http://{}", srv.running().admin_addr().unwrap());
+
+    let routes = client::get(&format!("{admin}/routes")).await;
+    assert_eq!(routes.status, StatusCode::OK);
+    let routes: Value = serde_json::from_slice(&routes.body).unwrap();
+    assert_eq!(routes[0]["default"], true);
+    let list = routes[0]["routes"].as_array().unwrap();
+    let lua_route = list.iter().find(|r| r["pattern"] == "/hello/lua").unwrap();
+    assert_eq!(lua_route["handler"], "Module(hello_lua)");
+    assert_eq!(lua_route["middleware"], 1);
+    let hello = list.iter().find(|r| r["pattern"] == "/hello").unwrap();
+    assert_eq!(hello["handler"], "Return");
+
+    let cfg = client::get(&format!("{admin}/config")).await;
+    assert_eq!(cfg.status, StatusCode::OK);
+    let text = cfg.text();
+    assert!(!text.contains("module-secret"), "{text}");
+    assert!(!text.contains("header-secret"), "{text}");
+    let cfg: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cfg["modules"][0]["name"], "hello_lua");
+    assert_eq!(cfg["modules"][0]["config"], "<redacted>");
+    assert!(text.contains("x-key"), "{text}");
+}
