@@ -15,7 +15,10 @@ use crate::{
     config::{Config, Loaded},
     conn::{self, ConnConfig},
     modules::{Env, Hosted, Slot, hostapi::LocalServices},
-    observe::{logging, metrics::HttpMetrics},
+    observe::{
+        logging,
+        metrics::{HttpMetrics, ModuleSeries},
+    },
     pipeline::{Pipeline, snapshot::Snapshot},
 };
 
@@ -201,6 +204,10 @@ pub async fn start_with(
         .collect::<io::Result<Vec<_>>>()?;
     let drain_timeout = config.limits.drain_timeout;
     let services = Arc::new(LocalServices::new(&registry));
+    let module_series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
+    for m in &modules {
+        m.slot.set_metrics(module_series.module(m.slot.name()));
+    }
     let env = Arc::new(Env {
         services: services.clone(),
         module_host: options.module_host,

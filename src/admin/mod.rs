@@ -6,7 +6,7 @@
 //! | `GET /health`   | `{"status":"ok"}`                                  |
 //! | `GET /metrics`  | every series, Prometheus text format               |
 //! | `GET /tree`     | the live supervision tree: name, status, children  |
-//! | `GET /modules`  | each module: name, kind, status, instances loaded  |
+//! | `GET /modules`  | each module: name, kind, status, instances loaded, restarts |
 //! | `GET /routes`   | each server's names and routes, in match order     |
 //! | `GET /config`   | the config in force, module configs and required header values redacted |
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
@@ -170,6 +170,7 @@ impl Admin {
                     },
                     "status": slot.status(),
                     "loads": slot.loads(),
+                    "restarts": slot.metrics().map(|m| m.restarts.get()),
                 })
             })
             .collect();

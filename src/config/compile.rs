@@ -413,6 +413,10 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             middleware: middleware.into(),
             handler,
             describe,
+            module: match &r.handler {
+                HandlerSpec::Module(name) => Some(ctx.slot(name)?),
+                _ => None,
+            },
             metrics: Default::default(),
         };
         match (&r.path, &r.regex) {

@@ -79,6 +79,13 @@ impl ModuleHost for Hosted {
     fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>> {
         let (entry, env, cache) = (self.entry.clone(), self.env.clone(), self.library.clone());
         Box::pin(async move {
+            // A load that is not the first and not asked for is a restart.
+            if !reload
+                && entry.slot.loads() > 0
+                && let Some(m) = entry.slot.metrics()
+            {
+                m.restarts.inc();
+            }
             let services: Arc<dyn Services> = env.services.clone();
             match (entry.kind, entry.isolation) {
                 (Kind::Lua, _) => {

@@ -14,6 +14,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use super::Instance;
 use crate::error::HttpError;
+use crate::observe::metrics::ModuleMetrics;
 
 /// What a module's routes see.
 pub enum Published {
@@ -35,6 +36,8 @@ pub struct Slot {
     name: Arc<str>,
     state: ArcSwap<Published>,
     loads: AtomicU64,
+    /// Its series, set once the server's registry exists.
+    metrics: std::sync::OnceLock<ModuleMetrics>,
     /// Serializes the writers (the host, enable/disable) so a publish
     /// cannot undo a disable; requests only read `state`.
     writers: Mutex<()>,
@@ -56,6 +59,7 @@ impl Slot {
             name: name.into(),
             state: ArcSwap::from_pointee(Published::Loading),
             loads: AtomicU64::new(0),
+            metrics: std::sync::OnceLock::new(),
             writers: Mutex::new(()),
         }
     }
@@ -70,9 +74,23 @@ impl Slot {
         self.state.load()
     }
 
+    /// Gives the slot its series (the server does, at start-up).
+    pub fn set_metrics(&self, metrics: ModuleMetrics) {
+        metrics.generation.set(self.loads() as i64);
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Its series, once set.
+    pub fn metrics(&self) -> Option<&ModuleMetrics> {
+        self.metrics.get()
+    }
+
     /// Publishes a new instance (kept aside while the module is disabled).
     pub fn publish(&self, instance: Arc<dyn Instance>) {
-        self.loads.fetch_add(1, Ordering::Relaxed);
+        let loads = self.loads.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(m) = self.metrics.get() {
+            m.generation.set(loads as i64);
+        }
         self.store(Published::Ready(instance));
     }
 

@@ -12,12 +12,15 @@
 //! | `troupe_http_connections` (gauge, open now) | |
 //! | `troupe_http_connections_total` | |
 //! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
+//! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (as a route's handler) |
+//! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 
 use std::time::Duration;
 
 use http::StatusCode;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// The series, and how routes get their handles.
@@ -83,13 +86,77 @@ impl HttpMetrics {
     }
 
     /// The handles of one route (`route` is its pattern; `""` for requests
-    /// no route took).
-    pub fn route(&self, server: &str, route: &str) -> RouteMetrics {
+    /// no route took), with its module's when a module answers it.
+    pub fn route(&self, server: &str, route: &str, module: Option<ModuleMetrics>) -> RouteMetrics {
         RouteMetrics {
             by_class: CLASSES.map(|class| self.requests.with_label_values(&[server, route, class])),
             latency: self.latency.with_label_values(&[server, route]),
+            module,
         }
     }
+}
+
+/// The per-module series.
+#[derive(Clone, Debug)]
+pub struct ModuleSeries {
+    calls: IntCounterVec,
+    errors: IntCounterVec,
+    restarts: IntCounterVec,
+    generation: IntGaugeVec,
+}
+
+impl ModuleSeries {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounterVec> {
+            let vec = IntCounterVec::new(Opts::new(name, help), &["module"])?;
+            registry.register(Box::new(vec.clone()))?;
+            Ok(vec)
+        };
+        let generation = IntGaugeVec::new(
+            Opts::new(
+                "troupe_module_generation",
+                "Instances of the module loaded so far",
+            ),
+            &["module"],
+        )?;
+        registry.register(Box::new(generation.clone()))?;
+        Ok(Self {
+            calls: counter(
+                "troupe_module_calls_total",
+                "Requests a module answered as a handler",
+            )?,
+            errors: counter(
+                "troupe_module_errors_total",
+                "Requests a module answered (or failed) with a 5xx",
+            )?,
+            restarts: counter("troupe_module_restarts_total", "Restarts after a failure")?,
+            generation,
+        })
+    }
+
+    /// One module's handles.
+    pub fn module(&self, name: &str) -> ModuleMetrics {
+        ModuleMetrics {
+            calls: self.calls.with_label_values(&[name]),
+            errors: self.errors.with_label_values(&[name]),
+            restarts: self.restarts.with_label_values(&[name]),
+            generation: self.generation.with_label_values(&[name]),
+        }
+    }
+}
+
+/// One module's handles, kept in its slot.
+#[derive(Clone, Debug)]
+pub struct ModuleMetrics {
+    /// Requests it answered as a handler.
+    pub calls: IntCounter,
+    /// Of those, the ones that ended in a 5xx.
+    pub errors: IntCounter,
+    /// Restarts after a failure (not reloads).
+    pub restarts: IntCounter,
+    /// Instances loaded so far.
+    pub generation: IntGauge,
 }
 
 /// One route's cached handles.
@@ -97,6 +164,7 @@ impl HttpMetrics {
 pub struct RouteMetrics {
     by_class: [IntCounter; 5],
     latency: Histogram,
+    module: Option<ModuleMetrics>,
 }
 
 impl RouteMetrics {
@@ -105,5 +173,11 @@ impl RouteMetrics {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].inc();
         self.latency.observe(took.as_secs_f64());
+        if let Some(module) = &self.module {
+            module.calls.inc();
+            if class == 4 {
+                module.errors.inc();
+            }
+        }
     }
 }

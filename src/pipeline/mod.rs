@@ -70,7 +70,7 @@ impl Pipeline {
         access: Option<AccessLog>,
         metrics: HttpMetrics,
     ) -> Self {
-        let unrouted = Arc::new(metrics.route("", ""));
+        let unrouted = Arc::new(metrics.route("", "", None));
         Self {
             slot,
             access,
@@ -194,7 +194,10 @@ impl Pipeline {
         *counted = Some(
             route
                 .metrics
-                .get_or_init(|| Arc::new(self.metrics.route(server.label(), &route.pattern)))
+                .get_or_init(|| {
+                    let module = route.module.as_ref().and_then(|s| s.metrics().cloned());
+                    Arc::new(self.metrics.route(server.label(), &route.pattern, module))
+                })
                 .clone(),
         );
         if http_body::Body::is_end_stream(&body) {

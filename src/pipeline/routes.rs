@@ -33,6 +33,8 @@ pub struct Route {
     pub handler: Arc<dyn Handler>,
     /// What answers, for the admin API: `Return`, `Static`, `Module(x)`…
     pub describe: Arc<str>,
+    /// The module that answers, if one does (its calls are counted).
+    pub module: Option<Arc<crate::modules::Slot>>,
     /// Its metric handles, made on its first request.
     pub metrics: std::sync::OnceLock<Arc<crate::observe::metrics::RouteMetrics>>,
 }
@@ -242,6 +244,7 @@ mod tests {
             middleware: Arc::new([]),
             handler: Arc::new(Return::new(http::StatusCode::OK, vec![], body)),
             describe: "Return".into(),
+            module: None,
             metrics: Default::default(),
         }
     }

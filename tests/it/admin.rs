@@ -478,3 +478,56 @@ async fn routes_and_the_config_are_shown_with_secrets_redacted() {
     assert_eq!(cfg["modules"][0]["config"], "<redacted>");
     assert!(text.contains("x-key"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_series_count_calls_errors_restarts_and_generations() {
+    let ron = config(
+        &format!(
+            r#"(name: "hello_lua", source: Lua({})),
+               (name: "crashy", source: Native({}))"#,
+            lua("examples/hello.lua"),
+            crate::support::modules::lib("crashy")
+        ),
+        r#"(path: "/hello/lua", handler: Module("hello_lua")),
+           (path: "/crashy", handler: Module("crashy"))"#,
+    )
+    .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1);
+    let srv = TestServer::start(&ron).await;
+    crate::modules::ready(&srv, "hello_lua").await;
+    crate::modules::ready(&srv, "crashy").await;
+    let admin = format!("http://{}", srv.running().admin_addr().unwrap());
+    for _ in 0..3 {
+        assert_eq!(
+            client::get(&srv.url("/hello/lua")).await.status,
+            StatusCode::OK
+        );
+    }
+    let failed = client::get(&srv.url("/crashy?crash=error")).await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let h1 = client::h1();
+    let reloaded = client::send(&h1, post(&format!("{admin}/modules/hello_lua/reload"))).await;
+    assert_eq!(reloaded.status, StatusCode::OK);
+
+    let url = format!("{admin}/metrics");
+    let want = [
+        r#"troupe_module_calls_total{module="hello_lua"} 3"#,
+        r#"troupe_module_errors_total{module="hello_lua"} 0"#,
+        r#"troupe_module_generation{module="hello_lua"} 2"#,
+        r#"troupe_module_restarts_total{module="hello_lua"} 0"#,
+        r#"troupe_module_calls_total{module="crashy"} 1"#,
+        r#"troupe_module_errors_total{module="crashy"} 1"#,
+        // The failure restarts it (with backoff): a second instance.
+        r#"troupe_module_restarts_total{module="crashy"} 1"#,
+        r#"troupe_module_generation{module="crashy"} 2"#,
+    ];
+    let ok = crate::support::eventually(Duration::from_secs(5), || {
+        let url = url.clone();
+        async move {
+            let text = client::get(&url).await.text();
+            want.iter().all(|w| text.contains(w))
+        }
+    })
+    .await;
+    let text = client::get(&url).await.text();
+    assert!(ok, "missing one of {want:?} in:\n{text}");
+}
