@@ -65,6 +65,7 @@ pub struct Running {
     tree: Tree,
     admin_addr: Option<SocketAddr>,
     slots: Vec<Arc<Slot>>,
+    entries: Vec<Arc<crate::modules::ModuleEntry>>,
     services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
     drain_timeout: Duration,
@@ -112,6 +113,19 @@ impl Running {
     /// Reloads one module while it keeps serving (see [`Tree::reload_module`]).
     pub async fn reload_module(&self, name: &str) -> Result<(), String> {
         self.tree.reload_module(name).await
+    }
+
+    /// Reloads every module whose file changed on disk since its running
+    /// instance was loaded (SIGUSR2); returns each one tried, with how it
+    /// went. A module whose reload fails keeps its old instance.
+    pub async fn reload_changed(&self) -> Vec<(String, Result<(), String>)> {
+        let mut tried = Vec::new();
+        for m in &self.entries {
+            if m.changed_on_disk() {
+                tried.push((m.name.clone(), self.tree.reload_module(&m.name).await));
+            }
+        }
+        tried
     }
 
     /// A module's published slot: its state and how often it was loaded.
@@ -229,6 +243,7 @@ pub async fn start_with(
         None => None,
     };
     let slots = modules.iter().map(|m| m.slot.clone()).collect();
+    let entries = modules.clone();
     let hosts = modules
         .into_iter()
         .map(|m| Arc::new(Hosted::new(m, env.clone())) as Arc<dyn troupe_actors::ModuleHost>)
@@ -256,6 +271,7 @@ pub async fn start_with(
         tree,
         admin_addr,
         slots,
+        entries,
         services,
         addrs,
         drain_timeout,

@@ -200,6 +200,7 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
         let mut int = signal(SignalKind::interrupt())?;
         let mut quit = signal(SignalKind::quit())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); break }
@@ -209,6 +210,18 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                     Ok(()) => tracing::info!("SIGUSR1: log files reopened"),
                     Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen the log files; still writing to the old ones"),
                 },
+                _ = usr2.recv() => {
+                    let tried = running.reload_changed().await;
+                    if tried.is_empty() {
+                        tracing::info!("SIGUSR2: no module file changed");
+                    }
+                    for (module, result) in tried {
+                        match result {
+                            Ok(()) => tracing::info!(module, "SIGUSR2: module reloaded (its file changed)"),
+                            Err(error) => tracing::warn!(module, error, "SIGUSR2: reload failed; the old instance keeps serving"),
+                        }
+                    }
+                }
                 _ = running.stopped() => anyhow::bail!("the supervision tree stopped"),
             }
         }

@@ -345,6 +345,7 @@ fn compile_modules(
             sandbox: m.sandbox.clone(),
             slot: Arc::new(Slot::new(&m.name)),
             declared_at: String::new(),
+            loaded_from: Default::default(),
         });
     }
     Ok(out)

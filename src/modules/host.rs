@@ -86,6 +86,9 @@ impl ModuleHost for Hosted {
             {
                 m.restarts.inc();
             }
+            // Taken before the file is read, so an edit during the load
+            // counts as a change next time.
+            let stamp = super::FileStamp::of(&entry.path);
             let services: Arc<dyn Services> = env.services.clone();
             match (entry.kind, entry.isolation) {
                 (Kind::Lua, _) => {
@@ -134,6 +137,14 @@ impl ModuleHost for Hosted {
                 }
             }
             tracing::info!(module = %entry.name, isolation = ?entry.isolation, "module loaded");
+            // An in-process library restarts from the copy already mapped
+            // (unless reloading): the file read last is still the one running.
+            let reread =
+                reload || !(entry.kind == Kind::Native && entry.isolation == Isolation::InProcess);
+            let mut loaded = entry.loaded_from.lock().unwrap_or_else(|e| e.into_inner());
+            if reread || loaded.is_none() {
+                *loaded = stamp;
+            }
             Ok(())
         })
     }

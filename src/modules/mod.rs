@@ -133,9 +133,41 @@ pub struct ModuleEntry {
     pub slot: Arc<Slot>,
     /// Where it is declared in the config file (`file:line:col`), for errors.
     pub declared_at: String,
+    /// The file as it was when the running instance was loaded from it.
+    pub loaded_from: std::sync::Mutex<Option<FileStamp>>,
+}
+
+/// What tells a changed file from the one loaded: its modification time
+/// and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now, if it can be read.
+    pub fn of(path: &std::path::Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+        })
+    }
 }
 
 impl ModuleEntry {
+    /// Whether the file differs from the one the running instance was
+    /// loaded from (a file that cannot be read counts as unchanged: a
+    /// reload would only fail).
+    pub fn changed_on_disk(&self) -> bool {
+        let Some(now) = FileStamp::of(&self.path) else {
+            return false;
+        };
+        let loaded = *self.loaded_from.lock().unwrap_or_else(|e| e.into_inner());
+        loaded != Some(now)
+    }
+
     /// Loads the code once to check it, without running any hook: what
     /// `troupe -t` does for each module (a library's symbol and ABI
     /// version; a script's syntax is checked with the config already).

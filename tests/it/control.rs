@@ -185,3 +185,74 @@ fn signalling_without_a_server_says_why() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("config.ron:1:"), "{}", stderr(&out));
 }
+
+#[test]
+fn sigusr2_reloads_the_modules_whose_files_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        std::fs::write(
+            dir.path().join(format!("{name}.lua")),
+            format!("function handle(req) return '{body}' end\n"),
+        )
+        .unwrap()
+    };
+    script("a", "a1");
+    script("b", "b1");
+    let cfg = dir.path().join("config.ron");
+    std::fs::write(
+        &cfg,
+        r#"Config(listen: ["127.0.0.1:0"], log: (access: Off),
+                 modules: [(name: "a", source: Lua("a.lua")), (name: "b", source: Lua("b.lua"))],
+                 servers: [(routes: [(path: "/a", handler: Module("a")), (path: "/b", handler: Module("b"))])])"#,
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg);
+    let body = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp.rsplit("\r\n\r\n").next().unwrap_or("").to_owned()
+    };
+    assert!(eventually_sync(Duration::from_secs(10), || body("/a") == "a1"));
+
+    d.signal(libc::SIGUSR2);
+    assert!(
+        d.wait_for_log("SIGUSR2: no module file changed", Duration::from_secs(5)),
+        "{}",
+        d.logs()
+    );
+
+    script("a", "a2, edited");
+    d.signal(libc::SIGUSR2);
+    assert!(
+        d.wait_for_log(
+            "SIGUSR2: module reloaded (its file changed) module=\"a\"",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(body("/a"), "a2, edited");
+    assert_eq!(body("/b"), "b1");
+    assert!(!d.logs().contains("module=\"b\""), "{}", d.logs());
+
+    // A broken edit is refused; the last good instance keeps serving.
+    std::fs::write(
+        dir.path().join("a.lua"),
+        "function handle(req) return 'a3' \n",
+    )
+    .unwrap();
+    d.signal(libc::SIGUSR2);
+    assert!(
+        d.wait_for_log("SIGUSR2: reload failed", Duration::from_secs(5)),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(body("/a"), "a2, edited");
+}
