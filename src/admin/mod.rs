@@ -5,7 +5,7 @@
 //! |-----------------|----------------------------------------------------|
 //! | `GET /health`   | `{"status":"ok"}`                                  |
 //! | `GET /metrics`  | every series, Prometheus text format               |
-//! | `GET /tree`     | the live supervision tree: name, status, children  |
+//! | `GET /tree`     | the live supervision tree: name, kind, status, children; a plugin host's module generation and restarts |
 //! | `GET /modules`  | each module: name, kind, status, instances loaded, restarts |
 //! | `GET /routes`   | each server's names and routes, in match order     |
 //! | `GET /config`   | the config in force, module configs and required header values redacted |
@@ -215,6 +215,39 @@ impl Admin {
         }
     }
 
+    /// One actor and its children, sorted by name (ractor keeps no
+    /// order): its kind, from its name, and for a plugin host its module's
+    /// generation and restarts.
+    fn node(&self, cell: &ActorCell) -> Value {
+        let name = cell.get_name().unwrap_or_default();
+        // A second tree in one process (tests) suffixes names with `#N`.
+        let base = name.split('#').next().unwrap_or_default();
+        let kind = match base.split('.').next().unwrap_or_default() {
+            "troupe" => "root",
+            "plugin" => "plugin-host",
+            "modules" => "supervisor",
+            other => other,
+        };
+        let mut children = cell.get_children();
+        children.sort_by_key(|c| c.get_name());
+        let mut node = json!({
+            "name": name,
+            "kind": kind,
+            "status": format!("{:?}", cell.get_status()),
+            "children": children.iter().map(|c| self.node(c)).collect::<Vec<_>>(),
+        });
+        if let Some(module) = base.strip_prefix("plugin.")
+            && let Some((slot, _)) = self.modules.iter().find(|(s, _)| &**s.name() == module)
+        {
+            node["module"] = json!({
+                "status": slot.status(),
+                "generation": slot.loads(),
+                "restarts": slot.metrics().map(|m| m.restarts.get()),
+            });
+        }
+        node
+    }
+
     async fn module_action(&self, name: &str, action: &str) -> Response<Full<Bytes>> {
         let Some((slot, _)) = self.modules.iter().find(|(s, _)| &**s.name() == name) else {
             let names: Vec<&str> = self.modules.iter().map(|(s, _)| &**s.name()).collect();
@@ -305,7 +338,7 @@ impl Admin {
 
     fn tree(&self) -> Response<Full<Bytes>> {
         match self.tree.get() {
-            Some((root, _)) => json_response(StatusCode::OK, &node(root)),
+            Some((root, _)) => json_response(StatusCode::OK, &self.node(root)),
             None => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "the supervision tree is starting"}),
@@ -340,17 +373,6 @@ fn redact(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
-}
-
-/// One actor and its children, sorted by name (ractor keeps no order).
-fn node(cell: &ActorCell) -> Value {
-    let mut children = cell.get_children();
-    children.sort_by_key(|c| c.get_name());
-    json!({
-        "name": cell.get_name(),
-        "status": format!("{:?}", cell.get_status()),
-        "children": children.iter().map(node).collect::<Vec<_>>(),
-    })
 }
 
 fn wrong_method(path: &str, allow: &'static str) -> Response<Full<Bytes>> {

@@ -182,6 +182,12 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
             .any(|n| n.starts_with("plugin.hello_lua")),
         "{modules}"
     );
+    assert_eq!(modules["kind"], "supervisor");
+    let host = &modules["children"][0];
+    assert_eq!(host["kind"], "plugin-host");
+    assert_eq!(host["module"]["generation"], 1);
+    assert_eq!(host["module"]["restarts"], 0);
+    assert_eq!(host["module"]["status"], "ready");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
