@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ractor::ActorCell;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -37,6 +37,9 @@ use crate::{
     modules::{Kind, ModuleEntry, Slot},
     pipeline::snapshot::Snapshot,
 };
+
+/// How long an admin client may take to send a request head.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The admin section of the config, checked, with its token read.
 #[derive(Debug, Clone)]
@@ -96,7 +99,11 @@ impl Admin {
             let admin = self.clone();
             async move { Ok::<_, std::convert::Infallible>(admin.answer(&req, peer).await) }
         });
+        // A client that never finishes its head (or idles between
+        // requests) is dropped: the admin port must not be slowloris bait.
         let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
         tokio::select! {

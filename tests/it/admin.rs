@@ -537,3 +537,22 @@ async fn module_series_count_calls_errors_restarts_and_generations() {
     let text = client::get(&url).await.text();
     assert!(ok, "missing one of {want:?} in:\n{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_head_is_dropped() {
+    let (_srv, admin) = server().await;
+    let addr: std::net::SocketAddr = admin.trim_start_matches("http://").parse().unwrap();
+    let start = std::time::Instant::now();
+    // Half a request head, then silence.
+    let got = client::raw(
+        addr,
+        b"GET /health HTTP/1.1\r\nHost: a\r\n",
+        Duration::from_secs(20),
+    )
+    .await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "closed after {waited:?}: {got:?}"
+    );
+}
