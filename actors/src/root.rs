@@ -212,6 +212,36 @@ struct RootArgs<A: App> {
     names: Names,
 }
 
+/// Starts a listener actor for `socket` as a child of the root. Its
+/// connection set outlives any one incarnation, so a restarted listener
+/// still drains the connections of the one before.
+async fn start_listener<L: App>(
+    children: &mut Children,
+    root: &ActorCell,
+    name: &str,
+    socket: std::net::TcpListener,
+    app: Arc<L>,
+) -> Result<ActorCell, SpawnErr> {
+    let socket = Arc::new(socket);
+    let conns = Arc::new(Connections::default());
+    children
+        .start(
+            name,
+            start_fn(name.to_owned(), move || {
+                (
+                    Listener::<L>::default(),
+                    ListenerArgs {
+                        app: app.clone(),
+                        socket: socket.clone(),
+                        conns: conns.clone(),
+                    },
+                )
+            }),
+            root,
+        )
+        .await
+}
+
 /// Whether exits of children are failures or expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -297,50 +327,16 @@ impl<A: App> Actor for Root<A> {
         let mut listeners = Vec::new();
         for socket in spec.listeners {
             let addr = socket.local_addr()?;
-            let socket = Arc::new(socket);
-            let app = spec.app.clone();
-            let conns = Arc::new(Connections::default());
             let name = names.of(&format!("listener.{addr}"));
-            let listener = children
-                .start(
-                    &name,
-                    start_fn(name.clone(), move || {
-                        (
-                            Listener::<A>::default(),
-                            ListenerArgs {
-                                app: app.clone(),
-                                socket: socket.clone(),
-                                conns: conns.clone(),
-                            },
-                        )
-                    }),
-                    &cell,
-                )
-                .await?;
+            let listener =
+                start_listener(&mut children, &cell, &name, socket, spec.app.clone()).await?;
             tracing::info!(%addr, "listening");
             listeners.push((name, listener.into()));
         }
         if let Some((socket, app)) = spec.admin {
             let addr = socket.local_addr()?;
-            let socket = Arc::new(socket);
-            let conns = Arc::new(Connections::default());
             let name = names.of(&format!("admin.{addr}"));
-            let listener = children
-                .start(
-                    &name,
-                    start_fn(name.clone(), move || {
-                        (
-                            Listener::<AdminApp>::default(),
-                            ListenerArgs {
-                                app: app.clone(),
-                                socket: socket.clone(),
-                                conns: conns.clone(),
-                            },
-                        )
-                    }),
-                    &cell,
-                )
-                .await?;
+            let listener = start_listener(&mut children, &cell, &name, socket, app).await?;
             tracing::info!(%addr, "admin API started");
             listeners.push((name, listener.into()));
         }
