@@ -18,23 +18,24 @@ use crate::{
 
 const TOKEN: &str = "s3cret-admin-token";
 
-/// A server with the Lua hello example and an admin API whose token is in
-/// a file; returns it and the admin base URL.
-async fn server() -> (TestServer, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
-    let ron = config(
+/// A config serving the Lua hello example on /hello/lua, with `admin`.
+fn hello_lua_with_admin(admin: &str) -> String {
+    config(
         &format!(
             r#"(name: "hello_lua", source: Lua({}))"#,
             lua("examples/hello.lua")
         ),
         r#"(path: "/hello/lua", handler: Module("hello_lua"))"#,
     )
-    .replacen(
-        "Config(",
-        r#"Config(admin: (listen: "127.0.0.1:0", token_file: "admin.token"),"#,
-        1,
-    );
+    .replacen("Config(", &format!("Config(admin: {admin},"), 1)
+}
+
+/// A server with the Lua hello example and an admin API whose token is in
+/// a file; returns it and the admin base URL.
+async fn server() -> (TestServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).unwrap();
+    let ron = hello_lua_with_admin(r#"(listen: "127.0.0.1:0", token_file: "admin.token")"#);
     let srv = TestServer::start_in(dir, &ron).await;
     let admin = srv.running().admin_addr().expect("admin listener");
     (srv, format!("http://{admin}"))
@@ -377,18 +378,9 @@ fn the_module_command_talks_to_the_admin_api() {
     let cfg = dir.path().join("config.ron");
     std::fs::write(
         &cfg,
-        config(
-            &format!(
-                r#"(name: "hello_lua", source: Lua({}))"#,
-                lua("examples/hello.lua")
-            ),
-            r#"(path: "/hello/lua", handler: Module("hello_lua"))"#,
-        )
-        .replacen(
-            "Config(",
-            &format!(r#"Config(admin: (listen: "127.0.0.1:{port}", token_file: "admin.token"),"#),
-            1,
-        ),
+        hello_lua_with_admin(&format!(
+            r#"(listen: "127.0.0.1:{port}", token_file: "admin.token")"#
+        )),
     )
     .unwrap();
     let d = daemon::Daemon::start(&cfg);

@@ -44,8 +44,8 @@ fn config(dir: &Path) -> PathBuf {
     cfg
 }
 
-/// One request over a fresh connection.
-fn get(d: &Daemon, path: &str) {
+/// One request over a fresh connection; the raw response.
+fn fetch(d: &Daemon, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(d.addr).unwrap();
     write!(
@@ -55,6 +55,12 @@ fn get(d: &Daemon, path: &str) {
     .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// One request that must succeed.
+fn get(d: &Daemon, path: &str) {
+    let resp = fetch(d, path);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }
 
@@ -208,15 +214,7 @@ fn sigusr2_reloads_the_modules_whose_files_changed() {
     .unwrap();
     let d = Daemon::start(&cfg);
     let body = |path: &str| {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(d.addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let resp = fetch(&d, path);
         resp.rsplit("\r\n\r\n").next().unwrap_or("").to_owned()
     };
     assert!(eventually_sync(Duration::from_secs(10), || body("/a") == "a1"));
