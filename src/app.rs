@@ -4,15 +4,17 @@
 //! tests bind `127.0.0.1:0` and run the real server in-process; the binary
 //! does the same with the configured addresses.
 
-use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
-use troupe_actors::{App, BoxFuture, ConnShutdown, RestartPolicy, Tree, TreeSpec};
+use troupe_actors::{
+    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeSpec, Trigger,
+};
 
 use crate::{
-    config::{Config, Loaded},
+    config::Loaded,
     conn::{self, ConnConfig},
     modules::{Env, Hosted, Slot, hostapi::LocalServices},
     observe::{
@@ -20,17 +22,18 @@ use crate::{
         metrics::{HttpMetrics, ModuleSeries},
     },
     pipeline::{Pipeline, snapshot::Snapshot},
+    reload::{Live, Reloader},
 };
 
 /// The HTTP core as the supervision tree sees it.
 #[derive(Debug)]
 pub struct Http {
     pipeline: Arc<Pipeline>,
-    conn: Arc<ConnConfig>,
+    /// Read once per connection; a config reload may replace it.
+    conn: Arc<ArcSwap<ConnConfig>>,
 }
 
 impl App for Http {
-    type Config = Config;
     type Snapshot = Snapshot;
 
     fn serve(
@@ -41,7 +44,7 @@ impl App for Http {
     ) -> BoxFuture<'static, ()> {
         Box::pin(conn::serve(
             self.pipeline.clone(),
-            self.conn.clone(),
+            self.conn.load_full(),
             stream,
             peer,
             shutdown,
@@ -64,11 +67,9 @@ pub enum StartError {
 pub struct Running {
     tree: Tree,
     admin_addr: Option<SocketAddr>,
-    slots: Vec<Arc<Slot>>,
-    entries: Vec<Arc<crate::modules::ModuleEntry>>,
+    live: Arc<ArcSwap<Live>>,
     services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
-    drain_timeout: Duration,
     logs: logging::Logs,
 }
 
@@ -94,7 +95,8 @@ impl Running {
     /// Graceful shutdown within the configured drain timeout; returns the
     /// number of connections cut at the deadline.
     pub async fn shutdown(self) -> usize {
-        let cut = self.tree.shutdown(self.drain_timeout).await;
+        let drain = self.live.load().config.limits.drain_timeout;
+        let cut = self.tree.shutdown(drain).await;
         tracing::info!(cut, "stopped");
         cut
     }
@@ -120,7 +122,8 @@ impl Running {
     /// went. A module whose reload fails keeps its old instance.
     pub async fn reload_changed(&self) -> Vec<(String, Result<(), String>)> {
         let mut tried = Vec::new();
-        for m in &self.entries {
+        let live = self.live.load_full();
+        for m in &live.modules {
             if m.changed_on_disk() {
                 tried.push((m.name.clone(), self.tree.reload_module(&m.name).await));
             }
@@ -128,9 +131,25 @@ impl Running {
         tried
     }
 
+    /// Reloads the config file (SIGHUP): applied in full, or refused with
+    /// the reason (file, line and column) while the old config serves on.
+    pub async fn reload_config(&self, trigger: Trigger) -> Result<Applied, String> {
+        self.tree.handle().reload_config(trigger).await
+    }
+
+    /// The config generation in force and how the last reload went.
+    pub async fn config_status(&self) -> Option<ReloadStatus> {
+        self.tree.handle().config_status().await
+    }
+
+    /// The configuration in force.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
     /// A module's published slot: its state and how often it was loaded.
-    pub fn module(&self, name: &str) -> Option<&Arc<Slot>> {
-        self.slots.iter().find(|s| &**s.name() == name)
+    pub fn module(&self, name: &str) -> Option<Arc<Slot>> {
+        self.live.load().module(name).map(|m| m.slot.clone())
     }
 
     /// The host API's services (the shared store and module counters).
@@ -201,61 +220,70 @@ pub async fn start_with(
         base,
         modules,
         admin,
-        ..
+        path,
     } = loaded;
-    let config = Arc::new(config);
     let (access, logs) = logging::open_access_log(&config.log, &base)?;
     let slot = Arc::new(ArcSwap::from_pointee(snapshot));
     let registry = prometheus::Registry::new();
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
+    let conn = Arc::new(ArcSwap::from_pointee(ConnConfig::new(&config.limits)));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(slot.clone(), access, metrics)),
-        conn: Arc::new(ConnConfig::new(&config.limits)),
+        conn: conn.clone(),
     };
     let addrs = listeners
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
-    let drain_timeout = config.limits.drain_timeout;
+    // Each socket serves the configured address at its position (tests
+    // bind their own port for the first one); a reload that drops that
+    // address closes it.
+    let listeners = config.listen.iter().copied().zip(listeners).collect();
     let services = Arc::new(LocalServices::new(&registry));
-    let module_series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
+    let series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
     for m in &modules {
-        m.slot.set_metrics(module_series.module(m.slot.name()));
+        m.slot.set_metrics(series.module(m.slot.name()));
     }
     let env = Arc::new(Env {
         services: services.clone(),
         module_host: options.module_host,
     });
+    let hosts = modules
+        .iter()
+        .map(|m| {
+            Arc::new(Hosted::new(m.clone(), env.clone())) as Arc<dyn troupe_actors::ModuleHost>
+        })
+        .collect();
+    let live = Arc::new(ArcSwap::from_pointee(Live {
+        config: Arc::new(config),
+        modules,
+        path,
+        base,
+    }));
     let admin = match admin {
         Some(spec) => {
             let socket = bind(&[spec.listen])?.remove(0);
             Some((
                 socket,
-                crate::admin::Admin::new(
-                    &spec,
-                    registry.clone(),
-                    &modules,
-                    slot.clone(),
-                    config.clone(),
-                ),
+                crate::admin::Admin::new(&spec, registry.clone(), slot.clone(), live.clone()),
             ))
         }
         None => None,
     };
-    let slots = modules.iter().map(|m| m.slot.clone()).collect();
-    let entries = modules.clone();
-    let hosts = modules
-        .into_iter()
-        .map(|m| Arc::new(Hosted::new(m, env.clone())) as Arc<dyn troupe_actors::ModuleHost>)
-        .collect();
     let admin_addr = admin
         .as_ref()
         .map(|(socket, _)| socket.local_addr())
         .transpose()?;
     let admin_api = admin.as_ref().map(|(_, api)| api.clone());
+    let reloader = Reloader {
+        live: live.clone(),
+        conn,
+        env,
+        series,
+    };
     let tree = troupe_actors::spawn_tree(TreeSpec {
         app: Arc::new(http),
-        config,
+        config: Arc::new(reloader),
         snapshot: slot,
         listeners,
         policy: RestartPolicy::default(),
@@ -270,11 +298,9 @@ pub async fn start_with(
     Ok(Running {
         tree,
         admin_addr,
-        slots,
-        entries,
+        live,
         services,
         addrs,
-        drain_timeout,
         logs,
     })
 }

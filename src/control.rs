@@ -4,6 +4,7 @@
 //!
 //! | `-s`     | signal                     | what the server does                     |
 //! |----------|----------------------------|------------------------------------------|
+//! | `reload` | SIGHUP                     | reloads the config (see [`crate::reload`]) |
 //! | `quit`   | SIGQUIT                    | graceful shutdown (connections drain)    |
 //! | `stop`   | SIGTERM, SIGTERM after 0.2 s | the second skips the drain: fast shutdown |
 //! | `reopen` | SIGUSR1                    | reopens the log files (after logrotate)  |
@@ -24,6 +25,8 @@ use crate::config::{self, ConfigError};
 /// What `troupe -s` asks of the running server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
+    /// Reload the config.
+    Reload,
     /// Graceful shutdown.
     Quit,
     /// Fast shutdown.
@@ -126,6 +129,7 @@ pub fn send(config: &Path, what: Control) -> Result<(), ControlError> {
         })
     };
     match what {
+        Control::Reload => send(Signal::HUP),
         Control::Quit => send(Signal::QUIT),
         Control::Reopen => send(Signal::USR1),
         Control::Stop => {

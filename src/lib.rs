@@ -35,6 +35,7 @@ pub mod middleware;
 pub mod modules;
 pub mod observe;
 pub mod pipeline;
+pub mod reload;
 
 pub use app::{Options, Running, StartError, bind, start, start_with};
 pub use error::HttpError;

@@ -25,8 +25,8 @@ struct Cli {
     #[arg(short = 't', long = "test")]
     test: bool,
     /// Signal the running server (found through the config's `pid_file`):
-    /// `quit` graceful shutdown, `stop` fast shutdown, `reopen` reopen the
-    /// log files.
+    /// `reload` reload the config (checked here first), `quit` graceful
+    /// shutdown, `stop` fast shutdown, `reopen` reopen the log files.
     #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
     signal: Option<SignalArg>,
     #[command(subcommand)]
@@ -35,6 +35,7 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum SignalArg {
+    Reload,
     Quit,
     Stop,
     Reopen,
@@ -76,6 +77,16 @@ fn main() -> ExitCode {
     }
     if let Some(sig) = cli.signal {
         let what = match sig {
+            SignalArg::Reload => {
+                // A config the server would refuse is reported here, where
+                // the operator is looking, not only in the server's log.
+                if let Err(err) = troupe::config::load(&cli.config) {
+                    eprintln!("troupe: {err}");
+                    eprintln!("troupe: not reloading; the running server keeps its config");
+                    return ExitCode::FAILURE;
+                }
+                Control::Reload
+            }
             SignalArg::Quit => Control::Quit,
             SignalArg::Stop => Control::Stop,
             SignalArg::Reopen => Control::Reopen,
@@ -188,6 +199,14 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
         let listeners = troupe::bind(&loaded.config.listen)?;
         let pid_file = loaded.config.pid_file.as_ref().map(|p| loaded.base.join(p));
         let mut running = troupe::start(loaded, listeners).await?;
+        // Handlers first: SIGHUP's default action ends the process, and
+        // `troupe -s` signals as soon as it can read the pid file.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut quit = signal(SignalKind::quit())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let _pid = match pid_file {
             Some(path) => Some(
                 PidFile::create(path.clone())
@@ -196,11 +215,6 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
             None => None,
         };
         tracing::info!(workers, "troupe started");
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut quit = signal(SignalKind::quit())?;
-        let mut usr1 = signal(SignalKind::user_defined1())?;
-        let mut usr2 = signal(SignalKind::user_defined2())?;
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); break }
@@ -210,6 +224,10 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                     Ok(()) => tracing::info!("SIGUSR1: log files reopened"),
                     Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen the log files; still writing to the old ones"),
                 },
+                _ = hup.recv() => {
+                    // The outcome is logged by the config actor.
+                    let _ = running.reload_config(troupe::reload::Trigger::Signal).await;
+                }
                 _ = usr2.recv() => {
                     let tried = running.reload_changed().await;
                     if tried.is_empty() {

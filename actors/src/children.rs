@@ -135,6 +135,22 @@ impl Children {
         Ok(cell)
     }
 
+    /// Supervises a child started outside this table (by a config reload),
+    /// or restarts an existing one with `start` from now on. Its failure
+    /// history starts afresh.
+    pub fn adopt(&mut self, name: impl Into<String>, start: StartFn, policy: RestartPolicy) {
+        let name = name.into();
+        let spec = ChildSpec {
+            name,
+            start,
+            tracker: RestartTracker::new(policy),
+        };
+        match self.specs.iter_mut().find(|s| s.name == spec.name) {
+            Some(old) => *old = spec,
+            None => self.specs.push(spec),
+        }
+    }
+
     /// Forgets a child's failures, as after a reload.
     pub fn reset(&mut self, name: &str) {
         if let Some(spec) = self.specs.iter_mut().find(|s| s.name == name) {

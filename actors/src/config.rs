@@ -1,57 +1,427 @@
-//! The config actor: holds the checked configuration now in force.
+//! The config actor (the config watcher): decides when the configuration
+//! is reloaded, and applies each reload in order.
 //!
-//! Loading and checking happen in the HTTP core before anything starts; this
-//! actor owns the result so that later reloads (file watch, SIGHUP, admin
-//! call) have one place that decides which generation is active.
+//! A reload is triggered by SIGHUP, by the admin API, or by a change to a
+//! watched file (notify, debounced; the directory is watched, since editors
+//! save by renaming a temp file over the old one). One reload runs at a
+//! time, since this actor takes one message at a time:
+//!
+//! 1. the HTTP core reads and checks the file in full ([`Reconfigure::plan`]);
+//!    a bad config stops here, and nothing has changed;
+//! 2. the modules supervisor loads the added and changed modules beside the
+//!    running ones; a module that fails to load refuses the whole reload;
+//! 3. the router publishes the new snapshot: the next request sees it,
+//!    requests in flight finish on the old one (and on its module
+//!    instances, which shut down when the last such request is done);
+//! 4. removed module hosts stop, changed ones switch to their new instance;
+//! 5. added listeners start accepting, removed ones drain;
+//! 6. the core makes the new config the one it reports.
+//!
+//! Every outcome is logged, counted (`troupe_config_reloads_total`,
+//! `troupe_config_reload_failures_total`) and kept for the admin API.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::{
+    marker::PhantomData,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use notify_debouncer_full::{
+    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, notify::RecommendedWatcher,
+    notify::RecursiveMode,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, rpc::CallResult};
 
-/// The config actor, generic over the config type it holds.
-pub struct ConfigActor<C>(PhantomData<fn() -> C>);
+use crate::{
+    modules::ModulesMsg,
+    root::RootMsg,
+    router::RouterMsg,
+    seams::{Plan, Reconfigure},
+    tree::{self, Names},
+};
 
-impl<C> Default for ConfigActor<C> {
+/// How long file events settle before a reload: one editor save is
+/// several events.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The longest any one step of a reload may take (loading a module that
+/// compiles a WebAssembly component is the slow one).
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The config actor, generic over the snapshot its configs compile into.
+pub struct ConfigActor<S>(PhantomData<fn() -> S>);
+
+impl<S> Default for ConfigActor<S> {
     fn default() -> Self {
         Self(PhantomData)
     }
 }
 
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP (`troupe -s reload`).
+    Signal,
+    /// `POST /config/reload` on the admin API.
+    Admin,
+    /// A watched file changed.
+    Watch,
+}
+
+impl Trigger {
+    /// A word for logs and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "signal",
+            Trigger::Admin => "admin",
+            Trigger::Watch => "file change",
+        }
+    }
+}
+
+/// A reload that was applied.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The config generation now in force (1 is the one started with).
+    pub generation: u64,
+    /// What changed, one line each.
+    pub changes: Vec<String>,
+}
+
+/// The last reload, as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// When it finished.
+    pub at: SystemTime,
+    /// How long it took.
+    pub took: Duration,
+    /// What it changed, or why it was refused.
+    pub result: Result<Applied, String>,
+}
+
+/// The reload history the config actor keeps.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// The config generation in force.
+    pub generation: u64,
+    /// Reloads applied.
+    pub applied: u64,
+    /// Reloads refused.
+    pub refused: u64,
+    /// The most recent reload, if any.
+    pub last: Option<Outcome>,
+}
+
 /// Messages the config actor takes.
-pub enum ConfigMsg<C> {
-    /// Replies with the active config.
-    Get(RpcReplyPort<Arc<C>>),
+pub enum ConfigMsg {
+    /// Reload the config; the reply (if any) gets what changed, or why
+    /// the reload was refused.
+    Reload {
+        /// What asked for it.
+        trigger: Trigger,
+        /// Where the outcome goes.
+        reply: Option<RpcReplyPort<Result<Applied, String>>>,
+    },
+    /// Replies with the reload history.
+    Status(RpcReplyPort<ReloadStatus>),
 }
 
-/// The config actor's state: the active config and its generation.
-pub struct ConfigState<C> {
-    active: Arc<C>,
+/// What the config actor starts with.
+pub struct ConfigArgs<S> {
+    /// Reads and checks the config file.
+    pub source: Arc<dyn Reconfigure<Snapshot = S>>,
+    /// Where the reload counters are registered.
+    pub registry: prometheus::Registry,
+    pub(crate) names: Names,
 }
 
-impl<C: Send + Sync + 'static> Actor for ConfigActor<C> {
-    type Msg = ConfigMsg<C>;
-    type State = ConfigState<C>;
-    type Arguments = Arc<C>;
+/// The config actor's state.
+pub struct ConfigState<S> {
+    source: Arc<dyn Reconfigure<Snapshot = S>>,
+    names: Names,
+    status: ReloadStatus,
+    reloads: prometheus::IntCounter,
+    failures: prometheus::IntCounter,
+    generation: prometheus::IntGauge,
+    /// Dropping it stops the watch.
+    watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+}
+
+/// Registers `metric`, or finds the one a restarted actor registered.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &prometheus::Registry,
+    metric: M,
+) -> M {
+    // AlreadyReg only happens after a restart of this actor; the series
+    // registered first keeps counting (the new handle is simply unused).
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
+
+impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
+    type Msg = ConfigMsg;
+    type State = ConfigState<S>;
+    type Arguments = ConfigArgs<S>;
 
     async fn pre_start(
         &self,
-        _me: ActorRef<Self::Msg>,
-        active: Arc<C>,
+        me: ActorRef<Self::Msg>,
+        args: ConfigArgs<S>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(ConfigState { active })
+        let reloads = register(
+            &args.registry,
+            prometheus::IntCounter::new("troupe_config_reloads_total", "Config reloads applied.")?,
+        );
+        let failures = register(
+            &args.registry,
+            prometheus::IntCounter::new(
+                "troupe_config_reload_failures_total",
+                "Config reloads refused (a bad file, a module that did not load, an address in use).",
+            )?,
+        );
+        let generation = register(
+            &args.registry,
+            prometheus::IntGauge::new(
+                "troupe_config_generation",
+                "The config generation in force (1 at start-up).",
+            )?,
+        );
+        generation.set(1);
+        let watcher = watch(&me, &args.source.watched());
+        Ok(ConfigState {
+            source: args.source,
+            names: args.names,
+            status: ReloadStatus {
+                generation: 1,
+                ..ReloadStatus::default()
+            },
+            reloads,
+            failures,
+            generation,
+            watcher,
+        })
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<Self::Msg>,
+        me: ActorRef<Self::Msg>,
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ConfigMsg::Get(reply) => {
-                let _ = reply.send(st.active.clone());
+            ConfigMsg::Status(reply) => {
+                let _ = reply.send(st.status.clone());
+            }
+            ConfigMsg::Reload { trigger, reply } => {
+                let started = std::time::Instant::now();
+                let result = match st.source.plan().await {
+                    Ok(plan) => apply(plan, &st.names).await,
+                    Err(e) => Err(e),
+                };
+                let took = started.elapsed();
+                let result = result.map(|changes| Applied {
+                    generation: st.status.generation + 1,
+                    changes,
+                });
+                match &result {
+                    Ok(applied) => {
+                        st.status.generation = applied.generation;
+                        st.status.applied += 1;
+                        st.reloads.inc();
+                        st.generation.set(applied.generation as i64);
+                        tracing::info!(
+                            trigger = trigger.as_str(),
+                            generation = applied.generation,
+                            took_ms = took.as_secs_f64() * 1e3,
+                            changes = %describe(&applied.changes),
+                            "config reloaded"
+                        );
+                        if let Some(root) = ractor::registry::where_is(st.names.of("troupe")) {
+                            tree::settle(&root, Duration::from_secs(1)).await;
+                            tracing::info!("supervision tree:\n{}", tree::render(&root).trim_end());
+                        }
+                        // The set of watched files may have changed.
+                        st.watcher = watch(&me, &st.source.watched());
+                    }
+                    Err(error) => {
+                        st.status.refused += 1;
+                        st.failures.inc();
+                        tracing::error!(
+                            trigger = trigger.as_str(),
+                            %error,
+                            "config reload refused; the old config keeps serving"
+                        );
+                    }
+                }
+                st.status.last = Some(Outcome {
+                    trigger,
+                    at: SystemTime::now(),
+                    took,
+                    result: result.clone(),
+                });
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
             }
         }
         Ok(())
+    }
+}
+
+fn describe(changes: &[String]) -> String {
+    if changes.is_empty() {
+        "nothing changed".to_owned()
+    } else {
+        changes.join("; ")
+    }
+}
+
+/// Applies a checked plan, in the order the module doc gives. Returns
+/// what changed, or why nothing did.
+async fn apply<S: Send + Sync + 'static>(
+    plan: Plan<S>,
+    names: &Names,
+) -> Result<Vec<String>, String> {
+    let Plan {
+        snapshot,
+        add_modules,
+        replace_modules,
+        remove_modules,
+        add_listeners,
+        remove_listeners,
+        drain,
+        changes,
+        commit,
+    } = plan;
+    let modules = ActorRef::<ModulesMsg>::where_is(names.of("modules"))
+        .ok_or("the modules supervisor is not running")?;
+    let router = ActorRef::<RouterMsg<S>>::where_is(names.of("router"))
+        .ok_or("the router is not running")?;
+    let root =
+        ActorRef::<RootMsg>::where_is(names.of("troupe")).ok_or("the root is not running")?;
+
+    if !add_modules.is_empty() || !replace_modules.is_empty() {
+        let prepared = ask(&modules, |reply| ModulesMsg::Prepare {
+            add: add_modules,
+            replace: replace_modules,
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+        if let Err(e) = prepared {
+            modules.cast(ModulesMsg::Abort).ok();
+            return Err(e);
+        }
+    }
+    ask(&router, |reply| RouterMsg::Install(snapshot, reply)).await?;
+    ask(&modules, |reply| ModulesMsg::Commit {
+        remove: remove_modules,
+        reply,
+    })
+    .await?;
+    if !add_listeners.is_empty() || !remove_listeners.is_empty() {
+        ask(&root, |reply| RootMsg::Listeners {
+            add: add_listeners,
+            remove: remove_listeners,
+            drain,
+            reply,
+        })
+        .await?;
+    }
+    commit();
+    Ok(changes)
+}
+
+/// One call into another actor of the tree, its failure as a message.
+async fn ask<M: ractor::Message, T: Send + 'static>(
+    actor: &ActorRef<M>,
+    msg: impl FnOnce(RpcReplyPort<T>) -> M,
+) -> Result<T, String> {
+    match actor.call(msg, Some(STEP_TIMEOUT)).await {
+        Ok(CallResult::Success(t)) => Ok(t),
+        Ok(CallResult::Timeout) => Err(format!(
+            "{} did not answer within {STEP_TIMEOUT:?}",
+            actor.get_name().unwrap_or_default()
+        )),
+        Ok(CallResult::SenderError) | Err(_) => Err(format!(
+            "{} stopped during the reload",
+            actor.get_name().unwrap_or_default()
+        )),
+    }
+}
+
+/// Watches the directories of `files` (a directory itself when one is
+/// listed) and reloads when one of the files changes. A watch that cannot
+/// be set up is logged; SIGHUP and the admin API still work.
+fn watch(
+    me: &ActorRef<ConfigMsg>,
+    files: &[PathBuf],
+) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+    if files.is_empty() {
+        return None;
+    }
+    let files: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+    let targets = files.clone();
+    let me = me.clone();
+    let handler = move |events: DebounceEventResult| {
+        let Ok(events) = events else { return };
+        let hit = events.iter().flat_map(|e| e.paths.iter()).find(|p| {
+            targets
+                .iter()
+                .any(|t| *p == t || (t.is_dir() && p.parent() == Some(t.as_path())))
+        });
+        if let Some(path) = hit {
+            tracing::info!(file = %path.display(), "watched file changed; reloading the config");
+            let _ = me.cast(ConfigMsg::Reload {
+                trigger: Trigger::Watch,
+                reply: None,
+            });
+        }
+    };
+    let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
+            return None;
+        }
+    };
+    let mut dirs: Vec<&Path> = files
+        .iter()
+        .map(|f| {
+            if f.is_dir() {
+                f.as_path()
+            } else {
+                f.parent().unwrap_or(Path::new("/"))
+            }
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(e) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory; its files reload with SIGHUP or the admin API only");
+        }
+    }
+    Some(debouncer)
+}
+
+/// `path` made absolute, its directory without `.`, `..` or symlinks, so
+/// it compares equal to the paths notify reports. A file's own name is
+/// kept: a config that is a symlink (as Kubernetes mounts them) is watched
+/// where it is named, not where it points.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_owned(),
     }
 }

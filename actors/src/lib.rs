@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! troupe                      root supervisor (root.rs): restarts children with backoff
-//! ├── config                  holds the active config generation (config.rs)
+//! ├── config                  watches and reloads the config, in order (config.rs)
 //! ├── router                  owns the published request-path snapshot (router.rs)
 //! ├── metrics                 owns the Prometheus registry (metrics.rs)
 //! ├── modules                 supervisor of the plugin hosts (modules.rs)
@@ -13,7 +13,8 @@
 //!
 //! # Layout
 //! - [`seams`]: the traits through which the tree drives the rest: [`App`]
-//!   (the HTTP core) and [`ModuleHost`] (one module).
+//!   (the HTTP core), [`ModuleHost`] (one module) and [`Reconfigure`]
+//!   (reading a new config).
 //! - [`restart`]: the one restart policy (backoff inside an intensity window).
 //! - [`children`]: child specs and restarts, shared by every supervisor.
 //! - [`tree`]: renders the live tree for the logs.
@@ -36,6 +37,9 @@ pub mod router;
 pub mod seams;
 pub mod tree;
 
+pub use config::{Applied, Outcome, ReloadStatus, Trigger};
 pub use restart::RestartPolicy;
 pub use root::{Tree, TreeHandle, TreeSpec, spawn_tree};
-pub use seams::{AdminApp, App, BoxFuture, ConnShutdown, Failures, ModuleHost, Retired};
+pub use seams::{
+    AdminApp, App, BoxFuture, ConnShutdown, Failures, ModuleHost, Plan, Reconfigure, Retired,
+};

@@ -4,16 +4,24 @@
 //! too often is not escalated: it is marked failed (its routes answer 503
 //! with `Retry-After`) and tried again once its restart window has passed,
 //! or at once when it is reloaded. Its siblings never notice.
+//!
+//! A config reload goes through here in two steps: [`ModulesMsg::Prepare`]
+//! loads every added and changed module beside the running ones (one
+//! failure undoes them all), and [`ModulesMsg::Commit`], sent once the new
+//! routes are published, makes them the modules and stops removed ones.
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, rpc::CallResult,
+};
 
 use crate::{
     children::{Children, start_fn},
     plugin_host::{PluginHost, PluginHostMsg},
     restart::RestartPolicy,
     seams::{ModuleHost, Retired},
+    tree::path_of,
 };
 
 /// The modules supervisor.
@@ -28,14 +36,46 @@ pub enum ModulesMsg {
     Recover(String),
     /// Reload one module by name (see [`PluginHostMsg::Reload`]).
     Reload(String, RpcReplyPort<Result<(), String>>),
+    /// Load the modules a new config adds or changes, without publishing
+    /// them to any route the running config has.
+    Prepare {
+        /// Modules new to the config.
+        add: Vec<Arc<dyn ModuleHost>>,
+        /// New hosts for modules whose config or file changed.
+        replace: Vec<Arc<dyn ModuleHost>>,
+        /// `Err` names the module that did not load; then nothing changed.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// The new config is published: the prepared modules are the modules
+    /// now, and those named in `remove` stop.
+    Commit {
+        /// Modules gone from the config.
+        remove: Vec<String>,
+        /// Answered once done.
+        reply: RpcReplyPort<()>,
+    },
+    /// The reload was refused: drop what [`ModulesMsg::Prepare`] loaded.
+    Abort,
+}
+
+/// A module a config reload has loaded but not yet committed.
+enum Prepared {
+    /// The running host actor holds it beside its current host.
+    InHost(String, Arc<dyn ModuleHost>),
+    /// A host actor was started for it (a new module, or one whose host
+    /// was not running); not yet supervised.
+    Started(String, Arc<dyn ModuleHost>),
 }
 
 /// What the modules supervisor is started with.
 pub struct ModulesArgs {
     /// The default policy, for children without their own.
     pub policy: RestartPolicy,
-    /// One host per configured module.
-    pub hosts: Vec<Arc<dyn ModuleHost>>,
+    /// One host per module of the config in force. The supervisor keeps
+    /// it current across config reloads, so a restarted supervisor starts
+    /// the modules of the config in force, and a removed module's host is
+    /// not kept alive here.
+    pub hosts: Arc<std::sync::Mutex<Vec<Arc<dyn ModuleHost>>>>,
     /// Appended to every actor name (see the root's `Names`).
     pub suffix: String,
 }
@@ -45,9 +85,108 @@ pub struct ModulesState {
     children: Children,
     /// (actor name, host) per module.
     hosts: Vec<(String, Arc<dyn ModuleHost>)>,
+    /// The same hosts, shared with the spec that restarts this supervisor.
+    current: Arc<std::sync::Mutex<Vec<Arc<dyn ModuleHost>>>>,
+    /// Appended to every actor name.
+    suffix: String,
+    /// What the reload under way has loaded.
+    prepared: Vec<Prepared>,
+}
+
+/// How a plugin host for `host` is (re)started under the name `actor`.
+fn host_start(actor: &str, host: &Arc<dyn ModuleHost>) -> crate::children::StartFn {
+    let host = host.clone();
+    start_fn(actor.to_owned(), move || (PluginHost, host.clone()))
 }
 
 impl ModulesState {
+    fn actor(&self, module: &str) -> String {
+        format!("plugin.{module}{}", self.suffix)
+    }
+
+    /// Loads one module of a reload: in its running host if there is
+    /// one, else in a host actor started for it.
+    async fn prepare(
+        &mut self,
+        me: &ActorRef<ModulesMsg>,
+        host: Arc<dyn ModuleHost>,
+    ) -> Result<(), String> {
+        let actor = self.actor(host.name());
+        let failed = |e: String| format!("module `{}`: {e}", host.name());
+        if let Some(running) = ActorRef::<PluginHostMsg>::where_is(actor.clone()) {
+            call(&running, |reply| {
+                PluginHostMsg::Prepare(host.clone(), reply)
+            })
+            .await
+            .map_err(failed)?;
+            self.prepared.push(Prepared::InHost(actor, host));
+            return Ok(());
+        }
+        // Its load runs in `post_start`; `Started` is answered after it, or
+        // never if it fails (and the actor stops, unsupervised: a failure
+        // of a host the table knows restarts the old module, which is
+        // what the running config wants).
+        let cell = host_start(&actor, &host)(me.get_cell())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let started = ActorRef::<PluginHostMsg>::from(cell);
+        self.prepared.push(Prepared::Started(actor, host.clone()));
+        call(&started, PluginHostMsg::Started).await.map_err(failed)
+    }
+
+    fn abort(&mut self) {
+        for p in self.prepared.drain(..) {
+            match p {
+                Prepared::InHost(actor, _) => {
+                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
+                        let _ = h.cast(PluginHostMsg::Abort);
+                    }
+                }
+                Prepared::Started(actor, _) => {
+                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
+                        h.stop(Some("the config reload was refused".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, remove: Vec<String>) {
+        for p in self.prepared.drain(..) {
+            let (actor, host) = match p {
+                Prepared::InHost(actor, host) => {
+                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor.clone()) {
+                        let _ = h.cast(PluginHostMsg::Commit);
+                    }
+                    (actor, host)
+                }
+                Prepared::Started(actor, host) => {
+                    if let Some(h) = ractor::registry::where_is(actor.clone()) {
+                        tracing::info!(actor = %path_of(&h), "started (the module joined the config)");
+                    }
+                    (actor, host)
+                }
+            };
+            self.children
+                .adopt(&actor, host_start(&actor, &host), host.policy());
+            match self.hosts.iter_mut().find(|(n, _)| *n == actor) {
+                Some(entry) => entry.1 = host,
+                None => self.hosts.push((actor, host)),
+            }
+        }
+        for module in remove {
+            let actor = self.actor(&module);
+            self.children.forget(&actor);
+            self.hosts.retain(|(n, _)| *n != actor);
+            if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
+                let _ = h.cast(PluginHostMsg::Release);
+            }
+        }
+        if let Ok(mut current) = self.current.lock() {
+            *current = self.hosts.iter().map(|(_, h)| h.clone()).collect();
+        }
+    }
+
     fn host(&self, actor: &str) -> Option<&Arc<dyn ModuleHost>> {
         self.hosts.iter().find(|(n, _)| n == actor).map(|(_, h)| h)
     }
@@ -78,10 +217,11 @@ impl Actor for Modules {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut children = Children::new(args.policy);
         let mut hosts = Vec::new();
-        for host in args.hosts {
+        let current = args.hosts.clone();
+        let start_with = current.lock().map(|h| h.clone()).unwrap_or_default();
+        for host in start_with {
             let actor = format!("plugin.{}{}", host.name(), args.suffix);
-            let spec_host = host.clone();
-            let start = start_fn(actor.clone(), move || (PluginHost, spec_host.clone()));
+            let start = host_start(&actor, &host);
             // A module that fails to load fails its host actor after it
             // has started, so the supervisor retries it like any crash.
             children
@@ -89,7 +229,13 @@ impl Actor for Modules {
                 .await?;
             hosts.push((actor, host));
         }
-        Ok(ModulesState { children, hosts })
+        Ok(ModulesState {
+            children,
+            hosts,
+            current,
+            suffix: args.suffix,
+            prepared: Vec::new(),
+        })
     }
 
     async fn handle(
@@ -115,6 +261,27 @@ impl Actor for Modules {
                     }
                 }
             }
+            ModulesMsg::Prepare {
+                add,
+                replace,
+                reply,
+            } => {
+                st.abort();
+                let mut result = Ok(());
+                for host in replace.into_iter().chain(add) {
+                    result = st.prepare(&me, host).await;
+                    if result.is_err() {
+                        st.abort();
+                        break;
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            ModulesMsg::Commit { remove, reply } => {
+                st.commit(remove);
+                let _ = reply.send(());
+            }
+            ModulesMsg::Abort => st.abort(),
             ModulesMsg::Reload(module, reply) => {
                 let Some((actor, _)) = st.hosts.iter().find(|(_, h)| h.name() == module) else {
                     let _ = reply.send(Err(format!("no module named `{module}`")));
@@ -164,5 +331,21 @@ impl Actor for Modules {
             st.give_up(&me, name);
         }
         Ok(())
+    }
+}
+
+/// Asks a plugin host and waits for its load: a host that stops instead
+/// of answering failed to load.
+async fn call(
+    host: &ActorRef<PluginHostMsg>,
+    msg: impl FnOnce(RpcReplyPort<Result<(), String>>) -> PluginHostMsg,
+) -> Result<(), String> {
+    match host
+        .call(msg, Some(std::time::Duration::from_secs(60)))
+        .await
+    {
+        Ok(CallResult::Success(result)) => result,
+        Ok(CallResult::Timeout) => Err("its load did not finish within 60 s".into()),
+        Ok(CallResult::SenderError) | Err(_) => Err("it failed to load (see the log)".into()),
     }
 }

@@ -5,13 +5,18 @@
 //! reports from the request path (each one fails the actor, which restarts
 //! the module), reloads on request, and unpublishes the module when it
 //! stops, which runs the module's shutdown once the last request is done.
+//! A config reload that changes the module hands it a new host: prepared
+//! beside the running one, committed once the new routes are published.
 //! Requests never pass through its mailbox.
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::seams::{Failures, ModuleHost, Retired};
+use crate::{
+    seams::{Failures, ModuleHost, Retired},
+    tree::path_of,
+};
 
 /// The plugin-host actor.
 #[derive(Default)]
@@ -34,13 +39,40 @@ pub enum PluginHostMsg {
     /// Replies once the module is loaded (messages wait for `post_start`);
     /// if the load fails the actor stops and the reply never comes.
     Started(RpcReplyPort<Result<(), String>>),
+    /// A config reload changed the module: load an instance of the new
+    /// host, published where only the new config's routes look. The
+    /// running instance keeps serving.
+    Prepare(Arc<dyn ModuleHost>, RpcReplyPort<Result<(), String>>),
+    /// The new config is published: the prepared host is the module now.
+    /// The old instance is let go, not retired: requests still on the old
+    /// routes finish on it, and it shuts down after the last one.
+    Commit,
+    /// The reload was refused: drop the prepared host.
+    Abort,
+    /// The module left the config: stop, without retiring the instance
+    /// (as for [`PluginHostMsg::Commit`], its last requests finish on it).
+    Release,
 }
 
 /// The plugin host's state.
 pub struct PluginHostState {
     host: Arc<dyn ModuleHost>,
-    /// The instance now published; bumped by each successful reload.
+    /// The instance now published.
     generation: u64,
+    /// The last instance number handed out: each load takes a new one, so
+    /// a failure report names exactly one instance.
+    issued: u64,
+    /// A host prepared by a config reload, and its instance's number.
+    pending: Option<(Arc<dyn ModuleHost>, u64)>,
+    /// Stopping because the module left the config.
+    released: bool,
+}
+
+impl PluginHostState {
+    fn issue(&mut self) -> u64 {
+        self.issued += 1;
+        self.issued
+    }
 }
 
 impl Actor for PluginHost {
@@ -56,6 +88,9 @@ impl Actor for PluginHost {
         Ok(PluginHostState {
             host,
             generation: 1,
+            issued: 1,
+            pending: None,
+            released: false,
         })
     }
 
@@ -89,7 +124,7 @@ impl Actor for PluginHost {
                 Ok(())
             }
             PluginHostMsg::Reload(reply) => {
-                let next = st.generation + 1;
+                let next = st.issue();
                 let result = st.host.load(Failures::to_actor(me, next), true).await;
                 match &result {
                     Ok(()) => {
@@ -103,6 +138,35 @@ impl Actor for PluginHost {
                 let _ = reply.send(result);
                 Ok(())
             }
+            PluginHostMsg::Prepare(host, reply) => {
+                let next = st.issue();
+                let result = host.load(Failures::to_actor(me, next), true).await;
+                if result.is_ok() {
+                    st.pending = Some((host, next));
+                }
+                let _ = reply.send(result);
+                Ok(())
+            }
+            PluginHostMsg::Commit => {
+                if let Some((host, generation)) = st.pending.take() {
+                    st.host = host;
+                    st.generation = generation;
+                    tracing::info!(actor = %path_of(&me.get_cell()), "reloaded (its config or file changed)");
+                }
+                Ok(())
+            }
+            PluginHostMsg::Abort => {
+                if let Some((host, _)) = st.pending.take() {
+                    host.retire(Retired::Stopped);
+                }
+                Ok(())
+            }
+            PluginHostMsg::Release => {
+                st.released = true;
+                tracing::info!(actor = %path_of(&me.get_cell()), "stopped (the module left the config)");
+                me.stop(None);
+                Ok(())
+            }
         }
     }
 
@@ -111,7 +175,12 @@ impl Actor for PluginHost {
         _me: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        st.host.retire(Retired::Stopped);
+        if let Some((host, _)) = st.pending.take() {
+            host.retire(Retired::Stopped);
+        }
+        if !st.released {
+            st.host.retire(Retired::Stopped);
+        }
         Ok(())
     }
 }

@@ -6,13 +6,7 @@
 //! runs the graceful shutdown: listeners close first, then drain, then the
 //! rest of the tree stops.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use ractor::{
@@ -22,26 +16,27 @@ use tokio::task::JoinHandle;
 
 use crate::{
     children::{Children, start_fn},
-    config::ConfigActor,
+    config::{Applied, ConfigActor, ConfigArgs, ConfigMsg, ReloadStatus, Trigger},
     listener::{Connections, Listener, ListenerArgs, ListenerMsg},
     metrics::Metrics,
     modules::{Modules, ModulesArgs, ModulesMsg},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{AdminApp, App, ModuleHost},
-    tree,
+    seams::{AdminApp, App, ModuleHost, Reconfigure},
+    tree::{self, Names},
 };
 
 /// Everything the tree is built from.
 pub struct TreeSpec<A: App> {
     /// The HTTP core, shared by every listener.
     pub app: Arc<A>,
-    /// The checked config now in force.
-    pub config: Arc<A::Config>,
+    /// Reads and checks the config file when it is reloaded.
+    pub config: Arc<dyn Reconfigure<Snapshot = A::Snapshot>>,
     /// The published snapshot: the router writes it, `app` reads it.
     pub snapshot: Arc<ArcSwap<A::Snapshot>>,
-    /// Sockets already bound, one listener actor each.
-    pub listeners: Vec<std::net::TcpListener>,
+    /// Sockets already bound, one listener actor each, keyed by the
+    /// address as configured (a reload that drops it closes that one).
+    pub listeners: Vec<(SocketAddr, std::net::TcpListener)>,
     /// How failed children are restarted.
     pub policy: RestartPolicy,
     /// Owns every metric series.
@@ -57,30 +52,6 @@ pub struct Tree {
     root: ActorRef<RootMsg>,
     handle: JoinHandle<()>,
     names: Names,
-}
-
-/// Registered names are process-wide in ractor, so a second tree in the same
-/// process (tests run several) gets a `#N` suffix on every name.
-#[derive(Clone, Debug)]
-struct Names {
-    suffix: String,
-}
-
-impl Names {
-    fn next() -> Self {
-        static TREES: AtomicU32 = AtomicU32::new(0);
-        let n = TREES.fetch_add(1, Ordering::Relaxed);
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("#{n}")
-        };
-        Self { suffix }
-    }
-
-    fn of(&self, base: &str) -> String {
-        format!("{base}{}", self.suffix)
-    }
 }
 
 impl Tree {
@@ -160,6 +131,41 @@ pub struct TreeHandle {
 }
 
 impl TreeHandle {
+    /// Reloads the config file (see the config actor): applied in full,
+    /// or refused with the reason and nothing changed.
+    pub async fn reload_config(&self, trigger: Trigger) -> Result<Applied, String> {
+        let config = ActorRef::<ConfigMsg>::where_is(self.names.of("config"))
+            .ok_or("the config actor is not running")?;
+        match config
+            .call(
+                |reply| ConfigMsg::Reload {
+                    trigger,
+                    reply: Some(reply),
+                },
+                Some(Duration::from_secs(120)),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err("the config actor stopped during the reload".into())
+            }
+        }
+    }
+
+    /// The config generation in force and the last reload's outcome.
+    pub async fn config_status(&self) -> Option<ReloadStatus> {
+        let config = ActorRef::<ConfigMsg>::where_is(self.names.of("config"))?;
+        match config
+            .call(ConfigMsg::Status, Some(Duration::from_secs(5)))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(status)) => Some(status),
+            _ => None,
+        }
+    }
+
     /// Reloads one module: a new instance is loaded and swapped in while
     /// requests in flight finish on the old one. On failure the old
     /// instance keeps serving and the reason is returned.
@@ -197,13 +203,21 @@ impl<A> Default for Root<A> {
 }
 
 /// Messages the root takes.
-enum RootMsg {
+pub(crate) enum RootMsg {
     /// Restart a child whose backoff has elapsed.
     RestartChild(String),
     /// Graceful shutdown; replies with the number of connections cut.
     Shutdown {
         drain: Duration,
         reply: RpcReplyPort<usize>,
+    },
+    /// A config reload changed the listen addresses: start a listener for
+    /// each added socket, drain and stop the removed ones.
+    Listeners {
+        add: Vec<(SocketAddr, std::net::TcpListener)>,
+        remove: Vec<SocketAddr>,
+        drain: Duration,
+        reply: RpcReplyPort<()>,
     },
 }
 
@@ -242,6 +256,28 @@ async fn start_listener<L: App>(
         .await
 }
 
+/// Starts the listener actor of a configured address.
+async fn listen<A: App>(
+    children: &mut Children,
+    root: &ActorCell,
+    names: &Names,
+    key: SocketAddr,
+    socket: std::net::TcpListener,
+    app: Arc<A>,
+) -> Result<Listening, SpawnErr> {
+    let addr = socket
+        .local_addr()
+        .map_err(|e| SpawnErr::StartupFailed(e.into()))?;
+    let name = names.of(&format!("listener.{addr}"));
+    let actor = start_listener(children, root, &name, socket, app).await?;
+    tracing::info!(%addr, "listening");
+    Ok(Listening {
+        name,
+        key: Some(key),
+        actor: actor.into(),
+    })
+}
+
 /// Whether exits of children are failures or expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -249,15 +285,25 @@ enum Phase {
     Stopping,
 }
 
-struct RootState {
+struct RootState<A> {
     children: Children,
-    listeners: Vec<(String, ActorRef<ListenerMsg>)>,
+    listeners: Vec<Listening>,
     phase: Phase,
+    app: Arc<A>,
+    names: Names,
+}
+
+/// One listener actor: its name, the configured address it serves (none
+/// for the admin API's), and its handle.
+struct Listening {
+    name: String,
+    key: Option<SocketAddr>,
+    actor: ActorRef<ListenerMsg>,
 }
 
 impl<A: App> Actor for Root<A> {
     type Msg = RootMsg;
-    type State = RootState;
+    type State = RootState<A>;
     type Arguments = RootArgs<A>;
 
     async fn pre_start(
@@ -269,13 +315,21 @@ impl<A: App> Actor for Root<A> {
         let cell = me.get_cell();
         let mut children = Children::new(spec.policy);
 
-        let config = spec.config.clone();
+        let (source, registry, config_names) =
+            (spec.config.clone(), spec.registry.clone(), names.clone());
         let name = names.of("config");
         children
             .start(
                 &name,
                 start_fn(name.clone(), move || {
-                    (ConfigActor::default(), config.clone())
+                    (
+                        ConfigActor::default(),
+                        ConfigArgs {
+                            source: source.clone(),
+                            registry: registry.clone(),
+                            names: config_names.clone(),
+                        },
+                    )
                 }),
                 &cell,
             )
@@ -304,7 +358,7 @@ impl<A: App> Actor for Root<A> {
             .await?;
 
         let policy = spec.policy;
-        let hosts = spec.modules;
+        let hosts = Arc::new(std::sync::Mutex::new(spec.modules));
         let suffix = names.suffix.clone();
         let name = names.of("modules");
         children
@@ -325,25 +379,27 @@ impl<A: App> Actor for Root<A> {
             .await?;
 
         let mut listeners = Vec::new();
-        for socket in spec.listeners {
-            let addr = socket.local_addr()?;
-            let name = names.of(&format!("listener.{addr}"));
-            let listener =
-                start_listener(&mut children, &cell, &name, socket, spec.app.clone()).await?;
-            tracing::info!(%addr, "listening");
-            listeners.push((name, listener.into()));
+        for (key, socket) in spec.listeners {
+            listeners
+                .push(listen(&mut children, &cell, &names, key, socket, spec.app.clone()).await?);
         }
         if let Some((socket, app)) = spec.admin {
             let addr = socket.local_addr()?;
             let name = names.of(&format!("admin.{addr}"));
             let listener = start_listener(&mut children, &cell, &name, socket, app).await?;
             tracing::info!(%addr, "admin API started");
-            listeners.push((name, listener.into()));
+            listeners.push(Listening {
+                name,
+                key: None,
+                actor: listener.into(),
+            });
         }
         Ok(RootState {
             children,
             listeners,
             phase: Phase::Running,
+            app: spec.app,
+            names,
         })
     }
 
@@ -364,10 +420,10 @@ impl<A: App> Actor for Root<A> {
                         .into());
                     }
                     // A restarted listener is a new actor: refresh its handle.
-                    if let Some(entry) = st.listeners.iter_mut().find(|(n, _)| *n == name)
+                    if let Some(entry) = st.listeners.iter_mut().find(|l| l.name == name)
                         && let Some(fresh) = ActorRef::<ListenerMsg>::where_is(name.clone())
                     {
-                        entry.1 = fresh;
+                        entry.actor = fresh;
                     }
                 }
             }
@@ -376,18 +432,19 @@ impl<A: App> Actor for Root<A> {
                 // Forgetting the specs drops the last handle on each bound
                 // socket once its accept loop ends, so new connections are
                 // refused from here on.
-                for (name, _) in &st.listeners {
-                    st.children.forget(name);
+                for l in &st.listeners {
+                    st.children.forget(&l.name);
                 }
-                let drains = st.listeners.drain(..).map(|(_, l)| async move {
-                    l.call(
-                        |reply| ListenerMsg::Drain {
-                            deadline: drain,
-                            reply,
-                        },
-                        Some(drain + Duration::from_secs(1)),
-                    )
-                    .await
+                let drains = st.listeners.drain(..).map(|l| async move {
+                    l.actor
+                        .call(
+                            |reply| ListenerMsg::Drain {
+                                deadline: drain,
+                                reply,
+                            },
+                            Some(drain + Duration::from_secs(1)),
+                        )
+                        .await
                 });
                 let cut: usize = futures_util::future::join_all(drains)
                     .await
@@ -404,6 +461,52 @@ impl<A: App> Actor for Root<A> {
                     .await;
                 let _ = reply.send(cut);
                 me.stop(None);
+            }
+            RootMsg::Listeners {
+                add,
+                remove,
+                drain,
+                reply,
+            } => {
+                for key in remove {
+                    let Some(at) = st.listeners.iter().position(|l| l.key == Some(key)) else {
+                        continue;
+                    };
+                    let gone = st.listeners.remove(at);
+                    st.children.forget(&gone.name);
+                    tracing::info!(actor = %tree::path_of(&gone.actor.get_cell()), "stopping (its address left the config); draining");
+                    // Draining may take the whole deadline: not in here.
+                    tokio::spawn(async move {
+                        let _ = gone
+                            .actor
+                            .call(
+                                |reply| ListenerMsg::Drain {
+                                    deadline: drain,
+                                    reply,
+                                },
+                                Some(drain + Duration::from_secs(1)),
+                            )
+                            .await;
+                        gone.actor.stop(Some("its address left the config".into()));
+                    });
+                }
+                let cell = me.get_cell();
+                for (key, socket) in add {
+                    match listen(
+                        &mut st.children,
+                        &cell,
+                        &st.names,
+                        key,
+                        socket,
+                        st.app.clone(),
+                    )
+                    .await
+                    {
+                        Ok(l) => st.listeners.push(l),
+                        Err(e) => tracing::error!(%key, error = %e, "cannot start a listener"),
+                    }
+                }
+                let _ = reply.send(());
             }
         }
         Ok(())

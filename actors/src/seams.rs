@@ -4,7 +4,7 @@
 //! [`App`] and [`ModuleHost`] alone, so this crate never depends on hyper,
 //! on the config schema, or on any module runtime.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +25,6 @@ pub struct ConnShutdown {
 
 /// What the tree needs from the HTTP core.
 pub trait App: Send + Sync + 'static {
-    /// The checked configuration the config actor holds.
-    type Config: Send + Sync + 'static;
     /// The immutable request-path state the router actor publishes.
     type Snapshot: Send + Sync + 'static;
 
@@ -65,7 +63,6 @@ impl AdminApp {
 }
 
 impl App for AdminApp {
-    type Config = ();
     type Snapshot = ();
 
     fn serve(
@@ -156,4 +153,49 @@ impl Failures {
             sink(reason);
         }
     }
+}
+
+/// How the config actor reloads the configuration: the HTTP core reads and
+/// checks the file, the tree applies the result.
+pub trait Reconfigure: Send + Sync + 'static {
+    /// What a config compiles into for the request path.
+    type Snapshot: Send + Sync + 'static;
+
+    /// The files whose change triggers a reload: the config file, the
+    /// files of modules marked `watch`, and a modules directory (any file
+    /// in it). Asked again after every reload.
+    fn watched(&self) -> Vec<PathBuf>;
+
+    /// Reads the config again and checks it in full against the one in
+    /// force, loading nothing yet: an `Err` (naming file, line and column)
+    /// refuses the reload and nothing changes.
+    fn plan(&self) -> BoxFuture<'static, Result<Plan<Self::Snapshot>, String>>;
+}
+
+/// A checked config, and what applying it changes.
+pub struct Plan<S> {
+    /// The new request-path state; published once its modules are loaded.
+    pub snapshot: Arc<S>,
+    /// Modules new to the config: each gets a plugin host.
+    pub add_modules: Vec<Arc<dyn ModuleHost>>,
+    /// Modules whose config or file changed: each replaces the host of
+    /// the module of the same name (an unchanged module is in no list and
+    /// keeps its host, its instance and its state).
+    pub replace_modules: Vec<Arc<dyn ModuleHost>>,
+    /// Names of the modules gone from the config: their hosts stop, and
+    /// each instance shuts down when its last request is done.
+    pub remove_modules: Vec<String>,
+    /// Addresses new to the config, already bound (keyed by the address
+    /// as configured).
+    pub add_listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    /// Configured addresses gone from the config: they stop accepting and
+    /// their connections drain within `drain`.
+    pub remove_listeners: Vec<SocketAddr>,
+    /// How long a removed listener's connections may take to finish.
+    pub drain: Duration,
+    /// What changed, one line each, for the log and the admin API.
+    pub changes: Vec<String>,
+    /// Makes the new config the one in force on the core's side; called
+    /// last, after everything above is applied.
+    pub commit: Box<dyn FnOnce() + Send>,
 }

@@ -1,4 +1,5 @@
-//! Renders the live supervision tree, for the logs and (later) the admin API.
+//! The live supervision tree: actor names and paths, and the dump the
+//! logs show at start-up and after every config reload.
 
 use std::fmt::Write as _;
 
@@ -70,4 +71,29 @@ fn any_starting(cell: &ActorCell) -> bool {
         cell.get_status(),
         ractor::ActorStatus::Starting | ractor::ActorStatus::Unstarted
     ) || cell.get_children().iter().any(any_starting)
+}
+
+/// Registered names are process-wide in ractor, so a second tree in the same
+/// process (tests run several) gets a `#N` suffix on every name.
+#[derive(Clone, Debug)]
+pub(crate) struct Names {
+    pub(crate) suffix: String,
+}
+
+impl Names {
+    pub(crate) fn next() -> Self {
+        static TREES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = TREES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("#{n}")
+        };
+        Self { suffix }
+    }
+
+    /// The registered name of the actor called `base` in this tree.
+    pub(crate) fn of(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
+    }
 }

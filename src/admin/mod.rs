@@ -9,6 +9,8 @@
 //! | `GET /modules`  | each module: name, kind, status, instances loaded, restarts |
 //! | `GET /routes`   | each server's names and routes, in match order     |
 //! | `GET /config`   | the config in force, module configs and required header values redacted |
+//! | `GET /config/status` | the config generation, reload counts, and the last reload: trigger, time, changes or error |
+//! | `POST /config/reload` | reload the config file: 200 with what changed, or 422 with the error (file:line:col) and nothing changed |
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
 //! | `POST /modules/{name}/disable`, `…/enable` | its routes answer 503 until enabled |
 //!
@@ -33,9 +35,9 @@ use tokio::net::TcpStream;
 use troupe_actors::{AdminApp, ConnShutdown, Tree, TreeHandle};
 
 use crate::{
-    config::schema::Config,
-    modules::{Kind, ModuleEntry, Slot},
+    modules::{Kind, ModuleEntry},
     pipeline::snapshot::Snapshot,
+    reload::Live,
 };
 
 /// How long an admin client may take to send a request head.
@@ -54,29 +56,27 @@ pub struct AdminSpec {
 pub struct Admin {
     token: Option<String>,
     registry: prometheus::Registry,
-    modules: Vec<(Arc<Slot>, Kind)>,
     snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-    config: Arc<Config>,
+    /// The config in force and its modules (a reload replaces it).
+    live: Arc<arc_swap::ArcSwap<Live>>,
     /// The tree's root and control handle, set once the tree is up.
     tree: OnceLock<(ActorCell, TreeHandle)>,
 }
 
 impl Admin {
-    /// The admin API over `registry` and the configured modules;
-    /// [`Admin::attach`] gives it the tree.
+    /// The admin API over `registry`, the published routes and the config
+    /// in force; [`Admin::attach`] gives it the tree.
     pub fn new(
         spec: &AdminSpec,
         registry: prometheus::Registry,
-        modules: &[Arc<ModuleEntry>],
         snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-        config: Arc<Config>,
+        live: Arc<arc_swap::ArcSwap<Live>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
             registry,
-            modules: modules.iter().map(|m| (m.slot.clone(), m.kind)).collect(),
             snapshot,
-            config,
+            live,
             tree: OnceLock::new(),
         })
     }
@@ -145,6 +145,10 @@ impl Admin {
             "/modules" => get(Self::modules),
             "/routes" => get(Self::routes),
             "/config" => get(Self::config),
+            "/config/status" if is_get => self.config_status().await,
+            "/config/status" => wrong_method(path, "GET, HEAD"),
+            "/config/reload" if req.method() == Method::POST => self.reload_config().await,
+            "/config/reload" => wrong_method(path, "POST"),
             _ => match path
                 .strip_prefix("/modules/")
                 .and_then(|r| r.split_once('/'))
@@ -156,7 +160,7 @@ impl Admin {
                 None => json_response(
                     StatusCode::NOT_FOUND,
                     &json!({"error": format!(
-                        "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config or /modules/{{name}}/reload|enable|disable)"
+                        "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload or /modules/{{name}}/reload|enable|disable)"
                     )}),
                 ),
             },
@@ -164,24 +168,91 @@ impl Admin {
     }
 
     fn modules(&self) -> Response<Full<Bytes>> {
-        let list: Vec<Value> = self
+        let live = self.live.load();
+        let list: Vec<Value> = live
             .modules
             .iter()
-            .map(|(slot, kind)| {
+            .map(|m| {
                 json!({
-                    "name": &**slot.name(),
-                    "kind": match kind {
+                    "name": m.name,
+                    "kind": match m.kind {
                         Kind::Native => "native",
                         Kind::Lua => "lua",
                         Kind::Wasm => "wasm",
                     },
-                    "status": slot.status(),
-                    "loads": slot.loads(),
-                    "restarts": slot.metrics().map(|m| m.restarts.get()),
+                    "status": m.slot.status(),
+                    "loads": m.slot.loads(),
+                    "restarts": m.slot.metrics().map(|s| s.restarts.get()),
                 })
             })
             .collect();
         json_response(StatusCode::OK, &Value::Array(list))
+    }
+
+    /// The control handle, once the tree is up.
+    fn handle(&self) -> Option<&TreeHandle> {
+        self.tree.get().map(|(_, handle)| handle)
+    }
+
+    async fn reload_config(&self) -> Response<Full<Bytes>> {
+        let Some(tree) = self.handle() else {
+            return starting();
+        };
+        match tree.reload_config(troupe_actors::Trigger::Admin).await {
+            Ok(applied) => json_response(
+                StatusCode::OK,
+                &json!({"reloaded": true, "generation": applied.generation, "changes": applied.changes}),
+            ),
+            // Not the client's request that is wrong, but the file it asked
+            // to load: 422, with where.
+            Err(error) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"reloaded": false, "error": error}),
+            ),
+        }
+    }
+
+    async fn config_status(&self) -> Response<Full<Bytes>> {
+        let Some(tree) = self.handle() else {
+            return starting();
+        };
+        let Some(status) = tree.config_status().await else {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "the config actor did not answer"}),
+            );
+        };
+        let last = status.last.map(|o| {
+            let at =
+                o.at.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or_default();
+            let mut v = json!({
+                "trigger": o.trigger.as_str(),
+                "at_unix": at,
+                "took_ms": o.took.as_secs_f64() * 1e3,
+            });
+            match o.result {
+                Ok(applied) => {
+                    v["ok"] = json!(true);
+                    v["changes"] = json!(applied.changes);
+                }
+                Err(error) => {
+                    v["ok"] = json!(false);
+                    v["error"] = json!(error);
+                }
+            }
+            v
+        });
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "generation": status.generation,
+                "reloads": status.applied,
+                "failures": status.refused,
+                "last": last,
+            }),
+        )
     }
 
     fn routes(&self) -> Response<Full<Bytes>> {
@@ -210,7 +281,7 @@ impl Admin {
     }
 
     fn config(&self) -> Response<Full<Bytes>> {
-        match serde_json::to_value(&*self.config) {
+        match serde_json::to_value(&*self.live.load().config) {
             Ok(mut value) => {
                 redact(&mut value);
                 json_response(StatusCode::OK, &value)
@@ -244,20 +315,21 @@ impl Admin {
             "children": children.iter().map(|c| self.node(c)).collect::<Vec<_>>(),
         });
         if let Some(module) = base.strip_prefix("plugin.")
-            && let Some((slot, _)) = self.modules.iter().find(|(s, _)| &**s.name() == module)
+            && let Some(m) = self.live.load().module(module)
         {
             node["module"] = json!({
-                "status": slot.status(),
-                "generation": slot.loads(),
-                "restarts": slot.metrics().map(|m| m.restarts.get()),
+                "status": m.slot.status(),
+                "generation": m.slot.loads(),
+                "restarts": m.slot.metrics().map(|s| s.restarts.get()),
             });
         }
         node
     }
 
     async fn module_action(&self, name: &str, action: &str) -> Response<Full<Bytes>> {
-        let Some((slot, _)) = self.modules.iter().find(|(s, _)| &**s.name() == name) else {
-            let names: Vec<&str> = self.modules.iter().map(|(s, _)| &**s.name()).collect();
+        let live = self.live.load_full();
+        let Some(slot) = live.module(name).map(|m: &Arc<ModuleEntry>| m.slot.clone()) else {
+            let names: Vec<&str> = live.modules.iter().map(|m| m.name.as_str()).collect();
             return json_response(
                 StatusCode::NOT_FOUND,
                 &json!({"error": format!("no module named `{name}`"), "modules": names}),
@@ -265,11 +337,8 @@ impl Admin {
         };
         let (status, body) = match action {
             "reload" => {
-                let Some((_, tree)) = self.tree.get() else {
-                    return json_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &json!({"error": "the supervision tree is starting"}),
-                    );
+                let Some(tree) = self.handle() else {
+                    return starting();
                 };
                 match tree.reload_module(name).await {
                     Ok(()) => {
@@ -346,10 +415,7 @@ impl Admin {
     fn tree(&self) -> Response<Full<Bytes>> {
         match self.tree.get() {
             Some((root, _)) => json_response(StatusCode::OK, &self.node(root)),
-            None => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"error": "the supervision tree is starting"}),
-            ),
+            None => starting(),
         }
     }
 }
@@ -380,6 +446,14 @@ fn redact(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
+}
+
+/// The answer while the tree is not up yet.
+fn starting() -> Response<Full<Bytes>> {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"error": "the supervision tree is starting"}),
+    )
 }
 
 fn wrong_method(path: &str, allow: &'static str) -> Response<Full<Bytes>> {

@@ -22,7 +22,7 @@ use crate::{
     handlers,
     middleware::{RequireHeader, SetHeaders},
     modules::{
-        Kind, ModuleEntry, Slot,
+        ModuleEntry, Slot,
         route::{LogHooks, ModuleFilter, ModuleHandler},
     },
     pipeline::{
@@ -34,12 +34,12 @@ use crate::{
 
 /// A semantic error and where it is.
 #[derive(Debug)]
-pub(super) struct CompileError {
+pub(crate) struct CompileError {
     pub message: String,
     pub anchor: Anchor,
 }
 
-fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError> {
+pub(super) fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError> {
     Err(CompileError {
         message: message.into(),
         anchor,
@@ -125,10 +125,14 @@ pub(super) fn compile_admin(
 }
 
 /// Checks and compiles a parsed config. Relative paths resolve against `base`.
+/// `previous` are the running config's modules, to reuse where unchanged
+/// (none at start-up); `declared_at` locates a module name in the file.
 pub(super) fn compile(
     cfg: &Config,
     base: &Path,
-) -> Result<(Snapshot, Vec<ModuleEntry>), CompileError> {
+    previous: &[Arc<ModuleEntry>],
+    declared_at: &dyn Fn(&str) -> String,
+) -> Result<(Snapshot, Vec<Arc<ModuleEntry>>), CompileError> {
     if cfg.listen.is_empty() {
         return err(
             Anchor::Key {
@@ -159,14 +163,12 @@ pub(super) fn compile(
             "more than one server has `default: true` (expected at most one)",
         );
     }
-    let modules = compile_modules(&cfg.modules, base)?;
+    let modules = super::modules::compile_modules(cfg, base, previous, declared_at)?;
     let ctx = Ctx {
         base,
-        slots: cfg
-            .modules
+        slots: modules
             .iter()
-            .zip(&modules)
-            .map(|(spec, entry)| (spec.name.as_str(), entry.slot.clone()))
+            .map(|entry| (entry.name.as_str(), entry.slot.clone()))
             .collect(),
     };
     let mut seen_names = HashSet::new();
@@ -205,150 +207,6 @@ pub(super) fn compile(
         },
     };
     Ok((snapshot, modules))
-}
-
-fn compile_modules(
-    specs: &[schema::ModuleSpec],
-    base: &Path,
-) -> Result<Vec<ModuleEntry>, CompileError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(specs.len());
-    for m in specs {
-        let anchor = Anchor::str(&m.name);
-        let valid = !m.name.is_empty()
-            && m.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            return err(
-                anchor,
-                format!(
-                    "invalid module name `{}` (expected letters, digits, `_` and `-`)",
-                    m.name
-                ),
-            );
-        }
-        if !seen.insert(m.name.as_str()) {
-            return err(
-                Anchor::Str {
-                    value: m.name.clone(),
-                    nth: 1,
-                },
-                format!(
-                    "two modules are named `{}` (expected each name once)",
-                    m.name
-                ),
-            );
-        }
-        let (kind, path) = match &m.source {
-            schema::ModuleSource::Native(p) => (Kind::Native, p),
-            schema::ModuleSource::Lua(p) => (Kind::Lua, p),
-            schema::ModuleSource::Wasm(p) => (Kind::Wasm, p),
-        };
-        let resolved = base.join(path);
-        let path_anchor = Anchor::str(&path.to_string_lossy());
-        if !resolved.is_file() {
-            let what = match kind {
-                Kind::Native => "library",
-                Kind::Lua => "script",
-                Kind::Wasm => "component",
-            };
-            return err(
-                path_anchor,
-                format!(
-                    "module {what} `{}` does not exist (expected a file; relative paths start at {}; `plugins/build.sh` builds the examples)",
-                    path.display(),
-                    base.display()
-                ),
-            );
-        }
-        if kind != Kind::Native && m.isolation == schema::Isolation::Process {
-            return err(
-                anchor,
-                format!(
-                    "module `{}`: Lua and WebAssembly run sandboxed in process (expected no `isolation: Process`)",
-                    m.name
-                ),
-            );
-        }
-        if kind == Kind::Wasm {
-            if m.sandbox.memory > crate::modules::wasm::MAX_MEMORY {
-                return err(
-                    anchor,
-                    format!(
-                        "module `{}`: `sandbox.memory` is over the {} bytes a WebAssembly instance may have",
-                        m.name,
-                        crate::modules::wasm::MAX_MEMORY
-                    ),
-                );
-            }
-            for host in &m.sandbox.allow_hosts {
-                crate::modules::wasm::check_allow_host(host).map_err(|message| CompileError {
-                    message: format!("module `{}`: {message}", m.name),
-                    anchor: Anchor::str(host),
-                })?;
-            }
-            crate::modules::wasm::check(&resolved).map_err(|message| CompileError {
-                message: format!("module `{}`: {}: {message}", m.name, path.display()),
-                anchor: path_anchor.clone(),
-            })?;
-        }
-        if kind != Kind::Wasm && !m.sandbox.allow_hosts.is_empty() {
-            return err(
-                anchor,
-                format!(
-                    "module `{}`: only WebAssembly modules make outbound requests (expected no `sandbox.allow_hosts`)",
-                    m.name
-                ),
-            );
-        }
-        if kind == Kind::Lua {
-            crate::modules::lua::check(&resolved, &m.sandbox).map_err(|message| CompileError {
-                message: format!("module `{}`: {message}", m.name),
-                anchor: path_anchor.clone(),
-            })?;
-        }
-        if m.timeout.is_zero() {
-            return err(
-                Anchor::Key {
-                    key: "timeout",
-                    nth: 0,
-                },
-                "a module `timeout` must be longer than zero",
-            );
-        }
-        let config = match &m.config {
-            None => String::new(),
-            Some(ron::Value::String(s)) => s.clone(),
-            Some(value) => serde_json::to_string(value).map_err(|e| CompileError {
-                message: format!(
-                    "module `{}`: its `config` cannot be passed as JSON: {e}",
-                    m.name
-                ),
-                anchor: anchor.clone(),
-            })?,
-        };
-        let policy = troupe_actors::RestartPolicy {
-            max_restarts: m.restarts.max,
-            window: m.restarts.within,
-            ..troupe_actors::RestartPolicy::default()
-        };
-        out.push(ModuleEntry {
-            name: m.name.clone(),
-            kind,
-            path: resolved,
-            config,
-            isolation: m.isolation,
-            timeout: m.timeout,
-            blocking: m.blocking,
-            policy,
-            sandbox: m.sandbox.clone(),
-            slot: Arc::new(Slot::new(&m.name)),
-            declared_at: String::new(),
-            loaded_from: Default::default(),
-        });
-    }
-    Ok(out)
 }
 
 fn check_server_name(name: &str) -> Result<(), CompileError> {

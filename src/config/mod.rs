@@ -8,6 +8,7 @@
 
 mod compile;
 mod locate;
+mod modules;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -125,20 +126,32 @@ fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
 /// Checks and compiles config text; `path` names it in errors and anchors
 /// relative paths.
 pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    load_next(src, path, &[])
+}
+
+/// Reads and checks a config file again for a reload: modules of the
+/// running config (`previous`) whose declaration and file did not change
+/// are reused as they are, with their running instances.
+pub fn reload(path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Loaded, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_next(&src, path, previous)
+}
+
+fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let config = parse(src, path)?;
     let base = base_of(path);
     let at = |e| positioned(src, &file, e);
     let admin = compile::compile_admin(&config, &base).map_err(at)?;
-    let (snapshot, modules) = compile::compile(&config, &base).map_err(at)?;
-    let modules = modules
-        .into_iter()
-        .map(|mut m| {
-            let (line, col) = locate::Anchor::str(&m.name).find(src).unwrap_or((1, 1));
-            m.declared_at = format!("{file}:{line}:{col}");
-            Arc::new(m)
-        })
-        .collect();
+    let declared_at = |name: &str| {
+        let (line, col) = locate::Anchor::str(name).find(src).unwrap_or((1, 1));
+        format!("{file}:{line}:{col}")
+    };
+    let (snapshot, modules) =
+        compile::compile(&config, &base, previous, &declared_at).map_err(at)?;
     Ok(Loaded {
         config,
         snapshot,

@@ -38,6 +38,17 @@ pub struct Config {
     /// plugin-host actor; routes name them with `Module("name")`.
     #[serde(default)]
     pub modules: Vec<ModuleSpec>,
+    /// A directory whose `.so`, `.wasm` and `.lua` files are loaded as
+    /// modules named after the file (`auth.lua` is `Module("auth")`), with
+    /// default settings, at start-up and on every reload; adding, changing
+    /// or removing a file there reloads the config. A module of the same
+    /// name in `modules` wins. Default none.
+    #[serde(default)]
+    pub modules_dir: Option<PathBuf>,
+    /// Reload the config when this file changes on disk (debounced; also
+    /// on SIGHUP and `POST /config/reload`). Default true.
+    #[serde(default = "yes")]
+    pub watch: bool,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
 }
@@ -94,6 +105,28 @@ pub struct ModuleSpec {
     /// Limits for sandboxed (Lua and WebAssembly) modules.
     #[serde(default)]
     pub sandbox: Sandbox,
+    /// Reload the module when its file changes on disk. Default false
+    /// (SIGUSR2, `troupe module reload` and the admin API reload it).
+    #[serde(default)]
+    pub watch: bool,
+}
+
+impl ModuleSpec {
+    /// A module with every setting at its default, as `modules_dir`
+    /// declares the files it finds.
+    pub fn new(name: String, source: ModuleSource) -> Self {
+        Self {
+            name,
+            source,
+            config: None,
+            isolation: Isolation::default(),
+            timeout: default_module_timeout(),
+            blocking: false,
+            restarts: Restarts::default(),
+            sandbox: Sandbox::default(),
+            watch: false,
+        }
+    }
 }
 
 /// What a sandboxed module may use.
@@ -142,6 +175,10 @@ impl Default for Sandbox {
             requests_per_instance: 1,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_module_timeout() -> Duration {

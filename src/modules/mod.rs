@@ -129,6 +129,11 @@ pub struct ModuleEntry {
     pub policy: troupe_actors::RestartPolicy,
     /// Its sandbox limits (Lua).
     pub sandbox: crate::config::schema::Sandbox,
+    /// Reload the config when its file changes.
+    pub watch: bool,
+    /// Its declaration, serialized: equal fingerprints and an unchanged
+    /// file mean a config reload leaves the module alone.
+    pub fingerprint: String,
     /// Where its instance is published.
     pub slot: Arc<Slot>,
     /// Where it is declared in the config file (`file:line:col`), for errors.

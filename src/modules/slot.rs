@@ -64,6 +64,18 @@ impl Slot {
         }
     }
 
+    /// The slot of a module that a config reload changed: it counts on
+    /// from `old`'s instances (so the generation keeps rising) and starts
+    /// disabled if `old` was.
+    pub fn after(old: &Slot) -> Self {
+        let slot = Self::new(&old.name);
+        slot.loads.store(old.loads(), Ordering::Relaxed);
+        if matches!(**old.state.load(), Published::Disabled(_)) {
+            slot.disable();
+        }
+        slot
+    }
+
     /// The module's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name

@@ -70,6 +70,8 @@ fn reopen_moves_the_access_log_and_quit_stops_gracefully() {
     let cfg = config(dir.path());
     let mut d = Daemon::start(&cfg);
     let pid_file = dir.path().join("run/troupe.pid");
+    // Written once start-up is done, just after the port opens.
+    assert!(eventually_sync(Duration::from_secs(5), || pid_file.exists()));
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert_eq!(pid.trim(), d.pid().to_string());
 

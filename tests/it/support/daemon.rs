@@ -35,7 +35,8 @@ pub fn check(config: &Path) -> (Option<i32>, String) {
 }
 
 impl Daemon {
-    /// Starts the binary and waits for its `listening` line.
+    /// Starts the binary and waits until it has started (its `listening`
+    /// and `troupe started` lines).
     pub fn start(config: &Path) -> Self {
         let mut child = Command::new(bin())
             .arg("-c")
@@ -64,6 +65,8 @@ impl Daemon {
                 .find_map(|l| l.split("listening addr=").nth(1))
                 .and_then(|a| a.split_whitespace().next())
                 .and_then(|a| a.parse().ok())
+                // Start-up is done (signal handlers set, pid file written).
+                && text.contains("troupe started")
             {
                 break addr;
             }

@@ -1,0 +1,213 @@
+//! Config reload, the core's side (P3.4–P3.6): the configuration in force
+//! ([`Live`]), and [`Reloader`], which reads the file again, checks it in
+//! full and works out what applying it changes. The config actor
+//! (`troupe_actors::config`) applies the result, in order.
+//!
+//! What a reload changes, and when:
+//!
+//! | part of the config            | on reload                                         |
+//! |-------------------------------|---------------------------------------------------|
+//! | `servers`, routes, middleware | the next request (requests in flight finish on the old) |
+//! | `modules`, `modules_dir`      | added ones load, changed ones reload, removed ones stop; unchanged ones are untouched |
+//! | `listen`                      | added addresses accept, removed ones drain; others are untouched |
+//! | `limits`                      | body limits: the next request; the rest: new connections |
+//! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use arc_swap::ArcSwap;
+pub use troupe_actors::Trigger;
+use troupe_actors::{BoxFuture, ModuleHost, Plan, Reconfigure};
+
+use crate::{
+    config::{self, Config, Loaded},
+    conn::ConnConfig,
+    modules::{Env, Hosted, ModuleEntry},
+    observe::metrics::ModuleSeries,
+    pipeline::snapshot::Snapshot,
+};
+
+/// The configuration in force and its modules, as the admin API and the
+/// control calls read it. Replaced whole by each applied reload.
+#[derive(Debug)]
+pub struct Live {
+    /// The parsed file.
+    pub config: Arc<Config>,
+    /// Its modules, each with the slot its routes read.
+    pub modules: Vec<Arc<ModuleEntry>>,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The directory relative paths start at.
+    pub base: PathBuf,
+}
+
+impl Live {
+    /// The module called `name`.
+    pub fn module(&self, name: &str) -> Option<&Arc<ModuleEntry>> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+}
+
+/// Reads and checks new configs against the one in force.
+pub struct Reloader {
+    pub(crate) live: Arc<ArcSwap<Live>>,
+    pub(crate) conn: Arc<ArcSwap<ConnConfig>>,
+    pub(crate) env: Arc<Env>,
+    pub(crate) series: ModuleSeries,
+}
+
+impl Reconfigure for Reloader {
+    type Snapshot = Snapshot;
+
+    fn watched(&self) -> Vec<PathBuf> {
+        let live = self.live.load();
+        let mut files = Vec::new();
+        if live.config.watch {
+            files.push(live.path.clone());
+        }
+        if let Some(dir) = &live.config.modules_dir {
+            files.push(live.base.join(dir));
+        }
+        files.extend(
+            live.modules
+                .iter()
+                .filter(|m| m.watch)
+                .map(|m| m.path.clone()),
+        );
+        files
+    }
+
+    fn plan(&self) -> BoxFuture<'static, Result<Plan<Snapshot>, String>> {
+        let (live, conn, env, series) = (
+            self.live.clone(),
+            self.conn.clone(),
+            self.env.clone(),
+            self.series.clone(),
+        );
+        Box::pin(async move {
+            let now = live.load_full();
+            let (path, previous) = (now.path.clone(), now.modules.clone());
+            // Checking compiles scripts and components: off the runtime.
+            let loaded = tokio::task::spawn_blocking(move || config::reload(&path, &previous))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            plan(&now, loaded, &env, &series, live, conn)
+        })
+    }
+}
+
+/// What applying `next` over `now` changes; binds the added addresses.
+fn plan(
+    now: &Live,
+    next: Loaded,
+    env: &Arc<Env>,
+    series: &ModuleSeries,
+    live: Arc<ArcSwap<Live>>,
+    conn: Arc<ArcSwap<ConnConfig>>,
+) -> Result<Plan<Snapshot>, String> {
+    let mut changes = Vec::new();
+    let (mut add_modules, mut replace_modules) = (Vec::new(), Vec::new());
+    for m in &next.modules {
+        let host = || {
+            m.slot.set_metrics(series.module(m.slot.name()));
+            Arc::new(Hosted::new(m.clone(), env.clone())) as Arc<dyn ModuleHost>
+        };
+        match now.module(&m.name) {
+            Some(old) if Arc::ptr_eq(old, m) => {}
+            Some(_) => {
+                replace_modules.push(host());
+                changes.push(format!("module `{}` changed", m.name));
+            }
+            None => {
+                add_modules.push(host());
+                changes.push(format!("module `{}` added", m.name));
+            }
+        }
+    }
+    let remove_modules: Vec<String> = now
+        .modules
+        .iter()
+        .filter(|old| !next.modules.iter().any(|m| m.name == old.name))
+        .map(|old| old.name.clone())
+        .collect();
+    changes.extend(
+        remove_modules
+            .iter()
+            .map(|name| format!("module `{name}` removed")),
+    );
+
+    let (old, new) = (&now.config, &next.config);
+    let added: Vec<SocketAddr> = difference(&new.listen, &old.listen);
+    let remove_listeners = difference(&old.listen, &new.listen);
+    let sockets = crate::app::bind(&added).map_err(|e| e.to_string())?;
+    changes.extend(added.iter().map(|a| format!("listening on {a}")));
+    changes.extend(
+        remove_listeners
+            .iter()
+            .map(|a| format!("no longer listening on {a}")),
+    );
+
+    if differs(&old.servers, &new.servers) {
+        changes.push("routes changed".into());
+    }
+    let limits_changed = differs(&old.limits, &new.limits);
+    if limits_changed {
+        changes.push("limits changed (for new connections and requests)".into());
+    }
+    let at_restart = [
+        ("log", differs(&old.log, &new.log)),
+        ("admin", differs(&old.admin, &new.admin)),
+        ("pid_file", old.pid_file != new.pid_file),
+        ("workers", old.workers != new.workers),
+    ];
+    for (field, changed) in at_restart {
+        if changed {
+            changes.push(format!(
+                "`{field}` changed: it takes effect at the next restart"
+            ));
+        }
+    }
+
+    let Loaded {
+        config,
+        snapshot,
+        modules,
+        path,
+        base,
+        ..
+    } = next;
+    let drain = config.limits.drain_timeout;
+    let commit = Box::new(move || {
+        if limits_changed {
+            conn.store(Arc::new(ConnConfig::new(&config.limits)));
+        }
+        live.store(Arc::new(Live {
+            config: Arc::new(config),
+            modules,
+            path,
+            base,
+        }));
+    });
+    Ok(Plan {
+        snapshot: Arc::new(snapshot),
+        add_modules,
+        replace_modules,
+        remove_modules,
+        add_listeners: added.into_iter().zip(sockets).collect(),
+        remove_listeners,
+        drain,
+        changes,
+        commit,
+    })
+}
+
+/// The addresses in `a` and not in `b`.
+fn difference(a: &[SocketAddr], b: &[SocketAddr]) -> Vec<SocketAddr> {
+    a.iter().filter(|x| !b.contains(x)).copied().collect()
+}
+
+/// Whether two parts of a config would serialize differently.
+fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
+}
