@@ -28,8 +28,8 @@ use std::{
 };
 
 use notify_debouncer_full::{
-    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, notify::RecommendedWatcher,
-    notify::RecursiveMode,
+    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer,
+    notify::{EventKind, RecommendedWatcher, RecursiveMode},
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, rpc::CallResult};
 
@@ -368,11 +368,15 @@ fn watch(
     let me = me.clone();
     let handler = move |events: DebounceEventResult| {
         let Ok(events) = events else { return };
-        let hit = events.iter().flat_map(|e| e.paths.iter()).find(|p| {
-            targets
-                .iter()
-                .any(|t| *p == t || (t.is_dir() && p.parent() == Some(t.as_path())))
-        });
+        let hit = events
+            .iter()
+            .filter(|e| changes_content(&e.kind))
+            .flat_map(|e| e.paths.iter())
+            .find(|p| {
+                targets
+                    .iter()
+                    .any(|t| *p == t || (t.is_dir() && p.parent() == Some(t.as_path())))
+            });
         if let Some(path) = hit {
             tracing::info!(file = %path.display(), "watched file changed; reloading the config");
             let _ = me.cast(ConfigMsg::Reload {
@@ -406,6 +410,20 @@ fn watch(
         }
     }
     Some(debouncer)
+}
+
+/// Whether an event can mean new content. Reading a file (which the
+/// server itself does when it loads a module) is not one.
+fn changes_content(kind: &EventKind) -> bool {
+    use notify_debouncer_full::notify::event::{MetadataKind, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(m)) => {
+            matches!(m, MetadataKind::WriteTime | MetadataKind::Any)
+        }
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+    }
 }
 
 /// `path` made absolute, its directory without `.`, `..` or symlinks, so

@@ -3,6 +3,7 @@
 //!
 //! | endpoint        | answer                                             |
 //! |-----------------|----------------------------------------------------|
+//! | `GET /`         | the web page ([`ui`]; no token needed to load it)  |
 //! | `GET /health`   | `{"status":"ok"}`                                  |
 //! | `GET /metrics`  | every series, Prometheus text format               |
 //! | `GET /tree`     | the live supervision tree: name, kind, status, children; a plugin host's module generation and restarts |
@@ -17,6 +18,8 @@
 //! A missing or wrong token gets 401 (logged with the peer), an unknown
 //! path 404, another method 405 with `Allow`. The admin connections never
 //! touch the request path's state.
+
+mod ui;
 
 use std::{
     net::SocketAddr,
@@ -119,6 +122,10 @@ impl Admin {
     }
 
     async fn answer(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
+        if is_get && let Some(page) = ui::asset(req.uri().path()) {
+            return page;
+        }
         if !self.authorized(req) {
             tracing::warn!(%peer, path = req.uri().path(), "admin API: missing or wrong token");
             let mut resp = json_response(
@@ -130,7 +137,6 @@ impl Admin {
             return resp;
         }
         let path = req.uri().path();
-        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let get = |body: fn(&Self) -> Response<Full<Bytes>>| {
             if is_get {
                 body(self)

@@ -23,5 +23,6 @@ mod shutdown;
 mod static_files;
 mod supervision;
 mod timeouts;
+mod ui;
 mod wasm;
 mod zero_downtime;
