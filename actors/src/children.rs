@@ -217,13 +217,13 @@ impl Children {
         };
         let (cell, failure) = match evt {
             SupervisionEvent::ActorStarted(cell) => {
-                tracing::debug!(actor = %child_path(cell), "started");
+                tracing::info!(actor = %child_path(cell), "started");
                 return ChildEvent::Ignored;
             }
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if stopping {
-                    tracing::debug!(actor = %child_path(cell), ?reason, "stopped");
+                    tracing::info!(actor = %child_path(cell), ?reason, "stopped");
                     return ChildEvent::Ignored;
                 }
                 (cell, None)

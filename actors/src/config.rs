@@ -240,8 +240,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                             "config reloaded"
                         );
                         if let Some(root) = ractor::registry::where_is(st.names.of("troupe")) {
-                            tree::settle(&root, Duration::from_secs(1)).await;
-                            tracing::info!("supervision tree:\n{}", tree::render(&root).trim_end());
+                            tree::log(&root).await;
                         }
                         // The set of watched files may have changed.
                         st.watcher = watch(&me, &st.source.watched());

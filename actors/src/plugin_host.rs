@@ -125,11 +125,14 @@ impl Actor for PluginHost {
             }
             PluginHostMsg::Reload(reply) => {
                 let next = st.issue();
-                let result = st.host.load(Failures::to_actor(me, next), true).await;
+                let result = st
+                    .host
+                    .load(Failures::to_actor(me.clone(), next), true)
+                    .await;
                 match &result {
                     Ok(()) => {
                         st.generation = next;
-                        tracing::info!(module = st.host.name(), "module reloaded")
+                        tracing::info!(actor = %path_of(&me.get_cell()), "reloaded")
                     }
                     Err(e) => {
                         tracing::error!(module = st.host.name(), error = %e, "reload refused; the old instance keeps serving")

@@ -118,8 +118,7 @@ pub async fn spawn_tree<A: App>(spec: TreeSpec<A>) -> Result<Tree, SpawnErr> {
         handle,
         names,
     };
-    tree::settle(&tree.root.get_cell(), Duration::from_secs(1)).await;
-    tracing::info!("supervision tree:\n{}", tree.render().trim_end());
+    tree::log(&tree.root.get_cell()).await;
     Ok(tree)
 }
 
@@ -181,7 +180,14 @@ impl TreeHandle {
             )
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
+            Ok(ractor::rpc::CallResult::Success(result)) => {
+                if result.is_ok()
+                    && let Some(root) = ractor::registry::where_is(self.names.of("troupe"))
+                {
+                    tree::log(&root).await;
+                }
+                result
+            }
             Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
             // The host stopped before answering: its load failed.
             Ok(ractor::rpc::CallResult::SenderError) => Err(format!(

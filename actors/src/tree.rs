@@ -57,6 +57,13 @@ fn render_children(cell: &ActorCell, prefix: &str, out: &mut String) {
     }
 }
 
+/// Logs the whole tree, once its actors have settled (at start-up and
+/// after every reload).
+pub async fn log(root: &ActorCell) {
+    settle(root, std::time::Duration::from_secs(1)).await;
+    tracing::info!("supervision tree:\n{}", render(root).trim_end());
+}
+
 /// Waits (bounded) until no actor in the tree is still starting, so the
 /// start-up dump shows settled statuses.
 pub async fn settle(root: &ActorCell, within: std::time::Duration) {

@@ -39,9 +39,14 @@ lua() {
     --duration "${DURATION:-10}" --rounds "${ROUNDS:-3}" | tee /dev/stderr | grep '^RESULT' | sed "s/^RESULT/RESULT $1/"
 }
 lua quiet | tee -a "$results"
+status() { curl -fsS http://127.0.0.1:18482/config/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["reloads"])'; }
+lua_loads() { curl -fsS http://127.0.0.1:18482/modules | python3 -c 'import json,sys; print([m["loads"] for m in json.load(sys.stdin) if m["name"]=="lua"][0])'; }
+config0=$(status); lua0=$(lua_loads)
 python3 "$here/reload.py" loop "$work" "$pid" 2>/dev/null &
 loop=$!
 lua reloading-every-second | tee -a "$results"
 kill $loop
+# Proof that the loop reloaded while the load ran.
+echo "RESULT reload during-the-second-run config_reloads=$(( $(status) - config0 )) lua_module_reloads=$(( $(lua_loads) - lua0 ))" | tee -a "$results"
 python3 "$here/record.py" reload "$results" benches/load/reload.sh
 echo "RESULT lines written to BENCHMARKS.md" >&2

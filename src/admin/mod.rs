@@ -100,7 +100,7 @@ impl Admin {
     async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: ConnShutdown) {
         let service = service_fn(move |req| {
             let admin = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(admin.answer(&req, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(admin.answer(req, peer).await) }
         });
         // A client that never finishes its head (or idles between
         // requests) is dropped: the admin port must not be slowloris bait.
@@ -121,13 +121,14 @@ impl Admin {
         }
     }
 
-    async fn answer(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
-        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
-        if is_get && let Some(page) = ui::asset(req.uri().path()) {
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let (req, body) = req.into_parts();
+        let is_get = req.method == Method::GET || req.method == Method::HEAD;
+        if is_get && let Some(page) = ui::asset(req.uri.path()) {
             return page;
         }
-        if !self.authorized(req) {
-            tracing::warn!(%peer, path = req.uri().path(), "admin API: missing or wrong token");
+        if !self.authorized(&req) {
+            tracing::warn!(%peer, path = req.uri.path(), "admin API: missing or wrong token");
             let mut resp = json_response(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "a bearer token is required (Authorization: Bearer <token>)"}),
@@ -136,7 +137,8 @@ impl Admin {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return resp;
         }
-        let path = req.uri().path();
+        let path = req.uri.path();
+        let is_post = req.method == Method::POST;
         let get = |body: fn(&Self) -> Response<Full<Bytes>>| {
             if is_get {
                 body(self)
@@ -153,15 +155,19 @@ impl Admin {
             "/config" => get(Self::config),
             "/config/status" if is_get => self.config_status().await,
             "/config/status" => wrong_method(path, "GET, HEAD"),
-            "/config/reload" if req.method() == Method::POST => self.reload_config().await,
+            "/config/reload" if is_post => match empty_or_object(body).await {
+                Ok(()) => self.reload_config().await,
+                Err(refused) => refused,
+            },
             "/config/reload" => wrong_method(path, "POST"),
             _ => match path
                 .strip_prefix("/modules/")
                 .and_then(|r| r.split_once('/'))
             {
-                Some((name, action)) if req.method() == Method::POST => {
-                    self.module_action(name, action).await
-                }
+                Some((name, action)) if is_post => match empty_or_object(body).await {
+                    Ok(()) => self.module_action(name, action).await,
+                    Err(refused) => refused,
+                },
                 Some(_) => wrong_method(path, "POST"),
                 None => json_response(
                     StatusCode::NOT_FOUND,
@@ -388,12 +394,12 @@ impl Admin {
         json_response(status, &body)
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
+    fn authorized(&self, req: &http::request::Parts) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
         let given = req
-            .headers()
+            .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -452,6 +458,42 @@ fn redact(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
     }
+}
+
+/// The largest body a POST may carry.
+const MAX_BODY: usize = 64 * 1024;
+
+/// No endpoint takes parameters in its body yet, so a POST body must be
+/// empty or a JSON object (room for options later); anything else is
+/// refused rather than silently ignored.
+async fn empty_or_object(body: Incoming) -> Result<(), Response<Full<Bytes>>> {
+    use http_body_util::BodyExt as _;
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": format!("the body is over {MAX_BODY} bytes")}),
+            ));
+        }
+        Err(e) => {
+            return Err(json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!("cannot read the body: {e}")}),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes)
+        .map(|_| ())
+        .map_err(|e| {
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!("the body must be empty or a JSON object: {e}")}),
+            )
+        })
 }
 
 /// The answer while the tree is not up yet.

@@ -328,6 +328,43 @@ async fn modules_are_listed_reloaded_disabled_and_enabled() {
         let body: Value = serde_json::from_slice(&resp.body).unwrap();
         assert!(body["error"].is_string(), "{body}");
     }
+    // A body, if any, must be a JSON object; {} is fine.
+    for (body, status) in [
+        (&b"{\"unclosed"[..], StatusCode::BAD_REQUEST),
+        (b"[1, 2]", StatusCode::BAD_REQUEST),
+        (b"{}", StatusCode::OK),
+    ] {
+        let req = http::Request::post(format!("{admin}/modules/hello_lua/reload"))
+            .header("authorization", bearer(TOKEN))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                body,
+            )))
+            .unwrap();
+        let resp = client::send(&h1, req).await;
+        assert_eq!(resp.status, status, "{}", String::from_utf8_lossy(body));
+        let answer: Value = serde_json::from_slice(&resp.body).unwrap();
+        if status == StatusCode::BAD_REQUEST {
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("the body must be empty or a JSON object"),
+                "{answer}"
+            );
+        }
+    }
+    let huge = http::Request::post(format!("{admin}/config/reload"))
+        .header("authorization", bearer(TOKEN))
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b' ';
+            100_000
+        ])))
+        .unwrap();
+    assert_eq!(
+        client::send(&h1, huge).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     let get = client::get_with(&format!("{admin}/modules/hello_lua/reload"), &auth).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get.header("allow"), Some("POST"));
