@@ -11,6 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
 bench=${BENCH:-$repo/../shared/bench}
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || [ ! -e /usr/share/nginx/modules-available/mod-http-lua.conf ]; then
@@ -27,10 +28,7 @@ python3 "$here/reload.py" config "$work"
 pid=$!
 loop=""
 trap 'kill $loop $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:18480/wasm 2>/dev/null && break
-  sleep 0.1
-done
+wait_for http://127.0.0.1:18480/wasm
 
 results=$(mktemp)
 python3 "$here/reload.py" measure "$work" "$pid" | tee -a "$results"

@@ -10,6 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
 bench=${BENCH:-$repo/../shared/bench}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(hello static-1k static-1m h2 lua)
@@ -27,10 +28,7 @@ cargo build --release --quiet
 ./target/release/troupe -c "$here/config.ron" 2>"$here/troupe.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:18480/hello 2>/dev/null && break
-  sleep 0.1
-done
+wait_for http://127.0.0.1:18480/hello
 
 results=$(mktemp)
 for s in "${scenarios[@]}"; do
