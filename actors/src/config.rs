@@ -133,32 +133,93 @@ pub enum ConfigMsg {
 pub struct ConfigArgs<S> {
     /// Reads and checks the config file.
     pub source: Arc<dyn Reconfigure<Snapshot = S>>,
-    /// Where the reload counters are registered.
-    pub registry: prometheus::Registry,
+    /// Outlives any one incarnation of the actor.
+    pub history: Arc<History>,
     pub(crate) names: Names,
+}
+
+/// The reload history and its series: made once per tree, so a restarted
+/// config actor counts on from where the last one was.
+pub struct History {
+    status: std::sync::Mutex<ReloadStatus>,
+    reloads: prometheus::IntCounter,
+    failures: prometheus::IntCounter,
+    generation: prometheus::IntGauge,
+}
+
+impl History {
+    /// Generation 1, with its series registered in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> prometheus::Result<Self> {
+        let reloads =
+            prometheus::IntCounter::new("troupe_config_reloads_total", "Config reloads applied.")?;
+        let failures = prometheus::IntCounter::new(
+            "troupe_config_reload_failures_total",
+            "Config reloads refused (a bad file, a module that did not load, an address in use).",
+        )?;
+        let generation = prometheus::IntGauge::new(
+            "troupe_config_generation",
+            "The config generation in force (1 at start-up).",
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(generation.clone()))?;
+        generation.set(1);
+        Ok(Self {
+            status: std::sync::Mutex::new(ReloadStatus {
+                generation: 1,
+                ..ReloadStatus::default()
+            }),
+            reloads,
+            failures,
+            generation,
+        })
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records one reload's outcome; returns it as the caller's reply.
+    fn record(
+        &self,
+        trigger: Trigger,
+        took: Duration,
+        result: Result<Vec<String>, String>,
+    ) -> Result<Applied, String> {
+        let mut status = self.status();
+        let result = result.map(|changes| Applied {
+            generation: status.generation + 1,
+            changes,
+        });
+        match &result {
+            Ok(applied) => {
+                status.generation = applied.generation;
+                status.applied += 1;
+                self.reloads.inc();
+                self.generation.set(applied.generation as i64);
+            }
+            Err(_) => {
+                status.refused += 1;
+                self.failures.inc();
+            }
+        }
+        status.last = Some(Outcome {
+            trigger,
+            at: SystemTime::now(),
+            took,
+            result: result.clone(),
+        });
+        result
+    }
 }
 
 /// The config actor's state.
 pub struct ConfigState<S> {
     source: Arc<dyn Reconfigure<Snapshot = S>>,
     names: Names,
-    status: ReloadStatus,
-    reloads: prometheus::IntCounter,
-    failures: prometheus::IntCounter,
-    generation: prometheus::IntGauge,
+    history: Arc<History>,
     /// Dropping it stops the watch.
     watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
-}
-
-/// Registers `metric`, or finds the one a restarted actor registered.
-fn register<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &prometheus::Registry,
-    metric: M,
-) -> M {
-    // AlreadyReg only happens after a restart of this actor; the series
-    // registered first keeps counting (the new handle is simply unused).
-    let _ = registry.register(Box::new(metric.clone()));
-    metric
 }
 
 impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
@@ -171,36 +232,11 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
         me: ActorRef<Self::Msg>,
         args: ConfigArgs<S>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let reloads = register(
-            &args.registry,
-            prometheus::IntCounter::new("troupe_config_reloads_total", "Config reloads applied.")?,
-        );
-        let failures = register(
-            &args.registry,
-            prometheus::IntCounter::new(
-                "troupe_config_reload_failures_total",
-                "Config reloads refused (a bad file, a module that did not load, an address in use).",
-            )?,
-        );
-        let generation = register(
-            &args.registry,
-            prometheus::IntGauge::new(
-                "troupe_config_generation",
-                "The config generation in force (1 at start-up).",
-            )?,
-        );
-        generation.set(1);
         let watcher = watch(&me, &args.source.watched());
         Ok(ConfigState {
             source: args.source,
             names: args.names,
-            status: ReloadStatus {
-                generation: 1,
-                ..ReloadStatus::default()
-            },
-            reloads,
-            failures,
-            generation,
+            history: args.history,
             watcher,
         })
     }
@@ -213,7 +249,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConfigMsg::Status(reply) => {
-                let _ = reply.send(st.status.clone());
+                let _ = reply.send(st.history.status().clone());
             }
             ConfigMsg::Reload { trigger, reply } => {
                 let started = std::time::Instant::now();
@@ -222,16 +258,9 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                     Err(e) => Err(e),
                 };
                 let took = started.elapsed();
-                let result = result.map(|changes| Applied {
-                    generation: st.status.generation + 1,
-                    changes,
-                });
+                let result = st.history.record(trigger, took, result);
                 match &result {
                     Ok(applied) => {
-                        st.status.generation = applied.generation;
-                        st.status.applied += 1;
-                        st.reloads.inc();
-                        st.generation.set(applied.generation as i64);
                         tracing::info!(
                             trigger = trigger.as_str(),
                             generation = applied.generation,
@@ -246,8 +275,6 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                         st.watcher = watch(&me, &st.source.watched());
                     }
                     Err(error) => {
-                        st.status.refused += 1;
-                        st.failures.inc();
                         tracing::error!(
                             trigger = trigger.as_str(),
                             %error,
@@ -255,12 +282,6 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                         );
                     }
                 }
-                st.status.last = Some(Outcome {
-                    trigger,
-                    at: SystemTime::now(),
-                    took,
-                    result: result.clone(),
-                });
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     children::{Children, start_fn},
-    config::{Applied, ConfigActor, ConfigArgs, ConfigMsg, ReloadStatus, Trigger},
+    config::{Applied, ConfigActor, ConfigArgs, ConfigMsg, History, ReloadStatus, Trigger},
     listener::{Connections, Listener, ListenerArgs, ListenerMsg},
     metrics::Metrics,
     modules::{Modules, ModulesArgs, ModulesMsg},
@@ -321,8 +321,8 @@ impl<A: App> Actor for Root<A> {
         let cell = me.get_cell();
         let mut children = Children::new(spec.policy);
 
-        let (source, registry, config_names) =
-            (spec.config.clone(), spec.registry.clone(), names.clone());
+        let history = Arc::new(History::new(&spec.registry)?);
+        let (source, config_names) = (spec.config.clone(), names.clone());
         let name = names.of("config");
         children
             .start(
@@ -332,7 +332,7 @@ impl<A: App> Actor for Root<A> {
                         ConfigActor::default(),
                         ConfigArgs {
                             source: source.clone(),
-                            registry: registry.clone(),
+                            history: history.clone(),
                             names: config_names.clone(),
                         },
                     )

@@ -106,6 +106,8 @@ async fn a_reload_applies_only_what_changed() {
     let a_slot = srv.running().module("a").unwrap();
     let a_instance = instance(&srv, "a");
     let b_loads = srv.running().module("b").unwrap().loads();
+    // An operator switched b off; a reload that changes b keeps it off.
+    assert!(srv.running().module("b").unwrap().disable());
 
     let v2 = config(
         "watch: false,",
@@ -141,7 +143,12 @@ async fn a_reload_applies_only_what_changed() {
     assert!(Arc::ptr_eq(&a_slot, &srv.running().module("a").unwrap()));
     assert_eq!(instance(&srv, "a"), a_instance);
     assert_eq!(body(&srv, "/a").await.1, "a one\n");
-    // Changed: a new instance, and the generation counts on.
+    // Changed: a new instance, still switched off, and the generation
+    // counts on.
+    let b = srv.running().module("b").unwrap();
+    assert_eq!(b.status(), "disabled");
+    assert_eq!(body(&srv, "/b").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(b.enable());
     assert_eq!(body(&srv, "/b").await.1, "b two\n");
     assert_eq!(srv.running().module("b").unwrap().loads(), b_loads + 1);
     // Added and removed.
