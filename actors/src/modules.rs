@@ -18,7 +18,7 @@ use ractor::{
 
 use crate::{
     children::{Children, start_fn},
-    plugin_host::{PluginHost, PluginHostMsg},
+    plugin_host::{PluginHost, PluginHostArgs, PluginHostMsg},
     restart::RestartPolicy,
     seams::{ModuleHost, Retired},
     tree::path_of,
@@ -96,7 +96,15 @@ pub struct ModulesState {
 /// How a plugin host for `host` is (re)started under the name `actor`.
 fn host_start(actor: &str, host: &Arc<dyn ModuleHost>) -> crate::children::StartFn {
     let host = host.clone();
-    start_fn(actor.to_owned(), move || (PluginHost, host.clone()))
+    start_fn(actor.to_owned(), move || {
+        (
+            PluginHost,
+            PluginHostArgs {
+                host: host.clone(),
+                loaded: None,
+            },
+        )
+    })
 }
 
 impl ModulesState {
@@ -122,16 +130,25 @@ impl ModulesState {
             self.prepared.push(Prepared::InHost(actor, host));
             return Ok(());
         }
-        // Its load runs in `post_start`; `Started` is answered after it, or
-        // never if it fails (and the actor stops, unsupervised: a failure
-        // of a host the table knows restarts the old module, which is
-        // what the running config wants).
-        let cell = host_start(&actor, &host)(me.get_cell())
+        // Its load runs in `post_start`, which sends us the outcome. If it
+        // fails the actor stops, unsupervised (or, if the table knows the
+        // name, the old module is restarted: what the running config wants).
+        let (loaded, outcome) = tokio::sync::oneshot::channel();
+        let args = PluginHostArgs {
+            host: host.clone(),
+            loaded: Some(loaded),
+        };
+        Actor::spawn_linked(Some(actor.clone()), PluginHost, args, me.get_cell())
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let started = ActorRef::<PluginHostMsg>::from(cell);
         self.prepared.push(Prepared::Started(actor, host.clone()));
-        call(&started, PluginHostMsg::Started).await.map_err(failed)
+        match tokio::time::timeout(LOAD_TIMEOUT, outcome).await {
+            Ok(Ok(result)) => result.map_err(failed),
+            Ok(Err(_)) => Err(failed("its host stopped before loading it".into())),
+            Err(_) => Err(failed(format!(
+                "its load did not finish within {LOAD_TIMEOUT:?}"
+            ))),
+        }
     }
 
     fn abort(&mut self) {
@@ -334,18 +351,18 @@ impl Actor for Modules {
     }
 }
 
+/// The longest a module's load may take during a config reload.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Asks a plugin host and waits for its load: a host that stops instead
 /// of answering failed to load.
 async fn call(
     host: &ActorRef<PluginHostMsg>,
     msg: impl FnOnce(RpcReplyPort<Result<(), String>>) -> PluginHostMsg,
 ) -> Result<(), String> {
-    match host
-        .call(msg, Some(std::time::Duration::from_secs(60)))
-        .await
-    {
+    match host.call(msg, Some(LOAD_TIMEOUT)).await {
         Ok(CallResult::Success(result)) => result,
-        Ok(CallResult::Timeout) => Err("its load did not finish within 60 s".into()),
+        Ok(CallResult::Timeout) => Err(format!("its load did not finish within {LOAD_TIMEOUT:?}")),
         Ok(CallResult::SenderError) | Err(_) => Err("it failed to load (see the log)".into()),
     }
 }

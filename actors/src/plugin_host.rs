@@ -54,9 +54,20 @@ pub enum PluginHostMsg {
     Release,
 }
 
+/// What a plugin host starts with.
+pub struct PluginHostArgs {
+    /// The module.
+    pub host: Arc<dyn ModuleHost>,
+    /// Gets the outcome of the first load, if someone waits for it (a
+    /// config reload adding the module does; a failed load also fails the
+    /// actor, as always).
+    pub loaded: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
 /// The plugin host's state.
 pub struct PluginHostState {
     host: Arc<dyn ModuleHost>,
+    loaded: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// The instance now published.
     generation: u64,
     /// The last instance number handed out: each load takes a new one, so
@@ -78,15 +89,16 @@ impl PluginHostState {
 impl Actor for PluginHost {
     type Msg = PluginHostMsg;
     type State = PluginHostState;
-    type Arguments = Arc<dyn ModuleHost>;
+    type Arguments = PluginHostArgs;
 
     async fn pre_start(
         &self,
         _me: ActorRef<Self::Msg>,
-        host: Self::Arguments,
+        args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(PluginHostState {
-            host,
+            host: args.host,
+            loaded: args.loaded,
             generation: 1,
             issued: 1,
             pending: None,
@@ -99,10 +111,14 @@ impl Actor for PluginHost {
         me: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        st.host
+        let result = st
+            .host
             .load(Failures::to_actor(me, st.generation), false)
-            .await
-            .map_err(|e| format!("cannot load module `{}`: {e}", st.host.name()).into())
+            .await;
+        if let Some(waiting) = st.loaded.take() {
+            let _ = waiting.send(result.clone());
+        }
+        result.map_err(|e| format!("cannot load module `{}`: {e}", st.host.name()).into())
     }
 
     async fn handle(

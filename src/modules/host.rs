@@ -78,7 +78,16 @@ impl ModuleHost for Hosted {
 
     fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>> {
         let (entry, env, cache) = (self.entry.clone(), self.env.clone(), self.library.clone());
-        Box::pin(async move {
+        let at = self.entry.declared_at.clone();
+        // Where the module is declared, so a refused reload points at it.
+        let located = move |e: String| {
+            if at.is_empty() {
+                e
+            } else {
+                format!("{at}: {e}")
+            }
+        };
+        let load = Box::pin(async move {
             // A load that is not the first and not asked for is a restart.
             if !reload
                 && entry.slot.loads() > 0
@@ -146,7 +155,8 @@ impl ModuleHost for Hosted {
                 *loaded = stamp;
             }
             Ok(())
-        })
+        });
+        Box::pin(async move { load.await.map_err(located) })
     }
 
     fn retire(&self, why: Retired) {

@@ -216,12 +216,12 @@ async fn a_bad_config_is_refused_with_its_position_and_the_old_one_serves() {
     let resp = post(format!("{api}/config/reload")).await;
     assert_eq!(resp.status, StatusCode::UNPROCESSABLE_ENTITY);
     let answer: Value = serde_json::from_slice(&resp.body).unwrap();
+    // It names the module, where it is declared, and why it failed.
+    let error = answer["error"].as_str().unwrap();
     assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("module `logger`"),
-        "{answer}"
+        error.starts_with(&format!("module `logger`: {}:5:", path.display()))
+            && error.ends_with("the module's init hook returned -1"),
+        "{error}"
     );
     assert_eq!(body(&srv, "/b").await.1, "b one\n");
     assert_eq!(body(&srv, "/hello").await.1, "v1");
