@@ -64,9 +64,23 @@ impl Middleware for ModuleFilter {
         if !hooks.request_filter && !hooks.response_filter {
             return next.run(req);
         }
+        if let Some(m) = self.slot.metrics() {
+            m.calls.inc();
+        }
+        // Only the module's own failures count as its errors, not the
+        // handler's after it.
+        let slot = self.slot.clone();
+        let failed = move |e: HttpError| {
+            if let Some(m) = slot.metrics()
+                && e.status().is_server_error()
+            {
+                m.errors.inc();
+            }
+            e
+        };
         HandlerFuture::new(async move {
             let req = if hooks.request_filter {
-                match instance.request_filter(req).await? {
+                match instance.request_filter(req).await.map_err(&failed)? {
                     Filtered::Continue(req) => req,
                     Filtered::Respond(resp) => return Ok(resp),
                 }
@@ -75,7 +89,7 @@ impl Middleware for ModuleFilter {
             };
             let resp = next.run(req).await?;
             if hooks.response_filter {
-                instance.response_filter(resp).await
+                instance.response_filter(resp).await.map_err(&failed)
             } else {
                 Ok(resp)
             }
@@ -109,6 +123,9 @@ impl LogHooks {
             if let Ok(i) = slot.load().instance()
                 && i.hooks().log
             {
+                if let Some(m) = slot.metrics() {
+                    m.calls.inc();
+                }
                 i.log(line);
             }
         }

@@ -12,7 +12,7 @@
 //! | `troupe_http_connections` (gauge, open now) | |
 //! | `troupe_http_connections_total` | |
 //! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
-//! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (as a route's handler) |
+//! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (requests it answered, filtered or logged; its own 5xx) |
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 
 use std::time::Duration;
@@ -149,9 +149,10 @@ impl ModuleSeries {
 /// One module's handles, kept in its slot.
 #[derive(Clone, Debug)]
 pub struct ModuleMetrics {
-    /// Requests it answered as a handler.
+    /// Requests it answered as a handler, filtered as middleware, or saw
+    /// as a log hook.
     pub calls: IntCounter,
-    /// Of those, the ones that ended in a 5xx.
+    /// Of those, the ones its own code turned into a 5xx.
     pub errors: IntCounter,
     /// Restarts after a failure (not reloads).
     pub restarts: IntCounter,

@@ -516,20 +516,40 @@ async fn routes_and_the_config_are_shown_with_secrets_redacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn module_series_count_calls_errors_restarts_and_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.log");
     let ron = config(
         &format!(
             r#"(name: "hello_lua", source: Lua({})),
-               (name: "crashy", source: Native({}))"#,
+               (name: "crashy", source: Native({})),
+               (name: "gate", source: Lua({}), config: "k"),
+               (name: "rl", source: Native({}), config: {:?})"#,
             lua("examples/hello.lua"),
-            crate::support::modules::lib("crashy")
+            crate::support::modules::lib("crashy"),
+            lua("examples/api_key.lua"),
+            crate::support::modules::lib("request_logger"),
+            log.display().to_string(),
         ),
         r#"(path: "/hello/lua", handler: Module("hello_lua")),
-           (path: "/crashy", handler: Module("crashy"))"#,
+           (path: "/crashy", handler: Module("crashy")),
+           (path: "/private", handler: Return(body: "in"), middleware: [Module("gate")])"#,
     )
-    .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1);
-    let srv = TestServer::start(&ron).await;
-    crate::modules::ready(&srv, "hello_lua").await;
-    crate::modules::ready(&srv, "crashy").await;
+    .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1)
+    .replacen(
+        "servers: [( routes:",
+        r#"servers: [( loggers: ["rl"], routes:"#,
+        1,
+    );
+    let srv = TestServer::start_in(dir, &ron).await;
+    for m in ["hello_lua", "crashy", "gate", "rl"] {
+        crate::modules::ready(&srv, m).await;
+    }
+    // As middleware: two requests filtered, one refused (a 401 is the
+    // module's answer, not its error).
+    let refused = client::get(&srv.url("/private")).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let allowed = client::get_with(&srv.url("/private"), &[("x-api-key", "k")]).await;
+    assert_eq!(allowed.status, StatusCode::OK);
     let admin = format!("http://{}", srv.running().admin_addr().unwrap());
     for _ in 0..3 {
         assert_eq!(
@@ -554,6 +574,10 @@ async fn module_series_count_calls_errors_restarts_and_generations() {
         // The failure restarts it (with backoff): a second instance.
         r#"troupe_module_restarts_total{module="crashy"} 1"#,
         r#"troupe_module_generation{module="crashy"} 2"#,
+        r#"troupe_module_calls_total{module="gate"} 2"#,
+        r#"troupe_module_errors_total{module="gate"} 0"#,
+        // The log hook saw every request of the server: 2 + 3 + 1.
+        r#"troupe_module_calls_total{module="rl"} 6"#,
     ];
     let ok = crate::support::eventually(Duration::from_secs(5), || {
         let url = url.clone();
