@@ -3,7 +3,7 @@
 //!
 //! | endpoint        | answer                                             |
 //! |-----------------|----------------------------------------------------|
-//! | `GET /`         | the web page ([`ui`]; no token needed to load it)  |
+//! | `GET /`         | the web page (`ui.rs`; no token needed to load it)  |
 //! | `GET /health`   | `{"status":"ok"}`                                  |
 //! | `GET /metrics`  | every series, Prometheus text format               |
 //! | `GET /tree`     | the live supervision tree: name, kind, status, children; a plugin host's module generation and restarts |

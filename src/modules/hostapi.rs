@@ -3,7 +3,7 @@
 //! [`Services`] is the language-neutral set (log, a shared key-value store,
 //! metric counters). In the server it is [`LocalServices`]; in a module's
 //! child process it forwards to the server over the socket. The `extern "C"`
-//! table in [`table`] exposes it, plus the response builder, to native code.
+//! table in `table` exposes it, plus the response builder, to native code.
 
 #![allow(unsafe_code)]
 

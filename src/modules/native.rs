@@ -409,7 +409,7 @@ impl Pairs {
 ///
 /// This runs on every module call, so the header and parameter pairs are
 /// built in place on the stack (no allocation, no copy) unless there are
-/// more than [`INLINE_PAIRS`] of them.
+/// more than `INLINE_PAIRS` of them.
 pub fn with_raw_request<'a, H, P, R>(
     parts: RequestParts<'a, H, P>,
     f: impl FnOnce(&abi::Request) -> R,

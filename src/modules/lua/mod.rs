@@ -2,7 +2,7 @@
 //!
 //! - [`vm`]: one VM: safe libraries only, memory limit, instruction budget,
 //!   the host API as `troupe`, the script compiled once.
-//! - [`convert`]: the `req` userdata and the response table.
+//! - `convert`: the `req` userdata and the response table.
 //!
 //! A request takes a VM from the pool, calls the script's hook on it, and
 //! puts it back; the pool grows to about one VM per thread that calls at

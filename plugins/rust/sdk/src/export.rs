@@ -1,4 +1,4 @@
-//! The C ABI written for a [`Module`]: what [`export_module!`] expands to.
+//! The C ABI written for a [`Module`]: what [`export_module!`](crate::export_module) expands to.
 //!
 //! Each `extern "C"` function here is generic over the module type and
 //! runs the module inside `catch_unwind`, so a panic turns into
