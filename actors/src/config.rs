@@ -31,7 +31,7 @@ use notify_debouncer_full::{
     DebounceEventResult, Debouncer, RecommendedCache, new_debouncer,
     notify::{EventKind, RecommendedWatcher, RecursiveMode},
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, rpc::CallResult};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
     modules::ModulesMsg,
@@ -355,22 +355,18 @@ async fn apply<S: Send + Sync + 'static>(
     Ok(changes)
 }
 
-/// One call into another actor of the tree, its failure as a message.
+/// One step of a reload: a call into another actor of the tree.
 async fn ask<M: ractor::Message, T: Send + 'static>(
     actor: &ActorRef<M>,
     msg: impl FnOnce(RpcReplyPort<T>) -> M,
 ) -> Result<T, String> {
-    match actor.call(msg, Some(STEP_TIMEOUT)).await {
-        Ok(CallResult::Success(t)) => Ok(t),
-        Ok(CallResult::Timeout) => Err(format!(
-            "{} did not answer within {STEP_TIMEOUT:?}",
-            actor.get_name().unwrap_or_default()
-        )),
-        Ok(CallResult::SenderError) | Err(_) => Err(format!(
+    tree::ask(actor, msg, STEP_TIMEOUT, || {
+        format!(
             "{} stopped during the reload",
             actor.get_name().unwrap_or_default()
-        )),
-    }
+        )
+    })
+    .await
 }
 
 /// Watches the directories of `files` (a directory itself when one is

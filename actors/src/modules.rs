@@ -12,9 +12,7 @@
 
 use std::sync::Arc;
 
-use ractor::{
-    Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, rpc::CallResult,
-};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::{
     children::{Children, start_fn},
@@ -360,9 +358,8 @@ async fn call(
     host: &ActorRef<PluginHostMsg>,
     msg: impl FnOnce(RpcReplyPort<Result<(), String>>) -> PluginHostMsg,
 ) -> Result<(), String> {
-    match host.call(msg, Some(LOAD_TIMEOUT)).await {
-        Ok(CallResult::Success(result)) => result,
-        Ok(CallResult::Timeout) => Err(format!("its load did not finish within {LOAD_TIMEOUT:?}")),
-        Ok(CallResult::SenderError) | Err(_) => Err("it failed to load (see the log)".into()),
-    }
+    crate::tree::ask(host, msg, LOAD_TIMEOUT, || {
+        "it failed to load (see the log)".into()
+    })
+    .await?
 }

@@ -135,34 +135,29 @@ impl TreeHandle {
     pub async fn reload_config(&self, trigger: Trigger) -> Result<Applied, String> {
         let config = ActorRef::<ConfigMsg>::where_is(self.names.of("config"))
             .ok_or("the config actor is not running")?;
-        match config
-            .call(
-                |reply| ConfigMsg::Reload {
-                    trigger,
-                    reply: Some(reply),
-                },
-                Some(Duration::from_secs(120)),
-            )
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(result)) => result,
-            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
-                Err("the config actor stopped during the reload".into())
-            }
-        }
+        tree::ask(
+            &config,
+            |reply| ConfigMsg::Reload {
+                trigger,
+                reply: Some(reply),
+            },
+            Duration::from_secs(120),
+            || "the config actor stopped during the reload".into(),
+        )
+        .await?
     }
 
     /// The config generation in force and the last reload's outcome.
     pub async fn config_status(&self) -> Option<ReloadStatus> {
         let config = ActorRef::<ConfigMsg>::where_is(self.names.of("config"))?;
-        match config
-            .call(ConfigMsg::Status, Some(Duration::from_secs(5)))
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(status)) => Some(status),
-            _ => None,
-        }
+        tree::ask(
+            &config,
+            ConfigMsg::Status,
+            Duration::from_secs(5),
+            String::new,
+        )
+        .await
+        .ok()
     }
 
     /// Reloads one module: a new instance is loaded and swapped in while
@@ -171,31 +166,22 @@ impl TreeHandle {
     pub async fn reload_module(&self, module: &str) -> Result<(), String> {
         let modules = ActorRef::<ModulesMsg>::where_is(self.names.of("modules"))
             .ok_or("the modules supervisor is not running")?;
-        let module_name = module;
-        let module = module.to_owned();
-        match modules
-            .call(
-                |reply| ModulesMsg::Reload(module, reply),
-                Some(Duration::from_secs(30)),
-            )
-            .await
+        let name = module.to_owned();
+        // The host stopped before answering: its load failed.
+        let stopped = || format!("module `{module}` failed to load (see the log)");
+        let result = tree::ask(
+            &modules,
+            |reply| ModulesMsg::Reload(name, reply),
+            Duration::from_secs(30),
+            stopped,
+        )
+        .await?;
+        if result.is_ok()
+            && let Some(root) = ractor::registry::where_is(self.names.of("troupe"))
         {
-            Ok(ractor::rpc::CallResult::Success(result)) => {
-                if result.is_ok()
-                    && let Some(root) = ractor::registry::where_is(self.names.of("troupe"))
-                {
-                    tree::log(&root).await;
-                }
-                result
-            }
-            Ok(ractor::rpc::CallResult::Timeout) => Err("the reload timed out".into()),
-            // The host stopped before answering: its load failed.
-            Ok(ractor::rpc::CallResult::SenderError) => Err(format!(
-                "module `{name}` failed to load (see the log)",
-                name = module_name
-            )),
-            Err(e) => Err(e.to_string()),
+            tree::log(&root).await;
         }
+        result
     }
 }
 

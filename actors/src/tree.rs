@@ -104,3 +104,23 @@ impl Names {
         format!("{base}{}", self.suffix)
     }
 }
+
+/// One call into an actor of the tree, its failure as a message: `stopped`
+/// says what it means when the actor stops instead of answering (for a
+/// plugin host, that its load failed).
+pub(crate) async fn ask<M: ractor::Message, T: Send + 'static>(
+    actor: &ractor::ActorRef<M>,
+    msg: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
+    within: std::time::Duration,
+    stopped: impl FnOnce() -> String,
+) -> Result<T, String> {
+    use ractor::rpc::CallResult;
+    match actor.call(msg, Some(within)).await {
+        Ok(CallResult::Success(t)) => Ok(t),
+        Ok(CallResult::Timeout) => Err(format!(
+            "{} did not answer within {within:?}",
+            actor.get_name().unwrap_or_default()
+        )),
+        Ok(CallResult::SenderError) | Err(_) => Err(stopped()),
+    }
+}
