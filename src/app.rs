@@ -7,7 +7,6 @@
 use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use arc_swap::ArcSwap;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 use troupe_actors::{
     App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeSpec, Trigger,
@@ -15,26 +14,31 @@ use troupe_actors::{
 
 use crate::{
     config::Loaded,
-    conn::{self, ConnConfig},
-    modules::{Env, Hosted, Slot, hostapi::LocalServices},
+    conn,
+    generation::Generation,
+    modules::{
+        Slot,
+        host::{Env, Hosted},
+        hostapi::LocalServices,
+    },
     observe::{
         logging,
         metrics::{HttpMetrics, ModuleSeries},
     },
-    pipeline::{Pipeline, snapshot::Snapshot},
-    reload::{Live, Reloader},
+    pipeline::Pipeline,
+    reload::Reloader,
 };
 
 /// The HTTP core as the supervision tree sees it.
 #[derive(Debug)]
 pub struct Http {
     pipeline: Arc<Pipeline>,
-    /// Read once per connection; a config reload may replace it.
-    conn: Arc<ArcSwap<ConnConfig>>,
+    /// The published generation; a connection reads its settings once.
+    generation: Arc<ArcSwap<Generation>>,
 }
 
 impl App for Http {
-    type Snapshot = Snapshot;
+    type Snapshot = Generation;
 
     fn serve(
         &self,
@@ -44,7 +48,7 @@ impl App for Http {
     ) -> BoxFuture<'static, ()> {
         Box::pin(conn::serve(
             self.pipeline.clone(),
-            self.conn.load_full(),
+            self.generation.load().conn.clone(),
             stream,
             peer,
             shutdown,
@@ -67,7 +71,7 @@ pub enum StartError {
 pub struct Running {
     tree: Tree,
     admin_addr: Option<SocketAddr>,
-    live: Arc<ArcSwap<Live>>,
+    generation: Arc<ArcSwap<Generation>>,
     services: Arc<LocalServices>,
     addrs: Vec<SocketAddr>,
     logs: logging::Logs,
@@ -95,7 +99,7 @@ impl Running {
     /// Graceful shutdown within the configured drain timeout; returns the
     /// number of connections cut at the deadline.
     pub async fn shutdown(self) -> usize {
-        let drain = self.live.load().config.limits.drain_timeout;
+        let drain = self.generation.load().config.limits.drain_timeout;
         let cut = self.tree.shutdown(drain).await;
         tracing::info!(cut, "stopped");
         cut
@@ -122,8 +126,8 @@ impl Running {
     /// went. A module whose reload fails keeps its old instance.
     pub async fn reload_changed(&self) -> Vec<(String, Result<(), String>)> {
         let mut tried = Vec::new();
-        let live = self.live.load_full();
-        for m in &live.modules {
+        let generation = self.generation.load_full();
+        for m in &generation.modules {
             if m.changed_on_disk() {
                 tried.push((m.name.clone(), self.tree.reload_module(&m.name).await));
             }
@@ -142,14 +146,14 @@ impl Running {
         self.tree.handle().config_status().await
     }
 
-    /// The configuration in force.
-    pub fn live(&self) -> Arc<Live> {
-        self.live.load_full()
+    /// The config generation in force.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation.load_full()
     }
 
     /// A module's published slot: its state and how often it was loaded.
     pub fn module(&self, name: &str) -> Option<Arc<Slot>> {
-        self.live.load().module(name).map(|m| m.slot.clone())
+        self.generation.load().module(name).map(|m| m.slot.clone())
     }
 
     /// The host API's services (the shared store and module counters).
@@ -161,27 +165,6 @@ impl Running {
     pub async fn stopped(&mut self) {
         self.tree.stopped().await;
     }
-}
-
-/// Binds every address with `SO_REUSEADDR` and a deep backlog.
-pub fn bind(addrs: &[SocketAddr]) -> io::Result<Vec<std::net::TcpListener>> {
-    addrs
-        .iter()
-        .map(|addr| {
-            let socket = Socket::new(
-                Domain::for_address(*addr),
-                Type::STREAM,
-                Some(Protocol::TCP),
-            )?;
-            socket.set_reuse_address(true)?;
-            socket.set_nonblocking(true)?;
-            socket
-                .bind(&(*addr).into())
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            socket.listen(1024)?;
-            Ok(socket.into())
-        })
-        .collect()
 }
 
 /// What the server needs from its surroundings, beyond the config.
@@ -214,23 +197,11 @@ pub async fn start_with(
     listeners: Vec<std::net::TcpListener>,
     options: Options,
 ) -> Result<Running, StartError> {
-    let Loaded {
-        config,
-        snapshot,
-        base,
-        modules,
-        admin,
-        path,
-    } = loaded;
-    let (access, logs) = logging::open_access_log(&config.log, &base)?;
-    let slot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let admin = loaded.admin.clone();
+    let first = Generation::new(loaded);
+    let (access, logs) = logging::open_access_log(&first.config.log, &first.base)?;
     let registry = prometheus::Registry::new();
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
-    let conn = Arc::new(ArcSwap::from_pointee(ConnConfig::new(&config.limits)));
-    let http = Http {
-        pipeline: Arc::new(Pipeline::new(slot.clone(), access, metrics)),
-        conn: conn.clone(),
-    };
     let addrs = listeners
         .iter()
         .map(|l| l.local_addr())
@@ -238,34 +209,34 @@ pub async fn start_with(
     // Each socket serves the configured address at its position (tests
     // bind their own port for the first one); a reload that drops that
     // address closes it.
-    let listeners = config.listen.iter().copied().zip(listeners).collect();
+    let listeners = first.config.listen.iter().copied().zip(listeners).collect();
     let services = Arc::new(LocalServices::new(&registry));
     let series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
-    for m in &modules {
+    for m in &first.modules {
         m.slot.set_metrics(series.module(m.slot.name()));
     }
     let env = Arc::new(Env {
         services: services.clone(),
         module_host: options.module_host,
     });
-    let hosts = modules
+    let hosts = first
+        .modules
         .iter()
         .map(|m| {
             Arc::new(Hosted::new(m.clone(), env.clone())) as Arc<dyn troupe_actors::ModuleHost>
         })
         .collect();
-    let live = Arc::new(ArcSwap::from_pointee(Live {
-        config: Arc::new(config),
-        modules,
-        path,
-        base,
-    }));
+    let generation = Arc::new(ArcSwap::from_pointee(first));
+    let http = Http {
+        pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
+        generation: generation.clone(),
+    };
     let admin = match admin {
         Some(spec) => {
-            let socket = bind(&[spec.listen])?.remove(0);
+            let socket = crate::listen::bind(&[spec.listen])?.remove(0);
             Some((
                 socket,
-                crate::admin::Admin::new(&spec, registry.clone(), slot.clone(), live.clone()),
+                crate::admin::Admin::new(&spec, registry.clone(), generation.clone()),
             ))
         }
         None => None,
@@ -276,15 +247,14 @@ pub async fn start_with(
         .transpose()?;
     let admin_api = admin.as_ref().map(|(_, api)| api.clone());
     let reloader = Reloader {
-        live: live.clone(),
-        conn,
+        generation: generation.clone(),
         env,
         series,
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
         app: Arc::new(http),
         config: Arc::new(reloader),
-        snapshot: slot,
+        snapshot: generation.clone(),
         listeners,
         policy: RestartPolicy::default(),
         registry,
@@ -298,7 +268,7 @@ pub async fn start_with(
     Ok(Running {
         tree,
         admin_addr,
-        live,
+        generation,
         services,
         addrs,
         logs,

@@ -117,11 +117,7 @@ fn main() -> ExitCode {
             "troupe: the configuration file {} syntax is ok",
             cli.config.display()
         );
-        let broken: Vec<String> = loaded
-            .modules
-            .iter()
-            .filter_map(|m| m.probe().err())
-            .collect();
+        let broken = troupe::modules::probe(&loaded.modules, &loaded.uses);
         if !broken.is_empty() {
             for why in broken {
                 eprintln!("troupe: {why}");

@@ -1,7 +1,8 @@
-//! Config reload, the core's side (P3.4–P3.6): the configuration in force
-//! ([`Live`]), and [`Reloader`], which reads the file again, checks it in
-//! full and works out what applying it changes. The config actor
-//! (`troupe_actors::config`) applies the result, in order.
+//! Config reload, the core's side (P3.4–P3.6): [`Reloader`] reads the
+//! file again, checks it in full against the [`Generation`] in force, and
+//! works out what applying it changes; the new generation is published
+//! whole, with one store. The config actor (`troupe_actors::config`)
+//! applies the result, in order.
 //!
 //! What a reload changes, and when:
 //!
@@ -20,47 +21,25 @@ pub use troupe_actors::Trigger;
 use troupe_actors::{BoxFuture, ModuleHost, Plan, Reconfigure};
 
 use crate::{
-    config::{self, Config, Loaded},
-    conn::ConnConfig,
-    modules::{Env, Hosted, ModuleEntry},
+    config::{self, Loaded},
+    generation::Generation,
+    modules::host::{Env, Hosted},
     observe::metrics::ModuleSeries,
-    pipeline::snapshot::Snapshot,
 };
-
-/// The configuration in force and its modules, as the admin API and the
-/// control calls read it. Replaced whole by each applied reload.
-#[derive(Debug)]
-pub struct Live {
-    /// The parsed file.
-    pub config: Arc<Config>,
-    /// Its modules, each with the slot its routes read.
-    pub modules: Vec<Arc<ModuleEntry>>,
-    /// The file it came from.
-    pub path: PathBuf,
-    /// The directory relative paths start at.
-    pub base: PathBuf,
-}
-
-impl Live {
-    /// The module called `name`.
-    pub fn module(&self, name: &str) -> Option<&Arc<ModuleEntry>> {
-        self.modules.iter().find(|m| m.name == name)
-    }
-}
 
 /// Reads and checks new configs against the one in force.
 pub struct Reloader {
-    pub(crate) live: Arc<ArcSwap<Live>>,
-    pub(crate) conn: Arc<ArcSwap<ConnConfig>>,
+    /// The generation in force: what a new config is checked against.
+    pub(crate) generation: Arc<ArcSwap<Generation>>,
     pub(crate) env: Arc<Env>,
     pub(crate) series: ModuleSeries,
 }
 
 impl Reconfigure for Reloader {
-    type Snapshot = Snapshot;
+    type Snapshot = Generation;
 
     fn watched(&self) -> Vec<PathBuf> {
-        let live = self.live.load();
+        let live = self.generation.load();
         let mut files = Vec::new();
         if live.config.watch {
             files.push(live.path.clone());
@@ -77,35 +56,31 @@ impl Reconfigure for Reloader {
         files
     }
 
-    fn plan(&self) -> BoxFuture<'static, Result<Plan<Snapshot>, String>> {
-        let (live, conn, env, series) = (
-            self.live.clone(),
-            self.conn.clone(),
+    fn plan(&self) -> BoxFuture<'static, Result<Plan<Generation>, String>> {
+        let (now, env, series) = (
+            self.generation.load_full(),
             self.env.clone(),
             self.series.clone(),
         );
         Box::pin(async move {
-            let now = live.load_full();
             let (path, previous) = (now.path.clone(), now.modules.clone());
             // Checking compiles scripts and components: off the runtime.
             let loaded = tokio::task::spawn_blocking(move || config::reload(&path, &previous))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            plan(&now, loaded, &env, &series, live, conn)
+            plan(&now, loaded, &env, &series)
         })
     }
 }
 
 /// What applying `next` over `now` changes; binds the added addresses.
 fn plan(
-    now: &Live,
+    now: &Generation,
     next: Loaded,
     env: &Arc<Env>,
     series: &ModuleSeries,
-    live: Arc<ArcSwap<Live>>,
-    conn: Arc<ArcSwap<ConnConfig>>,
-) -> Result<Plan<Snapshot>, String> {
+) -> Result<Plan<Generation>, String> {
     let mut changes = Vec::new();
     let (mut add_modules, mut replace_modules) = (Vec::new(), Vec::new());
     for m in &next.modules {
@@ -140,7 +115,7 @@ fn plan(
     let (old, new) = (&now.config, &next.config);
     let added: Vec<SocketAddr> = difference(&new.listen, &old.listen);
     let remove_listeners = difference(&old.listen, &new.listen);
-    let sockets = crate::app::bind(&added).map_err(|e| e.to_string())?;
+    let sockets = crate::listen::bind(&added).map_err(|e| e.to_string())?;
     changes.extend(added.iter().map(|a| format!("listening on {a}")));
     changes.extend(
         remove_listeners
@@ -148,16 +123,16 @@ fn plan(
             .map(|a| format!("no longer listening on {a}")),
     );
 
-    if differs(&old.servers, &new.servers) {
+    if old.servers != new.servers {
         changes.push("routes changed".into());
     }
-    let limits_changed = differs(&old.limits, &new.limits);
+    let limits_changed = old.limits != new.limits;
     if limits_changed {
         changes.push("limits changed (for new connections and requests)".into());
     }
     let at_restart = [
-        ("log", differs(&old.log, &new.log)),
-        ("admin", differs(&old.admin, &new.admin)),
+        ("log", old.log != new.log),
+        ("admin", old.admin != new.admin),
         ("pid_file", old.pid_file != new.pid_file),
         ("workers", old.workers != new.workers),
     ];
@@ -169,28 +144,10 @@ fn plan(
         }
     }
 
-    let Loaded {
-        config,
-        snapshot,
-        modules,
-        path,
-        base,
-        ..
-    } = next;
-    let drain = config.limits.drain_timeout;
-    let commit = Box::new(move || {
-        if limits_changed {
-            conn.store(Arc::new(ConnConfig::new(&config.limits)));
-        }
-        live.store(Arc::new(Live {
-            config: Arc::new(config),
-            modules,
-            path,
-            base,
-        }));
-    });
+    let drain = new.limits.drain_timeout;
+    let generation = Generation::new(next);
     Ok(Plan {
-        snapshot: Arc::new(snapshot),
+        snapshot: Arc::new(generation),
         add_modules,
         replace_modules,
         remove_modules,
@@ -198,16 +155,10 @@ fn plan(
         remove_listeners,
         drain,
         changes,
-        commit,
     })
 }
 
 /// The addresses in `a` and not in `b`.
 fn difference(a: &[SocketAddr], b: &[SocketAddr]) -> Vec<SocketAddr> {
     a.iter().filter(|x| !b.contains(x)).copied().collect()
-}
-
-/// Whether two parts of a config would serialize differently.
-fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
-    serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
 }

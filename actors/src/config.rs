@@ -14,8 +14,7 @@
 //!    requests in flight finish on the old one (and on its module
 //!    instances, which shut down when the last such request is done);
 //! 4. removed module hosts stop, changed ones switch to their new instance;
-//! 5. added listeners start accepting, removed ones drain;
-//! 6. the core makes the new config the one it reports.
+//! 5. added listeners start accepting, removed ones drain.
 //!
 //! Every outcome is logged, counted (`troupe_config_reloads_total`,
 //! `troupe_config_reload_failures_total`) and kept for the admin API.
@@ -314,7 +313,6 @@ async fn apply<S: Send + Sync + 'static>(
         remove_listeners,
         drain,
         changes,
-        commit,
     } = plan;
     let modules = ActorRef::<ModulesMsg>::where_is(names.of("modules"))
         .ok_or("the modules supervisor is not running")?;
@@ -351,7 +349,6 @@ async fn apply<S: Send + Sync + 'static>(
         })
         .await?;
     }
-    commit();
     Ok(changes)
 }
 

@@ -195,7 +195,4 @@ pub struct Plan<S> {
     pub drain: Duration,
     /// What changed, one line each, for the log and the admin API.
     pub changes: Vec<String>,
-    /// Makes the new config the one in force on the core's side; called
-    /// last, after everything above is applied.
-    pub commit: Box<dyn FnOnce() + Send>,
 }

@@ -37,31 +37,73 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
 use troupe_actors::{AdminApp, ConnShutdown, Tree, TreeHandle};
 
-use crate::{
-    modules::{Kind, ModuleEntry},
-    pipeline::snapshot::Snapshot,
-    reload::Live,
-};
+use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry};
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The admin section of the config, checked, with its token read.
-#[derive(Debug, Clone)]
-pub struct AdminSpec {
-    /// Where it listens.
-    pub listen: SocketAddr,
-    /// The bearer token requests must present, if any.
-    pub token: Option<String>,
+/// The admin endpoints, matched by path (`matchit`, as routes are).
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Health,
+    Metrics,
+    Tree,
+    Modules,
+    Routes,
+    Config,
+    ConfigStatus,
+    ConfigReload,
+    /// `/modules/{name}/{action}`.
+    Module,
+}
+
+impl Endpoint {
+    const ALL: [(&'static str, Endpoint); 9] = [
+        ("/health", Endpoint::Health),
+        ("/metrics", Endpoint::Metrics),
+        ("/tree", Endpoint::Tree),
+        ("/modules", Endpoint::Modules),
+        ("/routes", Endpoint::Routes),
+        ("/config", Endpoint::Config),
+        ("/config/status", Endpoint::ConfigStatus),
+        ("/config/reload", Endpoint::ConfigReload),
+        ("/modules/{name}/{action}", Endpoint::Module),
+    ];
+
+    fn table() -> matchit::Router<Endpoint> {
+        let mut table = matchit::Router::new();
+        for (path, endpoint) in Self::ALL {
+            // The paths above are fixed and distinct.
+            let _ = table.insert(path, endpoint);
+        }
+        table
+    }
+
+    /// The method it answers (GET also answers HEAD).
+    fn method(self) -> Method {
+        match self {
+            Endpoint::ConfigReload | Endpoint::Module => Method::POST,
+            _ => Method::GET,
+        }
+    }
+
+    /// Its `Allow` header.
+    fn allow(self) -> &'static str {
+        match self.method() {
+            Method::POST => "POST",
+            _ => "GET, HEAD",
+        }
+    }
 }
 
 /// What the admin endpoints read.
 pub struct Admin {
     token: Option<String>,
     registry: prometheus::Registry,
-    snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-    /// The config in force and its modules (a reload replaces it).
-    live: Arc<arc_swap::ArcSwap<Live>>,
+    /// The generation in force: routes, config and modules, read
+    /// together (a reload replaces it whole).
+    generation: Arc<arc_swap::ArcSwap<Generation>>,
+    endpoints: matchit::Router<Endpoint>,
     /// The tree's root and control handle, set once the tree is up.
     tree: OnceLock<(ActorCell, TreeHandle)>,
 }
@@ -72,14 +114,13 @@ impl Admin {
     pub fn new(
         spec: &AdminSpec,
         registry: prometheus::Registry,
-        snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-        live: Arc<arc_swap::ArcSwap<Live>>,
+        generation: Arc<arc_swap::ArcSwap<Generation>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
             registry,
-            snapshot,
-            live,
+            generation,
+            endpoints: Endpoint::table(),
             tree: OnceLock::new(),
         })
     }
@@ -138,60 +179,55 @@ impl Admin {
             return resp;
         }
         let path = req.uri.path();
-        let is_post = req.method == Method::POST;
-        let get = |body: fn(&Self) -> Response<Full<Bytes>>| {
-            if is_get {
-                body(self)
-            } else {
-                wrong_method(path, "GET, HEAD")
-            }
+        let Ok(found) = self.endpoints.at(path) else {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!(
+                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload or /modules/{{name}}/reload|enable|disable)"
+                )}),
+            );
         };
-        match path {
-            "/health" => get(|_| json_response(StatusCode::OK, &json!({"status": "ok"}))),
-            "/metrics" => get(Self::metrics),
-            "/tree" => get(Self::tree),
-            "/modules" => get(Self::modules),
-            "/routes" => get(Self::routes),
-            "/config" => get(Self::config),
-            "/config/status" if is_get => self.config_status().await,
-            "/config/status" => wrong_method(path, "GET, HEAD"),
-            "/config/reload" if is_post => match empty_or_object(body).await {
+        let endpoint = *found.value;
+        let allowed = match endpoint.method() {
+            Method::GET => is_get,
+            method => req.method == method,
+        };
+        if !allowed {
+            return wrong_method(path, endpoint.allow());
+        }
+        match endpoint {
+            Endpoint::Health => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            Endpoint::Metrics => self.metrics(),
+            Endpoint::Tree => self.tree(),
+            Endpoint::Modules => self.modules(),
+            Endpoint::Routes => self.routes(),
+            Endpoint::Config => self.config(),
+            Endpoint::ConfigStatus => self.config_status().await,
+            Endpoint::ConfigReload => match empty_or_object(body).await {
                 Ok(()) => self.reload_config().await,
                 Err(refused) => refused,
             },
-            "/config/reload" => wrong_method(path, "POST"),
-            _ => match path
-                .strip_prefix("/modules/")
-                .and_then(|r| r.split_once('/'))
-            {
-                Some((name, action)) if is_post => match empty_or_object(body).await {
+            Endpoint::Module => {
+                // The route names both parameters.
+                let name = found.params.get("name").unwrap_or_default();
+                let action = found.params.get("action").unwrap_or_default();
+                match empty_or_object(body).await {
                     Ok(()) => self.module_action(name, action).await,
                     Err(refused) => refused,
-                },
-                Some(_) => wrong_method(path, "POST"),
-                None => json_response(
-                    StatusCode::NOT_FOUND,
-                    &json!({"error": format!(
-                        "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload or /modules/{{name}}/reload|enable|disable)"
-                    )}),
-                ),
-            },
+                }
+            }
         }
     }
 
     fn modules(&self) -> Response<Full<Bytes>> {
-        let live = self.live.load();
+        let live = self.generation.load();
         let list: Vec<Value> = live
             .modules
             .iter()
             .map(|m| {
                 json!({
                     "name": m.name,
-                    "kind": match m.kind {
-                        Kind::Native => "native",
-                        Kind::Lua => "lua",
-                        Kind::Wasm => "wasm",
-                    },
+                    "kind": m.runtime.language(),
                     "status": m.slot.status(),
                     "loads": m.slot.loads(),
                     "restarts": m.slot.metrics().map(|s| s.restarts.get()),
@@ -268,8 +304,9 @@ impl Admin {
     }
 
     fn routes(&self) -> Response<Full<Bytes>> {
-        let snapshot = self.snapshot.load();
-        let servers: Vec<Value> = snapshot
+        let generation = self.generation.load();
+        let servers: Vec<Value> = generation
+            .snapshot
             .servers
             .iter()
             .map(|(server, default)| {
@@ -293,7 +330,7 @@ impl Admin {
     }
 
     fn config(&self) -> Response<Full<Bytes>> {
-        match serde_json::to_value(&*self.live.load().config) {
+        match serde_json::to_value(&self.generation.load().config) {
             Ok(mut value) => {
                 redact(&mut value);
                 json_response(StatusCode::OK, &value)
@@ -327,7 +364,7 @@ impl Admin {
             "children": children.iter().map(|c| self.node(c)).collect::<Vec<_>>(),
         });
         if let Some(module) = base.strip_prefix("plugin.")
-            && let Some(m) = self.live.load().module(module)
+            && let Some(m) = self.generation.load().module(module)
         {
             node["module"] = json!({
                 "status": m.slot.status(),
@@ -339,7 +376,7 @@ impl Admin {
     }
 
     async fn module_action(&self, name: &str, action: &str) -> Response<Full<Bytes>> {
-        let live = self.live.load_full();
+        let live = self.generation.load_full();
         let Some(slot) = live.module(name).map(|m: &Arc<ModuleEntry>| m.slot.clone()) else {
             let names: Vec<&str> = live.modules.iter().map(|m| m.name.as_str()).collect();
             return json_response(

@@ -5,6 +5,7 @@
 //! failure names the literal it is about so [`super::locate`] can point at it.
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, HashSet},
     path::Path,
     sync::Arc,
@@ -14,7 +15,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::Regex;
 
 use super::{
-    locate::Anchor,
+    locate::{Anchor, CompileError, err},
     schema::{self, Config, HandlerSpec, MiddlewareSpec},
 };
 use crate::{
@@ -22,44 +23,51 @@ use crate::{
     handlers,
     middleware::{RequireHeader, SetHeaders},
     modules::{
-        ModuleEntry, Slot,
-        route::{LogHooks, ModuleFilter, ModuleHandler},
+        ModuleEntry, ModuleUse, Role, Slot,
+        route::{ModuleFilter, ModuleHandler, ModuleLogger},
     },
     pipeline::{
-        routes::{Route, RouteError, RouteTable},
+        log_hook::LogHook,
+        routes::{CountedModule, Route, RouteError, RouteTable},
         snapshot::{RequestLimits, Snapshot},
         vhost::{Server, Servers},
     },
 };
 
-/// A semantic error and where it is.
-#[derive(Debug)]
-pub(crate) struct CompileError {
-    pub message: String,
-    pub anchor: Anchor,
-}
-
-pub(super) fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError> {
-    Err(CompileError {
-        message: message.into(),
-        anchor,
-    })
-}
-
-/// What routes need while compiling: where relative paths start, and the
-/// slot of each module by name.
+/// What routes need while compiling: where relative paths start, each
+/// module by name, and the uses of modules found so far.
 struct Ctx<'a> {
     base: &'a Path,
-    slots: HashMap<&'a str, Arc<Slot>>,
+    modules: HashMap<&'a str, &'a Arc<ModuleEntry>>,
+    uses: RefCell<Vec<ModuleUse>>,
+    locate: &'a dyn Fn(&Anchor) -> String,
 }
 
 impl Ctx<'_> {
-    fn slot(&self, name: &str) -> Result<Arc<Slot>, CompileError> {
-        self.slots.get(name).cloned().ok_or_else(|| CompileError {
+    /// The slot of the module `name`, used as `role` at `at`: refused if
+    /// its runtime cannot take the role, or its hooks are known and lack
+    /// the one the role needs. Each use is kept for `troupe -t`, which
+    /// checks the others once it has loaded their code.
+    fn use_module(&self, name: &str, role: Role, at: &Anchor) -> Result<Arc<Slot>, CompileError> {
+        let entry = self.entry(name)?;
+        let used = ModuleUse {
+            module: name.to_owned(),
+            role,
+            at: (self.locate)(at),
+        };
+        if let Some(message) = used.problem(entry.runtime, entry.hooks) {
+            return err(at.clone(), message);
+        }
+        self.uses.borrow_mut().push(used);
+        Ok(entry.slot.clone())
+    }
+
+    fn entry(&self, name: &str) -> Result<&Arc<ModuleEntry>, CompileError> {
+        self.modules.get(name).copied().ok_or_else(|| CompileError {
             message: format!(
                 "no module named `{name}` (expected one of the names in `modules`: {})",
                 {
-                    let mut names: Vec<_> = self.slots.keys().copied().collect();
+                    let mut names: Vec<_> = self.modules.keys().copied().collect();
                     names.sort_unstable();
                     if names.is_empty() {
                         "none is configured".to_owned()
@@ -73,66 +81,15 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks the admin section and reads its token.
-pub(super) fn compile_admin(
-    cfg: &Config,
-    base: &Path,
-) -> Result<Option<crate::admin::AdminSpec>, CompileError> {
-    let Some(admin) = &cfg.admin else {
-        return Ok(None);
-    };
-    let anchor = Anchor::Key {
-        key: "admin",
-        nth: 0,
-    };
-    let token = match (&admin.token_file, &admin.token_env) {
-        (Some(_), Some(_)) => {
-            return err(
-                anchor,
-                "the admin API takes `token_file` or `token_env`, not both",
-            );
-        }
-        (Some(file), None) => {
-            let path = base.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| CompileError {
-                message: format!("admin `token_file` {}: {e}", path.display()),
-                anchor: Anchor::str(&file.to_string_lossy()),
-            })?;
-            Some(text.trim().to_owned())
-        }
-        (None, Some(var)) => Some(std::env::var(var).map_err(|_| CompileError {
-            message: format!("admin `token_env`: the environment variable `{var}` is not set"),
-            anchor: Anchor::str(var),
-        })?),
-        (None, None) => None,
-    };
-    if token.as_deref() == Some("") {
-        return err(anchor, "the admin token is empty");
-    }
-    if token.is_none() && !admin.listen.ip().is_loopback() {
-        return err(
-            anchor,
-            format!(
-                "the admin API on {} (not loopback) needs a token (expected `token_file` or `token_env`)",
-                admin.listen
-            ),
-        );
-    }
-    Ok(Some(crate::admin::AdminSpec {
-        listen: admin.listen,
-        token,
-    }))
-}
-
 /// Checks and compiles a parsed config. Relative paths resolve against `base`.
 /// `previous` are the running config's modules, to reuse where unchanged
-/// (none at start-up); `declared_at` locates a module name in the file.
+/// (none at start-up); `locate` gives an anchor's `file:line:col`.
 pub(super) fn compile(
     cfg: &Config,
     base: &Path,
     previous: &[Arc<ModuleEntry>],
-    declared_at: &dyn Fn(&str) -> String,
-) -> Result<(Snapshot, Vec<Arc<ModuleEntry>>), CompileError> {
+    locate: &dyn Fn(&Anchor) -> String,
+) -> Result<Compiled, CompileError> {
     if cfg.listen.is_empty() {
         return err(
             Anchor::Key {
@@ -163,16 +120,17 @@ pub(super) fn compile(
             "more than one server has `default: true` (expected at most one)",
         );
     }
-    let modules = super::modules::compile_modules(cfg, base, previous, declared_at)?;
+    let declared_at = |name: &str| locate(&Anchor::str(name));
+    let modules = super::modules::compile_modules(cfg, base, previous, &declared_at)?;
     let ctx = Ctx {
         base,
-        slots: modules
-            .iter()
-            .map(|entry| (entry.name.as_str(), entry.slot.clone()))
-            .collect(),
+        modules: modules.iter().map(|m| (m.name.as_str(), m)).collect(),
+        uses: RefCell::default(),
+        locate,
     };
     let mut seen_names = HashSet::new();
     let mut servers = Vec::with_capacity(cfg.servers.len());
+    let mut loggers_seen = 0;
     for server in &cfg.servers {
         for name in &server.names {
             check_server_name(name)?;
@@ -188,15 +146,23 @@ pub(super) fn compile(
                 );
             }
         }
+        let at = Anchor::Key {
+            key: "loggers",
+            nth: loggers_seen,
+        };
+        loggers_seen += usize::from(!server.loggers.is_empty());
         let loggers = server
             .loggers
             .iter()
-            .map(|name| ctx.slot(name))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|name| {
+                let slot = ctx.use_module(name, Role::Logger, &at)?;
+                Ok(Arc::new(ModuleLogger::new(slot)) as Arc<dyn LogHook>)
+            })
+            .collect::<Result<Vec<_>, CompileError>>()?;
         servers.push(Server {
             names: server.names.clone(),
             routes: compile_routes(&server.routes, &ctx)?,
-            loggers: LogHooks::new(loggers),
+            loggers: loggers.into(),
         });
     }
     let snapshot = Snapshot {
@@ -206,7 +172,19 @@ pub(super) fn compile(
             body_timeout: cfg.limits.body_timeout,
         },
     };
-    Ok((snapshot, modules))
+    let uses = ctx.uses.into_inner();
+    Ok(Compiled {
+        snapshot,
+        modules,
+        uses,
+    })
+}
+
+/// What a config compiles into.
+pub(super) struct Compiled {
+    pub snapshot: Snapshot,
+    pub modules: Vec<Arc<ModuleEntry>>,
+    pub uses: Vec<ModuleUse>,
 }
 
 fn check_server_name(name: &str) -> Result<(), CompileError> {
@@ -231,11 +209,19 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
     let mut paths = Vec::new();
     let mut regexes = Vec::new();
     for r in routes {
-        let handler = compile_handler(&r.handler, ctx)?;
+        // A module's use is pointed at by its route's pattern.
+        let at = match (&r.path, &r.regex) {
+            (Some(p), _) | (None, Some(p)) => Anchor::str(p),
+            (None, None) => Anchor::Key {
+                key: "handler",
+                nth: 0,
+            },
+        };
+        let handler = compile_handler(&r.handler, ctx, &at)?;
         let middleware = r
             .middleware
             .iter()
-            .map(|m| compile_middleware(m, ctx))
+            .map(|m| compile_middleware(m, ctx, &at))
             .collect::<Result<Vec<_>, _>>()?;
         let (pattern, anchor) = match (&r.path, &r.regex) {
             (Some(p), None) => (p, Anchor::str(p)),
@@ -273,7 +259,9 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             handler,
             describe,
             module: match &r.handler {
-                HandlerSpec::Module(name) => Some(ctx.slot(name)?),
+                HandlerSpec::Module(name) => {
+                    Some(ctx.entry(name)?.slot.clone() as Arc<dyn CountedModule>)
+                }
                 _ => None,
             },
             metrics: Default::default(),
@@ -333,7 +321,11 @@ fn parse_methods(list: &[String], anchor: &Anchor) -> Result<Vec<Method>, Compil
     Ok(out)
 }
 
-fn compile_handler(spec: &HandlerSpec, ctx: &Ctx<'_>) -> Result<Arc<dyn Handler>, CompileError> {
+fn compile_handler(
+    spec: &HandlerSpec,
+    ctx: &Ctx<'_>,
+    at: &Anchor,
+) -> Result<Arc<dyn Handler>, CompileError> {
     let base = ctx.base;
     Ok(match spec {
         HandlerSpec::Return(r) => {
@@ -402,16 +394,25 @@ fn compile_handler(spec: &HandlerSpec, ctx: &Ctx<'_>) -> Result<Arc<dyn Handler>
                 "the `Redirect` handler is not compiled in (build with feature `handler-redirect`)",
             );
         }
-        HandlerSpec::Module(name) => Arc::new(ModuleHandler::new(ctx.slot(name)?)),
+        HandlerSpec::Module(name) => Arc::new(ModuleHandler::new(ctx.use_module(
+            name,
+            Role::Handler,
+            at,
+        )?)),
     })
 }
 
 fn compile_middleware(
     spec: &MiddlewareSpec,
     ctx: &Ctx<'_>,
+    at: &Anchor,
 ) -> Result<Arc<dyn Middleware>, CompileError> {
     Ok(match spec {
-        MiddlewareSpec::Module(name) => Arc::new(ModuleFilter::new(ctx.slot(name)?)),
+        MiddlewareSpec::Module(name) => Arc::new(ModuleFilter::new(ctx.use_module(
+            name,
+            Role::Middleware,
+            at,
+        )?)),
         MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?.into())),
         MiddlewareSpec::RequireHeader {
             header,

@@ -2,8 +2,22 @@
 //!
 //! ron reports positions for syntax and type errors, but its values carry
 //! no spans. A semantic error (a missing static root, a bad regex) names the
-//! literal it is about, and this module finds that literal in the source,
-//! skipping comments.
+//! literal it is about ([`CompileError`]), and this module finds that
+//! literal in the source, skipping comments.
+
+/// A semantic error and where it is.
+#[derive(Debug)]
+pub(crate) struct CompileError {
+    pub message: String,
+    pub anchor: Anchor,
+}
+
+pub(crate) fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, CompileError> {
+    Err(CompileError {
+        message: message.into(),
+        anchor,
+    })
+}
 
 /// What a semantic error points at.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 //! exist, regexes compile, routes are unique) while building the snapshot
 //! directly. Every error names the file, line and column.
 
+mod admin;
 mod compile;
 mod locate;
 mod modules;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::{modules::ModuleEntry, pipeline::snapshot::Snapshot};
+pub use admin::AdminSpec;
 pub use schema::Config;
 
 /// A checked config and the snapshot compiled from it.
@@ -27,12 +29,14 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// The modules it declares, each with the slot its routes read.
     pub modules: Vec<Arc<ModuleEntry>>,
+    /// Where the routes and servers use modules, for `troupe -t`.
+    pub uses: Vec<crate::modules::ModuleUse>,
     /// The file it came from.
     pub path: PathBuf,
     /// The directory relative paths are resolved against.
     pub base: PathBuf,
     /// The admin API, if the config has one (with its token read).
-    pub admin: Option<crate::admin::AdminSpec>,
+    pub admin: Option<AdminSpec>,
 }
 
 /// A config that cannot be used.
@@ -82,18 +86,18 @@ pub fn pid_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
 
 /// The admin API a config sets up (with its token read), without
 /// compiling the rest: for `troupe module …`, which talks to it.
-pub fn admin(path: &Path) -> Result<Option<crate::admin::AdminSpec>, ConfigError> {
+pub fn admin(path: &Path) -> Result<Option<AdminSpec>, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
     let config = parse(&src, path)?;
     let file = path.display().to_string();
-    compile::compile_admin(&config, &base_of(path)).map_err(|e| positioned(&src, &file, e))
+    admin::compile_admin(&config, &base_of(path)).map_err(|e| positioned(&src, &file, e))
 }
 
 /// A compile error with the line and column its anchor points at.
-fn positioned(src: &str, file: &str, e: compile::CompileError) -> ConfigError {
+fn positioned(src: &str, file: &str, e: locate::CompileError) -> ConfigError {
     let (line, col) = e.anchor.find(src).unwrap_or((1, 1));
     ConfigError::At {
         file: file.to_owned(),
@@ -145,17 +149,21 @@ fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Lo
     let config = parse(src, path)?;
     let base = base_of(path);
     let at = |e| positioned(src, &file, e);
-    let admin = compile::compile_admin(&config, &base).map_err(at)?;
-    let declared_at = |name: &str| {
-        let (line, col) = locate::Anchor::str(name).find(src).unwrap_or((1, 1));
+    let admin = admin::compile_admin(&config, &base).map_err(at)?;
+    let locate = |anchor: &locate::Anchor| {
+        let (line, col) = anchor.find(src).unwrap_or((1, 1));
         format!("{file}:{line}:{col}")
     };
-    let (snapshot, modules) =
-        compile::compile(&config, &base, previous, &declared_at).map_err(at)?;
+    let compile::Compiled {
+        snapshot,
+        modules,
+        uses,
+    } = compile::compile(&config, &base, previous, &locate).map_err(at)?;
     Ok(Loaded {
         config,
         snapshot,
         modules,
+        uses,
         path: path.to_owned(),
         base,
         admin,

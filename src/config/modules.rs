@@ -10,11 +10,10 @@ use std::{
 };
 
 use super::{
-    compile::{CompileError, err},
-    locate::Anchor,
+    locate::{Anchor, CompileError, err},
     schema::{self, Config, ModuleSpec},
 };
-use crate::modules::{Kind, ModuleEntry, Slot};
+use crate::modules::{ModuleEntry, RuntimeKind, Slot, runtime::Part};
 
 /// Every module the config declares, in order: `modules`, then the files
 /// of `modules_dir` not named there. An entry of `previous` (the running
@@ -63,7 +62,7 @@ pub(super) fn compile_modules(
         })?;
         let old = previous.iter().find(|p| p.name == fresh.name);
         match old {
-            Some(old) if old.fingerprint == fresh.fingerprint && !old.changed_on_disk() => {
+            Some(old) if old.spec == fresh.spec && !old.changed_on_disk() => {
                 out.push(old.clone());
             }
             _ => {
@@ -147,74 +146,37 @@ fn compile_module(m: &ModuleSpec, base: &Path) -> Result<ModuleEntry, CompileErr
             ),
         );
     }
-    let (kind, path) = match &m.source {
-        schema::ModuleSource::Native(p) => (Kind::Native, p),
-        schema::ModuleSource::Lua(p) => (Kind::Lua, p),
-        schema::ModuleSource::Wasm(p) => (Kind::Wasm, p),
-    };
-    let resolved = base.join(path);
+    let (kind, path) = RuntimeKind::of(m).map_err(|message| CompileError {
+        message,
+        anchor: anchor.clone(),
+    })?;
     let path_anchor = Anchor::str(&path.to_string_lossy());
+    let runtime = kind.runtime().map_err(|message| CompileError {
+        message: format!("module `{}`: {message}", m.name),
+        anchor: path_anchor.clone(),
+    })?;
+    let resolved = base.join(path);
     if !resolved.is_file() {
-        let what = match kind {
-            Kind::Native => "library",
-            Kind::Lua => "script",
-            Kind::Wasm => "component",
-        };
         return err(
             path_anchor,
             format!(
-                "module {what} `{}` does not exist (expected a file; relative paths start at {}; `plugins/build.sh` builds the examples)",
+                "module {} `{}` does not exist (expected a file; relative paths start at {}; `plugins/build.sh` builds the examples)",
+                runtime.file_word(),
                 path.display(),
                 base.display()
             ),
         );
     }
-    if kind != Kind::Native && m.isolation == schema::Isolation::Process {
-        return err(
-            anchor,
-            format!(
-                "module `{}`: Lua and WebAssembly run sandboxed in process (expected no `isolation: Process`)",
-                m.name
-            ),
-        );
-    }
-    if kind == Kind::Wasm {
-        if m.sandbox.memory > crate::modules::wasm::MAX_MEMORY {
-            return err(
-                anchor,
-                format!(
-                    "module `{}`: `sandbox.memory` is over the {} bytes a WebAssembly instance may have",
-                    m.name,
-                    crate::modules::wasm::MAX_MEMORY
-                ),
-            );
-        }
-        for host in &m.sandbox.allow_hosts {
-            crate::modules::wasm::check_allow_host(host).map_err(|message| CompileError {
-                message: format!("module `{}`: {message}", m.name),
-                anchor: Anchor::str(host),
-            })?;
-        }
-        crate::modules::wasm::check(&resolved).map_err(|message| CompileError {
-            message: format!("module `{}`: {}: {message}", m.name, path.display()),
-            anchor: path_anchor.clone(),
+    let hooks = runtime
+        .check(m, &resolved)
+        .map_err(|refused| CompileError {
+            message: refused.message,
+            anchor: match refused.at {
+                Part::Name => anchor.clone(),
+                Part::File => path_anchor.clone(),
+                Part::Value(v) => Anchor::str(&v),
+            },
         })?;
-    }
-    if kind != Kind::Wasm && !m.sandbox.allow_hosts.is_empty() {
-        return err(
-            anchor,
-            format!(
-                "module `{}`: only WebAssembly modules make outbound requests (expected no `sandbox.allow_hosts`)",
-                m.name
-            ),
-        );
-    }
-    if kind == Kind::Lua {
-        crate::modules::lua::check(&resolved, &m.sandbox).map_err(|message| CompileError {
-            message: format!("module `{}`: {message}", m.name),
-            anchor: path_anchor.clone(),
-        })?;
-    }
     if m.timeout.is_zero() {
         return err(
             Anchor::Key {
@@ -240,21 +202,15 @@ fn compile_module(m: &ModuleSpec, base: &Path) -> Result<ModuleEntry, CompileErr
         window: m.restarts.within,
         ..troupe_actors::RestartPolicy::default()
     };
-    // Two declarations that serialize alike run alike: what tells a
-    // changed module from an unchanged one on reload.
-    let fingerprint = serde_json::to_string(m).unwrap_or_default();
     Ok(ModuleEntry {
         name: m.name.clone(),
-        kind,
+        runtime: kind,
         path: resolved,
         config,
-        isolation: m.isolation,
-        timeout: m.timeout,
-        blocking: m.blocking,
+        spec: m.clone(),
+        hooks,
         policy,
-        sandbox: m.sandbox.clone(),
         watch: m.watch,
-        fingerprint,
         slot: Arc::new(Slot::new(&m.name)),
         declared_at: String::new(),
         loaded_from: Default::default(),

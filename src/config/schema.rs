@@ -11,7 +11,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Addresses to accept connections on (HTTP/1.x and h2c on each).
@@ -54,7 +54,7 @@ pub struct Config {
 }
 
 /// The admin API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// Where it listens. Default `127.0.0.1:9901`. An address other than
@@ -76,7 +76,7 @@ fn default_admin_listen() -> SocketAddr {
 }
 
 /// One module.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleSpec {
     /// The name routes use: `handler: Module("hello")`.
@@ -130,7 +130,7 @@ impl ModuleSpec {
 }
 
 /// What a sandboxed module may use.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sandbox {
     /// Bytes of memory one Lua VM or one WebAssembly instance may use; past
@@ -186,7 +186,7 @@ fn default_module_timeout() -> Duration {
 }
 
 /// Where a module's code comes from.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum ModuleSource {
     /// A shared library exporting the C ABI of `plugins/include/troupe_module.h`
@@ -215,7 +215,7 @@ pub enum Isolation {
 
 /// A module's restart budget: more than `max` restarts within `within`
 /// marks it failed (503) until the window has passed or it is reloaded.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Restarts {
     /// Restarts allowed inside the window. Default 5.
@@ -235,7 +235,7 @@ impl Default for Restarts {
 }
 
 /// Limits and timeouts; each default is stated next to it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Time allowed to receive a whole request header (nginx `client_header_timeout`). Default 60 s.
@@ -279,7 +279,7 @@ impl Default for Limits {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// Error-log filter (`tracing` syntax, e.g. `"info,troupe=debug"`); `RUST_LOG` wins. Default `"info"`.
@@ -322,7 +322,7 @@ pub enum AccessFormat {
 }
 
 /// A virtual host.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// Host names: exact (`example.com`) or leading wildcard (`*.example.com`).
@@ -344,7 +344,7 @@ pub struct Server {
 ///
 /// Precedence inside a server: an exact path, then a `{param}` path, then a
 /// `{*rest}` catch-all (all three by matchit), then regex routes in file order.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// A matchit pattern: `/exact`, `/users/{id}`, `/static/{*path}`.
@@ -366,7 +366,7 @@ pub struct Route {
 }
 
 /// The handlers a route can name.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum HandlerSpec {
     /// Files under a root directory.
@@ -380,7 +380,7 @@ pub enum HandlerSpec {
 }
 
 /// A static file tree.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticSpec {
     /// The directory served (relative paths are relative to the config file).
@@ -410,7 +410,7 @@ fn default_cache_total() -> u64 {
 }
 
 /// A fixed response.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnSpec {
     /// Status code. Default 200.
@@ -429,7 +429,7 @@ fn default_status() -> u16 {
 }
 
 /// A redirect.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedirectSpec {
     /// Target URL. `$request_uri` is the original path and query, `$uri` the
@@ -445,7 +445,7 @@ fn default_redirect_status() -> u16 {
 }
 
 /// The middleware a route can list.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum MiddlewareSpec {
     /// Sets response headers (replacing any the handler set).

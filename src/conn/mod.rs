@@ -9,6 +9,7 @@
 
 mod activity;
 mod executor;
+pub(crate) mod settings;
 mod watchdog;
 
 use std::{
@@ -22,63 +23,17 @@ use std::{
 
 use http::{HeaderValue, Version, header};
 use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::conn::auto,
-};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use troupe_actors::ConnShutdown;
 
 use crate::{
-    config::schema::Limits,
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
     pipeline::{Logged, Pipeline, Tally},
 };
 use activity::{Action, Activity, Tracked};
-use executor::Deferring;
-use watchdog::Timeouts;
-
-/// hyper's own default; setting it explicitly costs a heap buffer per request.
-const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
-
-/// Connection-level settings, fixed at start-up.
-#[derive(Debug)]
-pub struct ConnConfig {
-    builder: auto::Builder<Deferring>,
-    timeouts: Timeouts,
-    keepalive_requests: u64,
-}
-
-impl ConnConfig {
-    /// Builds the hyper settings from the configured limits.
-    pub fn new(limits: &Limits) -> Self {
-        let mut builder = auto::Builder::new(Deferring);
-        let mut h1 = builder.http1();
-        // The header timeout is the watchdog's: hyper's own arms a timer per
-        // request (and defaults to 30 s once a timer is set).
-        h1.header_read_timeout(None)
-            // Header blocks past this get 431; hyper needs at least 8 KiB.
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .keep_alive(true);
-        if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-            h1.max_headers(limits.max_headers);
-        }
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.h2_max_streams)
-            .max_header_list_size(limits.max_header_bytes as u32);
-        Self {
-            builder,
-            timeouts: Timeouts {
-                header: limits.header_timeout,
-                idle: limits.keepalive_timeout,
-            },
-            keepalive_requests: limits.keepalive_requests,
-        }
-    }
-}
+pub use settings::ConnConfig;
 
 /// What every request on one connection shares.
 struct Ctx {

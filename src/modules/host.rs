@@ -1,22 +1,17 @@
 //! [`Hosted`]: one module as its plugin-host actor drives it
-//! ([`troupe_actors::ModuleHost`]): load an instance where the config says
-//! it runs, publish it, retire it.
+//! ([`troupe_actors::ModuleHost`]): load an instance through the module's
+//! runtime, publish it, retire it. Nothing here knows any one runtime.
 
 use std::{path::PathBuf, sync::Arc};
 
 use troupe_actors::{BoxFuture, Failures, ModuleHost, RestartPolicy, Retired};
 
 use super::{
-    Kind, ModuleEntry,
+    entry::{FileStamp, ModuleEntry},
     hostapi::{LocalServices, Services},
-    inprocess::InProcess,
-    lua::LuaModule,
-    native::{Library, Native},
-    process::client::{Client, Spawn},
+    runtime::{LoadCx, Memo},
     slot::Published,
-    wasm::WasmModule,
 };
-use crate::config::schema::Isolation;
 
 /// What every module host shares.
 #[derive(Debug)]
@@ -32,10 +27,8 @@ pub struct Env {
 pub struct Hosted {
     entry: Arc<ModuleEntry>,
     env: Arc<Env>,
-    /// The library an `InProcess` module was last loaded from. A restart
-    /// initialises a new instance from it; only a reload maps a new copy,
-    /// since a Rust library is never unmapped and each copy stays in memory.
-    library: Arc<std::sync::Mutex<Option<Arc<Library>>>>,
+    /// What the module's runtime keeps between its loads.
+    memo: Memo,
 }
 
 impl Hosted {
@@ -44,25 +37,7 @@ impl Hosted {
         Self {
             entry,
             env,
-            library: Arc::default(),
-        }
-    }
-}
-
-/// The library to initialise from: the one loaded before, unless this is
-/// a reload (or the first load). Blocking: copies the file and `dlopen`s it.
-fn library(
-    cache: &std::sync::Mutex<Option<Arc<Library>>>,
-    file: &std::path::Path,
-    reload: bool,
-) -> Result<Arc<Library>, String> {
-    let mut cached = cache.lock().map_err(|e| e.to_string())?;
-    match &*cached {
-        Some(lib) if !reload => Ok(lib.clone()),
-        _ => {
-            let lib = Arc::new(Library::open(file).map_err(|e| e.to_string())?);
-            *cached = Some(lib.clone());
-            Ok(lib)
+            memo: Memo::default(),
         }
     }
 }
@@ -77,9 +52,16 @@ impl ModuleHost for Hosted {
     }
 
     fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>> {
-        let (entry, env, cache) = (self.entry.clone(), self.env.clone(), self.library.clone());
-        let at = self.entry.declared_at.clone();
+        let entry = self.entry.clone();
+        let cx = LoadCx {
+            failures,
+            reload,
+            services: self.env.services.clone() as Arc<dyn Services>,
+            module_host: self.env.module_host.clone(),
+            memo: self.memo.clone(),
+        };
         // Where the module is declared, so a refused reload points at it.
+        let at = entry.declared_at.clone();
         let located = move |e: String| {
             if at.is_empty() {
                 e
@@ -87,7 +69,7 @@ impl ModuleHost for Hosted {
                 format!("{at}: {e}")
             }
         };
-        let load = Box::pin(async move {
+        Box::pin(async move {
             // A load that is not the first and not asked for is a restart.
             if !reload
                 && entry.slot.loads() > 0
@@ -97,66 +79,17 @@ impl ModuleHost for Hosted {
             }
             // Taken before the file is read, so an edit during the load
             // counts as a change next time.
-            let stamp = super::FileStamp::of(&entry.path);
-            let services: Arc<dyn Services> = env.services.clone();
-            match (entry.kind, entry.isolation) {
-                (Kind::Lua, _) => {
-                    let e = entry.clone();
-                    // Reads the script and compiles it into a first VM.
-                    let module = tokio::task::spawn_blocking(move || LuaModule::new(&e, services))
-                        .await
-                        .map_err(|e| e.to_string())??;
-                    entry.slot.publish(Arc::new(module));
-                }
-                (Kind::Wasm, _) => {
-                    let e = entry.clone();
-                    // Compiling a component takes tens of milliseconds.
-                    let module = tokio::task::spawn_blocking(move || WasmModule::new(&e, services))
-                        .await
-                        .map_err(|e| e.to_string())??;
-                    entry.slot.publish(Arc::new(module));
-                }
-                (Kind::Native, Isolation::InProcess) => {
-                    let e = entry.clone();
-                    // dlopen and init may block: off the runtime's threads.
-                    let native = tokio::task::spawn_blocking(move || {
-                        let lib = library(&cache, &e.path, reload)?;
-                        Native::init(lib, e.slot.name().clone(), &e.config, services)
-                            .map_err(|err| format!("{}: {err}", e.path.display()))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())??;
-                    entry
-                        .slot
-                        .publish(Arc::new(InProcess::new(native, failures, entry.blocking)));
-                }
-                (Kind::Native, Isolation::Process) => {
-                    let client = Client::spawn(Spawn {
-                        exe: &env.module_host,
-                        library: &entry.path,
-                        module: &entry.name,
-                        config: &entry.config,
-                        timeout: entry.timeout,
-                        services,
-                        failures,
-                    })
-                    .await
-                    .map_err(|e| format!("{}: {e}", entry.path.display()))?;
-                    entry.slot.publish(Arc::new(client));
-                }
-            }
-            tracing::info!(module = %entry.name, isolation = ?entry.isolation, "module loaded");
-            // An in-process library restarts from the copy already mapped
-            // (unless reloading): the file read last is still the one running.
-            let reread =
-                reload || !(entry.kind == Kind::Native && entry.isolation == Isolation::InProcess);
-            let mut loaded = entry.loaded_from.lock().unwrap_or_else(|e| e.into_inner());
-            if reread || loaded.is_none() {
-                *loaded = stamp;
+            let stamp = FileStamp::of(&entry.path);
+            let runtime = entry.runtime.runtime().map_err(&located)?;
+            let loaded = runtime.load(entry.clone(), cx).await.map_err(&located)?;
+            entry.slot.publish(loaded.instance);
+            tracing::info!(module = %entry.name, runtime = ?entry.runtime, "module loaded");
+            let mut from = entry.loaded_from.lock().unwrap_or_else(|e| e.into_inner());
+            if loaded.read_file || from.is_none() {
+                *from = stamp;
             }
             Ok(())
-        });
-        Box::pin(async move { load.await.map_err(located) })
+        })
     }
 
     fn retire(&self, why: Retired) {

@@ -94,6 +94,27 @@ impl Services for LocalServices {
     }
 }
 
+/// A host API that keeps nothing and logs nothing: what a script's top
+/// level sees when the config check runs it.
+#[cfg(feature = "lua")]
+#[derive(Debug)]
+pub(crate) struct Detached;
+
+#[cfg(feature = "lua")]
+impl Services for Detached {
+    fn log(&self, _module: &str, _level: u32, _msg: &str) {}
+
+    fn kv_get(&self, _key: &str) -> Option<Bytes> {
+        None
+    }
+
+    fn kv_set(&self, _key: &str, _value: Bytes) {}
+
+    fn kv_delete(&self, _key: &str) {}
+
+    fn metric(&self, _module: &str, _name: &str, _by: u64) {}
+}
+
 /// A response a module builds through the host table.
 #[derive(Debug)]
 pub struct Builder {

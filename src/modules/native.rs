@@ -21,8 +21,8 @@ use std::{
 use troupe_abi as abi;
 
 use super::{
-    Hooks,
     hostapi::{Builder, HostCtx, HostTable, Services},
+    instance::Hooks,
 };
 
 /// Why a library cannot be used. Each names the file.

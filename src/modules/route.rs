@@ -1,13 +1,17 @@
-//! How routes reach modules: a [`Handler`], a [`Middleware`] and log hooks,
-//! each holding the module's [`Slot`] and reading it once per request.
+//! How routes reach modules: a [`Handler`], a [`Middleware`] and a
+//! [`LogHook`], each holding the module's [`Slot`] and reading it once per
+//! request.
 
 use std::sync::Arc;
 
-use super::{Filtered, LogLine, Slot};
+use super::{instance::Filtered, slot::Slot};
 use crate::{
     HttpError,
     handler::{Handler, HandlerFuture, Middleware, Next},
-    pipeline::request::Request,
+    pipeline::{
+        log_hook::{LogHook, LogLine},
+        request::Request,
+    },
 };
 
 /// `handler: Module("name")`.
@@ -97,37 +101,30 @@ impl Middleware for ModuleFilter {
     }
 }
 
-/// The log hooks of one server (`loggers`), called after each response.
-#[derive(Debug, Clone, Default)]
-pub struct LogHooks {
-    slots: Arc<[Arc<Slot>]>,
+/// One module in a server's `loggers`: its log hook after each response.
+#[derive(Debug)]
+pub struct ModuleLogger {
+    slot: Arc<Slot>,
 }
 
-impl LogHooks {
-    /// Hooks for these modules, in order.
-    pub fn new(slots: Vec<Arc<Slot>>) -> Self {
-        Self {
-            slots: slots.into(),
-        }
+impl ModuleLogger {
+    /// A log hook calling the module published in `slot`.
+    pub fn new(slot: Arc<Slot>) -> Self {
+        Self { slot }
     }
+}
 
-    /// Whether there is none (the common case: nothing to capture).
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// Calls each ready module's log hook. A module that is down misses
-    /// the line; logging never fails a request.
-    pub fn log(&self, line: &LogLine) {
-        for slot in self.slots.iter() {
-            if let Ok(i) = slot.load().instance()
-                && i.hooks().log
-            {
-                if let Some(m) = slot.metrics() {
-                    m.calls.inc();
-                }
-                i.log(line);
+impl LogHook for ModuleLogger {
+    /// A module that is down misses the line; logging never fails a
+    /// request.
+    fn log(&self, line: &LogLine) {
+        if let Ok(i) = self.slot.load().instance()
+            && i.hooks().log
+        {
+            if let Some(m) = self.slot.metrics() {
+                m.calls.inc();
             }
+            i.log(line);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::Instance;
+use super::instance::Instance;
 use crate::error::HttpError;
 use crate::observe::metrics::ModuleMetrics;
 
@@ -158,6 +158,12 @@ impl Slot {
             Published::Stopped => "stopped",
             Published::Disabled(_) => "disabled",
         }
+    }
+}
+
+impl crate::pipeline::routes::CountedModule for Slot {
+    fn metrics(&self) -> Option<&ModuleMetrics> {
+        self.metrics.get()
     }
 }
 

@@ -12,6 +12,7 @@
 //! is awaited: the snapshot is read from an `ArcSwap`.
 
 pub mod body;
+pub mod log_hook;
 pub mod path;
 pub mod request;
 pub mod routes;
@@ -29,15 +30,17 @@ use hyper::body::Incoming;
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Next, Response},
-    modules::LogLine,
     observe::{
         access_log::{AccessLog, Entry},
         metrics::{HttpMetrics, RouteMetrics},
     },
 };
+use log_hook::LogLine;
 use request::Request;
 use routes::Match;
 use snapshot::{RequestLimits, Snapshot};
+
+use crate::generation::Generation;
 
 const SERVER: HeaderValue = HeaderValue::from_static("troupe");
 
@@ -56,7 +59,7 @@ pub struct Tally {
 /// Turns requests into responses, reading the current snapshot.
 #[derive(Debug)]
 pub struct Pipeline {
-    slot: Arc<ArcSwap<Snapshot>>,
+    generation: Arc<ArcSwap<Generation>>,
     access: Option<AccessLog>,
     metrics: HttpMetrics,
     /// Where requests no route took (400, 404, 405) are counted.
@@ -64,15 +67,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline over a published snapshot slot.
+    /// A pipeline over the published generation.
     pub fn new(
-        slot: Arc<ArcSwap<Snapshot>>,
+        generation: Arc<ArcSwap<Generation>>,
         access: Option<AccessLog>,
         metrics: HttpMetrics,
     ) -> Self {
         let unrouted = Arc::new(metrics.route("", "", None));
         Self {
-            slot,
+            generation,
             access,
             metrics,
             unrouted,
@@ -104,9 +107,9 @@ impl Pipeline {
         peer: SocketAddr,
     ) -> (HandlerFuture, Tally) {
         let started = std::time::Instant::now();
-        let snapshot = self.slot.load();
+        let generation = self.generation.load();
         let mut counted = None;
-        let chain = match self.route(&snapshot, req, peer, &mut counted) {
+        let chain = match self.route(&generation.snapshot, req, peer, &mut counted) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
         };
@@ -269,7 +272,7 @@ fn log_hooks(
             ),
             Err(e) => (e.status().as_u16(), 0),
         };
-        hooks.log(&LogLine {
+        let line = LogLine {
             method,
             path,
             query,
@@ -277,7 +280,10 @@ fn log_hooks(
             status,
             bytes,
             duration: start.elapsed(),
-        });
+        };
+        for hook in hooks.iter() {
+            hook.log(&line);
+        }
         result
     })
 }

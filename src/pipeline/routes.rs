@@ -21,6 +21,13 @@ use regex::Regex;
 
 use crate::handler::{Handler, Middleware};
 
+/// A module as a route's metrics see it: the series of its calls, once
+/// the server's registry exists (modules implement it).
+pub trait CountedModule: Send + Sync {
+    /// Its series, once set.
+    fn metrics(&self) -> Option<&crate::observe::metrics::ModuleMetrics>;
+}
+
 /// A compiled route.
 pub struct Route {
     /// The pattern or regex as written, for logs.
@@ -34,7 +41,7 @@ pub struct Route {
     /// What answers, for the admin API: `Return`, `Static`, `Module(x)`…
     pub describe: Arc<str>,
     /// The module that answers, if one does (its calls are counted).
-    pub module: Option<Arc<crate::modules::Slot>>,
+    pub module: Option<Arc<dyn CountedModule>>,
     /// Its metric handles, made on its first request.
     pub metrics: std::sync::OnceLock<Arc<crate::observe::metrics::RouteMetrics>>,
 }

@@ -16,7 +16,7 @@ pub struct Server {
     /// Its routes.
     pub routes: RouteTable,
     /// Module log hooks that see each of its requests.
-    pub loggers: crate::modules::route::LogHooks,
+    pub loggers: super::log_hook::LogHooks,
 }
 
 impl Server {

@@ -15,6 +15,7 @@ mod control;
 mod http;
 mod isolation;
 mod lua;
+mod module_roles;
 mod modules;
 mod reload;
 mod robustness;

@@ -12,11 +12,17 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use crate::{
-    HttpError,
-    handler::Response,
-    modules::{LogLine, into_response, lua::vm::Keys},
+    HttpError, handler::Response, modules::instance::into_response, pipeline::log_hook::LogLine,
     pipeline::request::Request,
 };
+
+/// Lua strings made once per VM: making one from Rust per use costs a
+/// protected call and an allocation.
+pub struct Keys {
+    pub(super) status: mlua::LuaString,
+    pub(super) headers: mlua::LuaString,
+    pub(super) body: mlua::LuaString,
+}
 
 /// The request, lent to a script for a call. A script must not keep `req`
 /// past its call: it may find it empty, or holding a later request.

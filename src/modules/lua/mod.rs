@@ -14,26 +14,103 @@
 //! restarts the module: they are the script's answers to one request.
 
 mod convert;
-pub mod vm;
+mod vm;
 
 use std::{path::Path, sync::Arc};
 
-use super::{Filtered, Hooks, Instance, LogLine, ModuleEntry, hostapi::Services};
+use super::{
+    entry::ModuleEntry,
+    hostapi::{Detached, Services},
+    instance::{Filtered, Hooks, Instance},
+    pool::Pool,
+    runtime::{LoadCx, Loaded, Refused, Runtime, no_outbound},
+};
 use crate::{
     HttpError,
-    config::schema::Sandbox,
+    config::schema::{ModuleSpec, Sandbox},
     handler::{BoxFuture, HandlerFuture, Response},
-    pipeline::request::Request,
+    pipeline::{log_hook::LogLine, request::Request},
 };
 use convert::LuaRequest;
 use vm::{Spec, Vm};
 
-/// Checks a script for `troupe -t` and start-up: it exists, it compiles,
-/// and its grants are known. Errors name the script and the line.
-pub fn check(path: &Path, sandbox: &Sandbox) -> Result<(), String> {
-    vm::check_grants(&sandbox.grant)?;
-    let source = vm::read(path)?;
-    vm::syntax(&path.display().to_string(), &source)
+/// The runtime of `source: Lua(..)` modules.
+pub(crate) struct LuaRuntime;
+
+impl Runtime for LuaRuntime {
+    fn file_word(&self) -> &'static str {
+        "script"
+    }
+
+    /// The script exists, compiles and runs its top level in a VM with
+    /// its limits (against a host API that keeps nothing), its grants are
+    /// known, and it defines at least one hook. Errors name the script
+    /// and the line.
+    fn check(&self, spec: &ModuleSpec, file: &Path) -> Result<Option<Hooks>, Refused> {
+        no_outbound(spec)?;
+        let limits = Limits::of(&spec.sandbox);
+        let named = |e: String| Refused::file(format!("module `{}`: {e}", spec.name));
+        vm::check_grants(&limits.grant).map_err(named)?;
+        let source = vm::read(file).map_err(named)?;
+        let script = file.display().to_string();
+        vm::syntax(&script, &source).map_err(named)?;
+        let services: Arc<dyn Services> = Arc::new(Detached);
+        let first = Vm::new(&Spec {
+            name: &script,
+            source: &source,
+            module: &Arc::from(spec.name.as_str()),
+            config: "",
+            limits: &limits,
+            services: &services,
+        });
+        match first.map(|vm| vm.hooks()) {
+            Ok(hooks) if hooks == Hooks::default() => Err(named(format!(
+                "{script}: defines none of handle, access, header_filter or log"
+            ))),
+            Ok(hooks) => Ok(Some(hooks)),
+            // The top level may read its config, which only a load gives:
+            // a script that fails here is refused when it loads instead.
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn load(
+        &self,
+        entry: Arc<ModuleEntry>,
+        cx: LoadCx,
+    ) -> BoxFuture<'static, Result<Loaded, String>> {
+        Box::pin(async move {
+            // Reads the script and compiles it into a first VM.
+            let module = tokio::task::spawn_blocking(move || LuaModule::new(&entry, cx.services))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(Loaded {
+                instance: Arc::new(module),
+                read_file: true,
+            })
+        })
+    }
+}
+
+/// What one Lua VM may use: the runtime's part of `sandbox`.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Bytes of memory.
+    pub memory: usize,
+    /// VM instructions per call.
+    pub instructions: u64,
+    /// Libraries beyond the safe ones: `os`, `io`, `load`.
+    pub grant: Vec<String>,
+}
+
+impl Limits {
+    fn of(sandbox: &Sandbox) -> Self {
+        Self {
+            memory: sandbox.memory,
+            instructions: sandbox.instructions,
+            grant: sandbox.grant.clone(),
+        }
+    }
 }
 
 /// A loaded Lua module.
@@ -42,10 +119,10 @@ pub struct LuaModule {
     script: String,
     source: Vec<u8>,
     config: String,
-    sandbox: Sandbox,
+    limits: Limits,
     services: Arc<dyn Services>,
     hooks: Hooks,
-    pool: std::sync::Mutex<Vec<Vm>>,
+    pool: Pool<Vm>,
 }
 
 /// How one call ended badly.
@@ -65,18 +142,13 @@ impl LuaModule {
             script: entry.path.display().to_string(),
             source,
             config: entry.config.clone(),
-            sandbox: entry.sandbox.clone(),
+            limits: Limits::of(&entry.spec.sandbox),
             services,
             hooks: Hooks::default(),
-            pool: std::sync::Mutex::new(Vec::new()),
+            pool: Pool::default(),
         };
         let first = module.vm().map_err(|e| e.to_string())?;
-        module.hooks = Hooks {
-            handle: first.handle.is_some(),
-            request_filter: first.access.is_some(),
-            response_filter: first.header_filter.is_some(),
-            log: first.log.is_some(),
-        };
+        module.hooks = first.hooks();
         if module.hooks == Hooks::default() {
             return Err(format!(
                 "{}: defines none of handle, access, header_filter or log",
@@ -93,14 +165,13 @@ impl LuaModule {
             source: &self.source,
             module: &self.name,
             config: &self.config,
-            sandbox: &self.sandbox,
+            limits: &self.limits,
             services: &self.services,
         })
     }
 
     fn take(&self) -> Result<Vm, HttpError> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        match pooled {
+        match self.pool.take() {
             Some(vm) => Ok(vm),
             None => self.vm().map_err(|e| {
                 tracing::error!(module = %self.name, error = %e, "cannot create a Lua VM");
@@ -110,16 +181,14 @@ impl LuaModule {
     }
 
     fn put(&self, vm: Vm) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(vm);
-        }
+        self.pool.put(vm);
     }
 
     /// Runs `f` on a pooled VM under a fresh budget, and sorts out how it
     /// ended: the VM goes back to the pool unless it hit a limit.
     fn call<R>(&self, f: impl FnOnce(&Vm) -> mlua::Result<R>) -> Result<R, HttpError> {
         let vm = self.take()?;
-        vm.budget.reset(self.sandbox.instructions);
+        vm.budget.reset(self.limits.instructions);
         let result = f(&vm).map_err(|e| self.classify(&vm, e));
         match result {
             Ok(v) => {
@@ -146,7 +215,7 @@ impl LuaModule {
         if is_memory(&e) {
             return Failure::Limit(HttpError::Internal(format!(
                 "Lua memory limit ({} bytes) reached",
-                self.sandbox.memory
+                self.limits.memory
             )));
         }
         Failure::Script(e)

@@ -13,7 +13,11 @@ use std::{
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Value, VmState};
 
-use crate::{config::schema::Sandbox, modules::hostapi::Services};
+use super::{
+    Limits,
+    convert::{Keys, LuaRequest},
+};
+use crate::modules::{hostapi::Services, instance::Hooks};
 
 /// Instructions between two budget checks.
 const CHECK_EVERY: u32 = 1000;
@@ -45,14 +49,6 @@ impl Budget {
     }
 }
 
-/// Lua strings made once per VM: making one from Rust per use costs a
-/// protected call and an allocation.
-pub struct Keys {
-    pub(super) status: mlua::LuaString,
-    pub(super) headers: mlua::LuaString,
-    pub(super) body: mlua::LuaString,
-}
-
 /// A VM and the module's hooks in it.
 pub struct Vm {
     pub(super) lua: Lua,
@@ -79,7 +75,7 @@ pub struct Spec<'a> {
     /// The module's config text, as `troupe.config`.
     pub config: &'a str,
     /// Limits and grants.
-    pub sandbox: &'a Sandbox,
+    pub limits: &'a Limits,
     /// The host API.
     pub services: &'a Arc<dyn Services>,
 }
@@ -107,9 +103,19 @@ pub fn syntax(name: &str, source: &[u8]) -> Result<(), String> {
 }
 
 impl Vm {
+    /// The hooks the script defined.
+    pub fn hooks(&self) -> Hooks {
+        Hooks {
+            handle: self.handle.is_some(),
+            request_filter: self.access.is_some(),
+            response_filter: self.header_filter.is_some(),
+            log: self.log.is_some(),
+        }
+    }
+
     /// A fresh VM with the script run once (defining its hooks).
     pub fn new(spec: &Spec<'_>) -> mlua::Result<Self> {
-        let grants = &spec.sandbox.grant;
+        let grants = &spec.limits.grant;
         let granted = |g: &str| grants.iter().any(|x| x == g);
         let mut libs =
             StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE;
@@ -130,7 +136,7 @@ impl Vm {
             }
         }
         install_host_api(&lua, spec)?;
-        lua.set_memory_limit(spec.sandbox.memory)?;
+        lua.set_memory_limit(spec.limits.memory)?;
 
         let budget = Arc::new(Budget::default());
         let hook_budget = budget.clone();
@@ -149,7 +155,7 @@ impl Vm {
         )?;
 
         // The script's top level runs under the same budget as a call.
-        budget.reset(spec.sandbox.instructions);
+        budget.reset(spec.limits.instructions);
         lua.load(spec.source)
             .set_name(format!("@{}", spec.name))
             .exec()?;
@@ -164,7 +170,7 @@ impl Vm {
             headers: lua.create_string("headers")?,
             body: lua.create_string("body")?,
         };
-        let req = lua.create_userdata(super::convert::LuaRequest(None))?;
+        let req = lua.create_userdata(LuaRequest(None))?;
         Ok(Self {
             keys,
             req,

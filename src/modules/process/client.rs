@@ -31,7 +31,7 @@ use troupe_actors::Failures;
 use super::wire::{self, ToChild, ToServer, WireError, WireResponse};
 use crate::{
     error::HttpError,
-    modules::{Hooks, hostapi::Services},
+    modules::{hostapi::Services, instance::Hooks},
 };
 
 /// How long `init` may take in the child.

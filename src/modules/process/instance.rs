@@ -10,8 +10,11 @@ use super::{
 use crate::{
     HttpError,
     handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
-    modules::{Filtered, Hooks, Instance, LogLine, into_response, native::peer_text},
-    pipeline::request::Request,
+    modules::{
+        instance::{Filtered, Hooks, Instance, into_response},
+        native::peer_text,
+    },
+    pipeline::{log_hook::LogLine, request::Request},
 };
 
 fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {

@@ -4,7 +4,7 @@
 //! [`ProxyPre`] (wasi:http's semantics; a trapped instance is never
 //! reused), with the module's limits: memory through `StoreLimits`,
 //! time through epoch interruption (a ticker thread bumps the engine's
-//! epoch every 10 ms), and a counter capping instances at once. Outbound
+//! epoch every 10 ms), and a semaphore capping instances at once. Outbound
 //! HTTP is denied except to the hosts `sandbox.allow_hosts` lists
 //! (`egress.rs`). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
@@ -16,13 +16,7 @@ mod egress;
 mod engine;
 mod state;
 
-use std::{
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use futures_util::future::Either;
 
@@ -34,28 +28,112 @@ use wasmtime_wasi_http::{
     p2::bindings::{Proxy, ProxyPre, http::types::Scheme},
 };
 
-use super::{Filtered, Hooks, Instance, LogLine, ModuleEntry, hostapi::Services};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{
+    entry::ModuleEntry,
+    hostapi::Services,
+    instance::{Hooks, Instance},
+    pool::Pool,
+    runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime},
+};
 use crate::{
     HttpError,
-    config::schema::Sandbox,
+    config::schema::{ModuleSpec, Sandbox},
     handler::{BoxFuture, HandlerFuture, Response},
     pipeline::{body::Body, request::Request},
 };
 use egress::{AllowList, Egress};
+use engine::MAX_MEMORY;
 use state::State;
 
-pub use engine::MAX_MEMORY;
+/// The runtime of `source: Wasm(..)` modules.
+pub(crate) struct WasmRuntime;
 
-/// Compiles and links a component: what `troupe -t` and start-up check.
-/// Errors name what is wrong (not a component, an import we do not
-/// provide).
-pub fn check(path: &Path) -> Result<(), String> {
-    load(path).map(|_| ())
+/// A `wasi:http/proxy` component answers requests; it has no filter or
+/// log hook.
+const HOOKS: Hooks = Hooks {
+    handle: true,
+    request_filter: false,
+    response_filter: false,
+    log: false,
+};
+
+impl Runtime for WasmRuntime {
+    fn file_word(&self) -> &'static str {
+        "component"
+    }
+
+    fn roles(&self) -> &'static [Role] {
+        &[Role::Handler]
+    }
+
+    /// The limits fit an instance, each `allow_hosts` entry parses, and
+    /// the component compiles and links (errors name what is wrong: not a
+    /// component, an import we do not provide).
+    fn check(&self, spec: &ModuleSpec, file: &Path) -> Result<Option<Hooks>, Refused> {
+        if spec.sandbox.memory > MAX_MEMORY {
+            return Err(Refused::name(format!(
+                "module `{}`: `sandbox.memory` is over the {MAX_MEMORY} bytes a WebAssembly instance may have",
+                spec.name,
+            )));
+        }
+        for host in &spec.sandbox.allow_hosts {
+            AllowList::parse(&[host]).map_err(|message| Refused {
+                message: format!("module `{}`: {message}", spec.name),
+                at: Part::Value(host.clone()),
+            })?;
+        }
+        load(file).map_err(|message| {
+            Refused::file(format!(
+                "module `{}`: {}: {message}",
+                spec.name,
+                file.display()
+            ))
+        })?;
+        Ok(Some(HOOKS))
+    }
+
+    fn load(
+        &self,
+        entry: Arc<ModuleEntry>,
+        cx: LoadCx,
+    ) -> BoxFuture<'static, Result<Loaded, String>> {
+        Box::pin(async move {
+            // Compiling a component takes tens of milliseconds.
+            let module = tokio::task::spawn_blocking(move || WasmModule::new(&entry, cx.services))
+                .await
+                .map_err(|e| e.to_string())??;
+            Ok(Loaded {
+                instance: Arc::new(module),
+                read_file: true,
+            })
+        })
+    }
 }
 
-/// Checks one `sandbox.allow_hosts` entry.
-pub fn check_allow_host(entry: &str) -> Result<(), String> {
-    AllowList::parse(&[entry]).map(|_| ())
+/// What one instance may use: the runtime's part of `sandbox`.
+#[derive(Debug, Clone)]
+struct Limits {
+    /// Bytes of linear memory.
+    memory: usize,
+    /// Wall-clock time per request.
+    time: Duration,
+    /// Instances at once.
+    instances: u32,
+    /// Requests one instance serves before it is replaced.
+    requests_per_instance: u32,
+}
+
+impl Limits {
+    fn of(sandbox: &Sandbox) -> Self {
+        Self {
+            memory: sandbox.memory,
+            time: sandbox.time,
+            instances: sandbox.instances,
+            requests_per_instance: sandbox.requests_per_instance,
+        }
+    }
 }
 
 fn load(path: &Path) -> Result<ProxyPre<State>, String> {
@@ -86,29 +164,31 @@ pub struct WasmModule {
 struct Inner {
     name: Arc<str>,
     pre: ProxyPre<State>,
-    sandbox: Sandbox,
+    limits: Limits,
     services: Arc<dyn Services>,
     allow: Arc<AllowList>,
-    /// Instances of this module running now (`sandbox.instances` at most).
-    running: AtomicU32,
+    /// One permit per instance that may run at once (`sandbox.instances`).
+    running: Arc<Semaphore>,
     /// Instances that may serve again, when `requests_per_instance` > 1.
-    warm: std::sync::Mutex<Vec<Warm>>,
+    warm: Pool<Warm>,
 }
 
 impl WasmModule {
     /// Compiles and links the component.
     pub fn new(entry: &ModuleEntry, services: Arc<dyn Services>) -> Result<Self, String> {
         let pre = load(&entry.path)?;
-        let allow = Arc::new(AllowList::parse(&entry.sandbox.allow_hosts)?);
+        let sandbox = &entry.spec.sandbox;
+        let allow = Arc::new(AllowList::parse(&sandbox.allow_hosts)?);
+        let limits = Limits::of(sandbox);
         Ok(Self {
             inner: Arc::new(Inner {
                 name: entry.slot.name().clone(),
                 pre,
-                running: AtomicU32::new(0),
-                sandbox: entry.sandbox.clone(),
+                running: Arc::new(Semaphore::new(limits.instances as usize)),
+                limits,
                 services,
                 allow,
-                warm: std::sync::Mutex::new(Vec::new()),
+                warm: Pool::default(),
             }),
         })
     }
@@ -123,8 +203,13 @@ struct Warm {
 
 impl Inner {
     async fn serve(self: Arc<Self>, req: Request) -> Result<Response, HttpError> {
-        let permit = Permit::take(&self)
-            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        // Held until the guest's call ends, which can be after the
+        // handler returns (a streamed body).
+        let permit: OwnedSemaphorePermit = self
+            .running
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HttpError::Unavailable("too many instances of the module"))?;
         let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
         let Warm {
             mut store,
@@ -149,8 +234,9 @@ impl Inner {
             .http()
             .new_response_outparam(tx)
             .map_err(internal)?;
+        let this = self.clone();
         let call: Call = Box::pin(async move {
-            let this = &permit.0;
+            let _permit = permit;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, wasi_req, out)
@@ -188,7 +274,7 @@ impl Inner {
     async fn instantiate(&self) -> wasmtime::Result<Warm> {
         let engine = engine::engine().map_err(wasmtime::Error::msg)?;
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.sandbox.memory)
+            .memory_size(self.limits.memory)
             .instances(16)
             .build();
         let mut store = Store::new(
@@ -197,7 +283,7 @@ impl Inner {
                 self.name.clone(),
                 self.services.clone(),
                 limits,
-                Egress::new(self.name.clone(), self.allow.clone(), self.sandbox.time),
+                Egress::new(self.name.clone(), self.allow.clone(), self.limits.time),
             ),
         );
         store.limiter(|s| &mut s.limits);
@@ -225,22 +311,20 @@ impl Inner {
     /// are spent it is interrupted.
     fn arm(&self, store: &mut Store<State>) {
         store.data_mut().ticks =
-            (self.sandbox.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
+            (self.limits.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(1);
     }
 
     fn take_warm(&self) -> Option<Warm> {
-        if self.sandbox.requests_per_instance <= 1 {
+        if self.limits.requests_per_instance <= 1 {
             return None;
         }
-        self.warm.lock().ok()?.pop()
+        self.warm.take()
     }
 
     fn keep_warm(&self, warm: Warm) {
-        if warm.served < self.sandbox.requests_per_instance
-            && let Ok(mut pool) = self.warm.lock()
-        {
-            pool.push(warm);
+        if warm.served < self.limits.requests_per_instance {
+            self.warm.put(warm);
         }
     }
 
@@ -256,7 +340,7 @@ impl Inner {
         }
         match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => {
-                tracing::warn!(module = %self.name, limit = ?self.sandbox.time, "WebAssembly instance ran out of time");
+                tracing::warn!(module = %self.name, limit = ?self.limits.time, "WebAssembly instance ran out of time");
                 HttpError::GatewayTimeout("the module ran out of time")
             }
             _ => {
@@ -264,29 +348,6 @@ impl Inner {
                 HttpError::Internal(format!("WebAssembly trap: {e}"))
             }
         }
-    }
-}
-
-/// One of a module's `sandbox.instances`, held until the guest's call
-/// ends (which can be after the handler, for a streamed body).
-struct Permit(Arc<Inner>);
-
-impl Permit {
-    fn take(inner: &Arc<Inner>) -> Option<Self> {
-        let max = inner.sandbox.instances;
-        inner
-            .running
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(inner.clone()))
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -390,23 +451,10 @@ fn hyper_request(
 
 impl Instance for WasmModule {
     fn hooks(&self) -> Hooks {
-        Hooks {
-            handle: true,
-            ..Hooks::default()
-        }
+        HOOKS
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
         HandlerFuture::new(self.inner.clone().serve(req))
     }
-
-    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
-        Box::pin(async move { Ok(Filtered::Continue(req)) })
-    }
-
-    fn response_filter(&self, resp: Response) -> HandlerFuture {
-        HandlerFuture::ready(Ok(resp))
-    }
-
-    fn log(&self, _line: &LogLine) {}
 }

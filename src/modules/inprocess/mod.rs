@@ -5,23 +5,88 @@
 //! a Rust module is caught inside the module (the SDK's doing) and comes
 //! back as an error code; a segfault here takes the server down, which is
 //! what `Process` isolation is for.
+//!
+//! [`InProcessRuntime`] loads the library (a restart initialises a new
+//! instance from the copy already mapped; only a reload maps a new one).
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use troupe_abi as abi;
 use troupe_actors::Failures;
 
 use super::{
-    Filtered, Hooks, Instance, LogLine,
+    entry::ModuleEntry,
     hostapi::Builder,
-    into_response,
-    native::{CallError, Native, RequestParts, peer_text, with_raw_request},
+    instance::{Filtered, Hooks, Instance, into_response},
+    native::{CallError, Library, Native, RequestParts, peer_text, with_raw_request},
+    runtime::{LoadCx, Loaded, Memo, Refused, Runtime, no_outbound},
 };
 use crate::{
     HttpError,
+    config::schema::ModuleSpec,
     handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
-    pipeline::request::Request,
+    pipeline::{log_hook::LogLine, request::Request},
 };
+
+/// The runtime of `source: Native(..)` modules in the server's process.
+pub(crate) struct InProcessRuntime;
+
+impl Runtime for InProcessRuntime {
+    fn file_word(&self) -> &'static str {
+        "library"
+    }
+
+    fn check(&self, spec: &ModuleSpec, _file: &Path) -> Result<Option<Hooks>, Refused> {
+        no_outbound(spec)?;
+        // Its hooks are in the library, and mapping it is not free (a Rust
+        // library is never unmapped): only `troupe -t` and a load look.
+        Ok(None)
+    }
+
+    fn probe(&self, entry: &ModuleEntry) -> Result<Hooks, String> {
+        Library::open(&entry.path)
+            .map(|lib| lib.hooks())
+            .map_err(|e| e.to_string())
+    }
+
+    fn load(
+        &self,
+        entry: Arc<ModuleEntry>,
+        cx: LoadCx,
+    ) -> BoxFuture<'static, Result<Loaded, String>> {
+        Box::pin(async move {
+            let blocking = entry.spec.blocking;
+            let failures = cx.failures.clone();
+            // dlopen and init may block: off the runtime's threads.
+            let (native, read_file) = tokio::task::spawn_blocking(move || {
+                let (lib, read_file) = library(&cx.memo, &entry.path, cx.reload)?;
+                Native::init(lib, entry.slot.name().clone(), &entry.config, cx.services)
+                    .map(|native| (native, read_file))
+                    .map_err(|err| format!("{}: {err}", entry.path.display()))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            Ok(Loaded {
+                instance: Arc::new(InProcess::new(native, failures, blocking)),
+                read_file,
+            })
+        })
+    }
+}
+
+/// The library to initialise from: the one mapped before, unless this is
+/// a reload (or the first load); and whether the file was read now.
+/// Blocking: copies the file and `dlopen`s it.
+fn library(memo: &Memo, file: &Path, reload: bool) -> Result<(Arc<Library>, bool), String> {
+    match memo.get::<Library>() {
+        Some(lib) if !reload => Ok((lib, false)),
+        _ => {
+            let lib = Arc::new(Library::open(file).map_err(|e| e.to_string())?);
+            memo.set(lib.clone());
+            Ok((lib, true))
+        }
+    }
+}
 
 /// A native instance in the server's process.
 pub struct InProcess {

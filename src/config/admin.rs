@@ -1,0 +1,66 @@
+//! The `admin` section, checked: where the admin API listens and the
+//! token its requests must present (read from a file or the environment).
+
+use std::{net::SocketAddr, path::Path};
+
+use super::{
+    locate::{Anchor, CompileError, err},
+    schema::Config,
+};
+
+/// The admin section of the config, checked, with its token read.
+#[derive(Debug, Clone)]
+pub struct AdminSpec {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The bearer token requests must present, if any.
+    pub token: Option<String>,
+}
+
+/// Checks the admin section and reads its token.
+pub(super) fn compile_admin(cfg: &Config, base: &Path) -> Result<Option<AdminSpec>, CompileError> {
+    let Some(admin) = &cfg.admin else {
+        return Ok(None);
+    };
+    let anchor = Anchor::Key {
+        key: "admin",
+        nth: 0,
+    };
+    let token = match (&admin.token_file, &admin.token_env) {
+        (Some(_), Some(_)) => {
+            return err(
+                anchor,
+                "the admin API takes `token_file` or `token_env`, not both",
+            );
+        }
+        (Some(file), None) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| CompileError {
+                message: format!("admin `token_file` {}: {e}", path.display()),
+                anchor: Anchor::str(&file.to_string_lossy()),
+            })?;
+            Some(text.trim().to_owned())
+        }
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| CompileError {
+            message: format!("admin `token_env`: the environment variable `{var}` is not set"),
+            anchor: Anchor::str(var),
+        })?),
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return err(anchor, "the admin token is empty");
+    }
+    if token.is_none() && !admin.listen.ip().is_loopback() {
+        return err(
+            anchor,
+            format!(
+                "the admin API on {} (not loopback) needs a token (expected `token_file` or `token_env`)",
+                admin.listen
+            ),
+        );
+    }
+    Ok(Some(AdminSpec {
+        listen: admin.listen,
+        token,
+    }))
+}

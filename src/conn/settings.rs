@@ -1,0 +1,49 @@
+//! [`ConnConfig`]: the connection-level settings a config compiles into
+//! (hyper's builder, the timeouts, the keep-alive cap). Each config
+//! generation has its own; a connection keeps the one it started with.
+
+use hyper_util::{rt::TokioTimer, server::conn::auto};
+
+use super::{executor::Deferring, watchdog::Timeouts};
+use crate::config::schema::Limits;
+
+/// hyper's own default; setting it explicitly costs a heap buffer per request.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Connection-level settings, fixed at start-up.
+#[derive(Debug)]
+pub struct ConnConfig {
+    pub(super) builder: auto::Builder<Deferring>,
+    pub(super) timeouts: Timeouts,
+    pub(super) keepalive_requests: u64,
+}
+
+impl ConnConfig {
+    /// Builds the hyper settings from the configured limits.
+    pub fn new(limits: &Limits) -> Self {
+        let mut builder = auto::Builder::new(Deferring);
+        let mut h1 = builder.http1();
+        // The header timeout is the watchdog's: hyper's own arms a timer per
+        // request (and defaults to 30 s once a timer is set).
+        h1.header_read_timeout(None)
+            // Header blocks past this get 431; hyper needs at least 8 KiB.
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+            h1.max_headers(limits.max_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_streams)
+            .max_header_list_size(limits.max_header_bytes as u32);
+        Self {
+            builder,
+            timeouts: Timeouts {
+                header: limits.header_timeout,
+                idle: limits.keepalive_timeout,
+            },
+            keepalive_requests: limits.keepalive_requests,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! [`Instance`]: one loaded module as requests call it, whatever runs it,
+//! and the [`Hooks`] it offers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    HttpError,
+    handler::{BoxFuture, HandlerFuture, Response},
+    pipeline::{body::Body, log_hook::LogLine, request::Request},
+};
+
+/// The hooks a module offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// It answers requests.
+    pub handle: bool,
+    /// It filters requests before the handler.
+    pub request_filter: bool,
+    /// It changes responses after the handler.
+    pub response_filter: bool,
+    /// It sees every finished request.
+    pub log: bool,
+}
+
+/// What a request filter decided.
+pub enum Filtered {
+    /// Go on with this request.
+    Continue(Request),
+    /// Answer with this instead.
+    Respond(Response),
+}
+
+/// One loaded module instance, whatever runs it. Each failure it sees
+/// answers that request with a 5xx and is reported to its host actor.
+///
+/// Every hook but [`Instance::hooks`] has a default that does what a
+/// module without that hook should, so a runtime writes only the hooks
+/// its modules can have (as Pingora's `ProxyHttp` does).
+pub trait Instance: Send + Sync + 'static {
+    /// The hooks it offers.
+    fn hooks(&self) -> Hooks;
+
+    /// Answers a request. Default: 500 (routes only call a module that
+    /// has the hook, and the config refuses one that has not).
+    fn handle(&self, _req: Request) -> HandlerFuture {
+        HandlerFuture::ready(Err(HttpError::Internal(
+            "the module has no handle hook".into(),
+        )))
+    }
+
+    /// Runs the request filter. Default: go on with the request.
+    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        Box::pin(std::future::ready(Ok(Filtered::Continue(req))))
+    }
+
+    /// Runs the response filter. Default: the response as it is.
+    fn response_filter(&self, resp: Response) -> HandlerFuture {
+        HandlerFuture::ready(Ok(resp))
+    }
+
+    /// Runs the log hook. Default: nothing.
+    fn log(&self, _line: &LogLine) {}
+}
+
+/// A module's answer as an HTTP response (validated when it was built).
+pub(crate) fn into_response(
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+) -> Response {
+    let mut resp = http::Response::new(Body::full(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
