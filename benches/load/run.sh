@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side load benchmark against nginx (1 worker each), using the shared
-# harness ../shared/bench/compare. Builds troupe in release mode, starts it
+# load harness $BENCH/compare (an outside tool, like wrk). Builds troupe in release mode, starts it
 # with the full actor tree on benches/load/config.ron, runs the scenarios,
 # and writes the RESULT lines into BENCHMARKS.md between the markers.
 #
