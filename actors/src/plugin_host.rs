@@ -86,6 +86,17 @@ impl PluginHostState {
     }
 }
 
+/// How the request path reports that instance `generation` failed: as a
+/// [`PluginHostMsg::Failed`] tagged with it, so that a late report from an
+/// instance already replaced is ignored.
+fn failures(me: &ActorRef<PluginHostMsg>, generation: u64) -> Failures {
+    let me = me.clone();
+    Failures::to_fn(move |reason| {
+        // An Err means the host is already restarting.
+        let _ = me.cast(PluginHostMsg::Failed { generation, reason });
+    })
+}
+
 impl Actor for PluginHost {
     type Msg = PluginHostMsg;
     type State = PluginHostState;
@@ -113,7 +124,7 @@ impl Actor for PluginHost {
     ) -> Result<(), ActorProcessingErr> {
         let result = st
             .host
-            .load(Failures::to_actor(me, st.generation), false)
+            .load(failures(&me, st.generation), false)
             .await;
         if let Some(waiting) = st.loaded.take() {
             let _ = waiting.send(result.clone());
@@ -143,7 +154,7 @@ impl Actor for PluginHost {
                 let next = st.issue();
                 let result = st
                     .host
-                    .load(Failures::to_actor(me.clone(), next), true)
+                    .load(failures(&me, next), true)
                     .await;
                 match &result {
                     Ok(()) => {
@@ -159,7 +170,7 @@ impl Actor for PluginHost {
             }
             PluginHostMsg::Prepare(host, reply) => {
                 let next = st.issue();
-                let result = host.load(Failures::to_actor(me, next), true).await;
+                let result = host.load(failures(&me, next), true).await;
                 if result.is_ok() {
                     st.pending = Some((host, next));
                 }
