@@ -57,8 +57,6 @@ pub enum ListenerMsg {
         /// The panic message.
         reason: String,
     },
-    /// Replies with the number of open connections.
-    Active(RpcReplyPort<usize>),
 }
 
 /// The connections of one listen address. They outlive any one listener
@@ -154,9 +152,6 @@ impl<A: App> Actor for Listener<A> {
             }
             ListenerMsg::ConnectionPanicked { peer, reason } => {
                 tracing::error!(actor = %path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
-            }
-            ListenerMsg::Active(reply) => {
-                let _ = reply.send(st.conns.active.load(Ordering::Relaxed));
             }
         }
         Ok(())
