@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 use troupe_actors::{
-    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeSpec, Trigger,
+    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeHandle, TreeSpec,
+    Trigger,
 };
 
 use crate::{
@@ -260,13 +261,18 @@ pub async fn start_with(
         path,
         base,
     }));
+    let handle = TreeHandle::new();
     let admin = match admin {
         Some(spec) => {
             let socket = bind(&[spec.listen])?.remove(0);
-            Some((
-                socket,
-                crate::admin::Admin::new(&spec, registry.clone(), slot.clone(), live.clone()),
-            ))
+            let api = crate::admin::Admin::new(
+                &spec,
+                registry.clone(),
+                slot.clone(),
+                live.clone(),
+                handle.clone(),
+            );
+            Some((socket, Arc::new(api.app())))
         }
         None => None,
     };
@@ -274,7 +280,6 @@ pub async fn start_with(
         .as_ref()
         .map(|(socket, _)| socket.local_addr())
         .transpose()?;
-    let admin_api = admin.as_ref().map(|(_, api)| api.clone());
     let reloader = Reloader {
         live: live.clone(),
         conn,
@@ -282,6 +287,7 @@ pub async fn start_with(
         series,
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
+        handle,
         app: Arc::new(http),
         config: Arc::new(reloader),
         snapshot: slot,
@@ -289,12 +295,9 @@ pub async fn start_with(
         policy: RestartPolicy::default(),
         registry,
         modules: hosts,
-        admin: admin.map(|(socket, api)| (socket, Arc::new(api.app()))),
+        admin,
     })
     .await?;
-    if let Some(api) = admin_api {
-        api.attach(&tree);
-    }
     Ok(Running {
         tree,
         admin_addr,

@@ -27,7 +27,7 @@ use tokio_util::{
 
 use crate::{
     seams::{App, ConnShutdown},
-    tree::path_of,
+    tree::Labels,
 };
 
 /// The listener actor, generic over the app that serves its connections.
@@ -78,6 +78,8 @@ pub struct ListenerArgs<A> {
     pub socket: Arc<std::net::TcpListener>,
     /// The connections accepted on this address, by any incarnation.
     pub conns: Arc<Connections>,
+    /// The tree's display names, for its path in logs.
+    pub labels: Arc<Labels>,
 }
 
 /// The listener's state.
@@ -88,6 +90,7 @@ pub struct ListenerState {
     _accept_guard: DropGuard,
     conns: Arc<Connections>,
     accept_loop: Option<JoinHandle<()>>,
+    labels: Arc<Labels>,
 }
 
 /// How long cut connections get to notice before the drain gives up.
@@ -119,6 +122,7 @@ impl<A: App> Actor for Listener<A> {
             stop_accepting,
             conns: args.conns,
             accept_loop: Some(tokio::spawn(accept.run())),
+            labels: args.labels,
         })
     }
 
@@ -138,7 +142,7 @@ impl<A: App> Actor for Listener<A> {
                 conns.shutdown.drain.cancel();
                 conns.tracker.close();
                 let open = conns.active.load(Ordering::Relaxed);
-                tracing::info!(actor = %path_of(&me.get_cell()), open, "draining connections");
+                tracing::info!(actor = %st.labels.path_of(&me.get_cell()), open, "draining connections");
                 let mut cut = 0;
                 if tokio::time::timeout(deadline, conns.tracker.wait())
                     .await
@@ -151,7 +155,7 @@ impl<A: App> Actor for Listener<A> {
                 let _ = reply.send(cut);
             }
             ListenerMsg::ConnectionPanicked { peer, reason } => {
-                tracing::error!(actor = %path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
+                tracing::error!(actor = %st.labels.path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
             }
         }
         Ok(())
