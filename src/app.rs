@@ -9,7 +9,8 @@ use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
 use troupe_actors::{
-    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeSpec, Trigger,
+    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeHandle, TreeSpec,
+    Trigger,
 };
 
 use crate::{
@@ -231,13 +232,17 @@ pub async fn start_with(
         pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
         generation: generation.clone(),
     };
+    let handle = TreeHandle::new();
     let admin = match admin {
         Some(spec) => {
             let socket = crate::listen::bind(&[spec.listen])?.remove(0);
-            Some((
-                socket,
-                crate::admin::Admin::new(&spec, registry.clone(), generation.clone()),
-            ))
+            let api = crate::admin::Admin::new(
+                &spec,
+                registry.clone(),
+                generation.clone(),
+                handle.clone(),
+            );
+            Some((socket, Arc::new(api.app())))
         }
         None => None,
     };
@@ -245,13 +250,13 @@ pub async fn start_with(
         .as_ref()
         .map(|(socket, _)| socket.local_addr())
         .transpose()?;
-    let admin_api = admin.as_ref().map(|(_, api)| api.clone());
     let reloader = Reloader {
         generation: generation.clone(),
         env,
         series,
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
+        handle,
         app: Arc::new(http),
         config: Arc::new(reloader),
         snapshot: generation.clone(),
@@ -259,12 +264,9 @@ pub async fn start_with(
         policy: RestartPolicy::default(),
         registry,
         modules: hosts,
-        admin: admin.map(|(socket, api)| (socket, Arc::new(api.app()))),
+        admin,
     })
     .await?;
-    if let Some(api) = admin_api {
-        api.attach(&tree);
-    }
     Ok(Running {
         tree,
         admin_addr,

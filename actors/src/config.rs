@@ -14,7 +14,13 @@
 //!    requests in flight finish on the old one (and on its module
 //!    instances, which shut down when the last such request is done);
 //! 4. removed module hosts stop, changed ones switch to their new instance;
-//! 5. added listeners start accepting, removed ones drain.
+//! 5. added listeners start accepting, removed ones drain (the listeners
+//!    supervisor).
+//!
+//! It reaches the router, modules and listeners supervisors through the
+//! tree's `Wiring` slots, which their supervisor (the root) refreshes on
+//! every restart, so a reload after a sibling's restart reaches the new
+//! incarnation.
 //!
 //! Every outcome is logged, counted (`troupe_config_reloads_total`,
 //! `troupe_config_reload_failures_total`) and kept for the admin API.
@@ -33,11 +39,11 @@ use notify_debouncer_full::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
+    listeners::ListenersMsg,
     modules::ModulesMsg,
-    root::RootMsg,
     router::RouterMsg,
     seams::{Plan, Reconfigure},
-    tree::{self, Names},
+    wiring::{Slot, Wiring},
 };
 
 /// How long file events settle before a reload: one editor save is
@@ -134,7 +140,11 @@ pub struct ConfigArgs<S> {
     pub source: Arc<dyn Reconfigure<Snapshot = S>>,
     /// Outlives any one incarnation of the actor.
     pub history: Arc<History>,
-    pub(crate) names: Names,
+    /// The siblings a reload calls, and the tree to log after it.
+    pub(crate) wiring: Arc<Wiring>,
+    /// The router's current reference (not in [`Wiring`]: its type names
+    /// the snapshot type).
+    pub(crate) router: Arc<Slot<RouterMsg<S>>>,
 }
 
 /// The reload history and its series: made once per tree, so a restarted
@@ -215,7 +225,8 @@ impl History {
 /// The config actor's state.
 pub struct ConfigState<S> {
     source: Arc<dyn Reconfigure<Snapshot = S>>,
-    names: Names,
+    wiring: Arc<Wiring>,
+    router: Arc<Slot<RouterMsg<S>>>,
     history: Arc<History>,
     /// Dropping it stops the watch.
     watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
@@ -234,7 +245,8 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
         let watcher = watch(&me, &args.source.watched());
         Ok(ConfigState {
             source: args.source,
-            names: args.names,
+            wiring: args.wiring,
+            router: args.router,
             history: args.history,
             watcher,
         })
@@ -253,7 +265,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
             ConfigMsg::Reload { trigger, reply } => {
                 let started = std::time::Instant::now();
                 let result = match st.source.plan().await {
-                    Ok(plan) => apply(plan, &st.names).await,
+                    Ok(plan) => apply(plan, &st.wiring, &st.router).await,
                     Err(e) => Err(e),
                 };
                 let took = started.elapsed();
@@ -267,9 +279,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                             changes = %describe(&applied.changes),
                             "config reloaded"
                         );
-                        if let Some(root) = ractor::registry::where_is(st.names.of("troupe")) {
-                            tree::log(&root).await;
-                        }
+                        st.wiring.log().await;
                         // The set of watched files may have changed.
                         st.watcher = watch(&me, &st.source.watched());
                     }
@@ -302,7 +312,8 @@ fn describe(changes: &[String]) -> String {
 /// what changed, or why nothing did.
 async fn apply<S: Send + Sync + 'static>(
     plan: Plan<S>,
-    names: &Names,
+    wiring: &Wiring,
+    router: &Slot<RouterMsg<S>>,
 ) -> Result<Vec<String>, String> {
     let Plan {
         snapshot,
@@ -314,15 +325,9 @@ async fn apply<S: Send + Sync + 'static>(
         drain,
         changes,
     } = plan;
-    let modules = ActorRef::<ModulesMsg>::where_is(names.of("modules"))
-        .ok_or("the modules supervisor is not running")?;
-    let router = ActorRef::<RouterMsg<S>>::where_is(names.of("router"))
-        .ok_or("the router is not running")?;
-    let root =
-        ActorRef::<RootMsg>::where_is(names.of("troupe")).ok_or("the root is not running")?;
-
+    let modules = &wiring.modules;
     if !add_modules.is_empty() || !replace_modules.is_empty() {
-        let prepared = ask(&modules, |reply| ModulesMsg::Prepare {
+        let prepared = ask(modules, |reply| ModulesMsg::Prepare {
             add: add_modules,
             replace: replace_modules,
             reply,
@@ -330,18 +335,20 @@ async fn apply<S: Send + Sync + 'static>(
         .await
         .and_then(|r| r);
         if let Err(e) = prepared {
-            modules.cast(ModulesMsg::Abort).ok();
+            if let Some(modules) = modules.get() {
+                let _ = modules.cast(ModulesMsg::Abort);
+            }
             return Err(e);
         }
     }
-    ask(&router, |reply| RouterMsg::Install(snapshot, reply)).await?;
-    ask(&modules, |reply| ModulesMsg::Commit {
+    ask(router, |reply| RouterMsg::Install(snapshot, reply)).await?;
+    ask(modules, |reply| ModulesMsg::Commit {
         remove: remove_modules,
         reply,
     })
     .await?;
     if !add_listeners.is_empty() || !remove_listeners.is_empty() {
-        ask(&root, |reply| RootMsg::Listeners {
+        ask(&wiring.listeners, |reply| ListenersMsg::Change {
             add: add_listeners,
             remove: remove_listeners,
             drain,
@@ -354,16 +361,14 @@ async fn apply<S: Send + Sync + 'static>(
 
 /// One step of a reload: a call into another actor of the tree.
 async fn ask<M: ractor::Message, T: Send + 'static>(
-    actor: &ActorRef<M>,
+    actor: &Slot<M>,
     msg: impl FnOnce(RpcReplyPort<T>) -> M,
 ) -> Result<T, String> {
-    tree::ask(actor, msg, STEP_TIMEOUT, || {
-        format!(
-            "{} stopped during the reload",
-            actor.get_name().unwrap_or_default()
-        )
-    })
-    .await
+    actor
+        .ask(msg, STEP_TIMEOUT, || {
+            format!("{} stopped during the reload", actor.name())
+        })
+        .await
 }
 
 /// Watches the directories of `files` (a directory itself when one is

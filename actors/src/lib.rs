@@ -1,15 +1,23 @@
 //! The supervision tree of Troupe: lifecycle only, never the request path.
 //!
 //! ```text
-//! troupe                      root supervisor (root.rs): restarts children with backoff
+//! troupe                      root supervisor (root.rs): starts, restarts, escalates
 //! ├── config                  watches and reloads the config, in order (config.rs)
-//! ├── router                  owns the published request-path snapshot (router.rs)
+//! ├── listeners               supervisor of the listeners: add, remove, drain (listeners.rs)
+//! │   ├── admin.<addr>        the admin API's listener, if configured (listener.rs)
+//! │   └── listener.<addr>     one per listen address: accept loop (listener.rs)
+//! │       └── connection tasks  tracked tasks, panics reported to the listener
 //! ├── metrics                 owns the Prometheus registry (metrics.rs)
 //! ├── modules                 supervisor of the plugin hosts (modules.rs)
 //! │   └── plugin.<name>       one per module: load, restart, reload (plugin_host.rs)
-//! └── listener.<addr>         one per listen address: accept loop (listener.rs)
-//!     └── connection tasks    tracked tasks, panics reported to the listener
+//! └── router                  owns the published request-path snapshot (router.rs)
 //! ```
+//!
+//! No actor is registered by name in ractor's process-wide registry: the
+//! names above live in a per-tree table ([`tree::Labels`]), and actors
+//! reach one another through typed references that their supervisors keep
+//! current across restarts ([`wiring`]), so several trees with the same
+//! names can run in one process.
 //!
 //! # Layout
 //! - [`seams`]: the traits through which the tree drives the rest: [`App`]
@@ -17,7 +25,10 @@
 //!   (reading a new config).
 //! - [`restart`]: the one restart policy (backoff inside an intensity window).
 //! - [`children`]: child specs and restarts, shared by every supervisor.
-//! - [`tree`]: renders the live tree for the logs.
+//! - [`tree`]: the actors' display names and paths; renders the live tree
+//!   for the logs.
+//! - [`wiring`]: the typed references siblings reach each other through,
+//!   and [`TreeHandle`], made before the tree, for control calls.
 //! - One file per actor: `struct X; enum XMsg; struct XState; struct XArgs`.
 //!
 //! Requests never queue through a mailbox here: the router publishes an
@@ -28,6 +39,7 @@
 pub mod children;
 pub mod config;
 pub mod listener;
+pub mod listeners;
 pub mod metrics;
 pub mod modules;
 pub mod plugin_host;
@@ -36,10 +48,13 @@ pub mod root;
 pub mod router;
 pub mod seams;
 pub mod tree;
+pub mod wiring;
 
 pub use config::{Applied, Outcome, ReloadStatus, Trigger};
 pub use restart::RestartPolicy;
-pub use root::{Tree, TreeHandle, TreeSpec, spawn_tree};
+pub use root::{Tree, TreeSpec, spawn_tree};
 pub use seams::{
     AdminApp, App, BoxFuture, ConnShutdown, Failures, ModuleHost, Plan, Reconfigure, Retired,
 };
+pub use tree::Node;
+pub use wiring::TreeHandle;

@@ -27,7 +27,7 @@ use tokio_util::{
 
 use crate::{
     seams::{App, ConnShutdown},
-    tree::path_of,
+    tree::Labels,
 };
 
 /// The listener actor, generic over the app that serves its connections.
@@ -57,8 +57,6 @@ pub enum ListenerMsg {
         /// The panic message.
         reason: String,
     },
-    /// Replies with the number of open connections.
-    Active(RpcReplyPort<usize>),
 }
 
 /// The connections of one listen address. They outlive any one listener
@@ -80,6 +78,8 @@ pub struct ListenerArgs<A> {
     pub socket: Arc<std::net::TcpListener>,
     /// The connections accepted on this address, by any incarnation.
     pub conns: Arc<Connections>,
+    /// The tree's display names, for its path in logs.
+    pub labels: Arc<Labels>,
 }
 
 /// The listener's state.
@@ -90,6 +90,7 @@ pub struct ListenerState {
     _accept_guard: DropGuard,
     conns: Arc<Connections>,
     accept_loop: Option<JoinHandle<()>>,
+    labels: Arc<Labels>,
 }
 
 /// How long cut connections get to notice before the drain gives up.
@@ -121,6 +122,7 @@ impl<A: App> Actor for Listener<A> {
             stop_accepting,
             conns: args.conns,
             accept_loop: Some(tokio::spawn(accept.run())),
+            labels: args.labels,
         })
     }
 
@@ -140,7 +142,7 @@ impl<A: App> Actor for Listener<A> {
                 conns.shutdown.drain.cancel();
                 conns.tracker.close();
                 let open = conns.active.load(Ordering::Relaxed);
-                tracing::info!(actor = %path_of(&me.get_cell()), open, "draining connections");
+                tracing::info!(actor = %st.labels.path_of(&me.get_cell()), open, "draining connections");
                 let mut cut = 0;
                 if tokio::time::timeout(deadline, conns.tracker.wait())
                     .await
@@ -153,10 +155,7 @@ impl<A: App> Actor for Listener<A> {
                 let _ = reply.send(cut);
             }
             ListenerMsg::ConnectionPanicked { peer, reason } => {
-                tracing::error!(actor = %path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
-            }
-            ListenerMsg::Active(reply) => {
-                let _ = reply.send(st.conns.active.load(Ordering::Relaxed));
+                tracing::error!(actor = %st.labels.path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
             }
         }
         Ok(())

@@ -1,24 +1,23 @@
 //! The metrics actor: owns the Prometheus registry.
 //!
-//! Request-path counters are plain handles registered here once; the actor
-//! is only asked to render the registry, never messaged per request.
+//! Request-path counters are plain handles registered once and updated
+//! without any message, and the admin API encodes the registry itself, so
+//! nothing messages this actor: it holds the registry for the tree's
+//! lifetime, and [`MetricsMsg`] has no variant.
 
-use prometheus::{Encoder, Registry, TextEncoder};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use prometheus::Registry;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 /// The metrics actor.
 #[derive(Default)]
 pub struct Metrics;
 
-/// Messages the metrics actor takes.
-pub enum MetricsMsg {
-    /// Replies with every series in the Prometheus text format.
-    Gather(RpcReplyPort<String>),
-}
+/// Messages the metrics actor takes: none yet (see the module doc).
+pub enum MetricsMsg {}
 
 /// The metrics actor's state.
 pub struct MetricsState {
-    registry: Registry,
+    _registry: Registry,
 }
 
 impl Actor for Metrics {
@@ -31,22 +30,17 @@ impl Actor for Metrics {
         _me: ActorRef<Self::Msg>,
         registry: Registry,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(MetricsState { registry })
+        Ok(MetricsState {
+            _registry: registry,
+        })
     }
 
     async fn handle(
         &self,
         _me: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        st: &mut Self::State,
+        _st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            MetricsMsg::Gather(reply) => {
-                let mut buf = Vec::new();
-                TextEncoder::new().encode(&st.registry.gather(), &mut buf)?;
-                let _ = reply.send(String::from_utf8_lossy(&buf).into_owned());
-            }
-        }
-        Ok(())
+        match msg {}
     }
 }

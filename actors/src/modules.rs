@@ -19,7 +19,7 @@ use crate::{
     plugin_host::{PluginHost, PluginHostArgs, PluginHostMsg},
     restart::RestartPolicy,
     seams::{ModuleHost, Retired},
-    tree::path_of,
+    tree::{self, Labels},
 };
 
 /// The modules supervisor.
@@ -56,13 +56,14 @@ pub enum ModulesMsg {
     Abort,
 }
 
-/// A module a config reload has loaded but not yet committed.
+/// A module a config reload has loaded but not yet committed: its actor
+/// name, its new host, and the host actor that loaded it.
 enum Prepared {
     /// The running host actor holds it beside its current host.
-    InHost(String, Arc<dyn ModuleHost>),
+    InHost(String, Arc<dyn ModuleHost>, ActorRef<PluginHostMsg>),
     /// A host actor was started for it (a new module, or one whose host
-    /// was not running); not yet supervised.
-    Started(String, Arc<dyn ModuleHost>),
+    /// was not running); not yet supervised under its new host.
+    Started(String, Arc<dyn ModuleHost>, ActorRef<PluginHostMsg>),
 }
 
 /// What the modules supervisor is started with.
@@ -74,8 +75,8 @@ pub struct ModulesArgs {
     /// the modules of the config in force, and a removed module's host is
     /// not kept alive here.
     pub hosts: Arc<std::sync::Mutex<Vec<Arc<dyn ModuleHost>>>>,
-    /// Appended to every actor name (see the root's `Names`).
-    pub suffix: String,
+    /// The tree's display names.
+    pub labels: Arc<Labels>,
 }
 
 /// The supervisor's state.
@@ -85,29 +86,40 @@ pub struct ModulesState {
     hosts: Vec<(String, Arc<dyn ModuleHost>)>,
     /// The same hosts, shared with the spec that restarts this supervisor.
     current: Arc<std::sync::Mutex<Vec<Arc<dyn ModuleHost>>>>,
-    /// Appended to every actor name.
-    suffix: String,
+    labels: Arc<Labels>,
     /// What the reload under way has loaded.
     prepared: Vec<Prepared>,
 }
 
+/// The display name of a module's host actor.
+fn actor_name(module: &str) -> String {
+    format!("plugin.{module}")
+}
+
 /// How a plugin host for `host` is (re)started under the name `actor`.
-fn host_start(actor: &str, host: &Arc<dyn ModuleHost>) -> crate::children::StartFn {
-    let host = host.clone();
-    start_fn(actor.to_owned(), move || {
+fn host_start(
+    labels: &Arc<Labels>,
+    actor: &str,
+    host: &Arc<dyn ModuleHost>,
+) -> crate::children::StartFn {
+    let (host, for_host) = (host.clone(), labels.clone());
+    start_fn(labels, actor, None, move || {
         (
             PluginHost,
             PluginHostArgs {
                 host: host.clone(),
                 loaded: None,
+                labels: for_host.clone(),
             },
         )
     })
 }
 
 impl ModulesState {
-    fn actor(&self, module: &str) -> String {
-        format!("plugin.{module}{}", self.suffix)
+    /// The running host actor of the module whose actor is `actor`.
+    fn running(&self, actor: &str) -> Option<ActorRef<PluginHostMsg>> {
+        // The table holds plugin hosts only.
+        self.children.running(actor).map(ActorRef::from)
     }
 
     /// Loads one module of a reload: in its running host if there is
@@ -117,29 +129,35 @@ impl ModulesState {
         me: &ActorRef<ModulesMsg>,
         host: Arc<dyn ModuleHost>,
     ) -> Result<(), String> {
-        let actor = self.actor(host.name());
+        let actor = actor_name(host.name());
         let failed = |e: String| format!("module `{}`: {e}", host.name());
-        if let Some(running) = ActorRef::<PluginHostMsg>::where_is(actor.clone()) {
-            call(&running, |reply| {
+        if let Some(running) = self.running(&actor) {
+            call(&running, &actor, |reply| {
                 PluginHostMsg::Prepare(host.clone(), reply)
             })
             .await
             .map_err(failed)?;
-            self.prepared.push(Prepared::InHost(actor, host));
+            self.prepared.push(Prepared::InHost(actor, host, running));
             return Ok(());
         }
         // Its load runs in `post_start`, which sends us the outcome. If it
-        // fails the actor stops, unsupervised (or, if the table knows the
-        // name, the old module is restarted: what the running config wants).
+        // fails the actor stops, unsupervised; or, if the table knows the
+        // module (its host failed and waits for a restart), it stands in
+        // for that host until the commit: no restart of the old host runs
+        // beside it, and its exit restarts the old module, which is what
+        // the running config wants.
         let (loaded, outcome) = tokio::sync::oneshot::channel();
         let args = PluginHostArgs {
             host: host.clone(),
             loaded: Some(loaded),
+            labels: self.labels.clone(),
         };
-        Actor::spawn_linked(Some(actor.clone()), PluginHost, args, me.get_cell())
+        let started = tree::spawn_linked(&self.labels, &actor, PluginHost, args, me.get_cell())
             .await
             .map_err(|e| failed(e.to_string()))?;
-        self.prepared.push(Prepared::Started(actor, host.clone()));
+        self.children.stand_in(&actor, started.get_cell());
+        self.prepared
+            .push(Prepared::Started(actor, host.clone(), started));
         match tokio::time::timeout(LOAD_TIMEOUT, outcome).await {
             Ok(Ok(result)) => result.map_err(failed),
             Ok(Err(_)) => Err(failed("its host stopped before loading it".into())),
@@ -152,49 +170,54 @@ impl ModulesState {
     fn abort(&mut self) {
         for p in self.prepared.drain(..) {
             match p {
-                Prepared::InHost(actor, _) => {
-                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
-                        let _ = h.cast(PluginHostMsg::Abort);
-                    }
+                Prepared::InHost(_, _, h) => {
+                    let _ = h.cast(PluginHostMsg::Abort);
                 }
-                Prepared::Started(actor, _) => {
-                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
-                        h.stop(Some("the config reload was refused".into()));
-                    }
+                Prepared::Started(_, _, h) => {
+                    h.stop(Some("the config reload was refused".into()));
                 }
             }
         }
     }
 
-    fn commit(&mut self, remove: Vec<String>) {
-        for p in self.prepared.drain(..) {
+    fn commit(&mut self, me: &ActorRef<ModulesMsg>, remove: Vec<String>) {
+        let here = self.labels.path_of(&me.get_cell());
+        for p in std::mem::take(&mut self.prepared) {
+            let start =
+                |actor: &str, host: &Arc<dyn ModuleHost>| host_start(&self.labels, actor, host);
             let (actor, host) = match p {
-                Prepared::InHost(actor, host) => {
-                    if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor.clone()) {
-                        let _ = h.cast(PluginHostMsg::Commit);
-                    }
+                // The running incarnation (whichever it is now) goes on,
+                // restarted with the new host from now on.
+                Prepared::InHost(actor, host, h) => {
+                    let _ = h.cast(PluginHostMsg::Commit);
+                    let start = start(&actor, &host);
+                    self.children.respec(&actor, start, host.policy());
                     (actor, host)
                 }
-                Prepared::Started(actor, host) => {
-                    if let Some(h) = ractor::registry::where_is(actor.clone()) {
-                        tracing::info!(actor = %path_of(&h), "started (the module joined the config)");
+                Prepared::Started(actor, host, h) => {
+                    tracing::info!(actor = %format!("{here}/{actor}"), "started (the module joined the config)");
+                    let start = start(&actor, &host);
+                    self.children
+                        .adopt(&actor, start, host.policy(), h.get_cell());
+                    // It died before it was supervised: no event will say
+                    // so again, so restart it now.
+                    if h.get_status() >= ractor::ActorStatus::Stopping {
+                        let _ = me.cast(ModulesMsg::RestartChild(actor.clone()));
                     }
                     (actor, host)
                 }
             };
-            self.children
-                .adopt(&actor, host_start(&actor, &host), host.policy());
             match self.hosts.iter_mut().find(|(n, _)| *n == actor) {
                 Some(entry) => entry.1 = host,
                 None => self.hosts.push((actor, host)),
             }
         }
         for module in remove {
-            let actor = self.actor(&module);
-            self.children.forget(&actor);
+            let actor = actor_name(&module);
+            let gone = self.children.forget(&actor);
             self.hosts.retain(|(n, _)| *n != actor);
-            if let Some(h) = ActorRef::<PluginHostMsg>::where_is(actor) {
-                let _ = h.cast(PluginHostMsg::Release);
+            if let Some(h) = gone {
+                let _ = ActorRef::<PluginHostMsg>::from(h).cast(PluginHostMsg::Release);
             }
         }
         if let Ok(mut current) = self.current.lock() {
@@ -230,13 +253,13 @@ impl Actor for Modules {
         me: ActorRef<Self::Msg>,
         args: ModulesArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut children = Children::new(args.policy);
+        let mut children = Children::new(args.policy, args.labels.clone());
         let mut hosts = Vec::new();
         let current = args.hosts.clone();
         let start_with = current.lock().map(|h| h.clone()).unwrap_or_default();
         for host in start_with {
-            let actor = format!("plugin.{}{}", host.name(), args.suffix);
-            let start = host_start(&actor, &host);
+            let actor = actor_name(host.name());
+            let start = host_start(&args.labels, &actor, &host);
             // A module that fails to load fails its host actor after it
             // has started, so the supervisor retries it like any crash.
             children
@@ -248,7 +271,7 @@ impl Actor for Modules {
             children,
             hosts,
             current,
-            suffix: args.suffix,
+            labels: args.labels,
             prepared: Vec::new(),
         })
     }
@@ -267,7 +290,7 @@ impl Actor for Modules {
                 }
             }
             ModulesMsg::Recover(name) => {
-                if ActorRef::<PluginHostMsg>::where_is(name.clone()).is_none() {
+                if st.children.running(&name).is_none() {
                     tracing::info!(actor = %name, "trying a failed module again");
                     st.children.reset(&name);
                     let retry = st.children.restart(&name, &me.get_cell()).await;
@@ -293,7 +316,7 @@ impl Actor for Modules {
                 let _ = reply.send(result);
             }
             ModulesMsg::Commit { remove, reply } => {
-                st.commit(remove);
+                st.commit(&me, remove);
                 let _ = reply.send(());
             }
             ModulesMsg::Abort => st.abort(),
@@ -303,7 +326,7 @@ impl Actor for Modules {
                     return Ok(());
                 };
                 let actor = actor.clone();
-                match ActorRef::<PluginHostMsg>::where_is(actor.clone()) {
+                match st.running(&actor) {
                     // Alive: it swaps instances itself, and replies.
                     Some(host) => {
                         let _ = host.cast(PluginHostMsg::Reload(reply));
@@ -313,7 +336,7 @@ impl Actor for Modules {
                     None => {
                         st.children.reset(&actor);
                         let retry = st.children.restart(&actor, &me.get_cell()).await;
-                        let started = ActorRef::<PluginHostMsg>::where_is(actor.clone());
+                        let started = st.running(&actor);
                         match (retry, started) {
                             (crate::children::ChildEvent::Ignored, Some(host)) => {
                                 let _ = host.cast(PluginHostMsg::Started(reply));
@@ -356,9 +379,10 @@ const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// of answering failed to load.
 async fn call(
     host: &ActorRef<PluginHostMsg>,
+    name: &str,
     msg: impl FnOnce(RpcReplyPort<Result<(), String>>) -> PluginHostMsg,
 ) -> Result<(), String> {
-    crate::tree::ask(host, msg, LOAD_TIMEOUT, || {
+    tree::ask(host, name, msg, LOAD_TIMEOUT, || {
         "it failed to load (see the log)".into()
     })
     .await?

@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
     seams::{Failures, ModuleHost, Retired},
-    tree::path_of,
+    tree::Labels,
 };
 
 /// The plugin-host actor.
@@ -62,6 +62,8 @@ pub struct PluginHostArgs {
     /// config reload adding the module does; a failed load also fails the
     /// actor, as always).
     pub loaded: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// The tree's display names, for its path in logs.
+    pub labels: Arc<Labels>,
 }
 
 /// The plugin host's state.
@@ -77,6 +79,7 @@ pub struct PluginHostState {
     pending: Option<(Arc<dyn ModuleHost>, u64)>,
     /// Stopping because the module left the config.
     released: bool,
+    labels: Arc<Labels>,
 }
 
 impl PluginHostState {
@@ -84,6 +87,17 @@ impl PluginHostState {
         self.issued += 1;
         self.issued
     }
+}
+
+/// How the request path reports that instance `generation` failed: as a
+/// [`PluginHostMsg::Failed`] tagged with it, so that a late report from an
+/// instance already replaced is ignored.
+fn failures(me: &ActorRef<PluginHostMsg>, generation: u64) -> Failures {
+    let me = me.clone();
+    Failures::to_fn(move |reason| {
+        // An Err means the host is already restarting.
+        let _ = me.cast(PluginHostMsg::Failed { generation, reason });
+    })
 }
 
 impl Actor for PluginHost {
@@ -103,6 +117,7 @@ impl Actor for PluginHost {
             issued: 1,
             pending: None,
             released: false,
+            labels: args.labels,
         })
     }
 
@@ -111,10 +126,7 @@ impl Actor for PluginHost {
         me: ActorRef<Self::Msg>,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let result = st
-            .host
-            .load(Failures::to_actor(me, st.generation), false)
-            .await;
+        let result = st.host.load(failures(&me, st.generation), false).await;
         if let Some(waiting) = st.loaded.take() {
             let _ = waiting.send(result.clone());
         }
@@ -141,14 +153,11 @@ impl Actor for PluginHost {
             }
             PluginHostMsg::Reload(reply) => {
                 let next = st.issue();
-                let result = st
-                    .host
-                    .load(Failures::to_actor(me.clone(), next), true)
-                    .await;
+                let result = st.host.load(failures(&me, next), true).await;
                 match &result {
                     Ok(()) => {
                         st.generation = next;
-                        tracing::info!(actor = %path_of(&me.get_cell()), "reloaded")
+                        tracing::info!(actor = %st.labels.path_of(&me.get_cell()), "reloaded")
                     }
                     Err(e) => {
                         tracing::error!(module = st.host.name(), error = %e, "reload refused; the old instance keeps serving")
@@ -159,7 +168,7 @@ impl Actor for PluginHost {
             }
             PluginHostMsg::Prepare(host, reply) => {
                 let next = st.issue();
-                let result = host.load(Failures::to_actor(me, next), true).await;
+                let result = host.load(failures(&me, next), true).await;
                 if result.is_ok() {
                     st.pending = Some((host, next));
                 }
@@ -170,7 +179,7 @@ impl Actor for PluginHost {
                 if let Some((host, generation)) = st.pending.take() {
                     st.host = host;
                     st.generation = generation;
-                    tracing::info!(actor = %path_of(&me.get_cell()), "reloaded (its config or file changed)");
+                    tracing::info!(actor = %st.labels.path_of(&me.get_cell()), "reloaded (its config or file changed)");
                 }
                 Ok(())
             }
@@ -182,7 +191,7 @@ impl Actor for PluginHost {
             }
             PluginHostMsg::Release => {
                 st.released = true;
-                tracing::info!(actor = %path_of(&me.get_cell()), "stopped (the module left the config)");
+                tracing::info!(actor = %st.labels.path_of(&me.get_cell()), "stopped (the module left the config)");
                 me.stop(None);
                 Ok(())
             }

@@ -22,8 +22,6 @@ impl<S> Default for Router<S> {
 pub enum RouterMsg<S> {
     /// Publish a new snapshot; replies with its generation number.
     Install(Arc<S>, RpcReplyPort<u64>),
-    /// Replies with the generation now published.
-    Generation(RpcReplyPort<u64>),
 }
 
 /// The slot the router writes and requests read.
@@ -66,9 +64,6 @@ impl<S: Send + Sync + 'static> Actor for Router<S> {
                 st.slot.store(snapshot);
                 st.generation += 1;
                 tracing::info!(generation = st.generation, "routes published");
-                let _ = reply.send(st.generation);
-            }
-            RouterMsg::Generation(reply) => {
                 let _ = reply.send(st.generation);
             }
         }

@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, pin::Pin, sync::Arc, t
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{plugin_host::PluginHostMsg, restart::RestartPolicy};
+use crate::restart::RestartPolicy;
 
 /// A boxed, sendable future, as returned across the seam.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -110,10 +110,14 @@ pub enum Retired {
 
 /// Reports failures seen on the request path to a module's host actor,
 /// which then restarts the module with backoff. Cheap to clone.
+///
+/// It holds a plain callback, so this contract names no actor: the plugin
+/// host builds one per instance it loads (see `plugin_host.rs`), tagged
+/// with that instance's number, and ignores a late report from an
+/// instance it has already replaced.
 #[derive(Clone)]
 pub struct Failures {
-    host: Option<(ractor::ActorRef<PluginHostMsg>, u64)>,
-    sink: Option<Arc<dyn Fn(String) + Send + Sync>>,
+    sink: Arc<dyn Fn(String) + Send + Sync>,
 }
 
 impl std::fmt::Debug for Failures {
@@ -123,35 +127,15 @@ impl std::fmt::Debug for Failures {
 }
 
 impl Failures {
-    /// Reports for instance number `generation` of the host's module: a
-    /// late report from an instance already replaced is ignored.
-    pub(crate) fn to_actor(host: ractor::ActorRef<PluginHostMsg>, generation: u64) -> Self {
-        Self {
-            host: Some((host, generation)),
-            sink: None,
-        }
-    }
-
-    /// Failures delivered to a function instead of an actor (tools, tests).
+    /// Failures delivered to a function (the plugin host's, tools, tests).
     pub fn to_fn(f: impl Fn(String) + Send + Sync + 'static) -> Self {
-        Self {
-            host: None,
-            sink: Some(Arc::new(f)),
-        }
+        Self { sink: Arc::new(f) }
     }
 
     /// Reports that the instance failed. The first report restarts the
     /// module; later ones for the same instance are dropped with it.
     pub fn report(&self, reason: String) {
-        if let Some((host, generation)) = &self.host {
-            // An Err means the host is already restarting.
-            let _ = host.cast(PluginHostMsg::Failed {
-                generation: *generation,
-                reason,
-            });
-        } else if let Some(sink) = &self.sink {
-            sink(reason);
-        }
+        (self.sink)(reason);
     }
 }
 

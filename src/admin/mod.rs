@@ -21,21 +21,17 @@
 
 mod ui;
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, OnceLock},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ractor::ActorCell;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
-use troupe_actors::{AdminApp, ConnShutdown, Tree, TreeHandle};
+use troupe_actors::{AdminApp, ConnShutdown, Node, TreeHandle};
 
 use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry};
 
@@ -104,30 +100,26 @@ pub struct Admin {
     /// together (a reload replaces it whole).
     generation: Arc<arc_swap::ArcSwap<Generation>>,
     endpoints: matchit::Router<Endpoint>,
-    /// The tree's root and control handle, set once the tree is up.
-    tree: OnceLock<(ActorCell, TreeHandle)>,
+    /// The supervision tree's control handle, made before the tree.
+    tree: TreeHandle,
 }
 
 impl Admin {
-    /// The admin API over `registry`, the published routes and the config
-    /// in force; [`Admin::attach`] gives it the tree.
+    /// The admin API over `registry`, the published routes, the config
+    /// in force and the handle of the tree it runs in.
     pub fn new(
         spec: &AdminSpec,
         registry: prometheus::Registry,
         generation: Arc<arc_swap::ArcSwap<Generation>>,
+        tree: TreeHandle,
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
             registry,
             generation,
             endpoints: Endpoint::table(),
-            tree: OnceLock::new(),
+            tree,
         })
-    }
-
-    /// Hands over the running tree, for `/tree` and module reloads.
-    pub fn attach(&self, tree: &Tree) {
-        let _ = self.tree.set((tree.root(), tree.handle()));
     }
 
     /// The listener-side seam: serves each connection with HTTP/1.1.
@@ -237,16 +229,8 @@ impl Admin {
         json_response(StatusCode::OK, &Value::Array(list))
     }
 
-    /// The control handle, once the tree is up.
-    fn handle(&self) -> Option<&TreeHandle> {
-        self.tree.get().map(|(_, handle)| handle)
-    }
-
     async fn reload_config(&self) -> Response<Full<Bytes>> {
-        let Some(tree) = self.handle() else {
-            return starting();
-        };
-        match tree.reload_config(troupe_actors::Trigger::Admin).await {
+        match self.tree.reload_config(troupe_actors::Trigger::Admin).await {
             Ok(applied) => json_response(
                 StatusCode::OK,
                 &json!({"reloaded": true, "generation": applied.generation, "changes": applied.changes}),
@@ -261,10 +245,7 @@ impl Admin {
     }
 
     async fn config_status(&self) -> Response<Full<Bytes>> {
-        let Some(tree) = self.handle() else {
-            return starting();
-        };
-        let Some(status) = tree.config_status().await else {
+        let Some(status) = self.tree.config_status().await else {
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "the config actor did not answer"}),
@@ -342,28 +323,23 @@ impl Admin {
         }
     }
 
-    /// One actor and its children, sorted by name (ractor keeps no
-    /// order): its kind, from its name, and for a plugin host its module's
-    /// generation and restarts.
-    fn node(&self, cell: &ActorCell) -> Value {
-        let name = cell.get_name().unwrap_or_default();
-        // A second tree in one process (tests) suffixes names with `#N`.
-        let base = name.split('#').next().unwrap_or_default();
-        let kind = match base.split('.').next().unwrap_or_default() {
+    /// One actor and its children, sorted by name: its kind, from its
+    /// name, and for a plugin host its module's generation and restarts.
+    fn node(&self, actor: &Node) -> Value {
+        let name = actor.name.as_str();
+        let kind = match name.split('.').next().unwrap_or_default() {
             "troupe" => "root",
             "plugin" => "plugin-host",
-            "modules" => "supervisor",
+            "modules" | "listeners" => "supervisor",
             other => other,
         };
-        let mut children = cell.get_children();
-        children.sort_by_key(|c| c.get_name());
         let mut node = json!({
             "name": name,
             "kind": kind,
-            "status": format!("{:?}", cell.get_status()),
-            "children": children.iter().map(|c| self.node(c)).collect::<Vec<_>>(),
+            "status": format!("{:?}", actor.status),
+            "children": actor.children.iter().map(|c| self.node(c)).collect::<Vec<_>>(),
         });
-        if let Some(module) = base.strip_prefix("plugin.")
+        if let Some(module) = name.strip_prefix("plugin.")
             && let Some(m) = self.generation.load().module(module)
         {
             node["module"] = json!({
@@ -385,28 +361,23 @@ impl Admin {
             );
         };
         let (status, body) = match action {
-            "reload" => {
-                let Some(tree) = self.handle() else {
-                    return starting();
-                };
-                match tree.reload_module(name).await {
-                    Ok(()) => {
-                        tracing::info!(
-                            module = name,
-                            loads = slot.loads(),
-                            "admin API: module reloaded"
-                        );
-                        (
-                            StatusCode::OK,
-                            json!({"module": name, "reloaded": true, "loads": slot.loads()}),
-                        )
-                    }
-                    Err(why) => {
-                        tracing::warn!(module = name, error = %why, "admin API: reload refused; the old instance keeps serving");
-                        (StatusCode::CONFLICT, json!({"module": name, "error": why}))
-                    }
+            "reload" => match self.tree.reload_module(name).await {
+                Ok(()) => {
+                    tracing::info!(
+                        module = name,
+                        loads = slot.loads(),
+                        "admin API: module reloaded"
+                    );
+                    (
+                        StatusCode::OK,
+                        json!({"module": name, "reloaded": true, "loads": slot.loads()}),
+                    )
                 }
-            }
+                Err(why) => {
+                    tracing::warn!(module = name, error = %why, "admin API: reload refused; the old instance keeps serving");
+                    (StatusCode::CONFLICT, json!({"module": name, "error": why}))
+                }
+            },
             "disable" => {
                 let changed = slot.disable();
                 tracing::info!(module = name, changed, "admin API: module disabled");
@@ -462,10 +433,7 @@ impl Admin {
     }
 
     fn tree(&self) -> Response<Full<Bytes>> {
-        match self.tree.get() {
-            Some((root, _)) => json_response(StatusCode::OK, &self.node(root)),
-            None => starting(),
-        }
+        json_response(StatusCode::OK, &self.node(&self.tree.walk()))
     }
 }
 
@@ -531,14 +499,6 @@ async fn empty_or_object(body: Incoming) -> Result<(), Response<Full<Bytes>>> {
                 &json!({"error": format!("the body must be empty or a JSON object: {e}")}),
             )
         })
-}
-
-/// The answer while the tree is not up yet.
-fn starting() -> Response<Full<Bytes>> {
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"error": "the supervision tree is starting"}),
-    )
 }
 
 fn wrong_method(path: &str, allow: &'static str) -> Response<Full<Bytes>> {

@@ -158,27 +158,31 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
             .collect()
     };
     let top = names(&tree);
-    for base in [
-        "config",
-        "metrics",
-        "router",
-        "modules",
-        "listener.",
-        "admin.",
-    ] {
+    assert_eq!(
+        top,
+        ["config", "listeners", "metrics", "modules", "router"],
+        "{tree}"
+    );
+    let child = |node: &Value, name: &str| -> Value {
+        node["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let listeners = child(&tree, "listeners");
+    assert_eq!(listeners["kind"], "supervisor");
+    for base in ["listener.", "admin."] {
         assert!(
-            top.iter().any(|n| n.starts_with(base)),
-            "{base} missing: {top:?}"
+            names(&listeners).iter().any(|n| n.starts_with(base)),
+            "{base} missing: {listeners}"
         );
     }
-    let modules = tree["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with("modules"))
-        .unwrap();
+    let modules = child(&tree, "modules");
     assert!(
-        names(modules)
+        names(&modules)
             .iter()
             .any(|n| n.starts_with("plugin.hello_lua")),
         "{modules}"

@@ -527,7 +527,7 @@ fn sighup_and_s_reload_apply_a_new_config_and_log_the_tree() {
     for line in [
         // Supervision events: one line each, with the actor's path.
         "started actor=troupe/modules/plugin.kept",
-        "started actor=troupe/listener.",
+        "started actor=troupe/listeners/listener.",
         "trigger=\"signal\" generation=2",
         "reloaded (its config or file changed) actor=troupe/modules/plugin.changed",
         "started (the module joined the config) actor=troupe/modules/plugin.added",

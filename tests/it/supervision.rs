@@ -11,24 +11,31 @@ use crate::support::{
     server::{TestServer, config_with_routes},
 };
 
+/// Every actor of the tree whose name starts with `prefix`.
+fn actors(srv: &TestServer, prefix: &str) -> Vec<ActorCell> {
+    let tree = srv.running().tree();
+    let (mut found, mut todo) = (Vec::new(), vec![tree.root()]);
+    while let Some(cell) = todo.pop() {
+        if tree.name_of(&cell).is_some_and(|n| n.starts_with(prefix)) {
+            found.push(cell.clone());
+        }
+        todo.extend(cell.get_children());
+    }
+    found
+}
+
 fn child(srv: &TestServer, prefix: &str) -> ActorCell {
-    srv.running()
-        .tree()
-        .root()
-        .get_children()
+    actors(srv, prefix)
         .into_iter()
-        .find(|c| c.get_name().is_some_and(|n| n.starts_with(prefix)))
+        .next()
         .unwrap_or_else(|| panic!("no child {prefix}"))
 }
 
 async fn restarted(srv: &TestServer, prefix: &str, old: ractor::ActorId) -> bool {
     eventually(Duration::from_secs(5), || async {
-        let root = srv.running().tree().root();
-        root.get_children().iter().any(|c| {
-            c.get_name().is_some_and(|n| n.starts_with(prefix))
-                && c.get_id() != old
-                && c.get_status() == ractor::ActorStatus::Running
-        })
+        actors(srv, prefix)
+            .iter()
+            .any(|c| c.get_id() != old && c.get_status() == ractor::ActorStatus::Running)
     })
     .await
 }
@@ -100,10 +107,11 @@ async fn the_tree_renders_every_actor() {
         "metrics",
         "router",
         "modules",
-        "listener.127.0.0.1:",
+        "listeners",
+        "    └── listener.127.0.0.1:",
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 6, "{text}");
+    assert_eq!(text.lines().count(), 7, "{text}");
     srv.stop().await;
 }

@@ -1,0 +1,221 @@
+//! Who reaches whom: the typed references that wire one tree, and
+//! [`TreeHandle`], the control handle built on them.
+//!
+//! No actor is looked up by a global name. A supervisor keeps each
+//! child's current cell in its restart table ([`crate::children`]) and
+//! reaches its children through it. An actor that must reach a sibling
+//! (the config actor calls the router, the modules and the listeners
+//! supervisors; the admin API, through the handle, calls the config actor
+//! and the modules supervisor)
+//! goes through a `Slot`: one `ArcSwapOption<ActorRef<M>>` per sibling,
+//! in a `Wiring` made once per tree. The child's start function writes
+//! its new reference into the slot on every (re)start, run by the
+//! supervisor, so a reader always gets the current incarnation (or, in
+//! the moment between a crash and its restart, a stopped one, whose call
+//! fails at once like a call to an actor that stopped mid-way).
+//!
+//! The `Wiring` exists before the tree: [`TreeHandle::new`] makes it, and
+//! [`crate::TreeSpec`] takes the handle, so whoever needs the handle (the
+//! admin API) gets it before anything is spawned, with no "not started
+//! yet" state to handle.
+
+use std::{sync::Arc, time::Duration};
+
+use arc_swap::ArcSwapOption;
+use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
+
+use crate::{
+    config::{Applied, ConfigMsg, ReloadStatus, Trigger},
+    listeners::ListenersMsg,
+    modules::ModulesMsg,
+    tree::{self, Labels, Node},
+};
+
+/// The current reference to one actor of a tree, replaced on each restart.
+pub(crate) struct Slot<M> {
+    /// The actor's display name, for errors.
+    name: &'static str,
+    current: ArcSwapOption<ActorRef<M>>,
+}
+
+impl<M: ractor::Message> Slot<M> {
+    pub(crate) fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            current: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The actor's display name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Called by the supervisor each time it (re)starts the actor.
+    pub(crate) fn set(&self, actor: ActorRef<M>) {
+        self.current.store(Some(Arc::new(actor)));
+    }
+
+    /// The latest incarnation, if the actor was ever started.
+    pub(crate) fn get(&self) -> Option<ActorRef<M>> {
+        self.current.load_full().map(|a| (*a).clone())
+    }
+
+    /// Calls the current incarnation; `stopped` explains an actor that
+    /// stopped instead of answering (or was never started).
+    pub(crate) async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> M,
+        within: Duration,
+        stopped: impl FnOnce() -> String,
+    ) -> Result<T, String> {
+        match self.get() {
+            Some(actor) => tree::ask(&actor, self.name, msg, within, stopped).await,
+            None => Err(stopped()),
+        }
+    }
+}
+
+/// The shared per-tree table: display names and the references that
+/// siblings and the [`TreeHandle`] reach actors through. The router's slot
+/// is not here: its message type carries the snapshot type, which the
+/// handle does not know, so the root hands it to the config actor alone.
+pub(crate) struct Wiring {
+    pub(crate) labels: Arc<Labels>,
+    /// The root, set first thing in its `pre_start` (it is never restarted).
+    pub(crate) root: ArcSwapOption<ActorCell>,
+    pub(crate) config: Arc<Slot<ConfigMsg>>,
+    pub(crate) modules: Arc<Slot<ModulesMsg>>,
+    pub(crate) listeners: Arc<Slot<ListenersMsg>>,
+}
+
+impl Default for Wiring {
+    fn default() -> Self {
+        Self {
+            labels: Arc::default(),
+            root: ArcSwapOption::empty(),
+            config: Arc::new(Slot::new("config")),
+            modules: Arc::new(Slot::new("modules")),
+            listeners: Arc::new(Slot::new("listeners")),
+        }
+    }
+}
+
+impl Wiring {
+    pub(crate) fn root(&self) -> Option<ActorCell> {
+        self.root.load_full().map(|r| (*r).clone())
+    }
+
+    /// Whether a tree spawned with this wiring is still up.
+    pub(crate) fn in_use(&self) -> bool {
+        self.root()
+            .is_some_and(|r| r.get_status() < ActorStatus::Stopping)
+    }
+
+    /// Logs the tree, if it is up.
+    pub(crate) async fn log(&self) {
+        if let Some(root) = self.root() {
+            tree::log(&self.labels, &root).await;
+        }
+    }
+}
+
+/// Control calls into one tree: reload the config or a module, read the
+/// config status, walk or render the live tree. Made before the tree
+/// ([`TreeHandle::new`], then given to [`crate::TreeSpec`]), cheap to
+/// clone and to keep. Calls made before the tree is spawned, or after it
+/// stopped, fail as a call to a stopped actor does.
+#[derive(Clone, Default)]
+pub struct TreeHandle {
+    pub(crate) wiring: Arc<Wiring>,
+}
+
+impl std::fmt::Debug for TreeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeHandle")
+            .field("running", &self.wiring.in_use())
+            .finish()
+    }
+}
+
+impl TreeHandle {
+    /// A handle for a tree yet to be spawned with it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reloads the config file (see the config actor): applied in full,
+    /// or refused with the reason and nothing changed.
+    pub async fn reload_config(&self, trigger: Trigger) -> Result<Applied, String> {
+        self.wiring
+            .config
+            .ask(
+                |reply| ConfigMsg::Reload {
+                    trigger,
+                    reply: Some(reply),
+                },
+                Duration::from_secs(120),
+                || "the config actor stopped during the reload".into(),
+            )
+            .await?
+    }
+
+    /// The config generation in force and the last reload's outcome.
+    pub async fn config_status(&self) -> Option<ReloadStatus> {
+        self.wiring
+            .config
+            .ask(ConfigMsg::Status, Duration::from_secs(5), String::new)
+            .await
+            .ok()
+    }
+
+    /// Reloads one module: a new instance is loaded and swapped in while
+    /// requests in flight finish on the old one. On failure the old
+    /// instance keeps serving and the reason is returned.
+    pub async fn reload_module(&self, module: &str) -> Result<(), String> {
+        let name = module.to_owned();
+        // The host stopped before answering: its load failed.
+        let stopped = || format!("module `{module}` failed to load (see the log)");
+        let result = self
+            .wiring
+            .modules
+            .ask(
+                |reply| ModulesMsg::Reload(name, reply),
+                Duration::from_secs(30),
+                stopped,
+            )
+            .await?;
+        if result.is_ok() {
+            self.wiring.log().await;
+        }
+        result
+    }
+
+    /// The live tree, root first. Before the tree is spawned, a root
+    /// alone, `Unstarted`.
+    pub fn walk(&self) -> Node {
+        match self.wiring.root() {
+            Some(root) => self.wiring.labels.walk(&root),
+            None => Node {
+                name: "troupe".into(),
+                status: ActorStatus::Unstarted,
+                children: Vec::new(),
+            },
+        }
+    }
+
+    /// The tree rendered one actor per line, children indented.
+    pub fn render(&self) -> String {
+        match self.wiring.root() {
+            Some(root) => self.wiring.labels.render(&root),
+            None => "troupe [Unstarted]\n".into(),
+        }
+    }
+
+    /// The display name of an actor of this tree (`router`,
+    /// `listener.127.0.0.1:8080`), for tools and tests that walk
+    /// [`crate::Tree::root`] themselves.
+    pub fn name_of(&self, actor: &ActorCell) -> Option<String> {
+        self.wiring.labels.get(actor)
+    }
+}
