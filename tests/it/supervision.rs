@@ -108,7 +108,7 @@ async fn the_tree_renders_every_actor() {
         "router",
         "modules",
         "listeners",
-        "    └── listener.127.0.0.1:",
+        "│   └── listener.127.0.0.1:",
     ] {
         assert!(text.contains(name), "{text}");
     }
