@@ -11,16 +11,15 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        Arc, LazyLock,
+        Arc,
         atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
 
 use futures_util::task::AtomicWaker;
-use memchr::memmem;
 
-use crate::observe::metrics::HttpMetrics;
+use crate::{observe::metrics::HttpMetrics, pipeline::layers::smuggling::Sniff};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -57,9 +56,8 @@ pub(super) struct Activity {
     driver: AtomicWaker,
     /// Tells the watchdog the connection is gone.
     pub(super) done: Notify,
-    /// Set when raw bytes carried both `Content-Length` and
-    /// `Transfer-Encoding` header lines (see [`sniff_smuggling`]).
-    length_and_chunked: AtomicBool,
+    /// Shown every read: the smuggling layer's hook in the socket.
+    pub(super) sniff: Sniff,
 }
 
 /// A copy of the counters, taken by the watchdog on each tick.
@@ -92,15 +90,12 @@ impl Activity {
         self.http2.load(Ordering::Relaxed)
     }
 
-    /// Records that a request was answered: reads up to here were its own,
-    /// and a smuggling mark set by them (say, by header-like lines in its
-    /// body) must not refuse the next request.
+    /// Records that a request was answered: reads up to here were its own
+    /// (and so is a smuggling mark they set).
     pub fn answered(&self) {
         self.reads_settled
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
-        if self.length_and_chunked.load(Ordering::Relaxed) {
-            self.length_and_chunked.store(false, Ordering::Relaxed);
-        }
+        self.sniff.answered();
     }
 
     /// Counts a request that has to wait in; paired with
@@ -114,13 +109,6 @@ impl Activity {
     /// left); may run on any thread.
     pub fn end_waiting(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Whether the request head just read declared both a length and a
-    /// transfer coding; clears the flag.
-    pub fn take_length_and_chunked(&self) -> bool {
-        self.length_and_chunked.load(Ordering::Relaxed)
-            && self.length_and_chunked.swap(false, Ordering::Relaxed)
     }
 
     pub fn counters(&self) -> Counters {
@@ -210,11 +198,7 @@ impl AsyncRead for Tracked {
         if buf.filled().len() > before {
             this.received += (buf.filled().len() - before) as u64;
             bump(&this.activity.reads);
-            if sniff_smuggling(&buf.filled()[before..]) {
-                this.activity
-                    .length_and_chunked
-                    .store(true, Ordering::Relaxed);
-            }
+            this.activity.sniff.read(&buf.filled()[before..]);
         }
         res
     }
@@ -264,63 +248,5 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// hyper follows RFC 9112 when a request has both `Content-Length` and
-/// `Transfer-Encoding`: it drops the length, uses chunked, and closes the
-/// connection afterwards, so the service never sees both. We answer such a
-/// request with 400 instead, as request-smuggling defences should, so the
-/// raw bytes are sniffed here. The common case costs one SIMD substring
-/// search per read; lines are only examined when a transfer coding appears.
-/// A head split across reads escapes the sniff, and then hyper's own
-/// handling (chunked wins, connection closes) still applies.
-fn sniff_smuggling(bytes: &[u8]) -> bool {
-    // Building a searcher costs more than searching a request head.
-    static TRANSFER: LazyLock<memmem::Finder<'static>> =
-        LazyLock::new(|| memmem::Finder::new(b"ransfer-"));
-    if TRANSFER.find(bytes).is_none() {
-        return false;
-    }
-    let mut te = false;
-    let mut cl = false;
-    for line in bytes.split(|&b| b == b'\n') {
-        if line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"transfer-encoding:") {
-            te = true;
-        } else if line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:") {
-            cl = true;
-        } else if line == b"\r" || line.is_empty() {
-            // End of a head: a length and a coding must be in the same one.
-            if te && cl {
-                return true;
-            }
-            te = false;
-            cl = false;
-        }
-    }
-    te && cl
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sniff_smuggling;
-
-    #[test]
-    fn sniffs_length_with_chunked_in_one_head_only() {
-        assert!(sniff_smuggling(
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ));
-        assert!(sniff_smuggling(
-            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-LENGTH: 5\r\n\r\n"
-        ));
-        assert!(!sniff_smuggling(
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ));
-        assert!(!sniff_smuggling(
-            b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde"
-        ));
-        assert!(!sniff_smuggling(
-            b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ));
     }
 }

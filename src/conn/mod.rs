@@ -3,39 +3,33 @@
 //! hyper-util's auto builder sniffs the HTTP/2 preface, so one listener
 //! speaks HTTP/1.0, HTTP/1.1 (keep-alive, pipelining) and h2c with prior
 //! knowledge. Around hyper this module adds what hyper leaves to servers:
-//! the header and idle timeouts and the drain (`watchdog.rs`), the cap on
-//! requests per connection, and the smuggling sniff (`activity.rs`). Header
-//! size and count limits are hyper's own (see [`ConnConfig::new`]).
+//! the header and idle timeouts and the drain (`watchdog.rs`), and the
+//! bookkeeping the pipeline's layers read through [`Connection`] (requests
+//! served, for the keep-alive cap; what the socket sniffed, for the
+//! smuggling refusal). Header size and count limits are hyper's own (see
+//! [`ConnConfig::new`]).
 
 mod activity;
 mod executor;
 pub(crate) mod settings;
 mod watchdog;
 
-use std::{
-    convert::Infallible,
-    future::{Future, poll_fn},
-    net::SocketAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-};
+use std::{future::poll_fn, net::SocketAddr, sync::Arc, task::Poll};
 
-use http::{HeaderValue, Version, header};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use troupe_actors::ConnShutdown;
 
-use crate::{
-    error::HttpError,
-    handler::{HandlerFuture, HandlerResult, Response},
-    pipeline::{Logged, Pipeline, Tally},
+use crate::pipeline::{
+    self, Pipeline,
+    layers::{Connection, smuggling::Sniff},
 };
 use activity::{Action, Activity, Tracked};
 pub use settings::ConnConfig;
 
-/// What every request on one connection shares.
+/// What every request on one connection shares: what the pipeline's
+/// layers ask of their connection ([`Connection`]).
 struct Ctx {
     pipeline: Arc<Pipeline>,
     activity: Arc<Activity>,
@@ -43,119 +37,41 @@ struct Ctx {
     max_requests: u64,
 }
 
-/// Answers one request on a connection: routes it and runs its chain
-/// synchronously, so a chain that answers at once (fixed responses, cache
-/// hits, refusals) leaves hyper nothing to store but the response. Only a
-/// chain that awaits keeps a (boxed) future.
-fn respond(ctx: &Arc<Ctx>, req: hyper::Request<hyper::body::Incoming>) -> Respond {
-    let activity = &ctx.activity;
-    // Request smuggling: a length and a chunked encoding together mean two
-    // parsers can disagree on where the body ends (RFC 9112 §6.3). hyper
-    // hides the length in that case, so the raw bytes were sniffed
-    // (activity.rs).
-    if activity.take_length_and_chunked() && req.headers().contains_key(header::TRANSFER_ENCODING) {
-        let refused = HttpError::BadRequest("both Content-Length and Transfer-Encoding");
-        return Respond::Ready(Some(refused.into_response()));
+impl Connection for Ctx {
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
-    let version = req.version();
-    let served = activity.dispatched(version == Version::HTTP_2);
-    let pipeline = &ctx.pipeline;
-    let logged = pipeline.begin(&req, ctx.peer);
-    let (mut chain, tally) = pipeline.dispatch(req, ctx.peer);
-    match chain.take_ready() {
-        Some(result) => Respond::Ready(Some(finish(ctx, result, logged, tally, served, version))),
-        None => {
-            activity.begin_waiting();
-            Respond::Pending {
-                chain,
-                finish: Some(Finish {
-                    ctx: ctx.clone(),
-                    logged,
-                    tally: Some(tally),
-                    served,
-                    version,
-                }),
-            }
-        }
+
+    fn peer(&self) -> SocketAddr {
+        self.peer
     }
-}
 
-/// The last steps of every request: error pages, `Server`, the access log,
-/// and the per-connection request cap.
-fn finish(
-    ctx: &Ctx,
-    result: HandlerResult,
-    logged: Option<Logged>,
-    tally: Tally,
-    served: u64,
-    version: Version,
-) -> Response {
-    let mut resp = ctx.pipeline.finish(result, logged, tally);
-    ctx.activity.answered();
-    if served >= ctx.max_requests {
-        if version == Version::HTTP_2 {
-            ctx.activity.signal(Action::Graceful);
-        } else {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+    fn waiting(&self) {
+        self.activity.begin_waiting();
     }
-    resp
-}
 
-/// The future hyper stores per request.
-enum Respond {
-    /// The chain answered at once.
-    Ready(Option<Response>),
-    /// The chain is still working.
-    Pending {
-        chain: HandlerFuture,
-        finish: Option<Finish>,
-    },
-}
-
-/// What finishing a pending request needs; counts the request out when
-/// dropped, so a client that leaves mid-request is not left in flight.
-struct Finish {
-    ctx: Arc<Ctx>,
-    logged: Option<Logged>,
-    tally: Option<Tally>,
-    served: u64,
-    version: Version,
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.ctx.activity.end_waiting();
+    fn done_waiting(&self) {
+        self.activity.end_waiting();
     }
-}
 
-impl Future for Respond {
-    type Output = Result<Response, Infallible>;
+    fn answered(&self) {
+        self.activity.answered();
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Respond::Ready(resp) => {
-                Poll::Ready(Ok(resp.take().expect("Respond polled after completion")))
-            }
-            Respond::Pending {
-                chain,
-                finish: pending,
-            } => {
-                let result = ready!(Pin::new(chain).poll(cx));
-                let mut done = pending.take().expect("Respond polled after completion");
-                let tally = done.tally.take().expect("tally taken once");
-                let resp = finish(
-                    &done.ctx,
-                    result,
-                    done.logged.take(),
-                    tally,
-                    done.served,
-                    done.version,
-                );
-                Poll::Ready(Ok(resp))
-            }
-        }
+    fn dispatched(&self, http2: bool) -> u64 {
+        self.activity.dispatched(http2)
+    }
+
+    fn max_requests(&self) -> u64 {
+        self.max_requests
+    }
+
+    fn close_gracefully(&self) {
+        self.activity.signal(Action::Graceful);
+    }
+
+    fn sniff(&self) -> &Sniff {
+        &self.activity.sniff
     }
 }
 
@@ -186,7 +102,7 @@ pub async fn serve(
         peer,
         max_requests: cfg.keepalive_requests,
     });
-    let service = service_fn(move |req| respond(&ctx, req));
+    let service = service_fn(move |req| pipeline::serve(&ctx, req));
     let conn = cfg.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     // Drive the connection, taking the watchdog's requests between polls.

@@ -42,13 +42,13 @@ pub struct Entry {
 
 impl Entry {
     /// Captures the request fields before the request moves on.
-    pub fn capture<B>(req: &http::Request<B>, peer: SocketAddr) -> Self {
-        let h = req.headers();
+    pub fn capture(req: &http::request::Parts, peer: SocketAddr) -> Self {
+        let h = &req.headers;
         Self {
             peer,
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
+            method: req.method.clone(),
+            uri: req.uri.clone(),
+            version: req.version,
             referer: h.get(header::REFERER).cloned(),
             user_agent: h.get(header::USER_AGENT).cloned(),
         }

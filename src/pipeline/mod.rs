@@ -1,20 +1,26 @@
-//! THE HOT PATH: one request, from hyper's parsed head to our response.
+//! THE HOT PATH: one request, from hyper's parsed head to our response,
+//! in one pass.
 //!
 //! ```text
-//! begin:    capture access-log fields (only when the log is on)
-//! dispatch: load snapshot → normalize path → pick server → match route
+//! serve:  down the built-in layers (layers/: smuggling, keep-alive,
+//!           Server header, access log, metrics)
+//!         route: load the generation → normalize the path (400) → pick
+//!           the server → [its module log hooks] → match the route
 //!           (404/405) → body? buffer it (413/408) : call now → chain
-//! finish:   error → status (error.rs) → Server header → access log → metrics
+//!         the answer (an error becomes its page) back up the layers
 //! ```
 //!
-//! `conn::respond` calls the three steps synchronously inside hyper's
-//! service call (request smuggling is refused before, in `conn`). No actor
-//! is awaited: the snapshot is read from an `ArcSwap`.
+//! `conn` calls [`serve`] synchronously inside hyper's service call, so a
+//! chain that answers at once leaves hyper nothing to store but the
+//! response (`respond.rs`). No actor is awaited: the generation is read
+//! from an `ArcSwap`.
 
 pub mod body;
+pub(crate) mod layers;
 pub mod log_hook;
 pub mod path;
 pub mod request;
+mod respond;
 pub mod routes;
 pub mod snapshot;
 pub mod vhost;
@@ -23,62 +29,73 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, header};
+use http::header;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::{
     error::HttpError,
-    handler::{HandlerFuture, HandlerResult, Next, Response},
+    generation::Generation,
+    handler::{HandlerFuture, Next},
     observe::{
-        access_log::{AccessLog, Entry},
+        access_log::AccessLog,
         metrics::{HttpMetrics, RouteMetrics},
     },
 };
-use log_hook::LogLine;
+use layers::{Builtins, Connection, Exchange, Layer};
 use request::Request;
+pub(crate) use respond::Respond;
 use routes::Match;
-use snapshot::{RequestLimits, Snapshot};
+use snapshot::RequestLimits;
 
-use crate::generation::Generation;
-
-const SERVER: HeaderValue = HeaderValue::from_static("troupe");
-
-/// A request's access-log fields and start time, boxed so that requests
-/// with the log off carry one null pointer.
-pub type Logged = Box<(Entry, std::time::Instant)>;
-
-/// What a request is counted under, and since when; from `dispatch` to
-/// `finish`.
-#[derive(Debug)]
-pub struct Tally {
-    route: Arc<RouteMetrics>,
-    started: std::time::Instant,
+/// A request on its way to its route: the head, the body not read yet,
+/// the path if normalizing changed it, and the client.
+pub(crate) struct Routing {
+    head: http::request::Parts,
+    body: Incoming,
+    normalized: Option<String>,
+    peer: SocketAddr,
 }
 
-/// Turns requests into responses, reading the current snapshot.
+impl Routing {
+    /// The path routes match: normalized, decoded.
+    pub(crate) fn path(&self) -> &str {
+        self.normalized
+            .as_deref()
+            .unwrap_or_else(|| self.head.uri.path())
+    }
+
+    /// The head.
+    pub(crate) fn head(&self) -> &http::request::Parts {
+        &self.head
+    }
+
+    /// The client.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+/// Turns requests into responses, reading the published generation.
 #[derive(Debug)]
 pub struct Pipeline {
     generation: Arc<ArcSwap<Generation>>,
-    access: Option<AccessLog>,
+    layers: Builtins,
     metrics: HttpMetrics,
-    /// Where requests no route took (400, 404, 405) are counted.
-    unrouted: Arc<RouteMetrics>,
 }
 
 impl Pipeline {
-    /// A pipeline over the published generation.
+    /// A pipeline over the published generation, writing `access` (if
+    /// the log is on) and counting into `metrics`.
     pub fn new(
         generation: Arc<ArcSwap<Generation>>,
         access: Option<AccessLog>,
         metrics: HttpMetrics,
     ) -> Self {
-        let unrouted = Arc::new(metrics.route("", "", None));
         Self {
             generation,
-            access,
+            layers: layers::builtins(access, &metrics),
             metrics,
-            unrouted,
         }
     }
 
@@ -87,64 +104,22 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// What the access log needs of the request, taken before it moves on
-    /// (`None` when the access log is off).
-    pub fn begin(&self, req: &hyper::Request<Incoming>, peer: SocketAddr) -> Option<Logged> {
-        self.access
-            .as_ref()
-            .map(|_| Box::new((Entry::capture(req, peer), std::time::Instant::now())))
-    }
-
-    /// Routes the request on the current snapshot and starts its chain.
-    /// Refusals (400, 404, 405…) come back as a ready error.
+    /// Routes the request on the current generation and starts its chain;
+    /// refusals (400, 404, 405…) come back as a ready error. `route` gets
+    /// the matched route's series.
     ///
-    /// The chain's future owns what it needs, so the snapshot is only
+    /// The chain's future owns what it needs, so the generation is only
     /// borrowed while routing: a reload swaps it without waiting for
     /// requests in flight, which keep their handler alive by `Arc`.
-    pub fn dispatch(
-        &self,
-        req: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> (HandlerFuture, Tally) {
-        let started = std::time::Instant::now();
-        let generation = self.generation.load();
-        let mut counted = None;
-        let chain = match self.route(&generation.snapshot, req, peer, &mut counted) {
-            Ok(chain) => chain,
-            Err(err) => HandlerFuture::ready(Err(err)),
-        };
-        let route = counted.unwrap_or_else(|| self.unrouted.clone());
-        (chain, Tally { route, started })
-    }
-
-    /// Turns the chain's result into the response: errors get their page,
-    /// every response gets `Server`, and the access log gets its line.
-    pub fn finish(&self, result: HandlerResult, logged: Option<Logged>, tally: Tally) -> Response {
-        let mut resp = result.unwrap_or_else(|err| {
-            match err.side() {
-                crate::error::Side::Server => tracing::warn!(%err, "request failed"),
-                crate::error::Side::Client => tracing::debug!(%err, "request refused"),
-            }
-            err.into_response()
-        });
-        resp.headers_mut().insert(header::SERVER, SERVER);
-        if let (Some(log), Some(entry)) = (&self.access, logged) {
-            log.write(&entry.0, &resp, entry.1.elapsed());
-        }
-        tally.route.record(resp.status(), tally.started.elapsed());
-        resp
-    }
-
-    /// Everything up to the handler, synchronously; returns the route's
-    /// chain as one boxed future.
     fn route(
         &self,
-        snapshot: &Snapshot,
-        req: hyper::Request<Incoming>,
+        head: http::request::Parts,
+        body: Incoming,
         peer: SocketAddr,
-        counted: &mut Option<Arc<RouteMetrics>>,
+        route: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
-        let (head, body) = req.into_parts();
+        let generation = self.generation.load();
+        let snapshot = &generation.snapshot;
         let normalized = match path::normalize(head.uri.path()) {
             Ok(Cow::Borrowed(_)) => None,
             Ok(Cow::Owned(p)) => Some(p),
@@ -159,35 +134,37 @@ impl Pipeline {
                 .map(|a| a.host())
                 .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         });
+        let limits = snapshot.limits;
+        let req = Routing {
+            head,
+            body,
+            normalized,
+            peer,
+        };
         if !server.loggers.is_empty() {
-            return Ok(log_hooks(
-                server,
-                head,
-                body,
-                normalized,
-                peer,
-                |head, body, normalized| {
-                    self.run_route(snapshot, server, head, body, normalized, peer, counted)
-                },
-            ));
+            return Ok(layers::log_hooks::wrap(server, req, |req| {
+                self.run_route(limits, server, req, route)
+            }));
         }
-        self.run_route(snapshot, server, head, body, normalized, peer, counted)
+        self.run_route(limits, server, req, route)
     }
 
     /// Matches the route and starts its chain.
     // Inlined so the hot path (no log hooks) does not copy the request head.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn run_route(
         &self,
-        snapshot: &Snapshot,
+        limits: RequestLimits,
         server: &vhost::Server,
-        head: http::request::Parts,
-        body: Incoming,
-        normalized: Option<String>,
-        peer: SocketAddr,
+        req: Routing,
         counted: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
+        let Routing {
+            head,
+            body,
+            normalized,
+            peer,
+        } = req;
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         let (route, params) = match server.routes.lookup(&head.method, path) {
             Match::Found { route, params } => (route, params),
@@ -212,7 +189,6 @@ impl Pipeline {
             return Ok(Next::new(route.middleware.clone(), route.handler.clone()).run(req));
         }
         let chain = Next::new(route.middleware.clone(), route.handler.clone());
-        let limits = snapshot.limits;
         Ok(HandlerFuture::new(async move {
             let body = read_body(body, limits).await?;
             chain
@@ -220,6 +196,28 @@ impl Pipeline {
                 .await
         }))
     }
+}
+
+/// Serves one request of the connection `conn`: down the layers, to the
+/// route, and (now if the chain answered at once, else when it does)
+/// back up.
+pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>) -> Respond<C> {
+    let pipeline = conn.pipeline();
+    let (head, body) = req.into_parts();
+    let mut ex = Exchange {
+        version: head.version,
+        refused: None,
+        route: None,
+    };
+    let trail = pipeline.layers.down(&head, &mut ex, &**conn);
+    let chain = match ex.refused.take() {
+        Some(refused) => HandlerFuture::ready(Err(refused)),
+        None => match pipeline.route(head, body, conn.peer(), &mut ex.route) {
+            Ok(chain) => chain,
+            Err(err) => HandlerFuture::ready(Err(err)),
+        },
+    };
+    Respond::new(conn, chain, trail, ex)
 }
 
 /// Buffers the request body within the size and time limits.
@@ -236,54 +234,4 @@ async fn read_body(body: Incoming, limits: RequestLimits) -> Result<Bytes, HttpE
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::BodyTooLarge),
         Ok(Err(_)) => Err(HttpError::BadRequest("request body was cut off")),
     }
-}
-
-/// Runs `route` and, once its answer is known (errors included), passes a
-/// [`LogLine`] to the server's module log hooks. Only servers with
-/// `loggers` pay for the captured fields.
-fn log_hooks(
-    server: &vhost::Server,
-    head: http::request::Parts,
-    body: Incoming,
-    normalized: Option<String>,
-    peer: SocketAddr,
-    route: impl FnOnce(
-        http::request::Parts,
-        Incoming,
-        Option<String>,
-    ) -> Result<HandlerFuture, HttpError>,
-) -> HandlerFuture {
-    let start = std::time::Instant::now();
-    let method = head.method.clone();
-    let path = normalized
-        .clone()
-        .unwrap_or_else(|| head.uri.path().to_owned());
-    let query = head.uri.query().unwrap_or("").to_owned();
-    let result = match route(head, body, normalized) {
-        Ok(chain) => chain,
-        Err(e) => HandlerFuture::ready(Err(e)),
-    };
-    let hooks = server.loggers.clone();
-    result.map(move |result| {
-        let (status, bytes) = match &result {
-            Ok(resp) => (
-                resp.status().as_u16(),
-                http_body::Body::size_hint(resp.body()).exact().unwrap_or(0),
-            ),
-            Err(e) => (e.status().as_u16(), 0),
-        };
-        let line = LogLine {
-            method,
-            path,
-            query,
-            peer,
-            status,
-            bytes,
-            duration: start.elapsed(),
-        };
-        for hook in hooks.iter() {
-            hook.log(&line);
-        }
-        result
-    })
 }

@@ -81,6 +81,8 @@ async fn smuggling_shapes_get_400() {
     assert_eq!(status_of(&out), Some(400), "{out}");
     // The smuggled second request must not be answered on that connection.
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    // The refusal passed back up the built-in layers like any answer.
+    assert!(out.to_ascii_lowercase().contains("server: troupe"), "{out}");
 
     let two_lengths =
         b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd";
