@@ -21,6 +21,7 @@ use crate::{
         Slot,
         host::{Env, Hosted},
         hostapi::LocalServices,
+        process::services::ChildServices,
     },
     observe::{
         logging,
@@ -216,8 +217,10 @@ pub async fn start_with(
     for m in &first.modules {
         m.slot.set_metrics(series.module(m.slot.name()));
     }
+    let handle = TreeHandle::new();
     let env = Arc::new(Env {
         services: services.clone(),
+        child_services: Arc::new(ChildServices::new(services.clone(), handle.clone())),
         module_host: options.module_host,
     });
     let hosts = first
@@ -232,7 +235,6 @@ pub async fn start_with(
         pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
         generation: generation.clone(),
     };
-    let handle = TreeHandle::new();
     let admin = match admin {
         Some(spec) => {
             let socket = crate::listen::bind(&[spec.listen])?.remove(0);
@@ -262,6 +264,7 @@ pub async fn start_with(
         snapshot: generation.clone(),
         listeners,
         policy: RestartPolicy::default(),
+        module_counters: services.counters().clone(),
         registry,
         modules: hosts,
         admin,

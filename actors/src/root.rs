@@ -20,7 +20,7 @@ use crate::{
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History},
     listeners::{Bound, Listeners, ListenersArgs, ListenersMsg},
-    metrics::Metrics,
+    metrics::{Metrics, MetricsArgs},
     modules::{Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
@@ -47,6 +47,9 @@ pub struct TreeSpec<A: App> {
     pub policy: RestartPolicy,
     /// Owns every metric series.
     pub registry: prometheus::Registry,
+    /// The family modules count into (`module` and `name` labels); the
+    /// metrics actor adds what out-of-process module hosts send.
+    pub module_counters: prometheus::IntCounterVec,
     /// One host per configured module.
     pub modules: Vec<Arc<dyn ModuleHost>>,
     /// The admin API's bound socket and server, if the config has one.
@@ -180,10 +183,16 @@ impl<A: App> Actor for Root<A> {
         wiring.root.store(Some(Arc::new(cell.clone())));
         let mut children = Children::new(spec.policy, labels.clone());
 
-        let registry = spec.registry.clone();
-        let start = start_fn(&labels, "metrics", None, move || {
-            (Metrics, registry.clone())
-        });
+        let metrics = MetricsArgs {
+            registry: spec.registry.clone(),
+            module_counters: spec.module_counters.clone(),
+        };
+        let start = start_fn(
+            &labels,
+            "metrics",
+            Some(wiring.metrics.clone()),
+            move || (Metrics, metrics.clone()),
+        );
         children.start("metrics", start, &cell).await?;
 
         let router = Arc::new(Slot::new("router"));

@@ -27,6 +27,7 @@ use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
 use crate::{
     config::{Applied, ConfigMsg, ReloadStatus, Trigger},
     listeners::ListenersMsg,
+    metrics::MetricsMsg,
     modules::ModulesMsg,
     tree::{self, Labels, Node},
 };
@@ -87,6 +88,7 @@ pub(crate) struct Wiring {
     pub(crate) config: Arc<Slot<ConfigMsg>>,
     pub(crate) modules: Arc<Slot<ModulesMsg>>,
     pub(crate) listeners: Arc<Slot<ListenersMsg>>,
+    pub(crate) metrics: Arc<Slot<MetricsMsg>>,
 }
 
 impl Default for Wiring {
@@ -97,6 +99,7 @@ impl Default for Wiring {
             config: Arc::new(Slot::new("config")),
             modules: Arc::new(Slot::new("modules")),
             listeners: Arc::new(Slot::new("listeners")),
+            metrics: Arc::new(Slot::new("metrics")),
         }
     }
 }
@@ -158,6 +161,22 @@ impl TreeHandle {
                 || "the config actor stopped during the reload".into(),
             )
             .await?
+    }
+
+    /// Hands a counter that a module host outside the server's process
+    /// counted to the metrics actor, without waiting. `false` if it is not
+    /// running (between a crash and its restart): the caller counts it
+    /// itself.
+    pub fn count(&self, module: &str, name: &str, by: u64) -> bool {
+        self.wiring.metrics.get().is_some_and(|metrics| {
+            metrics
+                .cast(MetricsMsg::Count {
+                    module: module.into(),
+                    name: name.to_owned(),
+                    by,
+                })
+                .is_ok()
+        })
     }
 
     /// The config generation in force and the last reload's outcome.

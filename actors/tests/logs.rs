@@ -87,6 +87,7 @@ async fn events_are_logged_with_the_actor_path() {
             ..RestartPolicy::default()
         },
         registry: prometheus::Registry::new(),
+        module_counters: counters(),
         modules: Vec::new(),
         admin: None,
     })
@@ -121,4 +122,9 @@ async fn events_are_logged_with_the_actor_path() {
         assert!(text.contains(&line), "no {line:?} in\n{text}");
     }
     assert!(!text.contains('#'), "{text}");
+}
+
+/// A module-counter family, as the server registers one.
+fn counters() -> prometheus::IntCounterVec {
+    prometheus::IntCounterVec::new(prometheus::Opts::new("c", "c"), &["module", "name"]).unwrap()
 }

@@ -128,6 +128,7 @@ struct Fixture {
     snapshot: Arc<ArcSwap<u64>>,
     script: Arc<Script>,
     addr: SocketAddr,
+    module_counters: prometheus::IntCounterVec,
 }
 
 async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture {
@@ -136,6 +137,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
     let snapshot = Arc::new(ArcSwap::from_pointee(1));
     let script = Arc::new(Script::default());
     script.generation.store(1, Ordering::SeqCst);
+    let module_counters = counters();
     let tree = spawn_tree(TreeSpec {
         handle: handle.clone(),
         app: Arc::new(Null),
@@ -144,6 +146,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         listeners: vec![(addr, socket)],
         policy: fast_policy(),
         registry: prometheus::Registry::new(),
+        module_counters: module_counters.clone(),
         modules,
         admin: None,
     })
@@ -155,6 +158,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         snapshot,
         script,
         addr,
+        module_counters,
     }
 }
 
@@ -245,12 +249,29 @@ async fn a_handle_made_before_the_tree_drives_it() {
         listeners: Vec::new(),
         policy: fast_policy(),
         registry: prometheus::Registry::new(),
+        module_counters: counters(),
         modules: Vec::new(),
         admin: None,
     })
     .await;
     assert!(again.is_err());
     f.tree.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_from_out_of_process_hosts_reach_the_metrics_actor() {
+    let f = start(TreeHandle::new(), Vec::new()).await;
+    assert!(f.handle.count("child", "hits", 2));
+    assert!(f.handle.count("child", "hits", 3));
+    let counter = f.module_counters.with_label_values(&["child", "hits"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while counter.get() < 5 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(counter.get(), 5);
+    f.tree.shutdown(Duration::from_millis(100)).await;
+    // Nothing takes counts once the tree is down: the caller keeps them.
+    assert!(!f.handle.count("child", "hits", 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,4 +384,9 @@ async fn a_module_added_by_reload_is_supervised_until_removed() {
     assert!(eventually(|| find(&f.tree, "plugin.added").is_none()).await);
     assert!(f.handle.reload_module("added").await.is_err());
     f.tree.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A module-counter family, as the server registers one.
+fn counters() -> prometheus::IntCounterVec {
+    prometheus::IntCounterVec::new(prometheus::Opts::new("c", "c"), &["module", "name"]).unwrap()
 }

@@ -14,12 +14,21 @@ use super::{
 };
 
 /// What every module host shares.
-#[derive(Debug)]
 pub struct Env {
     /// The host API's services: one store and one set of counters.
     pub services: Arc<LocalServices>,
+    /// The same, as out-of-process module hosts reach them.
+    pub child_services: Arc<dyn Services>,
     /// The executable run as `module-host` for `Process` modules.
     pub module_host: PathBuf,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("module_host", &self.module_host)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One module and the environment it runs in.
@@ -57,6 +66,7 @@ impl ModuleHost for Hosted {
             failures,
             reload,
             services: self.env.services.clone() as Arc<dyn Services>,
+            child_services: self.env.child_services.clone(),
             module_host: self.env.module_host.clone(),
             memo: self.memo.clone(),
         };

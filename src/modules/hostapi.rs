@@ -66,6 +66,11 @@ impl LocalServices {
         }
     }
 
+    /// The family modules count into (`module` and `name` labels).
+    pub fn counters(&self) -> &prometheus::IntCounterVec {
+        &self.counters
+    }
+
     /// A counter's value, for tests and the admin API.
     pub fn counter(&self, module: &str, name: &str) -> u64 {
         self.counters.with_label_values(&[module, name]).get()

@@ -113,8 +113,10 @@ pub(crate) struct LoadCx {
     /// The operator asked for the code to be read again (a restart may
     /// reuse what [`Memo`] kept).
     pub reload: bool,
-    /// The host API.
+    /// The host API, for modules in the server's process.
     pub services: Arc<dyn Services>,
+    /// The host API, for module hosts outside it.
+    pub child_services: Arc<dyn Services>,
     /// The executable run as `module-host` for `Process` modules.
     pub module_host: PathBuf,
     /// What the runtime keeps for this module between loads.

@@ -15,16 +15,25 @@ use crate::config::schema::{AccessTarget, Log};
 
 /// Installs the error log on stderr. `RUST_LOG`, when set, wins over the
 /// config's level. Safe to call twice (the second call does nothing).
+///
+/// Built with the `console` feature (and `RUSTFLAGS="--cfg tokio_unstable"`),
+/// it also serves tokio-console on 127.0.0.1:6669 (the console's own
+/// `TOKIO_CONSOLE_*` variables change that); the error log's level does
+/// not filter what the console sees.
 pub fn init_error_log(level: &str) {
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let errors = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
-        .try_init();
+        .with_filter(filter);
+    let registry = tracing_subscriber::registry().with(errors);
+    #[cfg(feature = "console")]
+    let registry = registry.with(console_subscriber::spawn());
+    let _ = registry.try_init();
 }
 
 /// The sinks that write to files, which SIGUSR1 reopens (logrotate moves

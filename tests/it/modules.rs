@@ -102,11 +102,12 @@ async fn the_rust_example_answers_json_with_a_param_the_store_and_a_metric() {
         let second = client::get(&srv.url("/hello/rust/Cy")).await;
         let json: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
         assert_eq!(json["previous"], "Bob", "{isolation}");
-        assert_eq!(
-            srv.running().services().counter("hello_rust", "greetings"),
-            2,
-            "{isolation}"
-        );
+        // A child's counts reach the family through the metrics actor.
+        let counted = eventually(Duration::from_secs(5), || async {
+            srv.running().services().counter("hello_rust", "greetings") == 2
+        })
+        .await;
+        assert!(counted, "{isolation}");
         srv.stop().await;
     }
 }

@@ -4,10 +4,13 @@
 //! - [`wire`]: the frames (postcard in a length-delimited codec).
 //! - [`client`]: the server's side: spawn, multiplex, timeouts, 502/504.
 //! - [`child`]: `troupe module-host`, the child's side.
+//! - [`services`]: the host API the child's calls reach (counters go to
+//!   the metrics actor).
 
 pub mod child;
 pub mod client;
 mod instance;
+pub mod services;
 pub mod wire;
 
 use std::{path::Path, sync::Arc};
@@ -52,7 +55,7 @@ impl Runtime for ProcessRuntime {
                 module: &entry.name,
                 config: &entry.config,
                 timeout: entry.spec.timeout,
-                services: cx.services,
+                services: cx.child_services,
                 failures: cx.failures,
             })
             .await
