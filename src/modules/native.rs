@@ -78,6 +78,14 @@ pub enum LoadError {
     },
 }
 
+/// What `troupe -t` learns of a native module: its library opens (the
+/// symbol, the ABI version) and offers these hooks. Runs no hook.
+pub(crate) fn probe(file: &Path) -> Result<Hooks, String> {
+    Library::open(file)
+        .map(|lib| lib.hooks())
+        .map_err(|e| e.to_string())
+}
+
 /// An open module library.
 pub struct Library {
     // Field order: the descriptor points into the library, which must

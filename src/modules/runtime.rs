@@ -65,6 +65,21 @@ pub(crate) trait Runtime: Sync {
     ) -> BoxFuture<'static, Result<Loaded, String>>;
 }
 
+/// A load that reads and compiles on the blocking pool (a script, a
+/// component: tens of milliseconds), off the runtime's threads.
+#[cfg(any(feature = "lua", feature = "wasm"))]
+pub(crate) async fn load_blocking<I: Instance>(
+    load: impl FnOnce() -> Result<I, String> + Send + 'static,
+) -> Result<Loaded, String> {
+    let instance = tokio::task::spawn_blocking(load)
+        .await
+        .map_err(|e| e.to_string())??;
+    Ok(Loaded {
+        instance: Arc::new(instance),
+        read_file: true,
+    })
+}
+
 /// Why a declaration was refused, and which part of it to point at.
 #[derive(Debug)]
 pub(crate) struct Refused {

@@ -18,7 +18,7 @@ use super::{
     entry::ModuleEntry,
     hostapi::Builder,
     instance::{Filtered, Hooks, Instance, into_response},
-    native::{CallError, Library, Native, RequestParts, peer_text, with_raw_request},
+    native::{self, CallError, Library, Native, RequestParts, peer_text, with_raw_request},
     runtime::{LoadCx, Loaded, Memo, Refused, Runtime, no_outbound},
 };
 use crate::{
@@ -44,9 +44,7 @@ impl Runtime for InProcessRuntime {
     }
 
     fn probe(&self, entry: &ModuleEntry) -> Result<Hooks, String> {
-        Library::open(&entry.path)
-            .map(|lib| lib.hooks())
-            .map_err(|e| e.to_string())
+        native::probe(&entry.path)
     }
 
     fn load(

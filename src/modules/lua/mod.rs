@@ -23,7 +23,7 @@ use super::{
     hostapi::{Detached, Services},
     instance::{Filtered, Hooks, Instance},
     pool::Pool,
-    runtime::{LoadCx, Loaded, Refused, Runtime, no_outbound},
+    runtime::{LoadCx, Loaded, Refused, Runtime, load_blocking, no_outbound},
 };
 use crate::{
     HttpError,
@@ -79,16 +79,8 @@ impl Runtime for LuaRuntime {
         entry: Arc<ModuleEntry>,
         cx: LoadCx,
     ) -> BoxFuture<'static, Result<Loaded, String>> {
-        Box::pin(async move {
-            // Reads the script and compiles it into a first VM.
-            let module = tokio::task::spawn_blocking(move || LuaModule::new(&entry, cx.services))
-                .await
-                .map_err(|e| e.to_string())??;
-            Ok(Loaded {
-                instance: Arc::new(module),
-                read_file: true,
-            })
-        })
+        // Reads the script and compiles it into a first VM.
+        Box::pin(load_blocking(move || LuaModule::new(&entry, cx.services)))
     }
 }
 

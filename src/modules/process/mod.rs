@@ -18,7 +18,7 @@ use std::{path::Path, sync::Arc};
 use super::{
     entry::ModuleEntry,
     instance::Hooks,
-    native::Library,
+    native,
     runtime::{LoadCx, Loaded, Refused, Runtime, no_outbound},
 };
 use crate::{config::schema::ModuleSpec, handler::BoxFuture};
@@ -38,9 +38,7 @@ impl Runtime for ProcessRuntime {
     }
 
     fn probe(&self, entry: &ModuleEntry) -> Result<Hooks, String> {
-        Library::open(&entry.path)
-            .map(|lib| lib.hooks())
-            .map_err(|e| e.to_string())
+        native::probe(&entry.path)
     }
 
     fn load(

@@ -35,7 +35,7 @@ use super::{
     hostapi::Services,
     instance::{Hooks, Instance},
     pool::Pool,
-    runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime},
+    runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime, load_blocking},
 };
 use crate::{
     HttpError,
@@ -99,16 +99,7 @@ impl Runtime for WasmRuntime {
         entry: Arc<ModuleEntry>,
         cx: LoadCx,
     ) -> BoxFuture<'static, Result<Loaded, String>> {
-        Box::pin(async move {
-            // Compiling a component takes tens of milliseconds.
-            let module = tokio::task::spawn_blocking(move || WasmModule::new(&entry, cx.services))
-                .await
-                .map_err(|e| e.to_string())??;
-            Ok(Loaded {
-                instance: Arc::new(module),
-                read_file: true,
-            })
-        })
+        Box::pin(load_blocking(move || WasmModule::new(&entry, cx.services)))
     }
 }
 
