@@ -54,12 +54,28 @@ impl<'a> Request<'a> {
         text(self.raw.query)
     }
 
-    /// The first value of a query parameter, percent-decoded (`+` is a space).
+    /// The first value of the query parameter `name`, decoded: `+` is a
+    /// space, `%XX` a byte, and bytes that are not UTF-8 read as U+FFFD.
+    /// A parameter without `=` has the empty value; `None` means absent.
+    /// The rules are [`query_param`](crate::query_param)'s, the same in
+    /// every module language.
+    ///
+    /// # Example
+    /// ```
+    /// use troupe_module::{Error, Request, Response};
+    ///
+    /// // In `Module::handle`: `GET /hi?name=J%C3%BCrgen+X` greets Jürgen X.
+    /// fn handle(req: &Request<'_>, resp: &mut Response<'_>) -> Result<(), Error> {
+    ///     let name = req.query_param("name").unwrap_or_else(|| "world".into());
+    ///     resp.body(format!("Hello, {name}!\n"));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query().split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k) == name).then(|| decode(v))
-        })
+        // The raw bytes, not `query()`: a query that is not UTF-8 still
+        // has its other parameters.
+        // SAFETY: borrowed from the host for the call.
+        crate::query_param(unsafe { self.raw.query.as_bytes() }, name)
     }
 
     /// The first value of a header (names are matched case-insensitively).
@@ -88,30 +104,6 @@ impl<'a> Request<'a> {
     pub fn peer(&self) -> &'a str {
         text(self.raw.peer)
     }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The response being built, owned by the host.
@@ -240,15 +232,5 @@ impl<'a> LogEntry<'a> {
     /// Microseconds from routing to the response head.
     pub fn duration_us(&self) -> u64 {
         self.raw.duration_us
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_decoding() {
-        assert_eq!(super::decode("a%20b+c"), "a b c");
-        assert_eq!(super::decode("100%"), "100%");
-        assert_eq!(super::decode("%zz"), "%zz");
     }
 }
