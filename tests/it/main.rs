@@ -25,6 +25,7 @@ mod shutdown;
 mod static_files;
 mod supervision;
 mod timeouts;
+mod tutorial;
 mod ui;
 mod wasm;
 mod zero_downtime;
