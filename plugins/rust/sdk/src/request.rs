@@ -20,6 +20,21 @@ fn pairs<'a>(ptr: *const abi::Pair, len: usize) -> &'a [abi::Pair] {
 }
 
 /// A request, borrowed for one hook call.
+///
+/// # Example
+/// ```
+/// use troupe_module::{Error, Request, Response};
+///
+/// // In `Module::handle`, for `GET /users/{id}?name=Ann`:
+/// fn handle(req: &Request<'_>, resp: &mut Response<'_>) -> Result<(), Error> {
+///     let id = req.param("id").unwrap_or("?");
+///     let name = req.query_param("name").unwrap_or_default();
+///     let agent = req.header("User-Agent").unwrap_or("unknown");
+///     resp.body(format!("{} {} {id} {name} via {agent}, {} bytes from {}\n",
+///         req.method(), req.path(), req.body().len(), req.peer()));
+///     Ok(())
+/// }
+/// ```
 pub struct Request<'a> {
     raw: &'a abi::Request,
 }
@@ -106,7 +121,30 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The response being built, owned by the host.
+/// The response being built, owned by the host. It starts as 200 with no
+/// headers and an empty body; the host copies everything passed to it.
+///
+/// # Example
+/// ```
+/// use troupe_module::{Error, Response};
+///
+/// // In `Module::handle` or `Module::request_filter`:
+/// fn not_found(resp: &mut Response<'_>) -> Result<(), Error> {
+///     resp.set_status(404)
+///         .header("content-type", "text/plain")
+///         .header("set-cookie", "a=1")
+///         .header("set-cookie", "b=2") // a second field
+///         .body("no such page\n");
+///     Ok(())
+/// }
+///
+/// // In `Module::response_filter`: the status and headers, not the body.
+/// fn tag(resp: &mut Response<'_>) {
+///     if resp.status() < 400 {
+///         resp.set_header("cache-control", "no-store");
+///     }
+/// }
+/// ```
 pub struct Response<'a> {
     host: Host,
     raw: *mut abi::Response,
@@ -179,6 +217,19 @@ impl Response<'_> {
 }
 
 /// What the log hook sees about one finished request.
+///
+/// # Example
+/// ```
+/// use troupe_module::{LogEntry, query_param};
+///
+/// // In `Module::log` (with `HOOKS.log` set): the query is raw, and
+/// // `query_param` decodes it as `Request::query_param` would.
+/// fn log(entry: &LogEntry<'_>) {
+///     let campaign = query_param(entry.query(), "utm_campaign").unwrap_or_default();
+///     eprintln!("{} {} {} {}B {}us {campaign}", entry.peer(), entry.method(),
+///         entry.status(), entry.bytes(), entry.duration_us());
+/// }
+/// ```
 pub struct LogEntry<'a> {
     raw: &'a abi::LogEntry,
 }
