@@ -33,28 +33,15 @@ for crate in hello_rust panicky; do
     mv "$out/lib$crate.so.tmp" "$out/lib$crate.so"
 done
 
-# WebAssembly components from C: clang for wasm32 with wasi-libc, the
-# committed wit-bindgen bindings (plugins/wasm/gen), then our own
-# componentize step (wit-component, no wasm-tools to build).
-clang=$(command -v clang-19 || true)
-if [ -z "$clang" ] || [ ! -d /usr/lib/wasm32-wasi ] || [ ! -e /usr/lib/llvm-19/lib/clang/19/lib/wasi ]; then
-    echo "plugins/build.sh: installing clang-19, lld-19 and wasi-libc for WebAssembly" >&2
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-        clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 >/dev/null
-    clang=$(command -v clang-19)
-fi
+# WebAssembly components from C, with the recipe module authors use
+# (plugins/wasm/build-component.sh: clang-19 + wasi-libc, the committed
+# wit-bindgen bindings in plugins/wasm/gen, then our own componentize step).
 wasm="$root/plugins/wasm"
 for src in "$wasm"/examples/*.c "$wasm"/testing/*.c; do
     name=$(basename "$src" .c)
     component="$out/${name}_wasm.wasm"
-    newest=$(ls -t "$src" "$wasm"/common/*.h "$wasm"/gen/* "$target/release/troupe-componentize" | head -1)
+    newest=$(ls -t "$src" "$wasm"/common/*.h "$wasm"/gen/* "$wasm/build-component.sh" "$target/release/troupe-componentize" | head -1)
     if [ ! -f "$component" ] || [ "$newest" -nt "$component" ]; then
-        "$clang" --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wall -Werror \
-            -I "$wasm/gen" -I "$wasm/common" \
-            "$src" "$wasm/gen/module.c" "$wasm/gen/module_component_type.o" -o "$out/$name.core.wasm"
-        "$target/release/troupe-componentize" "$out/$name.core.wasm" "$component.tmp"
-        rm -f "$out/$name.core.wasm"
-        mv "$component.tmp" "$component"
+        "$wasm/build-component.sh" "$src" "$component"
     fi
 done

@@ -157,6 +157,141 @@ typedef struct troupe_module {
 #define TROUPE_ENTRY_SYMBOL "troupe_module_entry"
 const troupe_module *troupe_module_entry(void);
 
+/* ---- Query parameters (a header-only helper: no ABI change) -------------
+ *
+ * troupe_query_param: the first value of the query parameter `name`,
+ * decoded by the rules every Troupe module language shares (the Rust SDK's
+ * Request::query_param, Lua's req:query_param, WebAssembly's query-param):
+ *  - the query is split on '&', empty pieces skipped; each piece on its
+ *    first '=', and a piece without '=' has the empty value;
+ *  - name and value alike: '+' is a space, '%' and two hex digits (either
+ *    case) is that byte, and any other '%' stays as it is;
+ *  - the decoded bytes are read as UTF-8, each ill-formed sequence becoming
+ *    one U+FFFD (EF BF BD), so the value is always valid UTF-8;
+ *  - names compare exactly (case matters) after decoding; the first wins.
+ *
+ * It copies at most `cap` bytes of the decoded value into `buf` and returns
+ * the value's full length, or -1 when the query has no such parameter:
+ * kv_get's protocol (buf = NULL, cap = 0 asks for the length). The value is
+ * not NUL-terminated, and %00 puts a NUL byte in it. `query` is any raw
+ * query string: req->query, entry->query, a form-encoded body.
+ *
+ *     uint8_t buf[256];
+ *     int64_t n = troupe_query_param(req->query, "name", buf, sizeof buf);
+ *     if (n > (int64_t)sizeof buf) ... too long for buf ...
+ *     else if (n >= 0) { troupe_str name = {buf, (size_t)n}; ... }
+ *
+ * The troupe_qp_ names are its parts, not API. */
+
+/* A raw piece of the query, read one percent-decoded byte at a time. */
+typedef struct troupe_qp_raw {
+    const uint8_t *p;
+    size_t len, at;
+} troupe_qp_raw;
+
+static inline int troupe_qp_hex(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The next decoded byte, or -1 at the end. */
+static inline int troupe_qp_next(troupe_qp_raw *r) {
+    if (r->at >= r->len) return -1;
+    uint8_t c = r->p[r->at++];
+    if (c == '+') return ' ';
+    if (c == '%' && r->len - r->at >= 2) {
+        int hi = troupe_qp_hex(r->p[r->at]), lo = troupe_qp_hex(r->p[r->at + 1]);
+        if (hi >= 0 && lo >= 0) {
+            r->at += 2;
+            return hi << 4 | lo;
+        }
+    }
+    return c; /* '%' not followed by two hex digits is itself */
+}
+
+/* Where decoded text goes: into buf (up to cap bytes, counting past it),
+ * or, when `want` is set, compared with the first `cap` bytes of want. */
+typedef struct troupe_qp_out {
+    uint8_t *buf;
+    size_t cap;
+    const char *want;
+    size_t len;
+    int differs;
+} troupe_qp_out;
+
+static inline void troupe_qp_put(troupe_qp_out *o, uint8_t b) {
+    if (o->want) {
+        if (o->len >= o->cap || (uint8_t)o->want[o->len] != b) o->differs = 1;
+    } else if (o->len < o->cap) {
+        o->buf[o->len] = b;
+    }
+    o->len++;
+}
+
+/* Decodes one name or value into `o`. An ill-formed UTF-8 sequence is its
+ * longest valid start (or one byte), replaced by one U+FFFD: what Rust's
+ * String::from_utf8_lossy and the WHATWG decoder do, so C agrees with the
+ * other languages byte for byte. */
+static inline void troupe_qp_decode(const uint8_t *p, size_t len, troupe_qp_out *o) {
+    troupe_qp_raw r = {p, len, 0};
+    int b;
+    while ((b = troupe_qp_next(&r)) >= 0) {
+        if (b < 0x80) {
+            troupe_qp_put(o, (uint8_t)b);
+            continue;
+        }
+        size_t need = b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
+        uint8_t seq[4] = {(uint8_t)b, 0, 0, 0};
+        size_t n = 1;
+        while (n < need) {
+            troupe_qp_raw peek = r;
+            int c = troupe_qp_next(&peek);
+            int lo = 0x80, hi = 0xBF;
+            if (n == 1) { /* no overlong forms, surrogates or code points past U+10FFFF */
+                if (b == 0xE0) lo = 0xA0;
+                if (b == 0xED) hi = 0x9F;
+                if (b == 0xF0) lo = 0x90;
+                if (b == 0xF4) hi = 0x8F;
+            }
+            if (c < lo || c > hi) break; /* the end (-1) too; `c` is read again */
+            seq[n++] = (uint8_t)c;
+            r = peek;
+        }
+        if (n == need) {
+            for (size_t i = 0; i < n; i++) troupe_qp_put(o, seq[i]);
+        } else {
+            troupe_qp_put(o, 0xEF);
+            troupe_qp_put(o, 0xBF);
+            troupe_qp_put(o, 0xBD);
+        }
+    }
+}
+
+static inline int64_t troupe_query_param(troupe_str query, const char *name, uint8_t *buf, size_t cap) {
+    size_t want = 0;
+    while (name[want]) want++;
+    size_t at = 0;
+    while (at < query.len) {
+        size_t end = at;
+        while (end < query.len && query.ptr[end] != '&') end++;
+        size_t eq = at;
+        while (eq < end && query.ptr[eq] != '=') eq++;
+        if (end > at) {
+            troupe_qp_out key = {NULL, want, name, 0, 0};
+            troupe_qp_decode(query.ptr + at, eq - at, &key);
+            if (!key.differs && key.len == want) {
+                troupe_qp_out value = {buf, cap, NULL, 0, 0};
+                if (eq < end) troupe_qp_decode(query.ptr + eq + 1, end - eq - 1, &value);
+                return (int64_t)value.len;
+            }
+        }
+        at = end + 1;
+    }
+    return -1;
+}
+
 #ifdef __cplusplus
 }
 #endif

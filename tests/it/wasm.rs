@@ -136,6 +136,34 @@ fn bad_components_are_refused_at_dash_t_and_at_start_up() {
     assert!(err.contains("acme:db/query@1.0.0"), "{err}");
 }
 
+#[test]
+fn components_built_against_an_older_host_api_still_link() {
+    // troupe:host/api 0.1.1 added `query-param`; a component importing
+    // 0.1.0 links against it (semver-compatible), one importing 0.2.0
+    // does not. These import it and export nothing, so the only complaint
+    // left for 0.1.x is that they are no wasi:http handler.
+    let dir = tempfile::tempdir().unwrap();
+    for (version, links) in [("0.1.0", true), ("0.1.1", true), ("0.2.0", false)] {
+        let wat = dir
+            .path()
+            .join(format!("v{}.wat", version.replace('.', "_")));
+        std::fs::write(
+            &wat,
+            format!(
+                r#"(component (import "troupe:host/api@{version}" (instance (export "kv-delete" (func (param "key" string))))))"#
+            ),
+        )
+        .unwrap();
+        let (code, err) = check(&wat);
+        assert_eq!(code, Some(1), "{err}");
+        assert_eq!(
+            err.contains("no exported instance named `wasi:http/incoming-handler"),
+            links,
+            "{version}: {err}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_api_is_shared_between_wasm_and_lua() {
     let srv = TestServer::start(&config(

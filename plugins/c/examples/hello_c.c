@@ -2,11 +2,11 @@
  * hello.c: the smallest useful Troupe module in C (GET /hello/c).
  *
  * Answers "<greeting>, <name>! (via <user-agent>)" where the greeting comes
- * from the module's config, <name> from the `name` query parameter, and
- * <user-agent> from the request header. Build:
+ * from the module's config, <name> from the `name` query parameter (decoded
+ * by troupe_query_param, as every module language decodes it; "world" when
+ * absent), and <user-agent> from the request header. Build:
  *   cc -shared -fPIC -O2 -I plugins/include -o libhello_c.so hello.c
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,22 +25,6 @@ static troupe_str str(const char *s) {
 static int eq(troupe_str a, const char *b) {
     size_t n = strlen(b);
     return a.len == n && memcmp(a.ptr, b, n) == 0;
-}
-
-/* The value of `key` in the raw query "a=1&b=2"; not percent-decoded. */
-static troupe_str query_param(troupe_str query, const char *key) {
-    troupe_str none = {NULL, 0};
-    size_t klen = strlen(key), i = 0;
-    while (i < query.len) {
-        size_t end = i;
-        while (end < query.len && query.ptr[end] != '&') end++;
-        if (end - i > klen && memcmp(query.ptr + i, key, klen) == 0 && query.ptr[i + klen] == '=') {
-            troupe_str v = {query.ptr + i + klen + 1, end - i - klen - 1};
-            return v;
-        }
-        i = end + 1;
-    }
-    return none;
 }
 
 static troupe_str header(const troupe_request *req, const char *name) {
@@ -64,18 +48,31 @@ static int32_t init(const troupe_host *host, troupe_str config, void **instance)
 
 static int32_t handle(void *instance, const troupe_request *req, troupe_response *resp) {
     hello *h = instance;
-    troupe_str name = query_param(req->query, "name");
+    const troupe_host *host = h->host;
+    uint8_t buf[256];
+    troupe_str name = str("world");
+    int64_t n = troupe_query_param(req->query, "name", buf, sizeof buf);
+    if (n > (int64_t)sizeof buf) {
+        host->set_status(resp, 414);
+        host->append_body(resp, str("name too long\n"));
+        return TROUPE_OK;
+    }
+    if (n >= 0) {
+        name.ptr = buf;
+        name.len = (size_t)n;
+    }
     troupe_str agent = header(req, "user-agent");
-    char body[512];
-    int n = snprintf(body, sizeof body, "%s, %.*s! (via %.*s)\n", h->greeting,
-                     (int)(name.len ? name.len : 5), name.len ? (const char *)name.ptr : "world",
-                     (int)(agent.len ? agent.len : 7), agent.len ? (const char *)agent.ptr : "unknown");
-    if (n < 0) return TROUPE_ERROR;
-    if ((size_t)n >= sizeof body) n = sizeof body - 1;
-    h->host->set_status(resp, 200);
-    h->host->add_header(resp, str("content-type"), str("text/plain; charset=utf-8"));
-    troupe_str b = {(const uint8_t *)body, (size_t)n};
-    h->host->append_body(resp, b);
+    if (agent.len == 0) agent = str("unknown");
+    host->set_status(resp, 200);
+    host->add_header(resp, str("content-type"), str("text/plain; charset=utf-8"));
+    /* Piece by piece, lengths and all: a decoded name may hold a NUL (%00),
+     * which printf's %s would stop at. */
+    host->append_body(resp, str(h->greeting));
+    host->append_body(resp, str(", "));
+    host->append_body(resp, name);
+    host->append_body(resp, str("! (via "));
+    host->append_body(resp, agent);
+    host->append_body(resp, str(")\n"));
     return TROUPE_OK;
 }
 

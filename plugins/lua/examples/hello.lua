@@ -4,7 +4,8 @@
 local greeting = troupe.config ~= "" and troupe.config or "Hello"
 
 function handle(req)
-  local name = req:arg("name") or "world"
+  -- Decoded as in every module language: ?name=J%C3%BCrgen+X is "Jürgen X".
+  local name = req:query_param("name") or "world"
   -- Counts visits per name in the shared store (per server, not per VM).
   local key = "hello_lua.visits." .. name
   local visits = tonumber(troupe.kv.get(key) or "0") + 1

@@ -3,22 +3,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `troupe:host/api@0.1.0`
+// Imported Functions from `troupe:host/api@0.1.1`
 
-__attribute__((__import_module__("troupe:host/api@0.1.0"), __import_name__("log")))
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("log")))
 extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.0"), __import_name__("kv-get")))
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-get")))
 extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.1.0"), __import_name__("kv-set")))
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-set")))
 extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.0"), __import_name__("kv-delete")))
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-delete")))
 extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.0"), __import_name__("metric")))
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("metric")))
 extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
+
+__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("query-param")))
+extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
 // Imported Functions from `wasi:io/poll@0.2.12`
 
@@ -320,6 +323,12 @@ void module_option_list_u8_free(module_option_list_u8_t *ptr) {
   }
 }
 
+void module_option_string_free(module_option_string_t *ptr) {
+  if (ptr->is_some) {
+    module_string_free(&ptr->val);
+  }
+}
+
 __attribute__((__import_module__("wasi:io/poll@0.2.12"), __import_name__("[resource-drop]pollable")))
 extern void __wasm_import_wasi_io_poll_pollable_drop(int32_t handle);
 
@@ -447,19 +456,12 @@ void wasi_http_types_scheme_free(wasi_http_types_scheme_t *ptr) {
   }
 }
 
-void module_option_string_free(module_option_string_t *ptr) {
-  if (ptr->is_some) {
-    module_string_free(&ptr->val);
-  }
-}
-
 void module_option_u16_free(module_option_u16_t *ptr) {
   if (ptr->is_some) {
   }
 }
 
 void wasi_http_types_dns_error_payload_free(wasi_http_types_dns_error_payload_t *ptr) {
-  module_option_string_free(&ptr->rcode);
   module_option_u16_free(&ptr->info_code);
 }
 
@@ -470,7 +472,6 @@ void module_option_u8_free(module_option_u8_t *ptr) {
 
 void wasi_http_types_tls_alert_received_payload_free(wasi_http_types_tls_alert_received_payload_t *ptr) {
   module_option_u8_free(&ptr->alert_id);
-  module_option_string_free(&ptr->alert_message);
 }
 
 void module_option_u32_free(module_option_u32_t *ptr) {
@@ -479,7 +480,6 @@ void module_option_u32_free(module_option_u32_t *ptr) {
 }
 
 void wasi_http_types_field_size_payload_free(wasi_http_types_field_size_payload_t *ptr) {
-  module_option_string_free(&ptr->field_name);
   module_option_u32_free(&ptr->field_size);
 }
 
@@ -545,15 +545,12 @@ void wasi_http_types_error_code_free(wasi_http_types_error_code_t *ptr) {
       break;
     }
     case 31: {
-      module_option_string_free(&ptr->val.http_response_transfer_coding);
       break;
     }
     case 32: {
-      module_option_string_free(&ptr->val.http_response_content_coding);
       break;
     }
     case 38: {
-      module_option_string_free(&ptr->val.internal_error);
       break;
     }
   }
@@ -966,6 +963,27 @@ void troupe_host_api_kv_delete(module_string_t *key) {
 
 void troupe_host_api_metric(module_string_t *name, uint64_t by) {
   __wasm_import_troupe_host_api_metric((uint8_t *) (*name).ptr, (*name).len, (int64_t) (by));
+}
+
+bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_troupe_host_api_query_param((uint8_t *) (*query).ptr, (*query).len, (uint8_t *) (*name).ptr, (*name).len, ptr);
+  module_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
 }
 
 bool wasi_io_poll_method_pollable_ready(wasi_io_poll_borrow_pollable_t self) {

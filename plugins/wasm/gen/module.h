@@ -33,6 +33,11 @@ typedef struct {
   module_list_u8_t val;
 } module_option_list_u8_t;
 
+typedef struct {
+  bool is_some;
+  module_string_t val;
+} module_option_string_t;
+
 typedef struct wasi_io_poll_own_pollable_t {
   int32_t __handle;
 } wasi_io_poll_own_pollable_t;
@@ -176,11 +181,6 @@ typedef struct wasi_http_types_scheme_t {
 #define WASI_HTTP_TYPES_SCHEME_HTTP 0
 #define WASI_HTTP_TYPES_SCHEME_HTTPS 1
 #define WASI_HTTP_TYPES_SCHEME_OTHER 2
-
-typedef struct {
-  bool is_some;
-  module_string_t val;
-} module_option_string_t;
 
 typedef struct {
   bool is_some;
@@ -599,7 +599,7 @@ typedef wasi_http_types_own_incoming_request_t exports_wasi_http_incoming_handle
 
 typedef wasi_http_types_own_response_outparam_t exports_wasi_http_incoming_handler_own_response_outparam_t;
 
-// Imported Functions from `troupe:host/api@0.1.0`
+// Imported Functions from `troupe:host/api@0.1.1`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
 // Reads the key-value store shared by every module of every kind.
@@ -611,6 +611,16 @@ extern void troupe_host_api_kv_delete(module_string_t *key);
 // Adds `by` to this module's counter `name`
 // (troupe_module_counter_total{module, name}).
 extern void troupe_host_api_metric(module_string_t *name, uint64_t by);
+// The first value of the parameter `name` in `query`, decoded by the
+// rules every Troupe module language shares (the C header's
+// troupe_query_param, the Rust SDK's query_param, Lua's
+// req:query_param): `+` is a space, `%` and two hex digits a byte, any
+// other `%` kept, ill-formed UTF-8 replaced by U+FFFD; a parameter
+// without `=` has the empty value; the first of several wins. `query` is
+// raw, without `?`: what follows the first `?` of the request's
+// path-with-query. None when the query has no such parameter.
+// (Since 0.1.1: components importing 0.1.0 still load.)
+extern bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret);
 
 // Imported Functions from `wasi:io/poll@0.2.12`
 // Return the readiness of a pollable. This function never blocks.
@@ -1190,6 +1200,8 @@ void module_list_u8_free(module_list_u8_t *ptr);
 
 void module_option_list_u8_free(module_option_list_u8_t *ptr);
 
+void module_option_string_free(module_option_string_t *ptr);
+
 extern void wasi_io_poll_pollable_drop_own(wasi_io_poll_own_pollable_t handle);
 
 extern void wasi_io_poll_pollable_drop_borrow(wasi_io_poll_borrow_pollable_t handle);
@@ -1229,8 +1241,6 @@ void wasi_io_streams_result_void_stream_error_free(wasi_io_streams_result_void_s
 void wasi_http_types_method_free(wasi_http_types_method_t *ptr);
 
 void wasi_http_types_scheme_free(wasi_http_types_scheme_t *ptr);
-
-void module_option_string_free(module_option_string_t *ptr);
 
 void module_option_u16_free(module_option_u16_t *ptr);
 

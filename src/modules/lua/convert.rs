@@ -5,7 +5,9 @@
 //! reads them, so a handler that ignores the headers never pays for them.
 //! `req.method`, `req.path`, `req.body`, `req.peer`, `req.query`,
 //! `req.headers`, `req.params` (the last three are tables), and the
-//! shortcuts `req:header(name)`, `req:arg(name)`, `req:param(name)`.
+//! shortcuts `req:header(name)`, `req:query_param(name)` (also
+//! `req:arg(name)`), `req:param(name)`. Query values are decoded by the
+//! rules every module language shares (`crate::modules::query`).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -77,9 +79,13 @@ impl UserData for LuaRequest {
                 None => Ok(Value::Nil),
             }
         });
-        methods.add_method("arg", |_, r, name: String| {
-            Ok(r.get()?.query_param(&name).map(|v| v.into_owned()))
-        });
+        // `query_param` is the name every module language uses; `arg`
+        // (nginx's word) came first and stays.
+        for name in ["query_param", "arg"] {
+            methods.add_method(name, |_, r, name: String| {
+                Ok(r.get()?.query_param(&name).map(|v| v.into_owned()))
+            });
+        }
         methods.add_method("param", |_, r, name: String| {
             Ok(r.get()?.param(&name).map(str::to_owned))
         });

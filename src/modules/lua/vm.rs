@@ -3,6 +3,7 @@
 //! script compiled once.
 
 use std::{
+    borrow::Cow,
     path::Path,
     sync::{
         Arc,
@@ -184,7 +185,8 @@ impl Vm {
     }
 }
 
-/// `troupe.log`, `troupe.kv.get/set/delete`, `troupe.metric`, `troupe.config`;
+/// `troupe.log`, `troupe.kv.get/set/delete`, `troupe.metric`, `troupe.config`,
+/// `troupe.query_param`;
 /// `print` goes to the log too (stdout belongs to the access log).
 fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
     let troupe = lua.create_table()?;
@@ -247,6 +249,14 @@ fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
         })?,
     )?;
     troupe.set("config", spec.config)?;
+    // For a query that is not the request's (the `log` hook's
+    // `entry.query`, a form body): the rules of `req:query_param`.
+    troupe.set(
+        "query_param",
+        lua.create_function(|_, (query, name): (mlua::LuaString, String)| {
+            Ok(crate::modules::query::query_param(&query.as_bytes(), &name).map(Cow::into_owned))
+        })?,
+    )?;
     lua.globals().set("troupe", troupe)
 }
 

@@ -1,5 +1,6 @@
 //! What each request's store holds: WASI and wasi:http state, the memory
-//! limit, the egress policy ([`Egress`]), and the host API (`troupe:host/api`).
+//! limit, the egress policy ([`Egress`]), and the host API (`troupe:host/api`,
+//! whose `query-param` is the server's own decoder, `crate::modules::query`).
 
 use std::sync::Arc;
 
@@ -103,6 +104,10 @@ impl api::Host for State {
 
     fn metric(&mut self, name: String, by: u64) {
         self.services.metric(&self.module, &name, by);
+    }
+
+    fn query_param(&mut self, query: String, name: String) -> Option<String> {
+        crate::modules::query::query_param(query.as_bytes(), &name).map(|v| v.into_owned())
     }
 }
 

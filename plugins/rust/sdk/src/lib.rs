@@ -38,9 +38,11 @@
 #[path = "export.rs"]
 pub mod __export;
 mod host;
+mod query;
 mod request;
 
 pub use host::{Host, Level};
+pub use query::query_param;
 pub use request::{LogEntry, Request, Response};
 
 #[doc(hidden)]

@@ -20,6 +20,21 @@ fn pairs<'a>(ptr: *const abi::Pair, len: usize) -> &'a [abi::Pair] {
 }
 
 /// A request, borrowed for one hook call.
+///
+/// # Example
+/// ```
+/// use troupe_module::{Error, Request, Response};
+///
+/// // In `Module::handle`, for `GET /users/{id}?name=Ann`:
+/// fn handle(req: &Request<'_>, resp: &mut Response<'_>) -> Result<(), Error> {
+///     let id = req.param("id").unwrap_or("?");
+///     let name = req.query_param("name").unwrap_or_default();
+///     let agent = req.header("User-Agent").unwrap_or("unknown");
+///     resp.body(format!("{} {} {id} {name} via {agent}, {} bytes from {}\n",
+///         req.method(), req.path(), req.body().len(), req.peer()));
+///     Ok(())
+/// }
+/// ```
 pub struct Request<'a> {
     raw: &'a abi::Request,
 }
@@ -54,12 +69,28 @@ impl<'a> Request<'a> {
         text(self.raw.query)
     }
 
-    /// The first value of a query parameter, percent-decoded (`+` is a space).
+    /// The first value of the query parameter `name`, decoded: `+` is a
+    /// space, `%XX` a byte, and bytes that are not UTF-8 read as U+FFFD.
+    /// A parameter without `=` has the empty value; `None` means absent.
+    /// The rules are [`query_param`](crate::query_param)'s, the same in
+    /// every module language.
+    ///
+    /// # Example
+    /// ```
+    /// use troupe_module::{Error, Request, Response};
+    ///
+    /// // In `Module::handle`: `GET /hi?name=J%C3%BCrgen+X` greets Jürgen X.
+    /// fn handle(req: &Request<'_>, resp: &mut Response<'_>) -> Result<(), Error> {
+    ///     let name = req.query_param("name").unwrap_or_else(|| "world".into());
+    ///     resp.body(format!("Hello, {name}!\n"));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query().split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k) == name).then(|| decode(v))
-        })
+        // The raw bytes, not `query()`: a query that is not UTF-8 still
+        // has its other parameters.
+        // SAFETY: borrowed from the host for the call.
+        crate::query_param(unsafe { self.raw.query.as_bytes() }, name)
     }
 
     /// The first value of a header (names are matched case-insensitively).
@@ -90,31 +121,30 @@ impl<'a> Request<'a> {
     }
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The response being built, owned by the host.
+/// The response being built, owned by the host. It starts as 200 with no
+/// headers and an empty body; the host copies everything passed to it.
+///
+/// # Example
+/// ```
+/// use troupe_module::{Error, Response};
+///
+/// // In `Module::handle` or `Module::request_filter`:
+/// fn not_found(resp: &mut Response<'_>) -> Result<(), Error> {
+///     resp.set_status(404)
+///         .header("content-type", "text/plain")
+///         .header("set-cookie", "a=1")
+///         .header("set-cookie", "b=2") // a second field
+///         .body("no such page\n");
+///     Ok(())
+/// }
+///
+/// // In `Module::response_filter`: the status and headers, not the body.
+/// fn tag(resp: &mut Response<'_>) {
+///     if resp.status() < 400 {
+///         resp.set_header("cache-control", "no-store");
+///     }
+/// }
+/// ```
 pub struct Response<'a> {
     host: Host,
     raw: *mut abi::Response,
@@ -187,6 +217,19 @@ impl Response<'_> {
 }
 
 /// What the log hook sees about one finished request.
+///
+/// # Example
+/// ```
+/// use troupe_module::{LogEntry, query_param};
+///
+/// // In `Module::log` (with `HOOKS.log` set): the query is raw, and
+/// // `query_param` decodes it as `Request::query_param` would.
+/// fn log(entry: &LogEntry<'_>) {
+///     let campaign = query_param(entry.query(), "utm_campaign").unwrap_or_default();
+///     eprintln!("{} {} {} {}B {}us {campaign}", entry.peer(), entry.method(),
+///         entry.status(), entry.bytes(), entry.duration_us());
+/// }
+/// ```
 pub struct LogEntry<'a> {
     raw: &'a abi::LogEntry,
 }
@@ -240,15 +283,5 @@ impl<'a> LogEntry<'a> {
     /// Microseconds from routing to the response head.
     pub fn duration_us(&self) -> u64 {
         self.raw.duration_us
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_decoding() {
-        assert_eq!(super::decode("a%20b+c"), "a b c");
-        assert_eq!(super::decode("100%"), "100%");
-        assert_eq!(super::decode("%zz"), "%zz");
     }
 }

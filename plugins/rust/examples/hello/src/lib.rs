@@ -1,6 +1,8 @@
 //! `GET /hello/rust/{name}`: a Troupe module written with the Rust SDK.
 //!
-//! Answers JSON with the route's `name`, the name the previous visitor used
+//! Answers JSON with the route's `name` (or, on a route without one, the
+//! decoded `name` query parameter: `/hello/rust?name=you`), the name the
+//! previous visitor used
 //! (kept in the shared key-value store, which every module can read), and
 //! counts greetings in a metric.
 
@@ -28,7 +30,10 @@ impl Module for HelloRust {
     }
 
     fn handle(&self, req: &Request<'_>, resp: &mut Response<'_>) -> Result<(), Error> {
-        let name = req.param("name").unwrap_or("world");
+        let name = match req.param("name") {
+            Some(name) => name.to_owned(),
+            None => req.query_param("name").unwrap_or_else(|| "world".into()),
+        };
         let previous = self
             .host
             .kv_get(LAST)
