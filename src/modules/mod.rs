@@ -16,7 +16,6 @@
 //! - [`route`]: the `Handler`, `Middleware` and log hook that routes use.
 //! - [`host`]: the `ModuleHost` the plugin-host actor drives.
 //! - [`hostapi`]: the host functions every module reaches (log, store, metrics).
-//! - [`query`]: the query decoder behind every language's query helper.
 //!
 //! One folder per runtime:
 //! - [`inprocess`]: a native library called on the request's thread.
@@ -39,7 +38,6 @@ pub mod native;
 #[cfg(any(feature = "lua", feature = "wasm"))]
 mod pool;
 pub mod process;
-pub mod query;
 pub mod route;
 pub mod runtime;
 pub mod slot;

@@ -92,9 +92,9 @@ impl Request {
         form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
     }
 
-    /// The first value of one query parameter, decoded.
+    /// The first value of one query parameter, decoded (see [`query_param`]).
     pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+        query_param(self.query().unwrap_or("").as_bytes(), name)
     }
 
     /// All headers.
@@ -135,6 +135,24 @@ impl Request {
     pub fn head(&self) -> &Parts {
         &self.head
     }
+}
+
+/// The first value of the parameter `name` in `query` (raw, without `?`),
+/// decoded: `+` is a space, `%XX` a byte, any other `%` kept as it is,
+/// ill-formed UTF-8 replaced by U+FFFD; a piece without `=` has the empty
+/// value, empty pieces are skipped, names match after decoding.
+///
+/// This is the one decoder behind every module language's query helper on
+/// the host side ([`Request::query_param`], Lua's `req:query_param` and
+/// `troupe.query_param`, WebAssembly's `troupe:host/api` `query-param`).
+/// The C header (`troupe_query_param`) and the Rust SDK
+/// (`troupe_module::query_param`) carry copies of the same rules for
+/// modules with no host call to make; `tests/it/query_params.rs` checks
+/// that all four languages agree.
+pub fn query_param<'q>(query: &'q [u8], name: &str) -> Option<Cow<'q, str>> {
+    form_urlencoded::parse(query)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ async fn every_language_decodes_a_query_the_same_way() {
         let raw = query.unwrap_or("");
         // The table itself is the server's rule.
         assert_eq!(
-            troupe::modules::query::query_param(raw.as_bytes(), "name").as_deref(),
+            troupe::pipeline::request::query_param(raw.as_bytes(), "name").as_deref(),
             *expected,
             "the server's decoder on {raw:?}"
         );
@@ -256,7 +256,7 @@ fn the_c_header_decodes_as_the_server_does() {
     let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
     assert_eq!(lines.len(), queries.len());
     for (q, got) in queries.iter().zip(lines) {
-        let want = troupe::modules::query::query_param(q, "name")
+        let want = troupe::pipeline::request::query_param(q, "name")
             .map(|v| hex(v.as_bytes()))
             .unwrap_or_else(|| "-".into());
         assert_eq!(got, want, "{:?}", String::from_utf8_lossy(q));

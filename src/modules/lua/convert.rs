@@ -7,7 +7,7 @@
 //! `req.headers`, `req.params` (the last three are tables), and the
 //! shortcuts `req:header(name)`, `req:query_param(name)` (also
 //! `req:arg(name)`), `req:param(name)`. Query values are decoded by the
-//! rules every module language shares (`crate::modules::query`).
+//! rules every module language shares (`crate::pipeline::request::query_param`).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};

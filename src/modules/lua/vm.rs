@@ -254,7 +254,10 @@ fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
     troupe.set(
         "query_param",
         lua.create_function(|_, (query, name): (mlua::LuaString, String)| {
-            Ok(crate::modules::query::query_param(&query.as_bytes(), &name).map(Cow::into_owned))
+            Ok(
+                crate::pipeline::request::query_param(&query.as_bytes(), &name)
+                    .map(Cow::into_owned),
+            )
         })?,
     )?;
     lua.globals().set("troupe", troupe)

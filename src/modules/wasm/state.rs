@@ -1,6 +1,6 @@
 //! What each request's store holds: WASI and wasi:http state, the memory
 //! limit, the egress policy ([`Egress`]), and the host API (`troupe:host/api`,
-//! whose `query-param` is the server's own decoder, `crate::modules::query`).
+//! whose `query-param` is the server's own decoder, `crate::pipeline::request::query_param`).
 
 use std::sync::Arc;
 
@@ -107,7 +107,7 @@ impl api::Host for State {
     }
 
     fn query_param(&mut self, query: String, name: String) -> Option<String> {
-        crate::modules::query::query_param(query.as_bytes(), &name).map(|v| v.into_owned())
+        crate::pipeline::request::query_param(query.as_bytes(), &name).map(|v| v.into_owned())
     }
 }
 
