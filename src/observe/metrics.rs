@@ -124,13 +124,16 @@ impl ModuleSeries {
         Ok(Self {
             calls: counter(
                 "troupe_module_calls_total",
-                "Requests a module answered as a handler",
+                "Calls into a module: requests it answered as a handler or filtered as middleware, and lines it took as a logger",
             )?,
             errors: counter(
                 "troupe_module_errors_total",
-                "Requests a module answered (or failed) with a 5xx",
+                "Calls into a module, as a handler or middleware, that answered (or failed) with a 5xx",
             )?,
-            restarts: counter("troupe_module_restarts_total", "Restarts after a failure")?,
+            restarts: counter(
+                "troupe_module_restarts_total",
+                "Instances loaded again after a failure (not counting reloads)",
+            )?,
             generation,
         })
     }

@@ -7,13 +7,11 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::{
+use crate::support::{
+    client, daemon,
     modules::config,
-    support::{
-        client, daemon,
-        modules::{lua, shipped_config},
-        server::TestServer,
-    },
+    modules::{lua, shipped_config},
+    server::TestServer,
 };
 
 const TOKEN: &str = "s3cret-admin-token";
@@ -73,7 +71,7 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
     let (srv, admin) = server().await;
     let auth = [("authorization", bearer(TOKEN))];
     let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    crate::modules::ready(&srv, "hello_lua").await;
+    crate::support::modules::ready(&srv, "hello_lua").await;
     // The Lua example counts its greetings through the host API.
     for _ in 0..3 {
         let resp = client::get(&srv.url("/hello/lua?name=Ann")).await;
@@ -277,7 +275,7 @@ fn post(url: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modules_are_listed_reloaded_disabled_and_enabled() {
     let (srv, admin) = server().await;
-    crate::modules::ready(&srv, "hello_lua").await;
+    crate::support::modules::ready(&srv, "hello_lua").await;
     let auth = bearer(TOKEN);
     let auth = [("authorization", auth.as_str())];
     let list = client::get_with(&format!("{admin}/modules"), &auth).await;
@@ -388,7 +386,7 @@ async fn a_reload_that_fails_keeps_the_old_instance_serving() {
     )
     .replacen("Config(", r#"Config(admin: (listen: "127.0.0.1:0"),"#, 1);
     let srv = TestServer::start_in(dir, &ron).await;
-    crate::modules::ready(&srv, "greet").await;
+    crate::support::modules::ready(&srv, "greet").await;
     let admin = format!("http://{}", srv.running().admin_addr().unwrap());
     // No token configured on loopback: none needed.
     std::fs::write(&script, "function handle(req) return 'v2' end\n").unwrap();
@@ -546,7 +544,7 @@ async fn module_series_count_calls_errors_restarts_and_generations() {
     );
     let srv = TestServer::start_in(dir, &ron).await;
     for m in ["hello_lua", "crashy", "gate", "rl"] {
-        crate::modules::ready(&srv, m).await;
+        crate::support::modules::ready(&srv, m).await;
     }
     // As middleware: two requests filtered, one refused (a 401 is the
     // module's answer, not its error).

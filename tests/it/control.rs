@@ -8,12 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    shutdown::{setup, start_download},
-    support::{
-        daemon::{Daemon, bin},
-        eventually_sync,
-    },
+use crate::support::{
+    daemon::{Daemon, bin},
+    downloads::{setup, start_download},
+    eventually_sync,
 };
 
 fn ctl(config: &Path, what: &str) -> Output {

@@ -13,80 +13,15 @@ use std::{
 
 use http::StatusCode;
 
-use crate::{
+use crate::support::{
+    client,
+    daemon::{self, Daemon},
+    eventually,
+    load::hammer,
+    modules::lib,
     modules::{config, one_module, ready},
-    support::{
-        client,
-        daemon::{self, Daemon},
-        eventually,
-        modules::lib,
-        server::TestServer,
-    },
+    server::TestServer,
 };
-
-/// Requests `paths` round-robin on one keep-alive client until `stop`;
-/// counts answers that are not 200 (a dropped connection panics the task).
-pub fn hammer(
-    srv: &TestServer,
-    paths: &'static [&'static str],
-    stop: Arc<AtomicBool>,
-    served: Arc<AtomicU64>,
-) -> tokio::task::JoinHandle<Vec<String>> {
-    let urls: Vec<String> = paths.iter().map(|p| srv.url(p)).collect();
-    tokio::spawn(async move {
-        let client = client::h1();
-        let mut failures = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            for url in &urls {
-                let req = http::Request::get(url.as_str())
-                    .body(Default::default())
-                    .unwrap();
-                let resp = client::send(&client, req).await;
-                served.fetch_add(1, Ordering::Relaxed);
-                if resp.status != StatusCode::OK {
-                    failures.push(format!("{url}: {}", resp.status));
-                }
-            }
-        }
-        failures
-    })
-}
-
-/// Sends each `(what, status)` of `cases` to `/bad?do=what` of `srv`,
-/// `rounds` times, while three clients load `/hello`: each answers its
-/// status within `within`, `/bad` answers "ok" right after, the load sees
-/// no failure, and the module (named `bad`) was never restarted.
-pub async fn misbehaves_alone(
-    srv: &TestServer,
-    cases: &[(&str, StatusCode)],
-    rounds: usize,
-    within: Duration,
-) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(AtomicU64::new(0));
-    let others: Vec<_> = (0..3)
-        .map(|_| hammer(srv, &["/hello"], stop.clone(), served.clone()))
-        .collect();
-    let bad = srv.url("/bad");
-    for _ in 0..rounds {
-        for (what, status) in cases {
-            let started = Instant::now();
-            let resp = client::get(&format!("{bad}?do={what}")).await;
-            assert_eq!(resp.status, *status, "{what}");
-            assert!(started.elapsed() < within, "{what}");
-            assert_eq!(client::get(&bad).await.text(), "ok\n", "after {what}");
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut failures = Vec::new();
-    for task in others {
-        failures.extend(task.await.expect("a client lost its connection"));
-    }
-    assert!(failures.is_empty(), "{failures:?}");
-    assert!(served.load(Ordering::Relaxed) > 20);
-    // A sandbox's failure is its answer to one request, not a crash.
-    assert_eq!(srv.running().module("bad").unwrap().loads(), 1);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_process_module_fails_only_its_own_requests() {

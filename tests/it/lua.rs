@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::{
-    isolation::misbehaves_alone,
+use crate::support::{
+    client,
+    daemon::{self, Daemon},
+    load::misbehaves_alone,
     modules::{config, one_module, ready},
-    support::{
-        client,
-        daemon::{self, Daemon},
-        modules::{lib, lua, shipped_config},
-        server::TestServer,
-    },
+    modules::{lib, lua, shipped_config},
+    server::TestServer,
 };
 
 #[test]

@@ -5,12 +5,10 @@
 
 use std::process::Command;
 
-use crate::{
+use crate::support::{
+    daemon::bin,
     modules::config,
-    support::{
-        daemon::bin,
-        modules::{lib, lua, wasm},
-    },
+    modules::{lib, lua, wasm},
 };
 
 /// `config` in `dir/c.ron`, as `troupe -t -c` judges it: (exit code, stderr).

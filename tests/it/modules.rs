@@ -10,24 +10,9 @@ use crate::support::{
     client,
     daemon::Daemon,
     eventually,
-    modules::{lib, shipped_config},
+    modules::{config, lib, one_module, ready, shipped_config},
     server::TestServer,
 };
-
-/// A config with `modules` (RON list items) and `routes`, plus `/hello`.
-pub fn config(modules: &str, routes: &str) -> String {
-    format!(
-        r#"Config(
-    listen: ["127.0.0.1:0"],
-    log: (access: Off),
-    modules: [ {modules} ],
-    servers: [( routes: [
-        (path: "/hello", handler: Return(body: "Hello, World!\n")),
-        {routes}
-    ] )],
-)"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_example_greets_with_a_query_param_and_a_header() {
@@ -53,30 +38,6 @@ async fn the_c_example_greets_with_a_query_param_and_a_header() {
     assert_eq!(resp.header("server"), Some("troupe"));
     let plain = client::get_with(&srv.url("/hello/c"), &[("user-agent", "x")]).await;
     assert_eq!(plain.text(), "Howdy, world! (via x)\n");
-}
-
-/// A server whose one module `name` (the rest of its entry in `entry`,
-/// e.g. `source: Native(..)`) answers `path`, once the module is ready.
-pub async fn one_module(name: &str, entry: &str, path: &str) -> TestServer {
-    let srv = TestServer::start(&config(
-        &format!(r#"(name: "{name}", {entry})"#),
-        &format!(r#"(path: "{path}", handler: Module("{name}"))"#),
-    ))
-    .await;
-    ready(&srv, name).await;
-    srv
-}
-
-/// A module is served once its host has published it.
-pub async fn ready(srv: &TestServer, module: &str) {
-    let running = srv.running();
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            running.module(module).map(|s| s.status()) == Some("ready")
-        })
-        .await,
-        "module {module} never became ready"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

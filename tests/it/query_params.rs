@@ -11,13 +11,11 @@ use std::{io::Write, process::Command};
 
 use http::StatusCode;
 
-use crate::{
+use crate::support::{
+    client,
     modules::{config, ready},
-    support::{
-        client,
-        modules::{lib, lua, wasm},
-        server::TestServer,
-    },
+    modules::{lib, lua, wasm},
+    server::TestServer,
 };
 
 /// A query (after `?`; `None`: no `?` at all) and the name it carries
@@ -146,7 +144,7 @@ end
 "#,
     )
     .unwrap();
-    let srv = crate::modules::one_module(
+    let srv = crate::support::modules::one_module(
         "q",
         &format!("source: Lua({:?})", path.display().to_string()),
         "/q",

@@ -19,43 +19,9 @@ use crate::support::{
     daemon::{Daemon, bin},
     eventually, eventually_sync,
     modules::lib,
+    reload::{config, lua_echo, save},
     server::TestServer,
 };
-
-/// A config around `modules` and `routes` (RON list items), with `/hello`
-/// answering `hello` and `extra` fields at the top.
-pub fn config(extra: &str, modules: &str, routes: &str, hello: &str) -> String {
-    format!(
-        r#"Config(
-    listen: ["127.0.0.1:0"],
-    log: (access: Off),
-    {extra}
-    modules: [ {modules} ],
-    servers: [( routes: [
-        (path: "/hello", handler: Return(body: "{hello}")),
-        {routes}
-    ] )],
-)"#
-    )
-}
-
-/// Writes a Lua handler answering `<name> <config>` to `dir/<name>.lua`.
-pub fn lua_echo(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.lua"));
-    std::fs::write(
-        &path,
-        format!("function handle(req) return \"{name} \" .. troupe.config .. \"\\n\" end\n"),
-    )
-    .unwrap();
-    path
-}
-
-/// Replaces `path` the way editors save: a temp file renamed over it.
-pub fn save(path: &Path, text: &str) {
-    let tmp = path.with_extension("swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn instance(srv: &TestServer, module: &str) -> *const () {
     let slot = srv.running().module(module).expect("module");
@@ -73,7 +39,7 @@ async fn body(srv: &TestServer, path: &str) -> (StatusCode, String) {
 
 async fn all_ready(srv: &TestServer, modules: &[&str]) {
     for m in modules {
-        crate::modules::ready(srv, m).await;
+        crate::support::modules::ready(srv, m).await;
     }
 }
 

@@ -6,16 +6,14 @@ use std::{process::Command, time::Duration};
 
 use http::StatusCode;
 
-use crate::{
-    isolation::misbehaves_alone,
+use crate::support::{
+    client,
+    daemon::{self, Daemon, bin},
+    eventually,
+    load::misbehaves_alone,
     modules::{config, one_module, ready},
-    support::{
-        client,
-        daemon::{self, Daemon, bin},
-        eventually,
-        modules::{lua, scripted_wasm, shipped_config, wasm},
-        server::TestServer,
-    },
+    modules::{lua, scripted_wasm, shipped_config, wasm},
+    server::TestServer,
 };
 
 #[test]

@@ -18,13 +18,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use troupe::reload::Trigger;
 
-use crate::{
+use crate::support::{
     modules::ready,
+    modules::{lib, wasm},
     reload::{config, lua_echo},
-    support::{
-        modules::{lib, wasm},
-        server::TestServer,
-    },
+    server::TestServer,
 };
 
 const CONNECTIONS: usize = 32;

@@ -2,7 +2,10 @@
 
 pub mod client;
 pub mod daemon;
+pub mod downloads;
+pub mod load;
 pub mod modules;
+pub mod reload;
 pub mod server;
 
 use std::{future::Future, time::Duration};

@@ -6,7 +6,9 @@ use std::{
     sync::OnceLock,
 };
 
-use super::repo_root;
+use std::time::Duration;
+
+use super::{eventually, repo_root, server::TestServer};
 
 /// Runs `plugins/build.sh` (C with cc, Rust with cargo) the first time it
 /// is called, and returns the directory the libraries are in.
@@ -104,4 +106,43 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
     let path = dir.join("config.ron");
     std::fs::write(&path, text).expect("write config");
     path
+}
+
+/// A config with `modules` (RON list items) and `routes`, plus `/hello`.
+pub fn config(modules: &str, routes: &str) -> String {
+    format!(
+        r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: Off),
+    modules: [ {modules} ],
+    servers: [( routes: [
+        (path: "/hello", handler: Return(body: "Hello, World!\n")),
+        {routes}
+    ] )],
+)"#
+    )
+}
+
+/// A server whose one module `name` (the rest of its entry in `entry`,
+/// e.g. `source: Native(..)`) answers `path`, once the module is ready.
+pub async fn one_module(name: &str, entry: &str, path: &str) -> TestServer {
+    let srv = TestServer::start(&config(
+        &format!(r#"(name: "{name}", {entry})"#),
+        &format!(r#"(path: "{path}", handler: Module("{name}"))"#),
+    ))
+    .await;
+    ready(&srv, name).await;
+    srv
+}
+
+/// A module is served once its host has published it.
+pub async fn ready(srv: &TestServer, module: &str) {
+    let running = srv.running();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            running.module(module).map(|s| s.status()) == Some("ready")
+        })
+        .await,
+        "module {module} never became ready"
+    );
 }
