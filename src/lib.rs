@@ -2,45 +2,46 @@
 //!
 //! # Layout
 //! - [`config`]: `config.ron` → checked schema → compiled [`pipeline::snapshot::Snapshot`].
-//! - [`app`]: binds sockets, builds the HTTP core, starts the supervision tree
+//! - `app`: binds sockets, builds the HTTP core, starts the supervision tree
 //!   (the `troupe-actors` crate in `actors/`).
-//! - [`conn`]: one accepted connection (HTTP/1.x + h2c, timeouts, drain).
+//! - `conn`: one accepted connection (HTTP/1.x + h2c, timeouts, drain).
 //! - [`pipeline`]: THE HOT PATH — one request: snapshot → server → route →
 //!   middleware → handler. Never awaits an actor.
 //! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
-//! - [`handlers`]: core handlers (`Return`, `Static`, `Redirect`).
-//! - [`middleware`]: core middleware (`SetHeaders`, `RequireHeader`).
+//! - `handlers`: core handlers (`Return`, `Static`, `Redirect`).
+//! - `middleware`: core middleware (`SetHeaders`, `RequireHeader`).
 //! - [`modules`]: native modules (C ABI, Rust SDK, in process or in a
 //!   child process), Lua scripts and WebAssembly components, each run by
 //!   its own plugin-host actor.
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //! - [`control`]: `troupe -s` and the pid file it reads.
-//! - [`admin`]: the admin API on its own listener.
+//! - `admin`: the admin API on its own listener.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
 // Only `modules::native` and `modules::hostapi` (the C ABI) opt out.
 #![deny(missing_docs, unsafe_code)]
 
-pub mod admin;
-pub mod app;
+pub(crate) mod admin;
+pub(crate) mod app;
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod control;
 pub mod error;
-pub mod generation;
+pub(crate) mod generation;
 pub mod handler;
-pub mod handlers;
-pub mod listen;
-pub mod middleware;
+pub(crate) mod handlers;
+pub(crate) mod listen;
+pub(crate) mod middleware;
 pub mod modules;
 pub mod observe;
 pub mod pipeline;
-pub mod reload;
+pub(crate) mod reload;
 
 pub use app::{Options, Running, StartError, start, start_with};
 pub use error::HttpError;
 pub use handler::{BoxFuture, Handler, HandlerFuture, HandlerResult, Middleware, Next, Response};
 pub use listen::bind;
 pub use pipeline::{body::Body, request::Request};
+pub use reload::Trigger;

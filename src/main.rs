@@ -222,7 +222,7 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                 },
                 _ = hup.recv() => {
                     // The outcome is logged by the config actor.
-                    let _ = running.reload_config(troupe::reload::Trigger::Signal).await;
+                    let _ = running.reload_config(troupe::Trigger::Signal).await;
                 }
                 _ = usr2.recv() => {
                     let tried = running.reload_changed().await;

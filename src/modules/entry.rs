@@ -9,7 +9,7 @@ use crate::config::schema::ModuleSpec;
 /// A module as the config declares it, with the slot its routes read.
 #[derive(Debug)]
 pub struct ModuleEntry {
-    /// Its name.
+    /// Its name, as routes use it.
     pub name: String,
     /// What runs it.
     pub runtime: RuntimeKind,

@@ -127,7 +127,6 @@ pub struct Builder {
     pub status: u16,
     /// The header fields.
     pub headers: HeaderMap,
-    /// The body.
     pub body: Vec<u8>,
     /// Whether `append_body` is honoured (not in a response filter).
     body_open: bool,

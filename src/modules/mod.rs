@@ -10,40 +10,40 @@
 //! ```
 //!
 //! The seam, shared by every runtime:
-//! - [`runtime`]: the [`runtime::Runtime`] trait and the table of runtimes.
+//! - `runtime`: the `runtime::Runtime` trait and the table of runtimes.
 //! - [`Instance`] (here): one loaded module, as requests call it.
 //! - [`slot`]: where the current instance is published.
-//! - [`route`]: the `Handler`, `Middleware` and log hook that routes use.
-//! - [`host`]: the `ModuleHost` the plugin-host actor drives.
-//! - [`hostapi`]: the host functions every module reaches (log, store, metrics).
+//! - `route`: the `Handler`, `Middleware` and log hook that routes use.
+//! - `host`: the `ModuleHost` the plugin-host actor drives.
+//! - `hostapi`: the host functions every module reaches (log, store, metrics).
 //!
 //! One folder per runtime:
-//! - [`inprocess`]: a native library called on the request's thread.
+//! - `inprocess`: a native library called on the request's thread.
 //! - [`process`]: a native library in a child process, over a unix socket.
 //! - `lua`: Lua scripts in a pool of sandboxed VMs (feature `lua`).
 //! - `wasm`: `wasi:http` components on wasmtime (feature `wasm`).
 //!
-//! [`native`] is the C ABI both native runtimes share: loading a library,
+//! `native` is the C ABI both native runtimes share: loading a library,
 //! calling its hooks (in the server, or in a module's child process).
 
-pub mod entry;
-pub mod host;
-pub mod hostapi;
-pub mod inprocess;
-pub mod instance;
-pub mod kind;
+pub(crate) mod entry;
+pub(crate) mod host;
+pub(crate) mod hostapi;
+pub(crate) mod inprocess;
+pub(crate) mod instance;
+pub(crate) mod kind;
 #[cfg(feature = "lua")]
-pub mod lua;
-pub mod native;
+pub(crate) mod lua;
+pub(crate) mod native;
 #[cfg(any(feature = "lua", feature = "wasm"))]
 mod pool;
 pub mod process;
-pub mod route;
-pub mod runtime;
+pub(crate) mod route;
+pub(crate) mod runtime;
 pub mod slot;
-pub mod table;
+pub(crate) mod table;
 #[cfg(feature = "wasm")]
-pub mod wasm;
+pub(crate) mod wasm;
 
 pub use entry::{FileStamp, ModuleEntry};
 pub use instance::{Filtered, Hooks, Instance};

@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use std::{
-    ffi::{CStr, c_void},
+    ffi::c_void,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -73,7 +73,6 @@ pub enum LoadError {
     MissingHook {
         /// The library.
         file: PathBuf,
-        /// The hook.
         hook: &'static str,
     },
 }
@@ -190,17 +189,6 @@ impl Library {
             log: self.desc.log.is_some(),
         }
     }
-
-    /// The name the module gives itself.
-    pub fn declared_name(&self) -> String {
-        if self.desc.name.is_null() {
-            return String::new();
-        }
-        // SAFETY: the header says `name` is NUL-terminated and static.
-        unsafe { CStr::from_ptr(self.desc.name) }
-            .to_string_lossy()
-            .into_owned()
-    }
 }
 
 /// A hook failed; the request gets 500.
@@ -209,7 +197,6 @@ pub enum CallError {
     /// The hook returned `TROUPE_ERROR` (or a code it may not return).
     #[error("the module's {hook} hook returned {code}")]
     Code {
-        /// The hook.
         hook: &'static str,
         /// What it returned.
         code: i32,
@@ -217,7 +204,6 @@ pub enum CallError {
     /// The response it built is invalid.
     #[error("the module's {hook} hook built an invalid response: {why}")]
     Invalid {
-        /// The hook.
         hook: &'static str,
         /// What was wrong.
         why: &'static str,
@@ -357,7 +343,6 @@ const INLINE_PAIRS: usize = 24;
 
 /// The parts of a request, borrowed, before they take the ABI's shape.
 pub struct RequestParts<'a, H, P> {
-    /// The method.
     pub method: &'a str,
     /// The decoded path.
     pub path: &'a str,
@@ -367,7 +352,6 @@ pub struct RequestParts<'a, H, P> {
     pub headers: H,
     /// Route parameters.
     pub params: P,
-    /// The body.
     pub body: &'a [u8],
     /// The client's `ip:port`.
     pub peer: &'a str,

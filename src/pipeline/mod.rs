@@ -10,7 +10,7 @@
 //!         the answer (an error becomes its page) back up the layers
 //! ```
 //!
-//! `conn` calls [`serve`] synchronously inside hyper's service call, so a
+//! `conn` calls `serve` synchronously inside hyper's service call, so a
 //! chain that answers at once leaves hyper nothing to store but the
 //! response (`respond.rs`). No actor is awaited: the generation is read
 //! from an `ArcSwap`.

@@ -12,7 +12,7 @@ use std::{
 
 use http::StatusCode;
 use serde_json::Value;
-use troupe::{modules::slot::Published, reload::Trigger};
+use troupe::{Trigger, modules::slot::Published};
 
 use crate::support::{
     client,

@@ -16,7 +16,7 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use troupe::reload::Trigger;
+use troupe::Trigger;
 
 use crate::support::{
     modules::ready,

@@ -1,17 +1,17 @@
 //! `Process` isolation (P2.9, P7.4): a native module in a child process.
 //!
-//! - [`ProcessRuntime`]: the runtime: a child per loaded instance.
-//! - [`wire`]: the frames (postcard in a length-delimited codec).
-//! - [`client`]: the server's side: spawn, multiplex, timeouts, 502/504.
+//! - `ProcessRuntime`: the runtime: a child per loaded instance.
+//! - `wire`: the frames (postcard in a length-delimited codec).
+//! - `client`: the server's side: spawn, multiplex, timeouts, 502/504.
 //! - [`child`]: `troupe module-host`, the child's side.
-//! - [`services`]: the host API the child's calls reach (counters go to
+//! - `services`: the host API the child's calls reach (counters go to
 //!   the metrics actor).
 
 pub mod child;
-pub mod client;
+pub(crate) mod client;
 mod instance;
-pub mod services;
-pub mod wire;
+pub(crate) mod services;
+pub(crate) mod wire;
 
 use std::{path::Path, sync::Arc};
 

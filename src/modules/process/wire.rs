@@ -41,7 +41,6 @@ pub enum Hook {
 /// A request, borrowed from the server's `Request` or from a frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WireRequest<'a> {
-    /// The method.
     pub method: &'a str,
     /// The decoded path.
     pub path: &'a str,
@@ -62,7 +61,6 @@ pub struct WireRequest<'a> {
 /// A response, or a response head for a filter.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct WireResponse {
-    /// The status.
     pub status: u16,
     /// Header fields.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -86,7 +84,6 @@ pub struct WireError {
 /// A finished request, for the log hook.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WireLog<'a> {
-    /// The method.
     pub method: &'a str,
     /// The decoded path.
     pub path: &'a str,
@@ -94,7 +91,6 @@ pub struct WireLog<'a> {
     pub query: &'a str,
     /// The client's `ip:port`.
     pub peer: &'a str,
-    /// The status.
     pub status: u16,
     /// Body bytes.
     pub bytes: u64,
@@ -163,12 +159,10 @@ pub enum ToServer<'a> {
     KvGet {
         /// Matches the answer.
         id: u64,
-        /// The key.
         key: &'a str,
     },
     /// Host API: write the shared store.
     KvSet {
-        /// The key.
         key: &'a str,
         /// The value.
         #[serde(with = "serde_bytes")]
