@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use crate::{
     restart::{Decision, RestartPolicy, RestartTracker},
     seams::BoxFuture,
+    slot::Slot,
     tree::{self, Labels},
-    wiring::Slot,
 };
 
 /// Spawns one child linked to the given supervisor cell.

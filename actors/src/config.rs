@@ -17,9 +17,9 @@
 //! 5. added listeners start accepting, removed ones drain (the listeners
 //!    supervisor).
 //!
-//! It reaches the router, modules and listeners supervisors through the
-//! tree's `Wiring` slots, which their supervisor (the root) refreshes on
-//! every restart, so a reload after a sibling's restart reaches the new
+//! It reaches the router, modules and listeners supervisors through
+//! `Slot`s that their supervisor (the root) refreshes on every restart
+//! (`Siblings`), so a reload after a sibling's restart reaches the new
 //! incarnation.
 //!
 //! Every outcome is logged, counted (`troupe_config_reloads_total`,
@@ -43,7 +43,8 @@ use crate::{
     modules::ModulesMsg,
     router::RouterMsg,
     seams::{Plan, Reconfigure},
-    wiring::{Slot, Wiring},
+    slot::Slot,
+    tree,
 };
 
 /// How long file events settle before a reload: one editor save is
@@ -141,10 +142,18 @@ pub struct ConfigArgs<S> {
     /// Outlives any one incarnation of the actor.
     pub history: Arc<History>,
     /// The siblings a reload calls, and the tree to log after it.
-    pub(crate) wiring: Arc<Wiring>,
-    /// The router's current reference (not in [`Wiring`]: its type names
-    /// the snapshot type).
+    pub(crate) siblings: Arc<Siblings<S>>,
+}
+
+/// What the config actor reaches: the current reference of each sibling a
+/// reload calls (kept by the root, refreshed on their restarts), and the
+/// tree to log after a reload.
+pub(crate) struct Siblings<S> {
+    pub(crate) modules: Arc<Slot<ModulesMsg>>,
     pub(crate) router: Arc<Slot<RouterMsg<S>>>,
+    pub(crate) listeners: Arc<Slot<ListenersMsg>>,
+    pub(crate) labels: Arc<tree::Labels>,
+    pub(crate) root: ractor::ActorCell,
 }
 
 /// The reload history and its series: made once per tree, so a restarted
@@ -225,8 +234,7 @@ impl History {
 /// The config actor's state.
 pub struct ConfigState<S> {
     source: Arc<dyn Reconfigure<Snapshot = S>>,
-    wiring: Arc<Wiring>,
-    router: Arc<Slot<RouterMsg<S>>>,
+    siblings: Arc<Siblings<S>>,
     history: Arc<History>,
     /// Dropping it stops the watch.
     watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
@@ -245,8 +253,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
         let watcher = watch(&me, &args.source.watched());
         Ok(ConfigState {
             source: args.source,
-            wiring: args.wiring,
-            router: args.router,
+            siblings: args.siblings,
             history: args.history,
             watcher,
         })
@@ -265,7 +272,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
             ConfigMsg::Reload { trigger, reply } => {
                 let started = std::time::Instant::now();
                 let result = match st.source.plan().await {
-                    Ok(plan) => apply(plan, &st.wiring, &st.router).await,
+                    Ok(plan) => apply(plan, &st.siblings).await,
                     Err(e) => Err(e),
                 };
                 let took = started.elapsed();
@@ -279,7 +286,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                             changes = %describe(&applied.changes),
                             "config reloaded"
                         );
-                        st.wiring.log().await;
+                        tree::log(&st.siblings.labels, &st.siblings.root).await;
                         // The set of watched files may have changed.
                         st.watcher = watch(&me, &st.source.watched());
                     }
@@ -312,8 +319,7 @@ fn describe(changes: &[String]) -> String {
 /// what changed, or why nothing did.
 async fn apply<S: Send + Sync + 'static>(
     plan: Plan<S>,
-    wiring: &Wiring,
-    router: &Slot<RouterMsg<S>>,
+    siblings: &Siblings<S>,
 ) -> Result<Vec<String>, String> {
     let Plan {
         snapshot,
@@ -325,7 +331,7 @@ async fn apply<S: Send + Sync + 'static>(
         drain,
         changes,
     } = plan;
-    let modules = &wiring.modules;
+    let modules = &siblings.modules;
     if !add_modules.is_empty() || !replace_modules.is_empty() {
         let prepared = ask(modules, |reply| ModulesMsg::Prepare {
             add: add_modules,
@@ -341,14 +347,17 @@ async fn apply<S: Send + Sync + 'static>(
             return Err(e);
         }
     }
-    ask(router, |reply| RouterMsg::Install(snapshot, reply)).await?;
+    ask(&siblings.router, |reply| {
+        RouterMsg::Install(snapshot, reply)
+    })
+    .await?;
     ask(modules, |reply| ModulesMsg::Commit {
         remove: remove_modules,
         reply,
     })
     .await?;
     if !add_listeners.is_empty() || !remove_listeners.is_empty() {
-        ask(&wiring.listeners, |reply| ListenersMsg::Change {
+        ask(&siblings.listeners, |reply| ListenersMsg::Change {
             add: add_listeners,
             remove: remove_listeners,
             drain,

@@ -47,6 +47,7 @@ pub mod restart;
 pub mod root;
 pub mod router;
 pub mod seams;
+pub(crate) mod slot;
 pub mod tree;
 pub mod wiring;
 

@@ -18,14 +18,15 @@ use tokio::task::JoinHandle;
 
 use crate::{
     children::{Children, start_fn},
-    config::{ConfigActor, ConfigArgs, History},
+    config::{ConfigActor, ConfigArgs, History, Siblings},
     listeners::{Bound, Listeners, ListenersArgs, ListenersMsg},
     metrics::{Metrics, MetricsArgs},
     modules::{Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
     seams::{AdminApp, App, ModuleHost, Reconfigure},
-    wiring::{Slot, TreeHandle},
+    slot::Slot,
+    wiring::TreeHandle,
 };
 
 /// Everything the tree is built from.
@@ -222,15 +223,21 @@ impl<A: App> Actor for Root<A> {
         children.start("modules", start, &cell).await?;
 
         let history = Arc::new(History::new(&spec.registry)?);
-        let (source, for_config) = (spec.config.clone(), wiring.clone());
+        let source = spec.config.clone();
+        let siblings = Arc::new(Siblings {
+            modules: wiring.modules.clone(),
+            router,
+            listeners: wiring.listeners.clone(),
+            labels: labels.clone(),
+            root: cell.clone(),
+        });
         let start = start_fn(&labels, "config", Some(wiring.config.clone()), move || {
             (
                 ConfigActor::default(),
                 ConfigArgs {
                     source: source.clone(),
                     history: history.clone(),
-                    wiring: for_config.clone(),
-                    router: router.clone(),
+                    siblings: siblings.clone(),
                 },
             )
         });

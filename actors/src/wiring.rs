@@ -7,8 +7,8 @@
 //! (the config actor calls the router, the modules and the listeners
 //! supervisors; the admin API, through the handle, calls the config actor
 //! and the modules supervisor)
-//! goes through a `Slot`: one `ArcSwapOption<ActorRef<M>>` per sibling,
-//! in a `Wiring` made once per tree. The child's start function writes
+//! goes through a `Slot` (`slot.rs`): one `ArcSwapOption<ActorRef<M>>`
+//! per sibling, kept in a `Wiring` made once per tree. The child's start function writes
 //! its new reference into the slot on every (re)start, run by the
 //! supervisor, so a reader always gets the current incarnation (or, in
 //! the moment between a crash and its restart, a stopped one, whose call
@@ -22,60 +22,16 @@
 use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
-use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
+use ractor::{ActorCell, ActorStatus};
 
 use crate::{
     config::{Applied, ConfigMsg, ReloadStatus, Trigger},
     listeners::ListenersMsg,
     metrics::MetricsMsg,
     modules::ModulesMsg,
+    slot::Slot,
     tree::{self, Labels, Node},
 };
-
-/// The current reference to one actor of a tree, replaced on each restart.
-pub(crate) struct Slot<M> {
-    /// The actor's display name, for errors.
-    name: &'static str,
-    current: ArcSwapOption<ActorRef<M>>,
-}
-
-impl<M: ractor::Message> Slot<M> {
-    pub(crate) fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            current: ArcSwapOption::empty(),
-        }
-    }
-
-    /// The actor's display name.
-    pub(crate) fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Called by the supervisor each time it (re)starts the actor.
-    pub(crate) fn set(&self, actor: ActorRef<M>) {
-        self.current.store(Some(Arc::new(actor)));
-    }
-
-    /// The latest incarnation, if the actor was ever started.
-    pub(crate) fn get(&self) -> Option<ActorRef<M>> {
-        self.current.load_full().map(|a| (*a).clone())
-    }
-
-    /// Calls the current incarnation; `stopped` explains an actor that
-    /// stopped instead of answering (or was never started).
-    pub(crate) async fn ask<T: Send + 'static>(
-        &self,
-        msg: impl FnOnce(RpcReplyPort<T>) -> M,
-        within: Duration,
-        stopped: impl FnOnce() -> String,
-    ) -> Result<T, String> {
-        match self.get() {
-            Some(actor) => tree::ask(&actor, self.name, msg, within, stopped).await,
-            None => Err(stopped()),
-        }
-    }
-}
 
 /// The shared per-tree table: display names and the references that
 /// siblings and the [`TreeHandle`] reach actors through. The router's slot
