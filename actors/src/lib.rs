@@ -27,8 +27,10 @@
 //! - [`children`]: child specs and restarts, shared by every supervisor.
 //! - [`tree`]: the actors' display names and paths; renders the live tree
 //!   for the logs.
-//! - [`wiring`]: the typed references siblings reach each other through,
-//!   and [`TreeHandle`], made before the tree, for control calls.
+//! - `slot`: the current reference to one actor, refreshed by its
+//!   supervisor on every restart: how siblings reach each other.
+//! - [`wiring`]: the slots the control handle calls through, and
+//!   [`TreeHandle`], made before the tree.
 //! - One file per actor: `struct X; enum XMsg; struct XState; struct XArgs`.
 //!
 //! Requests never queue through a mailbox here: the router publishes an
