@@ -99,3 +99,32 @@ fn dash_t_loads_a_native_library_to_check_its_hooks() {
     let (code, stderr) = dash_t(dir.path(), &fine);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn dash_t_runs_a_scripts_top_level_with_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    // A top level that needs its config: the check every config read makes
+    // cannot tell its hooks, `-t` runs it with the config it is given.
+    let script = dir.path().join("greet.lua");
+    std::fs::write(
+        &script,
+        "local greeting = troupe.config:match(\"^greeting=(%a+)$\") or error(\"no greeting in the config\")\n\
+         function handle(req) return greeting .. \"\\n\" end\n",
+    )
+    .unwrap();
+    let with = |config: &str| {
+        config_of(&format!(
+            r#"(name: "greet", source: Lua({:?}), config: "{config}")"#,
+            script.display().to_string()
+        ))
+    };
+    let (code, stderr) = dash_t(dir.path(), &with("greeting=hi"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = dash_t(dir.path(), &with("nothing"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no greeting in the config"), "{stderr}");
+}
+
+fn config_of(module: &str) -> String {
+    config(module, r#"(path: "/g", handler: Module("greet"))"#)
+}

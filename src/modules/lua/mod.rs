@@ -54,23 +54,29 @@ impl Runtime for LuaRuntime {
         let source = vm::read(file).map_err(named)?;
         let script = file.display().to_string();
         vm::syntax(&script, &source).map_err(named)?;
-        let services: Arc<dyn Services> = Arc::new(Detached);
-        let first = Vm::new(&Spec {
-            name: &script,
-            source: &source,
-            module: &Arc::from(spec.name.as_str()),
-            config: "",
-            limits: &limits,
-            services: &services,
-        });
-        match first.map(|vm| vm.hooks()) {
+        match hooks_of(&spec.name, &script, &source, "", &limits) {
             Ok(hooks) if hooks == Hooks::default() => Err(named(format!(
                 "{script}: defines none of handle, access, header_filter or log"
             ))),
             Ok(hooks) => Ok(Some(hooks)),
-            // The top level may read its config, which only a load gives:
-            // a script that fails here is refused when it loads instead.
+            // The top level may read its config, which a config check does
+            // not pass: `-t` probes with it, and a load refuses the script.
             Err(_) => Ok(None),
+        }
+    }
+
+    /// Runs the script's top level once, with its config, against a host
+    /// API that keeps nothing: its hooks, or the error a load would hit.
+    fn probe(&self, entry: &ModuleEntry) -> Result<Hooks, String> {
+        let source = vm::read(&entry.path)?;
+        let script = entry.path.display().to_string();
+        let limits = Limits::of(&entry.spec.sandbox);
+        match hooks_of(&entry.name, &script, &source, &entry.config, &limits) {
+            Ok(hooks) if hooks == Hooks::default() => Err(format!(
+                "{script}: defines none of handle, access, header_filter or log"
+            )),
+            Ok(hooks) => Ok(hooks),
+            Err(e) => Err(one_line(&e)),
         }
     }
 
@@ -82,6 +88,27 @@ impl Runtime for LuaRuntime {
         // Reads the script and compiles it into a first VM.
         Box::pin(load_blocking(move || LuaModule::new(&entry, cx.services)))
     }
+}
+
+/// The hooks a script defines, from a VM that ran its top level with
+/// `config` against a host API that keeps nothing.
+fn hooks_of(
+    module: &str,
+    script: &str,
+    source: &[u8],
+    config: &str,
+    limits: &Limits,
+) -> mlua::Result<Hooks> {
+    let services: Arc<dyn Services> = Arc::new(Detached);
+    Vm::new(&Spec {
+        name: script,
+        source,
+        module: &Arc::from(module),
+        config,
+        limits,
+        services: &services,
+    })
+    .map(|vm| vm.hooks())
 }
 
 /// What one Lua VM may use: the runtime's part of `sandbox`.
