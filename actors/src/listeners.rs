@@ -28,6 +28,9 @@ use crate::{
     tree::Labels,
 };
 
+/// The supervisor's name in the tree.
+pub(crate) const NAME: &str = "listeners";
+
 /// The listeners supervisor, generic over the app that serves the
 /// connections of the addresses a config reload adds.
 pub struct Listeners<A>(std::marker::PhantomData<fn() -> A>);
@@ -190,6 +193,9 @@ impl<A: App> Actor for Listeners<A> {
         me: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Named before its children start: their events are logged with
+        // this supervisor's path, possibly before its own start returns.
+        args.labels.set(&me.get_cell(), NAME);
         let mut children = Children::new(args.policy, args.labels.clone());
         let bound = args.bound.lock().map(|b| b.clone()).unwrap_or_default();
         for b in &bound {

@@ -22,6 +22,9 @@ use crate::{
     tree::{self, Labels},
 };
 
+/// The supervisor's name in the tree.
+pub(crate) const NAME: &str = "modules";
+
 /// The modules supervisor.
 #[derive(Default)]
 pub struct Modules;
@@ -253,6 +256,9 @@ impl Actor for Modules {
         me: ActorRef<Self::Msg>,
         args: ModulesArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Named before its children start: their events are logged with
+        // this supervisor's path, possibly before its own start returns.
+        args.labels.set(&me.get_cell(), NAME);
         let mut children = Children::new(args.policy, args.labels.clone());
         let mut hosts = Vec::new();
         let current = args.hosts.clone();

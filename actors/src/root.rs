@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 use crate::{
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History, Siblings},
-    listeners::{Bound, Listeners, ListenersArgs, ListenersMsg},
+    listeners::{self, Bound, Listeners, ListenersArgs, ListenersMsg},
     metrics::{Metrics, MetricsArgs},
-    modules::{Modules, ModulesArgs},
+    modules::{self, Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
     seams::{AdminApp, App, ModuleHost, Reconfigure},
@@ -207,7 +207,7 @@ impl<A: App> Actor for Root<A> {
         let hosts = Arc::new(std::sync::Mutex::new(spec.modules));
         let start = start_fn(
             &labels,
-            "modules",
+            modules::NAME,
             Some(wiring.modules.clone()),
             move || {
                 (
@@ -220,7 +220,7 @@ impl<A: App> Actor for Root<A> {
                 )
             },
         );
-        children.start("modules", start, &cell).await?;
+        children.start(modules::NAME, start, &cell).await?;
 
         let history = Arc::new(History::new(&spec.registry)?);
         let source = spec.config.clone();
@@ -254,7 +254,7 @@ impl<A: App> Actor for Root<A> {
         let (app, for_listeners) = (spec.app, labels.clone());
         let start = start_fn(
             &labels,
-            "listeners",
+            listeners::NAME,
             Some(wiring.listeners.clone()),
             move || {
                 (
@@ -268,7 +268,7 @@ impl<A: App> Actor for Root<A> {
                 )
             },
         );
-        children.start("listeners", start, &cell).await?;
+        children.start(listeners::NAME, start, &cell).await?;
 
         Ok(RootState {
             children,

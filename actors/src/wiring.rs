@@ -53,8 +53,8 @@ impl Default for Wiring {
             labels: Arc::default(),
             root: ArcSwapOption::empty(),
             config: Arc::new(Slot::new("config")),
-            modules: Arc::new(Slot::new("modules")),
-            listeners: Arc::new(Slot::new("listeners")),
+            modules: Arc::new(Slot::new(crate::modules::NAME)),
+            listeners: Arc::new(Slot::new(crate::listeners::NAME)),
             metrics: Arc::new(Slot::new("metrics")),
         }
     }
