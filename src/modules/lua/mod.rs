@@ -55,10 +55,7 @@ impl Runtime for LuaRuntime {
         let script = file.display().to_string();
         vm::syntax(&script, &source).map_err(named)?;
         match hooks_of(&spec.name, &script, &source, "", &limits) {
-            Ok(hooks) if hooks == Hooks::default() => Err(named(format!(
-                "{script}: defines none of handle, access, header_filter or log"
-            ))),
-            Ok(hooks) => Ok(Some(hooks)),
+            Ok(hooks) => some_hook(&script, hooks).map(Some).map_err(named),
             // The top level may read its config, which a config check does
             // not pass: `-t` probes with it, and a load refuses the script.
             Err(_) => Ok(None),
@@ -72,10 +69,7 @@ impl Runtime for LuaRuntime {
         let script = entry.path.display().to_string();
         let limits = Limits::of(&entry.spec.sandbox);
         match hooks_of(&entry.name, &script, &source, &entry.config, &limits) {
-            Ok(hooks) if hooks == Hooks::default() => Err(format!(
-                "{script}: defines none of handle, access, header_filter or log"
-            )),
-            Ok(hooks) => Ok(hooks),
+            Ok(hooks) => some_hook(&script, hooks),
             Err(e) => Err(one_line(&e)),
         }
     }
@@ -109,6 +103,17 @@ fn hooks_of(
         services: &services,
     })
     .map(|vm| vm.hooks())
+}
+
+/// `hooks`, unless the script defines none: a module that can take no
+/// role is refused.
+fn some_hook(script: &str, hooks: Hooks) -> Result<Hooks, String> {
+    if hooks == Hooks::default() {
+        return Err(format!(
+            "{script}: defines none of handle, access, header_filter or log"
+        ));
+    }
+    Ok(hooks)
 }
 
 /// What one Lua VM may use: the runtime's part of `sandbox`.
@@ -167,13 +172,7 @@ impl LuaModule {
             pool: Pool::default(),
         };
         let first = module.vm().map_err(|e| e.to_string())?;
-        module.hooks = first.hooks();
-        if module.hooks == Hooks::default() {
-            return Err(format!(
-                "{}: defines none of handle, access, header_filter or log",
-                module.script
-            ));
-        }
+        module.hooks = some_hook(&module.script, first.hooks())?;
         module.put(first);
         Ok(module)
     }
