@@ -90,9 +90,12 @@ pub struct ModuleSpec {
     /// Where it runs. Default `InProcess`.
     #[serde(default)]
     pub isolation: Isolation,
-    /// Longest a request may take in the module; beyond it the request gets
-    /// 504 and the module's process is replaced. `Process` isolation only:
-    /// native code in the server's process cannot be interrupted. Default 30 s.
+    /// Longest a request may take in the module, wall-clock; beyond it the
+    /// request gets 504. `Process` isolation: the module's process is
+    /// replaced. Lua and WebAssembly: counted once a call has outrun its
+    /// first slice and moved to the module pool, where its own budget
+    /// (`sandbox.instructions`, `sandbox.time`) counts only what it ran.
+    /// Native code in the server's process cannot be interrupted. Default 30 s.
     #[serde(default = "default_module_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Run `InProcess` hooks on the blocking pool instead of the connection's
@@ -136,12 +139,14 @@ pub struct Sandbox {
     /// Bytes of memory one Lua VM or one WebAssembly instance may use; past
     /// it the request gets 500 (and a Lua VM is replaced). Default 16 MiB.
     pub memory: usize,
-    /// WebAssembly: wall-clock time one request's instance may run (checked
-    /// every 10 ms); past it the request gets 504. Default 1 s.
+    /// WebAssembly: CPU time one request's instance may use (checked every
+    /// millisecond; time spent waiting, for the CPU or for I/O, does not
+    /// count); past it the request gets 504. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub time: Duration,
-    /// WebAssembly: instances of this module running at once; a request
-    /// beyond it gets 503. Default 64.
+    /// Lua and WebAssembly: calls of this module in progress at once (each
+    /// holds a VM or an instance); a request beyond it gets 503 at once.
+    /// Default 64.
     pub instances: u32,
     /// Lua VM instructions one request may run; past it the request gets
     /// 504 and the VM is replaced. Default 10 000 000.

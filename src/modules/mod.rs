@@ -26,6 +26,8 @@
 //! `native` is the C ABI both native runtimes share: loading a library,
 //! calling its hooks (in the server, or in a module's child process).
 
+#[cfg(any(feature = "lua", feature = "wasm"))]
+pub(crate) mod bulkhead;
 pub(crate) mod entry;
 pub(crate) mod host;
 pub(crate) mod hostapi;

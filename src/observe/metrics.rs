@@ -14,6 +14,7 @@
 //! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
 //! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (requests it answered, filtered or logged; its own 5xx) |
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
+//! | `troupe_module_calls_moved_total` (Lua and WebAssembly calls that outran their first slice and went on on the module pool) | `module` |
 
 use std::time::Duration;
 
@@ -102,6 +103,7 @@ pub struct ModuleSeries {
     calls: IntCounterVec,
     errors: IntCounterVec,
     restarts: IntCounterVec,
+    moved: IntCounterVec,
     generation: IntGaugeVec,
 }
 
@@ -134,6 +136,10 @@ impl ModuleSeries {
                 "troupe_module_restarts_total",
                 "Instances loaded again after a failure (not counting reloads)",
             )?,
+            moved: counter(
+                "troupe_module_calls_moved_total",
+                "Calls that outran their first slice on the request's thread and went on on the low-priority module pool (Lua, WebAssembly)",
+            )?,
             generation,
         })
     }
@@ -144,6 +150,7 @@ impl ModuleSeries {
             calls: self.calls.with_label_values(&[name]),
             errors: self.errors.with_label_values(&[name]),
             restarts: self.restarts.with_label_values(&[name]),
+            moved: self.moved.with_label_values(&[name]),
             generation: self.generation.with_label_values(&[name]),
         }
     }
@@ -159,6 +166,8 @@ pub struct ModuleMetrics {
     pub errors: IntCounter,
     /// Restarts after a failure (not reloads).
     pub restarts: IntCounter,
+    /// Calls that moved to the module pool.
+    pub moved: IntCounter,
     /// Instances loaded so far.
     pub generation: IntGauge,
 }

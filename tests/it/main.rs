@@ -9,6 +9,7 @@ mod support;
 
 mod access_log;
 mod admin;
+mod bulkhead;
 mod cli;
 mod config_errors;
 mod control;

@@ -5,6 +5,8 @@
  *   ?do=memory  allocates until memory runs out, then traps (500)
  *   ?do=count   "served N": requests this instance has served, itself
  *               included (1 unless the instance is reused)
+ *   ?do=work    computes for a while (tens of milliseconds), then answers
+ *               "worked N": a long call that ends well
  *   anything else: 200 "ok"
  */
 #include <stdio.h>
@@ -26,6 +28,14 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
     if (strcmp(what, "count") == 0) {
         char text[32];
         snprintf(text, sizeof text, "served %u\n", served);
+        respond_text(response_out, 200, text);
+        return;
+    }
+    if (strcmp(what, "work") == 0) {
+        volatile unsigned long sum = 0;
+        for (unsigned long i = 0; i < 20000000ul; i++) sum += i & 7;
+        char text[32];
+        snprintf(text, sizeof text, "worked %lu\n", (unsigned long)sum);
         respond_text(response_out, 200, text);
         return;
     }

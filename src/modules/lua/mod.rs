@@ -16,18 +16,26 @@
 mod convert;
 mod vm;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Semaphore;
 
 use super::{
+    bulkhead,
     entry::ModuleEntry,
     hostapi::{Detached, Services},
     instance::{Filtered, Hooks, Instance},
     pool::Pool,
     runtime::{LoadCx, Loaded, Refused, Runtime, load_blocking, no_outbound},
+    slot::Slot,
 };
 use crate::{
     HttpError,
-    config::schema::{ModuleSpec, Sandbox},
+    config::schema::ModuleSpec,
     handler::{BoxFuture, HandlerFuture, Response},
     pipeline::{log_hook::LogLine, request::Request},
 };
@@ -48,7 +56,7 @@ impl Runtime for LuaRuntime {
     /// and the line.
     fn check(&self, spec: &ModuleSpec, file: &Path) -> Result<Option<Hooks>, Refused> {
         no_outbound(spec)?;
-        let limits = Limits::of(&spec.sandbox);
+        let limits = Limits::of(spec);
         let named = |e: String| Refused::file(format!("module `{}`: {e}", spec.name));
         vm::check_grants(&limits.grant).map_err(named)?;
         let source = vm::read(file).map_err(named)?;
@@ -67,7 +75,7 @@ impl Runtime for LuaRuntime {
     fn probe(&self, entry: &ModuleEntry) -> Result<Hooks, String> {
         let source = vm::read(&entry.path)?;
         let script = entry.path.display().to_string();
-        let limits = Limits::of(&entry.spec.sandbox);
+        let limits = Limits::of(&entry.spec);
         match hooks_of(&entry.name, &script, &source, &entry.config, &limits) {
             Ok(hooks) => some_hook(&script, hooks),
             Err(e) => Err(one_line(&e)),
@@ -125,21 +133,36 @@ pub(crate) struct Limits {
     pub instructions: u64,
     /// Libraries beyond the safe ones: `os`, `io`, `load`.
     pub grant: Vec<String>,
+    /// Calls in progress at once (`sandbox.instances`).
+    pub calls: usize,
+    /// Wall-clock time a call may take once it left for the module pool
+    /// (the module's `timeout`): its instructions count what it ran, which
+    /// a call starved of CPU does not spend.
+    pub ceiling: Duration,
 }
 
 impl Limits {
-    fn of(sandbox: &Sandbox) -> Self {
+    fn of(spec: &ModuleSpec) -> Self {
+        let sandbox = &spec.sandbox;
         Self {
+            ceiling: spec.timeout,
             memory: sandbox.memory,
             instructions: sandbox.instructions,
             grant: sandbox.grant.clone(),
+            calls: sandbox.instances as usize,
         }
     }
 }
 
 /// A loaded Lua module.
 pub struct LuaModule {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     name: Arc<str>,
+    /// Where the module's series are.
+    slot: Arc<Slot>,
     script: String,
     source: Vec<u8>,
     config: String,
@@ -147,7 +170,19 @@ pub struct LuaModule {
     services: Arc<dyn Services>,
     hooks: Hooks,
     pool: Pool<Vm>,
+    /// One permit per call in progress (`sandbox.instances`): a call
+    /// beyond it is answered 503 at once. Calls that moved to the module
+    /// pool hold theirs until they end.
+    running: Semaphore,
 }
+
+/// Instructions a call runs on the request's thread before it yields and
+/// moves to the module pool (a few hundred microseconds): nearly every
+/// call ends well within it.
+const FIRST_SLICE: u64 = 100_000;
+
+/// Instructions a moved call runs on the module pool between turns.
+const POOL_SLICE: u64 = 100_000;
 
 /// How one call ended badly.
 enum Failure {
@@ -157,26 +192,82 @@ enum Failure {
     Limit(HttpError),
 }
 
+/// What a hook is called with.
+enum Arg {
+    /// The VM's `req`, holding the request.
+    Req,
+    /// A table made for the call.
+    Table(mlua::Table),
+}
+
+/// Where a call stands after a slice.
+enum Step {
+    Finished(mlua::Value),
+    Yielded,
+    Failed(mlua::Error),
+}
+
+/// A call's answer: at once, or from the module pool, where the call went
+/// on after its first slice.
+enum Run<R> {
+    Done(Result<R, HttpError>),
+    Moved(tokio::task::JoinHandle<Result<R, HttpError>>),
+}
+
+impl<R: Send + 'static> Run<R> {
+    /// The answer, awaited if the call moved. A caller that stops
+    /// waiting (the client left) stops the call at its next turn.
+    fn into_future(self) -> BoxFuture<'static, Result<R, HttpError>> {
+        match self {
+            Self::Done(result) => Box::pin(std::future::ready(result)),
+            Self::Moved(handle) => {
+                let abort = AbortOnDrop(handle.abort_handle());
+                Box::pin(async move {
+                    let _abort = abort;
+                    handle.await.unwrap_or_else(|e| {
+                        Err(HttpError::Internal(format!("the Lua call failed: {e}")))
+                    })
+                })
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl LuaModule {
     /// Reads the script and builds a first VM (which runs its top level).
     pub fn new(entry: &ModuleEntry, services: Arc<dyn Services>) -> Result<Self, String> {
         let source = vm::read(&entry.path)?;
-        let mut module = Self {
+        let limits = Limits::of(&entry.spec);
+        let mut inner = Inner {
             name: entry.slot.name().clone(),
+            slot: entry.slot.clone(),
             script: entry.path.display().to_string(),
             source,
             config: entry.config.clone(),
-            limits: Limits::of(&entry.spec.sandbox),
+            running: Semaphore::new(limits.calls),
+            limits,
             services,
             hooks: Hooks::default(),
             pool: Pool::default(),
         };
-        let first = module.vm().map_err(|e| e.to_string())?;
-        module.hooks = some_hook(&module.script, first.hooks())?;
-        module.put(first);
-        Ok(module)
+        let first = inner.vm().map_err(|e| e.to_string())?;
+        inner.hooks = some_hook(&inner.script, first.hooks())?;
+        inner.pool.put(first);
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
+}
 
+impl Inner {
     fn vm(&self) -> mlua::Result<Vm> {
         Vm::new(&Spec {
             name: &self.script,
@@ -198,27 +289,103 @@ impl LuaModule {
         }
     }
 
-    fn put(&self, vm: Vm) {
-        self.pool.put(vm);
+    /// Calls a hook on a pooled VM under a fresh budget: `start` picks the
+    /// function, its argument and what `finish` keeps from the start;
+    /// `finish` reads the answer. The first slice runs here; a call still
+    /// running after it goes on on the module pool.
+    fn run<R, K, S, F>(self: &Arc<Self>, start: S, finish: F) -> Run<R>
+    where
+        R: Send + 'static,
+        K: Send + 'static,
+        S: FnOnce(&Vm) -> mlua::Result<(mlua::Function, Arg, K)>,
+        F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError> + Send + 'static,
+    {
+        let Ok(permit) = self.running.try_acquire() else {
+            return Run::Done(Err(HttpError::Unavailable(
+                "too many calls of the module at once",
+            )));
+        };
+        let vm = match self.take() {
+            Ok(vm) => vm,
+            Err(e) => return Run::Done(Err(e)),
+        };
+        vm.budget.reset(self.limits.instructions, Some(FIRST_SLICE));
+        let (f, arg, kept) = match start(&vm) {
+            Ok(started) => started,
+            Err(e) => return Run::Done(self.settle(vm, e)),
+        };
+        let first = vm.thread.reset(f).and_then(|()| match arg {
+            Arg::Req => vm.thread.resume::<mlua::Value>(&vm.req),
+            Arg::Table(t) => vm.thread.resume::<mlua::Value>(t),
+        });
+        match step(&vm, first) {
+            Step::Finished(v) => Run::Done(self.finish(vm, v, kept, finish)),
+            Step::Failed(e) => Run::Done(self.settle(vm, e)),
+            Step::Yielded => {
+                // The permit goes with the call; `carry_on` gives it back.
+                permit.forget();
+                if let Some(m) = self.slot.metrics() {
+                    m.moved.inc();
+                }
+                Run::Moved(bulkhead::spawn(self.clone().carry_on(vm, kept, finish)))
+            }
+        }
     }
 
-    /// Runs `f` on a pooled VM under a fresh budget, and sorts out how it
-    /// ended: the VM goes back to the pool unless it hit a limit.
-    fn call<R>(&self, f: impl FnOnce(&Vm) -> mlua::Result<R>) -> Result<R, HttpError> {
-        let vm = self.take()?;
-        vm.budget.reset(self.limits.instructions);
-        let result = f(&vm).map_err(|e| self.classify(&vm, e));
-        match result {
-            Ok(v) => {
-                self.put(vm);
-                Ok(v)
+    /// The rest of a call that outran its first slice, on the module pool:
+    /// a slice at a time, letting the pool's other calls run in between.
+    async fn carry_on<R, K, F>(self: Arc<Self>, vm: Vm, kept: K, finish: F) -> Result<R, HttpError>
+    where
+        F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError>,
+    {
+        // Given back however the call ends, an abort included.
+        let _permit = Returned(&self.running);
+        let moved = Instant::now();
+        loop {
+            tokio::task::yield_now().await;
+            if moved.elapsed() > self.limits.ceiling {
+                tracing::warn!(module = %self.name, script = %self.script, timeout = ?self.limits.ceiling, "Lua call took longer than the module's timeout; replacing its VM");
+                return Err(HttpError::GatewayTimeout(
+                    "the module took longer than its timeout",
+                ));
             }
-            Err(Failure::Script(e)) => {
+            vm.budget.next_slice(POOL_SLICE);
+            let resumed = vm.thread.resume::<mlua::Value>(());
+            match step(&vm, resumed) {
+                Step::Yielded => continue,
+                Step::Finished(v) => return self.finish(vm, v, kept, finish),
+                Step::Failed(e) => return self.settle(vm, e),
+            }
+        }
+    }
+
+    /// Reads the answer of a call that returned, and keeps the VM.
+    fn finish<R, K>(
+        &self,
+        vm: Vm,
+        answer: mlua::Value,
+        kept: K,
+        finish: impl FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError>,
+    ) -> Result<R, HttpError> {
+        let answer = finish(&vm, answer, kept);
+        self.pool.put(vm);
+        answer
+    }
+
+    /// Sorts out how a call failed: the VM goes back to the pool unless it
+    /// hit a limit.
+    fn settle<R>(&self, vm: Vm, failed: mlua::Error) -> Result<R, HttpError> {
+        match self.classify(&vm, failed) {
+            Failure::Script(e) => {
                 tracing::warn!(module = %self.name, script = %self.script, error = %one_line(&e), "Lua error");
-                self.put(vm);
+                // Closes the failed coroutine (the reset reports the error
+                // that ended it, already handled): the next call finds it
+                // clean.
+                let _ = vm.thread.reset(vm.idle.clone());
+                self.pool.put(vm);
                 Err(HttpError::Internal(format!("Lua error: {e}")))
             }
-            Err(Failure::Limit(e)) => {
+            Failure::Limit(e) => {
                 tracing::warn!(module = %self.name, script = %self.script, error = %e, "Lua VM hit a limit; replacing it");
                 drop(vm);
                 Err(e)
@@ -240,6 +407,29 @@ impl LuaModule {
     }
 }
 
+/// Where the call on `vm` stands after it was resumed.
+fn step(vm: &Vm, resumed: mlua::Result<mlua::Value>) -> Step {
+    match resumed {
+        Err(e) => Step::Failed(e),
+        Ok(v) => match vm.thread.status() {
+            mlua::thread::ThreadStatus::Resumable if vm.budget.sliced() => Step::Yielded,
+            mlua::thread::ThreadStatus::Resumable => Step::Failed(mlua::Error::runtime(
+                "a hook yielded: a hook must return its answer",
+            )),
+            _ => Step::Finished(v),
+        },
+    }
+}
+
+/// A permit taken with `forget`, given back on drop.
+struct Returned<'a>(&'a Semaphore);
+
+impl Drop for Returned<'_> {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
+}
+
 /// Whether an error (or what caused it) is the memory limit.
 fn is_memory(e: &mlua::Error) -> bool {
     match e {
@@ -255,75 +445,112 @@ fn one_line(e: &mlua::Error) -> String {
     e.to_string().lines().next().unwrap_or("").to_owned()
 }
 
+/// The hook `pick` names on a VM, or an error saying the script lost it.
+fn hook(f: &Option<mlua::Function>, name: &'static str) -> mlua::Result<mlua::Function> {
+    f.clone()
+        .ok_or_else(|| mlua::Error::runtime(format!("the script defines no {name}")))
+}
+
 impl Instance for LuaModule {
     fn hooks(&self) -> Hooks {
-        self.hooks
+        self.inner.hooks
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
-        HandlerFuture::ready(
-            self.call(|vm| {
-                let Some(f) = &vm.handle else {
-                    return Ok(Err(HttpError::Internal(
-                        "the script defines no handle(req)".into(),
-                    )));
-                };
+        let run = self.inner.run(
+            |vm| {
+                let f = hook(&vm.handle, "handle(req)")?;
                 // The request stays in the VM's `req` until the next call
                 // replaces it: one borrow per call instead of two.
                 vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
-                let answer = f.call::<mlua::Value>(&vm.req)?;
-                Ok(convert::response(answer, &vm.keys))
-            })
-            .and_then(|r| r),
-        )
+                Ok((f, Arg::Req, ()))
+            },
+            |vm, answer, ()| convert::response(answer, &vm.keys),
+        );
+        match run {
+            Run::Done(result) => HandlerFuture::ready(result),
+            moved => HandlerFuture::new(moved.into_future()),
+        }
     }
 
     fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
-        let result = self.call(|vm| {
-            let Some(f) = &vm.access else {
-                return Ok(Ok(Filtered::Continue(req)));
-            };
-            vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
-            let verdict = f.call::<mlua::Value>(&vm.req);
-            let req = vm.req.borrow_mut::<LuaRequest>()?.0.take();
-            Ok(match (verdict?, req) {
-                (mlua::Value::Nil, Some(req)) => Ok(Filtered::Continue(req)),
-                (mlua::Value::Nil, None) => Err(HttpError::Internal("the request was lost".into())),
-                (answer, _) => convert::response(answer, &vm.keys).map(Filtered::Respond),
-            })
-        });
-        let result = result.and_then(|r| r);
-        Box::pin(async move { result })
+        if !self.inner.hooks.request_filter {
+            return Box::pin(std::future::ready(Ok(Filtered::Continue(req))));
+        }
+        self.inner
+            .run(
+                |vm| {
+                    let f = hook(&vm.access, "access(req)")?;
+                    vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
+                    Ok((f, Arg::Req, ()))
+                },
+                |vm, verdict, ()| {
+                    let req = vm
+                        .req
+                        .borrow_mut::<LuaRequest>()
+                        .map_err(|e| HttpError::Internal(e.to_string()))?
+                        .0
+                        .take();
+                    match (verdict, req) {
+                        (mlua::Value::Nil, Some(req)) => Ok(Filtered::Continue(req)),
+                        (mlua::Value::Nil, None) => {
+                            Err(HttpError::Internal("the request was lost".into()))
+                        }
+                        (answer, _) => convert::response(answer, &vm.keys).map(Filtered::Respond),
+                    }
+                },
+            )
+            .into_future()
     }
 
     fn response_filter(&self, mut resp: Response) -> HandlerFuture {
-        let head = self.call(|vm| {
-            let Some(f) = &vm.header_filter else {
-                return Ok(None);
-            };
-            let t = convert::head_table(&vm.lua, &resp)?;
-            // The hook may change the table in place or return a new one.
-            let out = match f.call::<mlua::Value>(&t)? {
-                mlua::Value::Table(new) => new,
-                _ => t,
-            };
-            Ok(Some(convert::head_of(&out, &vm.keys, resp.status())))
-        });
-        HandlerFuture::ready(match head {
-            Ok(None) => Ok(resp),
-            Ok(Some(Ok((status, headers)))) => {
-                *resp.status_mut() = status;
-                *resp.headers_mut() = headers;
-                Ok(resp)
+        if !self.inner.hooks.response_filter {
+            return HandlerFuture::ready(Ok(resp));
+        }
+        let status = resp.status();
+        let run = self.inner.run(
+            |vm| {
+                let f = hook(&vm.header_filter, "header_filter(resp)")?;
+                let t = convert::head_table(&vm.lua, &resp)?;
+                Ok((f, Arg::Table(t.clone()), t))
+            },
+            move |vm, out, given| {
+                // The hook may change the table in place or return a new one.
+                let t = match out {
+                    mlua::Value::Table(new) => new,
+                    _ => given,
+                };
+                convert::head_of(&t, &vm.keys, status)
+            },
+        );
+        let apply = move |head: Result<_, HttpError>| {
+            let (status, headers) = head?;
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            Ok(resp)
+        };
+        match run {
+            Run::Done(head) => HandlerFuture::ready(apply(head)),
+            moved => {
+                let head = moved.into_future();
+                HandlerFuture::new(async move { apply(head.await) })
             }
-            Ok(Some(Err(e))) | Err(e) => Err(e),
-        })
+        }
     }
 
     fn log(&self, line: &LogLine) {
-        let _ = self.call(|vm| match &vm.log {
-            Some(f) => f.call::<()>(convert::log_table(&vm.lua, line)?),
-            None => Ok(()),
-        });
+        if !self.inner.hooks.log {
+            return;
+        }
+        // A log hook that moved to the module pool finishes there; nobody
+        // waits for it.
+        let _ = self.inner.run(
+            |vm| {
+                let f = hook(&vm.log, "log(entry)")?;
+                let t = convert::log_table(&vm.lua, line)?;
+                Ok((f, Arg::Table(t), ()))
+            },
+            |_, _, ()| Ok(()),
+        );
     }
 }

@@ -7,12 +7,12 @@ use std::{
     path::Path,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
     },
 };
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Thread, Value, VmState};
 
 use super::{
     Limits,
@@ -27,26 +27,85 @@ const CHECK_EVERY: u32 = 1000;
 /// compile code at run time.
 const LOADERS: [&str; 5] = ["load", "loadfile", "dofile", "require", "collectgarbage"];
 
-/// The per-call instruction budget, shared with the VM's hook.
-#[derive(Debug, Default)]
+/// The per-call instruction budget, shared with the VM's hook, cut into
+/// slices: at the end of a slice the hook yields the call's coroutine, so
+/// that a call that runs long can move to the module pool (see
+/// `modules::bulkhead`) and, there, take turns with the other long calls.
+#[derive(Debug)]
 pub struct Budget {
     remaining: AtomicI64,
     exceeded: AtomicBool,
+    /// `remaining` at which this slice ends (`i64::MIN`: never).
+    slice_end: AtomicI64,
+    /// Whether the last yield was the hook's.
+    sliced: AtomicBool,
+    /// The call's coroutine (its address): only it is yielded, never a
+    /// coroutine the script made (its `coroutine.resume` would return early).
+    call: AtomicUsize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            remaining: AtomicI64::new(0),
+            exceeded: AtomicBool::new(false),
+            slice_end: AtomicI64::new(i64::MIN),
+            sliced: AtomicBool::new(false),
+            call: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Budget {
-    /// Starts a call with `instructions` to spend.
-    pub fn reset(&self, instructions: u64) {
-        self.remaining.store(
-            i64::try_from(instructions).unwrap_or(i64::MAX),
-            Ordering::Relaxed,
-        );
+    /// Starts a call with `instructions` to spend, the first `slice` of
+    /// them before it yields (`None`: all of them).
+    pub fn reset(&self, instructions: u64, slice: Option<u64>) {
+        let instructions = i64::try_from(instructions).unwrap_or(i64::MAX);
+        self.remaining.store(instructions, Ordering::Relaxed);
         self.exceeded.store(false, Ordering::Relaxed);
+        self.end_slice_after(instructions, slice);
+    }
+
+    /// Gives the call, which yielded, its next `slice` of instructions.
+    pub fn next_slice(&self, slice: u64) {
+        self.end_slice_after(self.remaining.load(Ordering::Relaxed), Some(slice));
+    }
+
+    fn end_slice_after(&self, remaining: i64, slice: Option<u64>) {
+        let end = match slice {
+            Some(n) => remaining.saturating_sub(i64::try_from(n).unwrap_or(i64::MAX)),
+            None => i64::MIN,
+        };
+        self.slice_end.store(end, Ordering::Relaxed);
+        self.sliced.store(false, Ordering::Relaxed);
     }
 
     /// Whether the last call ran out.
     pub fn exceeded(&self) -> bool {
         self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// Whether the call yielded because its slice ended.
+    pub fn sliced(&self) -> bool {
+        self.sliced.load(Ordering::Relaxed)
+    }
+
+    /// The hook's check, every [`CHECK_EVERY`] instructions.
+    fn check(&self, lua: &Lua) -> mlua::Result<VmState> {
+        let left = self
+            .remaining
+            .fetch_sub(i64::from(CHECK_EVERY), Ordering::Relaxed);
+        if left <= 0 {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return Err(mlua::Error::runtime("instruction budget exceeded"));
+        }
+        if left > self.slice_end.load(Ordering::Relaxed)
+            || lua.current_thread().to_pointer() as usize != self.call.load(Ordering::Relaxed)
+        {
+            return Ok(VmState::Continue);
+        }
+        self.sliced.store(true, Ordering::Relaxed);
+        Ok(VmState::Yield)
     }
 }
 
@@ -62,6 +121,11 @@ pub struct Vm {
     pub(super) access: Option<Function>,
     pub(super) header_filter: Option<Function>,
     pub(super) log: Option<Function>,
+    /// The coroutine every call runs in (reset for each): a coroutine can
+    /// yield at the end of a slice and be resumed on another thread.
+    pub(super) thread: Thread,
+    /// A function that does nothing, to reset the coroutine with.
+    pub(super) idle: Function,
     pub(super) budget: Arc<Budget>,
 }
 
@@ -143,20 +207,11 @@ impl Vm {
         let hook_budget = budget.clone();
         lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(CHECK_EVERY),
-            move |_, _| {
-                let left = hook_budget
-                    .remaining
-                    .fetch_sub(i64::from(CHECK_EVERY), Ordering::Relaxed);
-                if left <= 0 {
-                    hook_budget.exceeded.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::runtime("instruction budget exceeded"));
-                }
-                Ok(VmState::Continue)
-            },
+            move |lua, _| hook_budget.check(lua),
         )?;
 
         // The script's top level runs under the same budget as a call.
-        budget.reset(spec.limits.instructions);
+        budget.reset(spec.limits.instructions, None);
         lua.load(spec.source)
             .set_name(format!("@{}", spec.name))
             .exec()?;
@@ -172,6 +227,12 @@ impl Vm {
             body: lua.create_string("body")?,
         };
         let req = lua.create_userdata(LuaRequest(None))?;
+        // Made after the hook is set: a thread takes the hook there is.
+        let idle = lua.create_function(|_, ()| Ok(()))?;
+        let thread = lua.create_thread(idle.clone())?;
+        budget
+            .call
+            .store(thread.to_pointer() as usize, Ordering::Relaxed);
         Ok(Self {
             keys,
             req,
@@ -179,6 +240,8 @@ impl Vm {
             access: hook("access")?,
             header_filter: hook("header_filter")?,
             log: hook("log")?,
+            thread,
+            idle,
             budget,
             lua,
         })

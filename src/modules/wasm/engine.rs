@@ -5,8 +5,10 @@ use std::{sync::OnceLock, time::Duration};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances: the resolution of time limits.
-pub const TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: the resolution of time limits, and the
+/// longest a call runs on the request's thread before it moves to the
+/// module pool (`modules::bulkhead`).
+pub const TICK: Duration = Duration::from_millis(1);
 
 /// The largest memory an instance may have (each module's `sandbox.memory`
 /// must fit): the size of a slot in the pooling allocator.

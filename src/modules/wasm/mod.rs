@@ -3,8 +3,11 @@
 //! Each request gets a fresh store and instance from a pre-linked
 //! [`ProxyPre`] (wasi:http's semantics; a trapped instance is never
 //! reused), with the module's limits: memory through `StoreLimits`,
-//! time through epoch interruption (a ticker thread bumps the engine's
-//! epoch every 10 ms), and a semaphore capping instances at once. Outbound
+//! CPU time through epoch interruption (a ticker thread bumps the engine's
+//! epoch every millisecond), and a semaphore capping instances at once.
+//! A guest still running at its first tick moves to the module pool
+//! (`modules::bulkhead`), where its time is counted on the CPU clock: a
+//! guest waiting for the CPU behind the connection threads is not charged. Outbound
 //! HTTP is denied except to the hosts `sandbox.allow_hosts` lists
 //! (`egress.rs`). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
@@ -31,15 +34,17 @@ use wasmtime_wasi_http::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
+    bulkhead::{Lost, Offload, Slice},
     entry::ModuleEntry,
     hostapi::Services,
     instance::{Hooks, Instance},
     pool::Pool,
     runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime, load_blocking},
+    slot::Slot,
 };
 use crate::{
     HttpError,
-    config::schema::{ModuleSpec, Sandbox},
+    config::schema::ModuleSpec,
     handler::{BoxFuture, HandlerFuture, Response},
     pipeline::{body::Body, request::Request},
 };
@@ -108,8 +113,11 @@ impl Runtime for WasmRuntime {
 struct Limits {
     /// Bytes of linear memory.
     memory: usize,
-    /// Wall-clock time per request.
+    /// CPU time per request.
     time: Duration,
+    /// Wall-clock time per request once it left for the module pool (the
+    /// module's `timeout`).
+    ceiling: Duration,
     /// Instances at once.
     instances: u32,
     /// Requests one instance serves before it is replaced.
@@ -117,10 +125,12 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(sandbox: &Sandbox) -> Self {
+    fn of(spec: &ModuleSpec) -> Self {
+        let sandbox = &spec.sandbox;
         Self {
             memory: sandbox.memory,
             time: sandbox.time,
+            ceiling: spec.timeout,
             instances: sandbox.instances,
             requests_per_instance: sandbox.requests_per_instance,
         }
@@ -154,6 +164,8 @@ pub struct WasmModule {
 
 struct Inner {
     name: Arc<str>,
+    /// Where the module's series are.
+    slot: Arc<Slot>,
     pre: ProxyPre<State>,
     limits: Limits,
     services: Arc<dyn Services>,
@@ -170,10 +182,11 @@ impl WasmModule {
         let pre = load(&entry.path)?;
         let sandbox = &entry.spec.sandbox;
         let allow = Arc::new(AllowList::parse(&sandbox.allow_hosts)?);
-        let limits = Limits::of(sandbox);
+        let limits = Limits::of(&entry.spec);
         Ok(Self {
             inner: Arc::new(Inner {
                 name: entry.slot.name().clone(),
+                slot: entry.slot.clone(),
                 pre,
                 running: Arc::new(Semaphore::new(limits.instances as usize)),
                 limits,
@@ -226,7 +239,8 @@ impl Inner {
             .new_response_outparam(tx)
             .map_err(internal)?;
         let this = self.clone();
-        let call: Call = Box::pin(async move {
+        let meter = store.data().meter.clone();
+        let call: Guest = Box::pin(async move {
             let _permit = permit;
             proxy
                 .wasi_http_incoming_handler()
@@ -240,6 +254,8 @@ impl Inner {
             });
             Ok(())
         });
+        let moved = self.slot.metrics().map(|m| m.moved.clone());
+        let call = Offload::new(call, meter, self.limits.ceiling, moved);
         // The guest runs on this task: most answer and return in one poll,
         // and a task of its own cost a spawn and a wake-up per request.
         // One that goes on after setting its response is driven alongside
@@ -247,10 +263,10 @@ impl Inner {
         let (resp, call) = match futures_util::future::select(call, rx).await {
             Either::Left((done, rx)) => match rx.await {
                 Ok(resp) => (resp, None),
-                Err(_) => return Err(self.failure(done)),
+                Err(_) => return Err(self.failure(ended(done))),
             },
             Either::Right((Ok(resp), call)) => (resp, Some(call)),
-            Either::Right((Err(_), call)) => return Err(self.failure(call.await)),
+            Either::Right((Err(_), call)) => return Err(self.failure(ended(call.await))),
         };
         let resp = resp.map_err(|code| {
             HttpError::Internal(format!("the component answered an error: {code:?}"))
@@ -278,10 +294,17 @@ impl Inner {
             ),
         );
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_callback(|mut store| {
-            let ticks = &mut store.data_mut().ticks;
-            *ticks = ticks.saturating_sub(1);
-            Ok(if *ticks == 0 {
+        let budget = self.limits.time;
+        store.epoch_deadline_callback(move |mut store| {
+            let meter = &store.data_mut().meter;
+            // On the request's thread, a guest that used most of a tick of
+            // CPU outran its first slice: it leaves for the module pool at
+            // this yield (start-up code, which cannot leave, is stopped by
+            // the CPU charged here alone).
+            if !meter.moved() && meter.tick_here(engine::TICK) == Slice::Stay {
+                return Ok(wasmtime::UpdateDeadline::Continue(1));
+            }
+            Ok(if meter.spent() >= budget {
                 wasmtime::UpdateDeadline::Interrupt
             } else {
                 wasmtime::UpdateDeadline::Yield(1)
@@ -296,13 +319,12 @@ impl Inner {
         })
     }
 
-    /// Gives this request its time limit. Every tick the guest yields to
-    /// the runtime (a busy guest must not hold a worker thread, and the
-    /// connections queued on it, for its whole time limit); when its ticks
-    /// are spent it is interrupted.
+    /// Gives this request its time budget, counted afresh. Every tick
+    /// the guest yields to the runtime (a busy guest must not hold a
+    /// worker thread, and the connections queued on it); when its budget is
+    /// spent it is interrupted.
     fn arm(&self, store: &mut Store<State>) {
-        store.data_mut().ticks =
-            (self.limits.time.as_millis() / engine::TICK.as_millis()).max(1) as u64;
+        store.data_mut().meter = Arc::default();
         store.set_epoch_deadline(1);
     }
 
@@ -324,6 +346,10 @@ impl Inner {
         let Err(e) = ended else {
             return HttpError::Internal("the component never set a response".into());
         };
+        if let Some(Lost::TimedOut(after)) = e.downcast_ref::<Lost>() {
+            tracing::warn!(module = %self.name, timeout = ?after, "WebAssembly instance took longer than the module's timeout");
+            return HttpError::GatewayTimeout("the module took longer than its timeout");
+        }
         if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
             .is_some()
         {
@@ -331,7 +357,7 @@ impl Inner {
         }
         match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => {
-                tracing::warn!(module = %self.name, limit = ?self.limits.time, "WebAssembly instance ran out of time");
+                tracing::warn!(module = %self.name, limit = ?self.limits.time, "WebAssembly instance ran out of CPU time");
                 HttpError::GatewayTimeout("the module ran out of time")
             }
             _ => {
@@ -345,8 +371,16 @@ impl Inner {
 /// Bodies up to this size are gathered before the head is sent.
 const GATHER: usize = 64 * 1024;
 
-/// The guest's call, when it must outlive the handler.
-type Call = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+/// The guest's call.
+type Guest = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+
+/// The guest's call, which moves to the module pool if it runs long.
+type Call = Offload<Guest>;
+
+/// How a call ended, wherever it ran.
+fn ended(call: Result<wasmtime::Result<()>, Lost>) -> wasmtime::Result<()> {
+    call.map_err(wasmtime::Error::new)?
+}
 
 /// Reads the start of a component's body, driving the guest's `call` (if
 /// it is still running) alongside: a small body that ends within
@@ -364,8 +398,8 @@ where
         let frame = match call.as_mut() {
             None => body.frame().await,
             Some(running) => match futures_util::future::select(running, body.frame()).await {
-                Either::Left((ended, _)) => {
-                    if let Err(e) = ended {
+                Either::Left((done, _)) => {
+                    if let Err(e) = ended(done) {
                         tracing::warn!(error = %format!("{e:#}"), "WebAssembly instance failed after it set its response");
                     }
                     call = None;
@@ -375,7 +409,14 @@ where
             },
         };
         match frame {
-            None => return Body::full(buf.freeze()),
+            None => {
+                // The guest goes on after its body (and, if reused, must
+                // return to be kept).
+                if let Some(running) = call {
+                    tokio::spawn(running);
+                }
+                return Body::full(buf.freeze());
+            }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     buf.extend_from_slice(&data);

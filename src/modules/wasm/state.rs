@@ -24,6 +24,8 @@ mod bindings {
 
 use bindings::troupe::host::api;
 
+use crate::modules::bulkhead::Meter;
+
 /// One request's store data.
 pub struct State {
     wasi: WasiCtx,
@@ -32,8 +34,9 @@ pub struct State {
     egress: Egress,
     /// The memory limit (`Store::limiter` reads it).
     pub limits: StoreLimits,
-    /// Epoch ticks the current request may still run.
-    pub ticks: u64,
+    /// The current request's CPU time and whether it left for the module
+    /// pool (the epoch callback reads and charges it).
+    pub meter: Arc<Meter>,
     module: Arc<str>,
     services: Arc<dyn Services>,
 }
@@ -52,7 +55,7 @@ impl State {
             table: ResourceTable::new(),
             egress,
             limits,
-            ticks: 0,
+            meter: Arc::default(),
             module,
             services,
         }
