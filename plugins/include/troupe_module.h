@@ -47,6 +47,11 @@ extern "C" {
 #define TROUPE_RESPOND 1     /* request_filter only: answer with `resp` now */
 #define TROUPE_ERROR (-1)    /* failure: the request gets 500 and the module is restarted */
 
+/* Return codes of host->kv_set, besides TROUPE_OK (stored) and
+ * TROUPE_ERROR (it never reached the store: under Process isolation, the
+ * server did not answer in time). */
+#define TROUPE_KV_FULL 1     /* refused: the module holds its `kv` quota of keys or bytes */
+
 /* Log levels for host->log. */
 #define TROUPE_LOG_ERROR 1u
 #define TROUPE_LOG_WARN 2u
@@ -108,9 +113,14 @@ typedef struct troupe_host {
     /* The shared key-value store, visible to every module of every kind.
      * kv_get copies at most `cap` bytes of the value into `buf` and returns
      * the value's full length (call again with a bigger buffer if it is
-     * larger than `cap`), or -1 if the key is absent. */
+     * larger than `cap`), or -1 if the key is absent.
+     * kv_set returns TROUPE_OK, or TROUPE_KV_FULL when the write would take
+     * the module past its quota (`kv: (keys: .., bytes: ..)` in its config;
+     * nothing else is evicted, the write is refused), or TROUPE_ERROR.
+     * (It returned void before the quotas; a module built then, which
+     * ignores the result, still works.) kv_delete deletes any module's key. */
     int64_t (*kv_get)(void *ctx, troupe_str key, uint8_t *buf, size_t cap);
-    void (*kv_set)(void *ctx, troupe_str key, troupe_str value);
+    int32_t (*kv_set)(void *ctx, troupe_str key, troupe_str value);
     void (*kv_delete)(void *ctx, troupe_str key);
 
     /* Adds `by` to the counter `name` of this module

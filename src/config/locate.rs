@@ -26,6 +26,12 @@ pub(super) enum Anchor {
     Str { value: String, nth: usize },
     /// The `nth` occurrence of `key:`.
     Key { key: &'static str, nth: usize },
+    /// The first `key:` after another anchor (a module's `kv:`, after its
+    /// name), or that anchor itself when no such key follows it.
+    KeyAfter {
+        after: Box<Anchor>,
+        key: &'static str,
+    },
 }
 
 impl Anchor {
@@ -38,6 +44,18 @@ impl Anchor {
 
     /// 1-based (line, column) of the anchor in `src`.
     pub fn find(&self, src: &str) -> Option<(usize, usize)> {
+        self.offset(src).map(|i| line_col(src, i))
+    }
+
+    /// The byte offset of the anchor in `src`.
+    fn offset(&self, src: &str) -> Option<usize> {
+        if let Anchor::KeyAfter { after, key } = self {
+            let start = after.offset(src)?;
+            let found = key_offsets(src, key)
+                .into_iter()
+                .find(|&i| i > start && !in_comment(src, i));
+            return Some(found.unwrap_or(start));
+        }
         let offsets: Vec<usize> = match self {
             Anchor::Str { value, .. } => {
                 let mut forms = vec![format!("r\"{value}\""), format!("r#\"{value}\"#")];
@@ -52,28 +70,33 @@ impl Anchor {
                 all.dedup();
                 all
             }
-            Anchor::Key { key, .. } => src
-                .match_indices(key)
-                .filter(|(i, _)| {
-                    let before_ok = src[..*i]
-                        .chars()
-                        .next_back()
-                        .is_none_or(|c| !c.is_alphanumeric() && c != '_');
-                    let after = src[i + key.len()..].trim_start();
-                    before_ok && after.starts_with(':')
-                })
-                .map(|(i, _)| i)
-                .collect(),
+            Anchor::Key { key, .. } => key_offsets(src, key),
+            Anchor::KeyAfter { .. } => unreachable!("handled above"),
         };
         let nth = match self {
             Anchor::Str { nth, .. } | Anchor::Key { nth, .. } => *nth,
+            Anchor::KeyAfter { .. } => 0,
         };
         offsets
             .into_iter()
             .filter(|&i| !in_comment(src, i))
             .nth(nth)
-            .map(|i| line_col(src, i))
     }
+}
+
+/// Where `key:` is written in `src` (comments included).
+fn key_offsets(src: &str, key: &str) -> Vec<usize> {
+    src.match_indices(key)
+        .filter(|(i, _)| {
+            let before_ok = src[..*i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            let after = src[i + key.len()..].trim_start();
+            before_ok && after.starts_with(':')
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn in_comment(src: &str, offset: usize) -> bool {
@@ -101,6 +124,19 @@ mod tests {
             nth: 1,
         };
         assert_eq!(second.find(src), Some((3, 8)));
+    }
+
+    #[test]
+    fn finds_a_key_after_another_anchor() {
+        let src = "(name: \"a\", kv: ()),\n(name: \"b\", // kv: old\n  kv: (keys: 0)),\n";
+        let kv_of = |name: &str| Anchor::KeyAfter {
+            after: Box::new(Anchor::str(name)),
+            key: "kv",
+        };
+        assert_eq!(kv_of("a").find(src), Some((1, 13)));
+        assert_eq!(kv_of("b").find(src), Some((3, 3)));
+        let none = "(name: \"c\")";
+        assert_eq!(kv_of("c").find(none), Some((1, 8)));
     }
 
     #[test]

@@ -186,6 +186,15 @@ fn compile_module(m: &ModuleSpec, base: &Path) -> Result<ModuleEntry, CompileErr
             "a module `timeout` must be longer than zero",
         );
     }
+    if let Err(why) = m.kv.check() {
+        return err(
+            Anchor::KeyAfter {
+                after: Box::new(anchor.clone()),
+                key: "kv",
+            },
+            format!("module `{}`: {why}", m.name),
+        );
+    }
     let config = match &m.config {
         None => String::new(),
         Some(ron::Value::String(s)) => s.clone(),

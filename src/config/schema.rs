@@ -108,6 +108,11 @@ pub struct ModuleSpec {
     /// Limits for sandboxed (Lua and WebAssembly) modules.
     #[serde(default)]
     pub sandbox: Sandbox,
+    /// The module's share of the key-value store every module shares:
+    /// writes past it are refused (the module sees the error), never
+    /// made room for by dropping other keys. Any kind of module.
+    #[serde(default)]
+    pub kv: KvQuota,
     /// Reload the module when its file changes on disk. Default false
     /// (SIGUSR2, `troupe module reload` and the admin API reload it).
     #[serde(default)]
@@ -127,6 +132,7 @@ impl ModuleSpec {
             blocking: false,
             restarts: Restarts::default(),
             sandbox: Sandbox::default(),
+            kv: KvQuota::default(),
             watch: false,
         }
     }
@@ -178,6 +184,53 @@ impl Default for Sandbox {
             grant: Vec::new(),
             allow_hosts: Vec::new(),
             requests_per_instance: 1,
+        }
+    }
+}
+
+/// How much of the shared key-value store one module may hold. Each key
+/// is charged to the module that wrote it last: its key and value bytes
+/// plus a fixed [`KV_ENTRY_OVERHEAD`] for the map's own bookkeeping.
+/// Both 0 is a module that may read the store but never write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvQuota {
+    /// Keys the module may hold. Default 10 000.
+    pub keys: u64,
+    /// Bytes the module may hold (keys, values and the per-key overhead).
+    /// Default 16 MiB.
+    pub bytes: u64,
+}
+
+/// Bytes charged per key beyond its key and value: what the server keeps
+/// for an entry (the key's and the value's handles, the owner, the map's
+/// slot), so a module storing empty values under many keys is charged too.
+pub const KV_ENTRY_OVERHEAD: u64 = 64;
+
+impl Default for KvQuota {
+    fn default() -> Self {
+        Self {
+            keys: 10_000,
+            bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl KvQuota {
+    /// Why the quota makes no sense, if it does not: one limit 0 and the
+    /// other not (no write could ever fit, so it is surely a mistake), or
+    /// fewer bytes than one key costs.
+    pub fn check(&self) -> Result<(), String> {
+        match (self.keys, self.bytes) {
+            (0, 0) => Ok(()),
+            (0, _) | (_, 0) => Err(format!(
+                "`kv` allows {} keys and {} bytes: no write could fit (expected both above 0, or both 0 for a module that may not write the store)",
+                self.keys, self.bytes
+            )),
+            (_, bytes) if bytes <= KV_ENTRY_OVERHEAD => Err(format!(
+                "`kv.bytes` is {bytes}, which no key fits in (expected more than {KV_ENTRY_OVERHEAD}, what each key costs beyond its key and value, or 0 with `keys: 0`)"
+            )),
+            _ => Ok(()),
         }
     }
 }

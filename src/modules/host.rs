@@ -62,6 +62,7 @@ impl ModuleHost for Hosted {
 
     fn load(&self, failures: Failures, reload: bool) -> BoxFuture<'static, Result<(), String>> {
         let entry = self.entry.clone();
+        let services = self.env.services.clone();
         let cx = LoadCx {
             failures,
             reload,
@@ -90,6 +91,9 @@ impl ModuleHost for Hosted {
             // Taken before the file is read, so an edit during the load
             // counts as a change next time.
             let stamp = FileStamp::of(&entry.path);
+            // Before the instance can write: its share of the store is
+            // the one its config gives now.
+            services.set_kv_quota(&entry.name, entry.spec.kv);
             let runtime = entry.runtime.runtime().map_err(&located)?;
             let loaded = runtime.load(entry.clone(), cx).await.map_err(&located)?;
             entry.slot.publish(loaded.instance);

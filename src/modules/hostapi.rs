@@ -1,7 +1,7 @@
 //! The host API (P2.10): what every module may call, whatever its language.
 //!
-//! [`Services`] is the language-neutral set (log, a shared key-value store,
-//! metric counters). In the server it is [`LocalServices`]; in a module's
+//! [`Services`] is the language-neutral set (log, a shared key-value store
+//! with a quota per module, metric counters). In the server it is [`LocalServices`]; in a module's
 //! child process it forwards to the server over the socket. The `extern "C"`
 //! table in `table` exposes it, plus the response builder, to native code.
 
@@ -10,9 +10,11 @@
 use std::ffi::c_void;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use troupe_abi as abi;
+
+pub use super::kv::KvRefused;
+use super::kv::{KvQuota, Store};
 
 /// What a module can reach in the host.
 pub trait Services: Send + Sync + 'static {
@@ -20,9 +22,10 @@ pub trait Services: Send + Sync + 'static {
     fn log(&self, module: &str, level: u32, msg: &str);
     /// Reads the shared store.
     fn kv_get(&self, key: &str) -> Option<Bytes>;
-    /// Writes the shared store.
-    fn kv_set(&self, key: &str, value: Bytes);
-    /// Deletes from the shared store.
+    /// Writes the shared store, charged to `module`; refused past its
+    /// quota.
+    fn kv_set(&self, module: &str, key: &str, value: Bytes) -> Result<(), KvRefused>;
+    /// Deletes from the shared store (whoever wrote the key).
     fn kv_delete(&self, key: &str);
     /// Adds to the module's counter `name`.
     fn metric(&self, module: &str, name: &str, by: u64);
@@ -43,7 +46,7 @@ pub fn log_at(module: &str, level: u32, msg: &str) {
 /// every module of every kind.
 #[derive(Debug)]
 pub struct LocalServices {
-    kv: DashMap<String, Bytes>,
+    kv: Store,
     counters: prometheus::IntCounterVec,
 }
 
@@ -61,9 +64,24 @@ impl LocalServices {
         // A second server in one process registers again; the first wins.
         let _ = registry.register(Box::new(counters.clone()));
         Self {
-            kv: DashMap::new(),
+            kv: Store::new(registry),
             counters,
         }
+    }
+
+    /// Sets `module`'s share of the store (its `kv` config), at each load.
+    pub fn set_kv_quota(&self, module: &str, quota: KvQuota) {
+        self.kv.set_quota(module, quota);
+    }
+
+    /// What `module` holds in the store: (keys, bytes charged).
+    pub fn kv_usage(&self, module: &str) -> (u64, u64) {
+        self.kv.usage(module)
+    }
+
+    /// How many of `module`'s writes were refused.
+    pub fn kv_refused(&self, module: &str) -> u64 {
+        self.kv.refused(module)
     }
 
     /// The family modules count into (`module` and `name` labels).
@@ -83,15 +101,15 @@ impl Services for LocalServices {
     }
 
     fn kv_get(&self, key: &str) -> Option<Bytes> {
-        self.kv.get(key).map(|v| v.clone())
+        self.kv.get(key)
     }
 
-    fn kv_set(&self, key: &str, value: Bytes) {
-        self.kv.insert(key.to_owned(), value);
+    fn kv_set(&self, module: &str, key: &str, value: Bytes) -> Result<(), KvRefused> {
+        self.kv.set(module, key, value)
     }
 
     fn kv_delete(&self, key: &str) {
-        self.kv.remove(key);
+        self.kv.delete(key);
     }
 
     fn metric(&self, module: &str, name: &str, by: u64) {
@@ -113,7 +131,9 @@ impl Services for Detached {
         None
     }
 
-    fn kv_set(&self, _key: &str, _value: Bytes) {}
+    fn kv_set(&self, _module: &str, _key: &str, _value: Bytes) -> Result<(), KvRefused> {
+        Ok(())
+    }
 
     fn kv_delete(&self, _key: &str) {}
 
@@ -302,10 +322,15 @@ mod table {
         i64::try_from(value.len()).unwrap_or(i64::MAX)
     }
 
-    pub(super) unsafe extern "C" fn kv_set(c: *mut c_void, key: abi::Str, value: abi::Str) {
+    pub(super) unsafe extern "C" fn kv_set(c: *mut c_void, key: abi::Str, value: abi::Str) -> i32 {
         // SAFETY: the table's contract.
         let (c, key, value) = unsafe { (ctx(c), text(key), value.as_bytes()) };
-        c.with(|s| s.kv_set(&key, Bytes::copy_from_slice(value)));
+        match c.with(|s| s.kv_set(&c.module, &key, Bytes::copy_from_slice(value))) {
+            Some(Ok(())) => abi::OK,
+            Some(Err(refused)) => refused.code(),
+            // The instance is gone: nothing was stored.
+            None => abi::ERROR,
+        }
     }
 
     pub(super) unsafe extern "C" fn kv_delete(c: *mut c_void, key: abi::Str) {

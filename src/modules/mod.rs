@@ -16,6 +16,7 @@
 //! - `route`: the `Handler`, `Middleware` and log hook that routes use.
 //! - `host`: the `ModuleHost` the plugin-host actor drives.
 //! - `hostapi`: the host functions every module reaches (log, store, metrics).
+//! - `kv`: the store they share, with each module's quota of it.
 //!
 //! One folder per runtime:
 //! - `inprocess`: a native library called on the request's thread.
@@ -34,6 +35,7 @@ pub(crate) mod hostapi;
 pub(crate) mod inprocess;
 pub(crate) mod instance;
 pub(crate) mod kind;
+pub(crate) mod kv;
 #[cfg(feature = "lua")]
 pub(crate) mod lua;
 pub(crate) mod native;

@@ -15,6 +15,7 @@ mod config_errors;
 mod control;
 mod http;
 mod isolation;
+mod kv_quota;
 mod lua;
 mod module_roles;
 mod modules;

@@ -140,18 +140,30 @@ fn bad_components_are_refused_at_dash_t_and_at_start_up() {
 #[test]
 fn components_built_against_an_older_host_api_still_link() {
     // troupe:host/api 0.1.1 added `query-param`; a component importing
-    // 0.1.0 links against it (semver-compatible), one importing 0.2.0
-    // does not. These import it and export nothing, so the only complaint
-    // left for 0.1.x is that they are no wasi:http handler.
+    // 0.1.0 links against it (semver-compatible). 0.2.0 made `kv-set`
+    // return a result: a component of either track links, with the
+    // `kv-set` of its own version; one importing 0.3.0 does not. These
+    // import it and export nothing, so the only complaint left for those
+    // that link is that they are no wasi:http handler.
+    let old = r#"(export "kv-set" (func (param "key" string) (param "value" (list u8))))"#;
+    let new = r#"(export "kv-set" (func (param "key" string) (param "value" (list u8)) (result (result (error string)))))"#;
     let dir = tempfile::tempdir().unwrap();
-    for (version, links) in [("0.1.0", true), ("0.1.1", true), ("0.2.0", false)] {
-        let wat = dir
-            .path()
-            .join(format!("v{}.wat", version.replace('.', "_")));
+    for (version, kv_set, links) in [
+        ("0.1.0", old, true),
+        ("0.1.1", old, true),
+        ("0.2.0", new, true),
+        ("0.2.0", old, false),
+        ("0.3.0", new, false),
+    ] {
+        let wat = dir.path().join(format!(
+            "v{}_{}.wat",
+            version.replace('.', "_"),
+            kv_set.len()
+        ));
         std::fs::write(
             &wat,
             format!(
-                r#"(component (import "troupe:host/api@{version}" (instance (export "kv-delete" (func (param "key" string))))))"#
+                r#"(component (import "troupe:host/api@{version}" (instance (export "kv-delete" (func (param "key" string))) {kv_set})))"#
             ),
         )
         .unwrap();

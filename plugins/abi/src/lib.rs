@@ -22,8 +22,12 @@ pub const ENTRY_SYMBOL: &str = "troupe_module_entry";
 pub const OK: i32 = 0;
 /// `TROUPE_RESPOND`: from `request_filter`, answer with the response now.
 pub const RESPOND: i32 = 1;
-/// `TROUPE_ERROR`: the hook failed.
+/// `TROUPE_ERROR`: the hook failed; from `kv_set`, the write did not
+/// reach the store.
 pub const ERROR: i32 = -1;
+/// `TROUPE_KV_FULL`: from `kv_set`, the write was refused because the
+/// module is at its store quota (`kv` in its config).
+pub const KV_FULL: i32 = 1;
 
 /// Log levels for [`Host::log`], `TROUPE_LOG_*`.
 pub mod level {
@@ -144,8 +148,10 @@ pub struct Host {
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: u32, msg: Str),
     /// Copies up to `cap` bytes of a value; returns its length or -1.
     pub kv_get: unsafe extern "C" fn(ctx: *mut c_void, key: Str, buf: *mut u8, cap: usize) -> i64,
-    /// Sets a key.
-    pub kv_set: unsafe extern "C" fn(ctx: *mut c_void, key: Str, value: Str),
+    /// Sets a key: [`OK`], [`KV_FULL`] (over the module's quota) or
+    /// [`ERROR`]. (A `void` before the quotas: modules that ignore the
+    /// result keep working.)
+    pub kv_set: unsafe extern "C" fn(ctx: *mut c_void, key: Str, value: Str) -> i32,
     /// Deletes a key.
     pub kv_delete: unsafe extern "C" fn(ctx: *mut c_void, key: Str),
     /// Adds to a named counter.

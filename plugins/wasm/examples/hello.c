@@ -35,7 +35,10 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
     bool had = troupe_host_api_kv_get(&key, &stored);
     if (had) previous = stored;
     module_list_u8_t value = {name.ptr, name.len};
-    troupe_host_api_kv_set(&key, &value);
+    module_string_t refused;
+    /* Refused when this module holds its `kv` quota: the greeting goes on,
+     * only the next request's "previous" misses this name. */
+    if (!troupe_host_api_kv_set(&key, &value, &refused)) module_string_free(&refused);
     module_string_free(&key);
 
     module_string_t metric;

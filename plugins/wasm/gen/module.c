@@ -3,24 +3,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `troupe:host/api@0.1.1`
+// Imported Functions from `troupe:host/api@0.2.0`
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("log")))
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("log")))
 extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-get")))
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-get")))
 extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-set")))
-extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t);
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-set")))
+extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("kv-delete")))
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-delete")))
 extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("metric")))
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("metric")))
 extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
 
-__attribute__((__import_module__("troupe:host/api@0.1.1"), __import_name__("query-param")))
+__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("query-param")))
 extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
 // Imported Functions from `wasi:io/poll@0.2.12`
@@ -320,6 +320,13 @@ void module_list_u8_free(module_list_u8_t *ptr) {
 void module_option_list_u8_free(module_option_list_u8_t *ptr) {
   if (ptr->is_some) {
     module_list_u8_free(&ptr->val);
+  }
+}
+
+void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    module_string_free(&ptr->val.err);
   }
 }
 
@@ -953,8 +960,29 @@ bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret) {
   return option.is_some;
 }
 
-void troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value) {
-  __wasm_import_troupe_host_api_kv_set((uint8_t *) (*key).ptr, (*key).len, (uint8_t *) (*value).ptr, (*value).len);
+bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_troupe_host_api_kv_set((uint8_t *) (*key).ptr, (*key).len, (uint8_t *) (*value).ptr, (*value).len, ptr);
+  troupe_host_api_result_void_string_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
 }
 
 void troupe_host_api_kv_delete(module_string_t *key) {

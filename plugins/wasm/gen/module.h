@@ -34,6 +34,13 @@ typedef struct {
 } module_option_list_u8_t;
 
 typedef struct {
+  bool is_err;
+  union {
+    module_string_t err;
+  } val;
+} troupe_host_api_result_void_string_t;
+
+typedef struct {
   bool is_some;
   module_string_t val;
 } module_option_string_t;
@@ -599,14 +606,18 @@ typedef wasi_http_types_own_incoming_request_t exports_wasi_http_incoming_handle
 
 typedef wasi_http_types_own_response_outparam_t exports_wasi_http_incoming_handler_own_response_outparam_t;
 
-// Imported Functions from `troupe:host/api@0.1.1`
+// Imported Functions from `troupe:host/api@0.2.0`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
 // Reads the key-value store shared by every module of every kind.
 extern bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret);
-// Writes the shared store.
-extern void troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value);
-// Deletes from the shared store.
+// Writes the shared store, charged to this module: refused with the
+// reason once the module holds its `kv` quota of keys or bytes (no
+// other key is dropped to make room).
+// (Since 0.2.0; components importing 0.1.x still load, and their
+// refused writes are dropped, logged and counted.)
+extern bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err);
+// Deletes from the shared store (whoever wrote the key).
 extern void troupe_host_api_kv_delete(module_string_t *key);
 // Adds `by` to this module's counter `name`
 // (troupe_module_counter_total{module, name}).
@@ -1199,6 +1210,8 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
 void module_list_u8_free(module_list_u8_t *ptr);
 
 void module_option_list_u8_free(module_option_list_u8_t *ptr);
+
+void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr);
 
 void module_option_string_free(module_option_string_t *ptr);
 

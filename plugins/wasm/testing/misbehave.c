@@ -7,6 +7,9 @@
  *               included (1 unless the instance is reused)
  *   ?do=work    computes for a while (tens of milliseconds), then answers
  *               "worked N": a long call that ends well
+ *   ?do=store&key=K&bytes=N  stores N bytes under K in the shared store:
+ *               "stored" (200), or 507 "refused: <why>" past the module's
+ *               `kv` quota
  *   anything else: 200 "ok"
  */
 #include <stdio.h>
@@ -21,8 +24,11 @@ static unsigned served;
 
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request,
                                                exports_wasi_http_incoming_handler_own_response_outparam_t response_out) {
-    char what[16];
-    query_value(wasi_http_types_borrow_incoming_request(request), "do", "", what, sizeof what);
+    char what[16], key[64], bytes[16];
+    wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
+    query_value(req, "do", "", what, sizeof what);
+    query_value(req, "key", "k", key, sizeof key);
+    query_value(req, "bytes", "0", bytes, sizeof bytes);
     wasi_http_types_incoming_request_drop_own(request);
     served++;
     if (strcmp(what, "count") == 0) {
@@ -37,6 +43,23 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
         char text[32];
         snprintf(text, sizeof text, "worked %lu\n", (unsigned long)sum);
         respond_text(response_out, 200, text);
+        return;
+    }
+    if (strcmp(what, "store") == 0) {
+        size_t n = strtoul(bytes, NULL, 10);
+        module_string_t k = {(uint8_t *)key, strlen(key)}, why;
+        module_list_u8_t v = {calloc(n ? n : 1, 1), n};
+        if (!v.ptr) abort();
+        bool stored = troupe_host_api_kv_set(&k, &v, &why);
+        free(v.ptr);
+        if (stored) {
+            respond_text(response_out, 200, "stored\n");
+            return;
+        }
+        char text[512];
+        snprintf(text, sizeof text, "refused: %.*s\n", (int)why.len, (const char *)why.ptr);
+        module_string_free(&why);
+        respond_text(response_out, 507, text);
         return;
     }
     if (strcmp(what, "trap") == 0) abort();

@@ -286,12 +286,19 @@ fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
             None => Ok(Value::Nil),
         })?,
     )?;
-    let services = spec.services.clone();
+    let (services, module) = (spec.services.clone(), spec.module.clone());
     kv.set(
         "set",
-        lua.create_function(move |_, (key, value): (String, mlua::LuaString)| {
-            services.kv_set(&key, Bytes::copy_from_slice(&value.as_bytes()));
-            Ok(())
+        // `true`, or `nil, why` when refused (the module's `kv` quota), as
+        // Lua's own io functions answer; a script that ignores it still runs.
+        lua.create_function(move |lua, (key, value): (String, mlua::LuaString)| {
+            match services.kv_set(&module, &key, Bytes::copy_from_slice(&value.as_bytes())) {
+                Ok(()) => Ok((Value::Boolean(true), Value::Nil)),
+                Err(refused) => Ok((
+                    Value::Nil,
+                    Value::String(lua.create_string(refused.to_string())?),
+                )),
+            }
         })?,
     )?;
     let services = spec.services.clone();

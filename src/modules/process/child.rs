@@ -32,11 +32,11 @@ use troupe_abi as abi;
 
 use super::wire::{self, Hook, ToChild, ToServer, WireError, WireResponse};
 use crate::modules::{
-    hostapi::{Builder, Services},
+    hostapi::{Builder, KvRefused, Services},
     native::{Library, Native, RequestParts, with_raw_request},
 };
 
-/// How long a host-API read waits for the server.
+/// How long a host-API read or write waits for the server.
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the module's `shutdown` may take once the server hangs up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -110,7 +110,12 @@ async fn serve(library: PathBuf) -> ExitCode {
             // Answered here: the call thread is waiting for it.
             Ok(ToChild::KvValue { id, value }) => {
                 if let Some((_, waiter)) = remote.waiting.remove(&id) {
-                    let _ = waiter.send(value.map(Bytes::copy_from_slice));
+                    let _ = waiter.send(Answer::Value(value.map(Bytes::copy_from_slice)));
+                }
+            }
+            Ok(ToChild::KvStored { id, result }) => {
+                if let Some((_, waiter)) = remote.waiting.remove(&id) {
+                    let _ = waiter.send(Answer::Stored(result));
                 }
             }
             // The call thread drains its queue, then drops the module
@@ -223,7 +228,10 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
             });
             return;
         }
-        ToChild::Init { .. } | ToChild::KvValue { .. } | ToChild::Close => return,
+        ToChild::Init { .. }
+        | ToChild::KvValue { .. }
+        | ToChild::KvStored { .. }
+        | ToChild::Close => return,
     };
     let result = match result {
         Ok(r) if r.body.len() > wire::MAX_BODY => Err(WireError {
@@ -259,8 +267,31 @@ fn to_wire(b: Builder, respond: bool) -> WireResponse {
 /// The host API in the child: every call goes to the server.
 struct Remote {
     tx: mpsc::UnboundedSender<Bytes>,
-    waiting: DashMap<u64, std::sync::mpsc::Sender<Option<Bytes>>>,
+    /// Store calls waiting for the server's answer, by id.
+    waiting: DashMap<u64, std::sync::mpsc::Sender<Answer>>,
     next: AtomicU64,
+}
+
+/// The server's answer to a store call.
+enum Answer {
+    /// To a read.
+    Value(Option<Bytes>),
+    /// To a write.
+    Stored(Result<(), KvRefused>),
+}
+
+impl Remote {
+    /// Sends the frame `ask(id)` makes and waits for its answer, up to
+    /// [`KV_TIMEOUT`] (`None` past it, or if the server is gone).
+    fn ask(&self, ask: impl FnOnce(u64) -> Bytes) -> Option<Answer> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.waiting.insert(id, tx);
+        let _ = self.tx.send(ask(id));
+        let answer = rx.recv_timeout(KV_TIMEOUT).ok();
+        self.waiting.remove(&id);
+        answer
+    }
 }
 
 impl Services for Remote {
@@ -269,19 +300,33 @@ impl Services for Remote {
     }
 
     fn kv_get(&self, key: &str) -> Option<Bytes> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.waiting.insert(id, tx);
-        let _ = self.tx.send(wire::encode(&ToServer::KvGet { id, key }));
-        let value = rx.recv_timeout(KV_TIMEOUT).ok().flatten();
-        self.waiting.remove(&id);
-        value
+        match self.ask(|id| wire::encode(&ToServer::KvGet { id, key })) {
+            Some(Answer::Value(value)) => value,
+            _ => None,
+        }
     }
 
-    fn kv_set(&self, key: &str, value: Bytes) {
-        let _ = self
-            .tx
-            .send(wire::encode(&ToServer::KvSet { key, value: &value }));
+    /// A round trip, like a read: the quota is the server's to check, and
+    /// the module must learn the outcome. (`module` is not sent: the server
+    /// charges the module whose socket the write came on.)
+    fn kv_set(&self, _module: &str, key: &str, value: Bytes) -> Result<(), KvRefused> {
+        let hint = 64 + key.len() + value.len();
+        let ask = |id| {
+            wire::encode_sized(
+                &ToServer::KvSet {
+                    id,
+                    key,
+                    value: &value,
+                },
+                hint,
+            )
+        };
+        match self.ask(ask) {
+            Some(Answer::Stored(result)) => result,
+            _ => Err(KvRefused::Unavailable(format!(
+                "the server did not answer the write within {KV_TIMEOUT:?}"
+            ))),
+        }
     }
 
     fn kv_delete(&self, key: &str) {

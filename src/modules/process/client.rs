@@ -303,7 +303,12 @@ async fn read_replies(mut r: Reader) {
                     value: value.as_deref(),
                 }));
             }
-            ToServer::KvSet { key, value } => r.services.kv_set(key, Bytes::copy_from_slice(value)),
+            ToServer::KvSet { id, key, value } => {
+                let result = r
+                    .services
+                    .kv_set(&r.module, key, Bytes::copy_from_slice(value));
+                let _ = r.tx.send(wire::encode(&ToChild::KvStored { id, result }));
+            }
             ToServer::KvDelete(key) => r.services.kv_delete(key),
             ToServer::Metric { name, by } => r.services.metric(&r.module, name, by),
             ToServer::Log { level, msg } => r.services.log(&r.module, level, msg),

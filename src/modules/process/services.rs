@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use troupe_actors::TreeHandle;
 
-use crate::modules::hostapi::{LocalServices, Services};
+use crate::modules::hostapi::{KvRefused, LocalServices, Services};
 
 /// The host API of out-of-process module hosts.
 #[derive(Debug)]
@@ -34,8 +34,8 @@ impl Services for ChildServices {
         self.local.kv_get(key)
     }
 
-    fn kv_set(&self, key: &str, value: Bytes) {
-        self.local.kv_set(key, value);
+    fn kv_set(&self, module: &str, key: &str, value: Bytes) -> Result<(), KvRefused> {
+        self.local.kv_set(module, key, value)
     }
 
     fn kv_delete(&self, key: &str) {

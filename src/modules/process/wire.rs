@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::{net::unix::OwnedWriteHalf, sync::mpsc};
 use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
-use crate::modules::Hooks;
+use crate::modules::{Hooks, hostapi::KvRefused};
 
 /// The largest frame either side accepts (a body is at most
 /// `max_body_bytes`, well below this).
@@ -136,6 +136,13 @@ pub enum ToChild<'a> {
         /// The value, if the key exists.
         value: Option<&'a [u8]>,
     },
+    /// The answer to a [`ToServer::KvSet`]: stored, or why not.
+    KvStored {
+        /// The id of the write.
+        id: u64,
+        /// Refused past the module's quota.
+        result: Result<(), KvRefused>,
+    },
     /// No more calls will come: finish those queued, run `shutdown`, exit.
     /// (Not socket EOF: store reads still need answers while draining.)
     Close,
@@ -161,8 +168,11 @@ pub enum ToServer<'a> {
         id: u64,
         key: &'a str,
     },
-    /// Host API: write the shared store.
+    /// Host API: write the shared store (answered with `KvStored`: the
+    /// module learns whether its quota let it in).
     KvSet {
+        /// Matches the answer.
+        id: u64,
         key: &'a str,
         /// The value.
         #[serde(with = "serde_bytes")]

@@ -22,6 +22,27 @@ mod bindings {
     });
 }
 
+/// `troupe:host/api` 0.1.x, for components built before 0.2.0 made
+/// `kv-set` answer: the same functions, `kv-set` without a result.
+mod v0_1 {
+    wasmtime::component::bindgen!({
+        inline: "
+            package troupe:host@0.1.1;
+            interface api {
+                enum level { error, warn, info, debug, trace }
+                log: func(level: level, message: string);
+                kv-get: func(key: string) -> option<list<u8>>;
+                kv-set: func(key: string, value: list<u8>);
+                kv-delete: func(key: string);
+                metric: func(name: string, by: u64);
+                query-param: func(query: string, name: string) -> option<string>;
+            }
+            world host { import api; }
+        ",
+        world: "troupe:host/host",
+    });
+}
+
 use bindings::troupe::host::api;
 
 use crate::modules::bulkhead::Meter;
@@ -97,8 +118,10 @@ impl api::Host for State {
         self.services.kv_get(&key).map(|v| v.to_vec())
     }
 
-    fn kv_set(&mut self, key: String, value: Vec<u8>) {
-        self.services.kv_set(&key, Bytes::from(value));
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        self.services
+            .kv_set(&self.module, &key, Bytes::from(value))
+            .map_err(|refused| refused.to_string())
     }
 
     fn kv_delete(&mut self, key: String) {
@@ -114,7 +137,47 @@ impl api::Host for State {
     }
 }
 
-/// Adds `troupe:host/api` to a linker.
+/// The 0.1.x host API: each function the current one's, but a refused
+/// `kv-set` has no way back to the component, so it is dropped (logged at
+/// debug and counted in `troupe_module_kv_refused_total`, as every refusal).
+impl v0_1::troupe::host::api::Host for State {
+    fn log(&mut self, level: v0_1::troupe::host::api::Level, message: String) {
+        use v0_1::troupe::host::api::Level as Old;
+        let level = match level {
+            Old::Error => api::Level::Error,
+            Old::Warn => api::Level::Warn,
+            Old::Info => api::Level::Info,
+            Old::Debug => api::Level::Debug,
+            Old::Trace => api::Level::Trace,
+        };
+        api::Host::log(self, level, message);
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        api::Host::kv_get(self, key)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>) {
+        let _ = api::Host::kv_set(self, key, value);
+    }
+
+    fn kv_delete(&mut self, key: String) {
+        api::Host::kv_delete(self, key);
+    }
+
+    fn metric(&mut self, name: String, by: u64) {
+        api::Host::metric(self, name, by);
+    }
+
+    fn query_param(&mut self, query: String, name: String) -> Option<String> {
+        api::Host::query_param(self, query, name)
+    }
+}
+
+/// Adds `troupe:host/api` to a linker: 0.2.x, and 0.1.x for components
+/// built against it (two semver tracks, so a component gets the one it
+/// was built for).
 pub fn add_host_api(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    api::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
+    api::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    v0_1::troupe::host::api::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
 }

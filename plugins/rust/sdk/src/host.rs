@@ -17,6 +17,27 @@ pub enum Level {
     Trace,
 }
 
+/// Why [`Host::kv_set`] did not store the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvError {
+    /// The module holds its quota of keys or bytes (`kv` in its config).
+    Full,
+    /// The write never reached the store (a `Process` module whose server
+    /// did not answer in time).
+    Unavailable,
+}
+
+impl std::fmt::Display for KvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KvError::Full => "the module is at its store quota",
+            KvError::Unavailable => "the store did not answer",
+        })
+    }
+}
+
+impl std::error::Error for KvError {}
+
 /// The host API: the same functions WebAssembly and Lua modules see.
 ///
 /// Cheap to copy; valid from `init` until the module is dropped.
@@ -91,15 +112,22 @@ impl Host {
         }
     }
 
-    /// Sets a key of the shared store.
-    pub fn kv_set(&self, key: &str, value: &[u8]) {
+    /// Sets a key of the shared store, charged to this module: refused
+    /// with [`KvError::Full`] once the module holds its quota (`kv` in its
+    /// config); the server never drops other keys to make room.
+    pub fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         // SAFETY: borrowed strings for the call.
-        unsafe {
+        let code = unsafe {
             (self.table.kv_set)(
                 self.table.ctx,
                 abi::Str::new(key.as_bytes()),
                 abi::Str::new(value),
             )
+        };
+        match code {
+            abi::OK => Ok(()),
+            abi::KV_FULL => Err(KvError::Full),
+            _ => Err(KvError::Unavailable),
         }
     }
 

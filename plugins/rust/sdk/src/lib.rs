@@ -41,7 +41,7 @@ mod host;
 mod query;
 mod request;
 
-pub use host::{Host, Level};
+pub use host::{Host, KvError, Level};
 pub use query::query_param;
 pub use request::{LogEntry, Request, Response};
 

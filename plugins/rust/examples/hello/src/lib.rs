@@ -38,7 +38,11 @@ impl Module for HelloRust {
             .host
             .kv_get(LAST)
             .map(|v| String::from_utf8_lossy(&v).into_owned());
-        self.host.kv_set(LAST, name.as_bytes());
+        // A refusal (the module's store quota is used up) costs only the
+        // next request's `previous`: greet anyway, and say so in the log.
+        if let Err(e) = self.host.kv_set(LAST, name.as_bytes()) {
+            self.host.log(Level::Warn, &format!("not remembered: {e}"));
+        }
         self.host.metric("greetings", 1);
         let body = serde_json::json!({
             "greeting": format!("{}, {name}!", self.greeting),
