@@ -17,6 +17,7 @@ mod isolation;
 mod lua;
 mod module_roles;
 mod modules;
+mod process_children;
 mod query_params;
 mod reload;
 mod robustness;
