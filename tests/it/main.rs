@@ -19,6 +19,7 @@ mod kv_quota;
 mod lua;
 mod module_roles;
 mod modules;
+mod process_children;
 mod query_params;
 mod reload;
 mod robustness;

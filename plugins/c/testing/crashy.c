@@ -5,11 +5,19 @@
  *        ?crash=abort  calls abort()
  *        ?crash=error  returns TROUPE_ERROR
  *        ?crash=loop   never returns
+ *        ?crash=leak   allocates (and touches) 1 MiB after 1 MiB without
+ *                      end, like a leaking module; it stops at 4 GiB (and
+ *                      answers 200 "leaked") so that a test without a working
+ *                      memory limit fails instead of eating the machine
  *        ?crash=header sets an invalid header name (500, not a restart)
+ *        ?pid          200 with the process id, to tell children apart
  * anything else        200 "ok"
  * If its config is a file path, shutdown appends "shutdown\n" to it, so a
- * test can see that the hook ran.
+ * test can see that the hook ran. If it is "slow", init takes a second, so
+ * a test can tell a request served by a new child from one served by a
+ * child that was ready.
  */
+#include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +28,8 @@
 
 static const troupe_host *host_table;
 static char shutdown_file[4096];
+/* Where leaked chunks escape to, so the compiler cannot drop them. */
+static char *volatile leaked_chunk;
 
 static int has(troupe_str query, const char *needle) {
     size_t n = strlen(needle);
@@ -30,7 +40,9 @@ static int has(troupe_str query, const char *needle) {
 
 static int32_t init(const troupe_host *host, troupe_str config, void **instance) {
     host_table = host;
-    if (config.len > 0 && config.len < sizeof shutdown_file) {
+    if (config.len == 4 && memcmp(config.ptr, "slow", 4) == 0) {
+        sleep(1);
+    } else if (config.len > 0 && config.len < sizeof shutdown_file) {
         memcpy(shutdown_file, config.ptr, config.len);
         shutdown_file[config.len] = '\0';
     }
@@ -54,6 +66,26 @@ static int32_t handle(void *instance, const troupe_request *req, troupe_response
     if (has(req->query, "crash=loop")) {
         volatile unsigned long spin = 0;
         for (;;) spin++;
+    }
+    if (has(req->query, "crash=leak")) {
+        const size_t chunk = 1 << 20;
+        for (size_t total = 0; total < ((size_t)4 << 30); total += chunk) {
+            char *p = malloc(chunk);
+            /* Out of memory: what a leaking module does then, crash. */
+            if (!p) abort();
+            memset(p, 0xa5, chunk);
+            leaked_chunk = p;
+        }
+        troupe_str leaked = {(const uint8_t *)"leaked\n", 7};
+        host_table->append_body(resp, leaked);
+        return TROUPE_OK;
+    }
+    if (has(req->query, "pid")) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+        troupe_str body = {(const uint8_t *)text, (size_t)n};
+        host_table->append_body(resp, body);
+        return TROUPE_OK;
     }
     troupe_str ok = {(const uint8_t *)"ok\n", 3};
     host_table->append_body(resp, ok);

@@ -5,7 +5,10 @@
 //! stdin. A writer task batches frames; a reader task matches replies to
 //! waiting requests by id and answers the child's host-API calls. When the
 //! child dies, every request in flight gets 502 at once and the failure is
-//! reported to the module's host actor, which starts a new child.
+//! reported (once per child) to the module's host actor, which restarts the
+//! module; meanwhile `children.rs` serves the next request on its spare.
+//! The child's memory limit and CPU priority are set from here, on its pid,
+//! before it is told to load the module.
 
 use std::{
     os::fd::OwnedFd,
@@ -20,6 +23,7 @@ use std::{
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use rustix::process::{Pid, Resource, Rlimit, prlimit, setpriority_process};
 use tokio::{
     net::UnixStream,
     process::{Child, Command},
@@ -61,6 +65,43 @@ impl Shared {
     }
 }
 
+/// Where one child's failures go: to the instance it serves now (the
+/// spare that takes over after a crash is adopted by the module's next
+/// instance, so its reports must name that one), and only once: a timeout
+/// kills the child, whose exit would otherwise be a second report.
+pub(crate) struct Report {
+    sent: AtomicBool,
+    to: Mutex<Failures>,
+}
+
+impl Report {
+    fn new(to: Failures) -> Arc<Self> {
+        Arc::new(Self {
+            sent: AtomicBool::new(false),
+            to: Mutex::new(to),
+        })
+    }
+
+    /// Reports the child's first failure; later ones are the same failure.
+    fn send(&self, reason: String) {
+        if self.sent.swap(true, Ordering::AcqRel) {
+            tracing::debug!(%reason, "a module process failed again");
+            return;
+        }
+        let to = self.to.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        to.report(reason);
+    }
+}
+
+/// The limits a child runs under (`process: (..)` in the module's entry).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `RLIMIT_DATA` in bytes; 0 for none.
+    pub memory: u64,
+    /// Its nice value.
+    pub nice: i32,
+}
+
 /// A running child process serving one module.
 pub struct Client {
     tx: mpsc::UnboundedSender<Bytes>,
@@ -68,13 +109,15 @@ pub struct Client {
     next: AtomicU64,
     hooks: Hooks,
     timeout: Duration,
-    failures: Failures,
+    report: Arc<Report>,
     stopping: Arc<AtomicBool>,
+    pid: u32,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
+            .field("pid", &self.pid)
             .field("hooks", &self.hooks)
             .finish()
     }
@@ -94,8 +137,36 @@ pub struct Spawn<'a> {
     pub timeout: Duration,
     /// Where the child's host-API calls go.
     pub services: Arc<dyn Services>,
-    /// Where failures are reported.
+    /// Where failures are reported (see [`Client::rebind`]).
     pub failures: Failures,
+    /// Its memory limit and priority.
+    pub limits: Limits,
+}
+
+/// Puts a just-started child under `limits`. From the server's side, on
+/// its pid (`prlimit`, `setpriority`), rather than in a `pre_exec` hook:
+/// that would make every spawn a full `fork` of the server instead of a
+/// `posix_spawn`. The child loads the module only once `Init` arrives,
+/// which is sent after this, so the library never runs without them.
+fn limit(pid: u32, limits: Limits) -> Result<(), String> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| format!("invalid pid {pid}"))?;
+    if limits.memory > 0 {
+        let to = Some(limits.memory);
+        let rlimit = Rlimit {
+            current: to,
+            maximum: to,
+        };
+        prlimit(Some(pid), Resource::Data, rlimit)
+            .map_err(|e| format!("cannot limit the module process's memory: {e}"))?;
+    }
+    if limits.nice != 0 {
+        setpriority_process(Some(pid), limits.nice)
+            .map_err(|e| format!("cannot set the module process's priority: {e}"))?;
+    }
+    Ok(())
 }
 
 impl Client {
@@ -111,6 +182,9 @@ impl Client {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {} module-host: {e}", s.exe.display()))?;
+        // Dropping `child` (kill_on_drop) ends it if this fails.
+        let pid = child.id().ok_or("the module process ended at once")?;
+        limit(pid, s.limits)?;
         ours.set_nonblocking(true)
             .map_err(|e| format!("socket: {e}"))?;
         let (read, write) = UnixStream::from_std(ours)
@@ -131,6 +205,7 @@ impl Client {
             writing.kill();
         });
         let stopping = Arc::new(AtomicBool::new(false));
+        let report = Report::new(s.failures);
         let (ready, init) = oneshot::channel();
         tokio::spawn(read_replies(Reader {
             frames: FramedRead::new(read, wire::codec()),
@@ -138,7 +213,7 @@ impl Client {
             tx: tx.clone(),
             services: s.services,
             module: s.module.into(),
-            failures: s.failures.clone(),
+            report: report.clone(),
             stopping: stopping.clone(),
             ready: Some(ready),
         }));
@@ -159,16 +234,34 @@ impl Client {
             Ok(Err(_)) => return failed("the module process ended during init".into()),
             Err(_) => return failed("the module's init did not finish within 10s".into()),
         };
-        tokio::spawn(watch_calls(shared.clone(), s.timeout, s.failures.clone()));
+        tokio::spawn(watch_calls(shared.clone(), s.timeout, report.clone()));
         Ok(Self {
             tx,
             shared,
             next: AtomicU64::new(1),
             hooks,
             timeout: s.timeout,
-            failures: s.failures,
+            report,
             stopping,
+            pid,
         })
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the child can no longer serve: it is gone, or it failed
+    /// (a timeout, a hook's crash-like error) and is to be replaced.
+    pub fn failed(&self) -> bool {
+        self.shared.dead.load(Ordering::Acquire) || self.report.sent.load(Ordering::Acquire)
+    }
+
+    /// From now on its failures go to `failures` (a new instance of the
+    /// module took this child over).
+    pub fn rebind(&self, failures: Failures) {
+        *self.report.to.lock().unwrap_or_else(|e| e.into_inner()) = failures;
     }
 
     /// The hooks the module offers.
@@ -193,7 +286,7 @@ impl Client {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let shared = self.shared.clone();
-        let failures = self.failures.clone();
+        let report = self.report.clone();
         let timeout = self.timeout;
         let sent = !shared.dead.load(Ordering::Acquire) && {
             shared.pending.insert(id, (Instant::now(), reply));
@@ -209,7 +302,7 @@ impl Client {
                 Ok(Ok(Ok(resp))) => Ok(resp),
                 Ok(Ok(Err(e))) => {
                     if e.restart {
-                        failures.report(e.why.clone());
+                        report.send(e.why.clone());
                     }
                     Err(HttpError::Internal(e.why))
                 }
@@ -218,7 +311,7 @@ impl Client {
                     shared.pending.remove(&id);
                     // Native code cannot be interrupted: replace the process.
                     shared.kill();
-                    failures.report(format!("a call took longer than {timeout:?}"));
+                    report.send(format!("a call took longer than {timeout:?}"));
                     Err(HttpError::GatewayTimeout("module timed out"))
                 }
             }
@@ -248,7 +341,7 @@ impl Drop for Client {
 /// Catches calls stuck in the child even when nobody waits for them any
 /// more (a client that gave up drops the future that holds the timeout):
 /// past the timeout, the child is killed and the failure reported.
-async fn watch_calls(shared: Arc<Shared>, timeout: Duration, failures: Failures) {
+async fn watch_calls(shared: Arc<Shared>, timeout: Duration, report: Arc<Report>) {
     let period = timeout.min(Duration::from_secs(1));
     // The waiting caller's own timer answers 504 first; this is the backstop.
     let limit = timeout + period;
@@ -264,7 +357,7 @@ async fn watch_calls(shared: Arc<Shared>, timeout: Duration, failures: Failures)
             .any(|entry| now.duration_since(entry.value().0) > limit);
         if stuck {
             shared.kill();
-            failures.report(format!("a call took longer than {timeout:?}"));
+            report.send(format!("a call took longer than {timeout:?}"));
             return;
         }
     }
@@ -278,7 +371,7 @@ struct Reader {
     tx: mpsc::UnboundedSender<Bytes>,
     services: Arc<dyn Services>,
     module: Arc<str>,
-    failures: Failures,
+    report: Arc<Report>,
     stopping: Arc<AtomicBool>,
     /// Until `init` has answered: where its outcome goes.
     ready: Option<oneshot::Sender<Result<Hooks, String>>>,
@@ -318,25 +411,32 @@ async fn read_replies(mut r: Reader) {
                 }
             }
             ToServer::InitFailed(why) => {
+                // The child exits now; that is the load's failure (a
+                // spare's is only logged), not a crash to report.
+                r.stopping.store(true, Ordering::Release);
                 if let Some(ready) = r.ready.take() {
                     let _ = ready.send(Err(why));
                 }
             }
         }
     }
-    // EOF: the child is gone. Fail what is in flight at once (dropping the
-    // senders answers 502), then find out why it ended.
+    // EOF: the child is gone. Whether that was expected is decided now:
+    // the spare taking over drops this client (marking it stopping) while
+    // the exit status is awaited below.
+    let expected = r.stopping.load(Ordering::Acquire);
+    // Fail what is in flight at once (dropping the senders answers 502),
+    // then find out why it ended.
     r.shared.dead.store(true, Ordering::Release);
     r.shared.pending.clear();
     let reason = exit_reason(&r.shared).await;
     if let Some(ready) = r.ready.take() {
         // Died during init: the load fails, which is reported already.
         let _ = ready.send(Err(reason));
-    } else if r.stopping.load(Ordering::Acquire) {
+    } else if expected {
         tracing::debug!(module = %r.module, %reason, "module process stopped");
     } else {
         tracing::error!(module = %r.module, %reason, "module process died");
-        r.failures.report(reason);
+        r.report.send(reason);
     }
 }
 

@@ -1,10 +1,10 @@
-//! A [`Client`] as an [`Instance`]: requests encoded to frames, replies
-//! decoded into responses.
+//! [`Children`] as an [`Instance`]: requests encoded to frames for the
+//! active child, replies decoded into responses.
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::{
-    client::Client,
+    children::Children,
     wire::{self, Hook, ToChild, WireLog, WireRequest, WireResponse},
 };
 use crate::{
@@ -60,9 +60,9 @@ fn response(resp: WireResponse) -> HandlerResult {
     Ok(into_response(status, headers, resp.body))
 }
 
-impl Instance for Client {
+impl Instance for Children {
     fn hooks(&self) -> Hooks {
-        Client::hooks(self)
+        Children::hooks(self)
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
@@ -71,7 +71,9 @@ impl Instance for Client {
         }
         let mut buf = [0u8; 64];
         let peer = peer_text(req.peer(), &mut buf);
-        let reply = self.call(|id| call_frame(id, Hook::Handle, &req, peer));
+        let reply = self
+            .current()
+            .call(|id| call_frame(id, Hook::Handle, &req, peer));
         HandlerFuture::new(async move { response(reply.await?) })
     }
 
@@ -81,7 +83,9 @@ impl Instance for Client {
         }
         let mut buf = [0u8; 64];
         let peer = peer_text(req.peer(), &mut buf);
-        let reply = self.call(|id| call_frame(id, Hook::RequestFilter, &req, peer));
+        let reply = self
+            .current()
+            .call(|id| call_frame(id, Hook::RequestFilter, &req, peer));
         Box::pin(async move {
             let reply = reply.await?;
             if reply.respond {
@@ -93,7 +97,7 @@ impl Instance for Client {
     }
 
     fn response_filter(&self, mut resp: Response) -> HandlerFuture {
-        let reply = self.call(|id| {
+        let reply = self.current().call(|id| {
             wire::encode(&ToChild::ResponseFilter {
                 id,
                 status: resp.status().as_u16(),
@@ -115,7 +119,7 @@ impl Instance for Client {
     fn log(&self, line: &LogLine) {
         let mut buf = [0u8; 64];
         let peer = peer_text(line.peer, &mut buf);
-        self.notify(wire::encode(&ToChild::Log(WireLog {
+        self.current().notify(wire::encode(&ToChild::Log(WireLog {
             method: line.method.as_str(),
             path: &line.path,
             query: &line.query,

@@ -21,7 +21,15 @@ pub fn hammer(
     stop: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<Vec<String>> {
-    let urls: Vec<String> = paths.iter().map(|p| srv.url(p)).collect();
+    hammer_urls(paths.iter().map(|p| srv.url(p)).collect(), stop, served)
+}
+
+/// [`hammer`] on full URLs (a [`super::daemon::Daemon`]'s, say).
+pub fn hammer_urls(
+    urls: Vec<String>,
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<Vec<String>> {
     tokio::spawn(async move {
         let client = client::h1();
         let mut failures = Vec::new();
