@@ -6,8 +6,9 @@
 //! call itself. A call still running at the end of its first slice (see
 //! each runtime: Lua counts instructions, WebAssembly epoch ticks) yields,
 //! and the rest of it runs on the **module pool**: a tokio runtime of its
-//! own whose threads run at a lower OS priority (nice [`NICE`]). The kernel
-//! then hands the CPU to a connection thread whenever one has work, so a
+//! own whose threads run in the kernel's idle class (`SCHED_IDLE`, and nice
+//! [`NICE`] should that fail). The kernel then hands the CPU to a
+//! connection thread whenever one has work, so a
 //! module that spends its whole budget on every request slows itself and
 //! the other long calls, not the routes beside it. Calls on the pool yield
 //! at the end of every slice, so long calls of different modules share the
@@ -15,7 +16,7 @@
 //!
 //! Measured (BENCHMARKS.md, "Fairness"): without the pool, three clients on
 //! a Lua module that loops to its budget left `/hello` 4.6% of its quiet
-//! throughput.
+//! throughput; with it, 96–98%. Nice 10 left 72–80%, nice 19 65–92%.
 
 use std::{
     future::Future,
@@ -31,10 +32,10 @@ use std::{
 use prometheus::IntCounter;
 use tokio::{runtime::Runtime, task::JoinHandle};
 
-/// The module pool's nice value. Connection threads run at 0, so the
-/// kernel's weights (1024 against 15 at nice 19) give the pool about 1.5%
-/// of a core that a connection thread also wants, and all of an idle one.
-pub(crate) const NICE: i32 = 10;
+/// The module pool's nice value, for a kernel that refuses `SCHED_IDLE`:
+/// the kernel's weights (1024 against 15) then give the pool about 1.5% of
+/// a core that a connection thread also wants, and all of an idle one.
+pub(crate) const NICE: i32 = 19;
 
 /// The module pool, started on first use.
 fn pool() -> &'static Runtime {
@@ -52,12 +53,24 @@ fn pool() -> &'static Runtime {
     })
 }
 
-/// Lowers the calling thread's priority: Linux keeps a nice value per
-/// thread, so this leaves the connection threads as they are.
+/// Lowers the calling thread's priority: Linux keeps a scheduling policy
+/// and a nice value per thread, so this leaves the connection threads as
+/// they are.
+#[allow(unsafe_code)]
 fn lower_priority() {
     let me = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(me), NICE) {
         tracing::warn!(error = %e, "cannot lower the module pool's priority");
+    }
+    // SCHED_IDLE: the kernel runs these threads only when no ordinary
+    // thread wants the CPU (a weight of 3 against a nice-0 thread's 1024),
+    // and an ordinary thread that wakes takes the CPU from them at once.
+    // At nice 19 alone the pool still held a core for a whole time slice
+    // now and then, which showed in the other routes' p99.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call; 0 means this thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot put the module pool in SCHED_IDLE");
     }
 }
 

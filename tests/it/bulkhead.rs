@@ -2,8 +2,8 @@
 //! call that outruns its first slice moves to the low-priority module pool
 //! and finishes there with the same answer; a module's calls in progress
 //! are capped (503 at once beyond); a moved call is bounded by the
-//! module's wall-clock `timeout`; the pool's threads run at a lower
-//! priority than the connection threads. How much the good routes keep
+//! module's wall-clock `timeout`; the pool's threads run below the
+//! connection threads (SCHED_IDLE). How much the good routes keep
 //! while a module burns its budget is a benchmark
 //! (`benches/load/fairness.sh`, BENCHMARKS.md), not a test.
 
@@ -46,9 +46,9 @@ function header_filter(resp)
 end
 "#;
 
-/// A server with the script above as module `slow` on `/slow` (handler
-/// and response filter), with `sandbox` and `timeout` as given.
-async fn slow_lua(dir: &tempfile::TempDir, extra: &str) -> TestServer {
+/// A server with the script above as module `slow` on `/slow` (handler,
+/// and response filter if `filter`), with the rest of the entry in `extra`.
+async fn slow_lua(dir: &tempfile::TempDir, extra: &str, filter: bool) -> TestServer {
     let script = dir.path().join("slow.lua");
     std::fs::write(&script, SLOW_LUA).unwrap();
     let srv = TestServer::start(&config(
@@ -56,7 +56,11 @@ async fn slow_lua(dir: &tempfile::TempDir, extra: &str) -> TestServer {
             r#"(name: "slow", source: Lua({:?}){extra})"#,
             script.display().to_string()
         ),
-        r#"(path: "/slow", handler: Module("slow"), middleware: [Module("slow")])"#,
+        if filter {
+            r#"(path: "/slow", handler: Module("slow"), middleware: [Module("slow")])"#
+        } else {
+            r#"(path: "/slow", handler: Module("slow"))"#
+        },
     ))
     .await;
     ready(&srv, "slow").await;
@@ -71,7 +75,7 @@ fn moved(srv: &TestServer, module: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_lua_call_finishes_on_the_module_pool_with_the_same_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = slow_lua(&dir, "").await;
+    let srv = slow_lua(&dir, "", true).await;
 
     // A short call stays on the request's thread.
     let short = client::get(&srv.url("/slow?n=10&tag=short")).await;
@@ -137,17 +141,17 @@ async fn calls_beyond_a_modules_cap_get_503_at_once() {
     let srv = slow_lua(
         &dir,
         r#", timeout: "2s", sandbox: (instances: 1, instructions: 100000000000)"#,
+        false,
     )
     .await;
     let long = srv.url("/slow?n=100000000000");
     let first = tokio::spawn(async move { client::get(&long).await });
-    // Until the first call holds the one permit.
-    let busy = crate::support::eventually(Duration::from_secs(5), || {
-        let url = srv.url("/slow?n=1");
-        async move { client::get(&url).await.status == StatusCode::SERVICE_UNAVAILABLE }
+    // Until the first call has moved to the pool, holding the one permit.
+    let busy = crate::support::eventually(Duration::from_secs(5), || async {
+        moved(&srv, "slow") == 1
     })
     .await;
-    assert!(busy, "a second call was never refused");
+    assert!(busy, "the long call never moved");
     let started = Instant::now();
     let refused = client::get(&srv.url("/slow?n=1")).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -236,27 +240,42 @@ fn the_module_pool_runs_below_the_connection_threads() {
         .await;
         assert!(ok, "{}", d.logs());
     });
-    // Each thread's name and nice value, from /proc.
-    let threads: Vec<(String, i64)> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+    // Each thread's name, nice value and scheduling policy, from /proc.
+    let threads: Vec<(String, i64, i64)> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
         .unwrap()
         .filter_map(|t| {
             let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
             let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-            // Fields after the name: state is field 3; nice is field 19.
-            let nice = rest.split(' ').nth(16)?.parse().ok()?;
-            Some((name.to_owned(), nice))
+            // `rest` starts at field 3 (state): nice is field 19, policy 41.
+            let fields: Vec<&str> = rest.split(' ').collect();
+            Some((
+                name.to_owned(),
+                fields.get(16)?.parse().ok()?,
+                fields.get(38)?.parse().ok()?,
+            ))
         })
         .collect();
+    const SCHED_OTHER: i64 = 0;
+    const SCHED_IDLE: i64 = 5;
     let pool: Vec<_> = threads
         .iter()
-        .filter(|(name, _)| name.starts_with("troupe-module"))
+        .filter(|(name, ..)| name.starts_with("troupe-module"))
         .collect();
     assert!(!pool.is_empty(), "no module pool thread: {threads:?}");
-    assert!(pool.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+    assert!(
+        pool.iter()
+            .all(|(_, nice, policy)| *nice == 19 && *policy == SCHED_IDLE),
+        "{threads:?}"
+    );
     let workers: Vec<_> = threads
         .iter()
-        .filter(|(name, _)| name.starts_with("troupe-worker"))
+        .filter(|(name, ..)| name.starts_with("troupe-worker"))
         .collect();
     assert!(!workers.is_empty(), "{threads:?}");
-    assert!(workers.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
+    assert!(
+        workers
+            .iter()
+            .all(|(_, nice, policy)| *nice == 0 && *policy == SCHED_OTHER),
+        "{threads:?}"
+    );
 }
