@@ -23,7 +23,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, OnceLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -81,6 +81,75 @@ where
     F::Output: Send + 'static,
 {
     pool().spawn(task)
+}
+
+/// One module's calls in progress, against its cap (`sandbox.instances`).
+/// A call beyond the cap is refused at once (503), never queued, so a
+/// counter is all it takes (a tokio `Semaphore` locks a mutex on every
+/// release, on every call).
+#[derive(Debug)]
+pub(crate) struct Admission {
+    running: AtomicUsize,
+    cap: usize,
+}
+
+impl Admission {
+    /// Room for `cap` calls at once.
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    /// A place for one call, if one is free: given back when the guard
+    /// drops, or by [`Admission::leave`] after [`Entered::keep`].
+    pub(crate) fn enter(&self) -> Option<Entered<'_>> {
+        if self.running.fetch_add(1, Ordering::Acquire) >= self.cap {
+            self.leave();
+            return None;
+        }
+        Some(Entered(self))
+    }
+
+    /// Gives back a place that was kept.
+    pub(crate) fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::Release);
+    }
+
+    /// A place for one call that owns its hold on the admission.
+    pub(crate) fn enter_owned(self: &Arc<Self>) -> Option<Ticket> {
+        self.enter().map(|entered| {
+            entered.keep();
+            Ticket(self.clone())
+        })
+    }
+}
+
+/// A call's place, given back on drop.
+pub(crate) struct Entered<'a>(&'a Admission);
+
+impl Entered<'_> {
+    /// Keeps the place past this guard: the call goes on elsewhere, and
+    /// whoever finishes it calls [`Admission::leave`].
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// A call's place that can travel with it, given back on drop.
+pub(crate) struct Ticket(Arc<Admission>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
 }
 
 /// What a long call and the bulkhead know of each other: whether its

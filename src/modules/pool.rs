@@ -1,6 +1,6 @@
 //! [`Pool`]: values a runtime keeps for reuse between calls (Lua VMs, warm
-//! WebAssembly instances). The one pool type; a count of permits is a
-//! `tokio::sync::Semaphore` instead.
+//! WebAssembly instances). The one pool type; a cap on calls in progress
+//! is `bulkhead::Admission` instead.
 
 use std::sync::Mutex;
 

@@ -248,18 +248,7 @@ fn bad_admin_config_is_refused_with_its_position() {
 fn the_shipped_config_serves_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon::Daemon::start(&shipped_config(dir.path()));
-    assert!(
-        d.wait_for_log("admin API started", Duration::from_secs(10)),
-        "{}",
-        d.logs()
-    );
-    let addr = d
-        .logs()
-        .lines()
-        .find(|l| l.contains("admin API started"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
-        .unwrap();
+    let addr = d.admin_addr();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let health = rt.block_on(client::get(&format!("http://{addr}/health")));
     assert_eq!(health.status, StatusCode::OK, "{}", d.logs());

@@ -61,18 +61,7 @@ fn a_module_writing_without_end_is_refused_and_memory_stays_flat() {
     )
     .unwrap();
     let d = Daemon::start(&cfg);
-    assert!(
-        d.wait_for_log("admin API started", Duration::from_secs(10)),
-        "{}",
-        d.logs()
-    );
-    let admin = d
-        .logs()
-        .lines()
-        .find(|l| l.contains("admin API started"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next().map(str::to_owned))
-        .unwrap();
+    let admin = d.admin_addr();
     let base = format!("http://{}", d.addr);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -52,14 +52,7 @@ fn the_admin_page_shows_the_tree_reloads_a_module_and_moves_with_the_metrics() {
     )
     .unwrap();
     let d = Daemon::start(&config);
-    assert!(d.wait_for_log("admin API started", Duration::from_secs(10)));
-    let admin = d
-        .logs()
-        .lines()
-        .find_map(|l| l.split("admin API started addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .map(str::to_owned)
-        .expect("admin address in the log");
+    let admin = d.admin_addr();
 
     // Traffic for the page's live numbers.
     let stop = Arc::new(AtomicBool::new(false));

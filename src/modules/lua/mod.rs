@@ -22,10 +22,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::Semaphore;
-
 use super::{
-    bulkhead,
+    bulkhead::{self, Admission},
     entry::ModuleEntry,
     hostapi::{Detached, Services},
     instance::{Filtered, Hooks, Instance},
@@ -170,10 +168,10 @@ struct Inner {
     services: Arc<dyn Services>,
     hooks: Hooks,
     pool: Pool<Vm>,
-    /// One permit per call in progress (`sandbox.instances`): a call
-    /// beyond it is answered 503 at once. Calls that moved to the module
-    /// pool hold theirs until they end.
-    running: Semaphore,
+    /// Calls in progress (`sandbox.instances`): a call beyond it is
+    /// answered 503 at once. Calls that moved to the module pool hold
+    /// their place until they end.
+    running: Admission,
 }
 
 /// Instructions a call runs on the request's thread before it yields and
@@ -254,7 +252,7 @@ impl LuaModule {
             script: entry.path.display().to_string(),
             source,
             config: entry.config.clone(),
-            running: Semaphore::new(limits.calls),
+            running: Admission::new(limits.calls),
             limits,
             services,
             hooks: Hooks::default(),
@@ -302,7 +300,7 @@ impl Inner {
         S: FnOnce(&Vm) -> mlua::Result<(mlua::Function, Arg, K)>,
         F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError> + Send + 'static,
     {
-        let Ok(permit) = self.running.try_acquire() else {
+        let Some(entered) = self.running.enter() else {
             return Run::Done(Err(HttpError::Unavailable(
                 "too many calls of the module at once",
             )));
@@ -324,8 +322,8 @@ impl Inner {
             Step::Finished(v) => Run::Done(self.finish(vm, v, kept, finish)),
             Step::Failed(e) => Run::Done(self.settle(vm, e)),
             Step::Yielded => {
-                // The permit goes with the call; `carry_on` gives it back.
-                permit.forget();
+                // The place goes with the call; `carry_on` gives it back.
+                entered.keep();
                 if let Some(m) = self.slot.metrics() {
                     m.moved.inc();
                 }
@@ -341,7 +339,7 @@ impl Inner {
         F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError>,
     {
         // Given back however the call ends, an abort included.
-        let _permit = Returned(&self.running);
+        let _place = Returned(&self.running);
         let moved = Instant::now();
         loop {
             tokio::task::yield_now().await;
@@ -423,12 +421,12 @@ fn step(vm: &Vm, resumed: mlua::Result<mlua::Value>) -> Step {
     }
 }
 
-/// A permit taken with `forget`, given back on drop.
-struct Returned<'a>(&'a Semaphore);
+/// A place kept with [`bulkhead::Entered::keep`], given back on drop.
+struct Returned<'a>(&'a Admission);
 
 impl Drop for Returned<'_> {
     fn drop(&mut self) {
-        self.0.add_permits(1);
+        self.0.leave();
     }
 }
 

@@ -31,10 +31,8 @@ use wasmtime_wasi_http::{
     p2::bindings::{Proxy, ProxyPre, http::types::Scheme},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
 use super::{
-    bulkhead::{Lost, Offload, Slice},
+    bulkhead::{Admission, Lost, Offload, Slice},
     entry::ModuleEntry,
     hostapi::Services,
     instance::{Hooks, Instance},
@@ -170,8 +168,8 @@ struct Inner {
     limits: Limits,
     services: Arc<dyn Services>,
     allow: Arc<AllowList>,
-    /// One permit per instance that may run at once (`sandbox.instances`).
-    running: Arc<Semaphore>,
+    /// Instances running at once (`sandbox.instances`).
+    running: Arc<Admission>,
     /// Instances that may serve again, when `requests_per_instance` > 1.
     warm: Pool<Warm>,
 }
@@ -188,7 +186,7 @@ impl WasmModule {
                 name: entry.slot.name().clone(),
                 slot: entry.slot.clone(),
                 pre,
-                running: Arc::new(Semaphore::new(limits.instances as usize)),
+                running: Arc::new(Admission::new(limits.instances as usize)),
                 limits,
                 services,
                 allow,
@@ -209,11 +207,10 @@ impl Inner {
     async fn serve(self: Arc<Self>, req: Request) -> Result<Response, HttpError> {
         // Held until the guest's call ends, which can be after the
         // handler returns (a streamed body).
-        let permit: OwnedSemaphorePermit = self
+        let permit = self
             .running
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HttpError::Unavailable("too many instances of the module"))?;
+            .enter_owned()
+            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
         let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
         let Warm {
             mut store,

@@ -87,6 +87,21 @@ impl Daemon {
         self.logs.lock().expect("log lock").clone()
     }
 
+    /// The admin API's address, once its start is logged (up to 10 s).
+    pub fn admin_addr(&self) -> String {
+        assert!(
+            self.wait_for_log("admin API started", Duration::from_secs(10)),
+            "{}",
+            self.logs()
+        );
+        self.logs()
+            .lines()
+            .find_map(|l| l.split("admin API started addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_owned)
+            .expect("the admin address in the log")
+    }
+
     /// Waits up to `within` for `needle` to appear in the logs.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
