@@ -20,7 +20,8 @@
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
-// Only `modules::native` and `modules::hostapi` (the C ABI) opt out.
+// Only the C ABIs opt out: `modules::native`, `modules::hostapi`,
+// `modules::wasm::cache` and `modules::lua::raw`.
 #![deny(missing_docs, unsafe_code)]
 
 pub(crate) mod admin;

@@ -163,3 +163,72 @@ async fn the_host_api_is_shared_between_rust_in_a_child_process_and_lua() {
     .await;
     assert!(counted);
 }
+
+/// Answers of every shape a handler may return. The common one (an
+/// integer status, string headers, a string body) is read straight off the
+/// Lua stack; the others go through mlua's conversions: both must answer
+/// as `plugins/README.md` says, and a refused answer must not break the VM.
+const SHAPES_LUA: &str = r#"
+local shapes = {
+  plain = function() return { status = 201, headers = { ["x-a"] = "1" }, body = "plain" } end,
+  bare = function() return { body = "bare" } end,
+  text = function() return "just text" end,
+  float = function() return { status = 202.0, body = "float" } end,
+  numbers = function() return { headers = { ["x-n"] = 5 }, body = 42 } end,
+  list = function() return { headers = { ["set-cookie"] = { "a=1", "b=2" } }, body = "list" } end,
+  range = function() return { status = 1000 } end,
+  badname = function() return { headers = { ["bad name"] = "x" } } end,
+  none = function() return nil end,
+  thrown = function() error({ code = 7 }) end,
+}
+
+function handle(req)
+  return shapes[req:arg("s")]()
+end
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_of_answer_reads_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("shapes.lua");
+    std::fs::write(&script, SHAPES_LUA).unwrap();
+    let srv = one_module(
+        "shapes",
+        &format!(r#"source: Lua({:?})"#, script.display().to_string()),
+        "/shapes",
+    )
+    .await;
+    let get = |s: &str| {
+        let url = srv.url(&format!("/shapes?s={s}"));
+        async move { client::get(&url).await }
+    };
+
+    let plain = get("plain").await;
+    assert_eq!(plain.status, StatusCode::CREATED);
+    assert_eq!(plain.header("x-a"), Some("1"));
+    assert_eq!(plain.text(), "plain");
+    let bare = get("bare").await;
+    assert_eq!((bare.status, bare.text()), (StatusCode::OK, "bare".into()));
+    let text = get("text").await;
+    assert_eq!(
+        (text.status, text.text()),
+        (StatusCode::OK, "just text".into())
+    );
+    let float = get("float").await;
+    assert_eq!(
+        (float.status, float.text()),
+        (StatusCode::ACCEPTED, "float".into())
+    );
+    let numbers = get("numbers").await;
+    assert_eq!(numbers.header("x-n"), Some("5"));
+    assert_eq!(numbers.text(), "42");
+    let list = get("list").await;
+    let cookies: Vec<_> = list.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    for refused in ["range", "badname", "none", "thrown"] {
+        let resp = get(refused).await;
+        assert_eq!(resp.status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+        // The VM that refused it still answers.
+        assert_eq!(get("plain").await.text(), "plain", "after {refused}");
+    }
+}

@@ -14,6 +14,7 @@
 //! restarts the module: they are the script's answers to one request.
 
 mod convert;
+mod raw;
 mod vm;
 
 use std::{
@@ -38,6 +39,7 @@ use crate::{
     pipeline::{log_hook::LogLine, request::Request},
 };
 use convert::LuaRequest;
+use raw::Started;
 use vm::{Spec, Vm};
 
 /// The runtime of `source: Lua(..)` modules.
@@ -289,16 +291,16 @@ impl Inner {
         }
     }
 
-    /// Calls a hook on a pooled VM under a fresh budget: `start` picks the
-    /// function, its argument and what `finish` keeps from the start;
+    /// Calls the hook `call` names on a pooled VM under a fresh budget:
+    /// `start` gives its argument and what `finish` keeps from the start;
     /// `finish` reads the answer. The first slice runs here; a call still
     /// running after it goes on on the module pool.
-    fn run<R, K, S, F>(self: &Arc<Self>, start: S, finish: F) -> Run<R>
+    fn run<R, K, S, F>(self: &Arc<Self>, call: Call, start: S, finish: F) -> Run<R>
     where
         R: Send + 'static,
         K: Send + 'static,
-        S: FnOnce(&Vm) -> mlua::Result<(mlua::Function, Arg, K)>,
-        F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError> + Send + 'static,
+        S: FnOnce(&Vm) -> mlua::Result<(Arg, K)>,
+        F: FnOnce(&Vm, Answer, K) -> Result<R, HttpError> + Send + 'static,
     {
         let Some(entered) = self.running.enter() else {
             return Run::Done(Err(HttpError::Unavailable(
@@ -310,33 +312,43 @@ impl Inner {
             Err(e) => return Run::Done(Err(e)),
         };
         vm.budget.reset(self.limits.instructions, Some(FIRST_SLICE));
-        let (f, arg, kept) = match start(&vm) {
+        let (arg, kept) = match start(&vm) {
             Ok(started) => started,
             Err(e) => return Run::Done(self.settle(vm, e)),
         };
-        let first = vm.thread.reset(f).and_then(|()| match arg {
-            Arg::Req => vm.thread.resume::<mlua::Value>(&vm.req),
-            Arg::Table(t) => vm.thread.resume::<mlua::Value>(t),
-        });
-        match step(&vm, first) {
-            Step::Finished(v) => Run::Done(self.finish(vm, v, kept, finish)),
-            Step::Failed(e) => Run::Done(self.settle(vm, e)),
-            Step::Yielded => {
+        let Some(f) = (call.hook)(&vm) else {
+            let e = mlua::Error::runtime(format!("the script defines no {}", call.name));
+            return Run::Done(self.settle(vm, e));
+        };
+        let first = match arg {
+            Arg::Req => vm.start(f, &vm.req, call.respond),
+            Arg::Table(t) => vm.start(f, t, call.respond),
+        };
+        let answer = match first {
+            Started::Read(response) => Answer::Response(response),
+            Started::Returned(value) => Answer::Value(value),
+            Started::Failed(e) => return Run::Done(self.settle(vm, e)),
+            Started::Yielded if !vm.budget.sliced() => {
+                let e = mlua::Error::runtime("a hook yielded: a hook must return its answer");
+                return Run::Done(self.settle(vm, e));
+            }
+            Started::Yielded => {
                 // The place goes with the call; `carry_on` gives it back.
                 entered.keep();
                 if let Some(m) = self.slot.metrics() {
                     m.moved.inc();
                 }
-                Run::Moved(bulkhead::spawn(self.clone().carry_on(vm, kept, finish)))
+                return Run::Moved(bulkhead::spawn(self.clone().carry_on(vm, kept, finish)));
             }
-        }
+        };
+        Run::Done(self.finish(vm, answer, kept, finish))
     }
 
     /// The rest of a call that outran its first slice, on the module pool:
     /// a slice at a time, letting the pool's other calls run in between.
     async fn carry_on<R, K, F>(self: Arc<Self>, vm: Vm, kept: K, finish: F) -> Result<R, HttpError>
     where
-        F: FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError>,
+        F: FnOnce(&Vm, Answer, K) -> Result<R, HttpError>,
     {
         // Given back however the call ends, an abort included.
         let _place = Returned(&self.running);
@@ -353,7 +365,7 @@ impl Inner {
             let resumed = vm.thread.resume::<mlua::Value>(());
             match step(&vm, resumed) {
                 Step::Yielded => continue,
-                Step::Finished(v) => return self.finish(vm, v, kept, finish),
+                Step::Finished(v) => return self.finish(vm, Answer::Value(v), kept, finish),
                 Step::Failed(e) => return self.settle(vm, e),
             }
         }
@@ -363,9 +375,9 @@ impl Inner {
     fn finish<R, K>(
         &self,
         vm: Vm,
-        answer: mlua::Value,
+        answer: Answer,
         kept: K,
-        finish: impl FnOnce(&Vm, mlua::Value, K) -> Result<R, HttpError>,
+        finish: impl FnOnce(&Vm, Answer, K) -> Result<R, HttpError>,
     ) -> Result<R, HttpError> {
         let answer = finish(&vm, answer, kept);
         self.pool.put(vm);
@@ -407,7 +419,7 @@ impl Inner {
     }
 }
 
-/// Where the call on `vm` stands after it was resumed.
+/// Where the call on `vm` stands after it was resumed on the module pool.
 fn step(vm: &Vm, resumed: mlua::Result<mlua::Value>) -> Step {
     match resumed {
         Err(e) => Step::Failed(e),
@@ -445,10 +457,53 @@ fn one_line(e: &mlua::Error) -> String {
     e.to_string().lines().next().unwrap_or("").to_owned()
 }
 
-/// The hook `pick` names on a VM, or an error saying the script lost it.
-fn hook(f: &Option<mlua::Function>, name: &'static str) -> mlua::Result<mlua::Function> {
-    f.clone()
-        .ok_or_else(|| mlua::Error::runtime(format!("the script defines no {name}")))
+/// Which hook a call runs.
+#[derive(Clone, Copy)]
+struct Call {
+    /// The hook on a VM.
+    hook: fn(&Vm) -> Option<&mlua::Function>,
+    /// Its name, for the error when a script lost it.
+    name: &'static str,
+    /// Whether its answer is a response, read at once when it has the
+    /// common shape.
+    respond: bool,
+}
+
+const HANDLE: Call = Call {
+    hook: |vm| vm.handle.as_ref(),
+    name: "handle(req)",
+    respond: true,
+};
+const ACCESS: Call = Call {
+    hook: |vm| vm.access.as_ref(),
+    name: "access(req)",
+    respond: true,
+};
+const HEADER_FILTER: Call = Call {
+    hook: |vm| vm.header_filter.as_ref(),
+    name: "header_filter(resp)",
+    respond: false,
+};
+const LOG: Call = Call {
+    hook: |vm| vm.log.as_ref(),
+    name: "log(entry)",
+    respond: false,
+};
+
+/// What a hook returned.
+enum Answer {
+    /// A response, read in the call (`Call::respond`).
+    Response(Response),
+    /// Anything else, for `finish` to read.
+    Value(mlua::Value),
+}
+
+/// The response a `handle` or `access` hook returned.
+fn response(vm: &Vm, answer: Answer) -> Result<Response, HttpError> {
+    match answer {
+        Answer::Response(r) => Ok(r),
+        Answer::Value(v) => convert::response(v, &vm.keys),
+    }
 }
 
 impl Instance for LuaModule {
@@ -458,14 +513,14 @@ impl Instance for LuaModule {
 
     fn handle(&self, req: Request) -> HandlerFuture {
         let run = self.inner.run(
+            HANDLE,
             |vm| {
-                let f = hook(&vm.handle, "handle(req)")?;
                 // The request stays in the VM's `req` until the next call
                 // replaces it: one borrow per call instead of two.
                 vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
-                Ok((f, Arg::Req, ()))
+                Ok((Arg::Req, ()))
             },
-            |vm, answer, ()| convert::response(answer, &vm.keys),
+            |vm, answer, ()| response(vm, answer),
         );
         match run {
             Run::Done(result) => HandlerFuture::ready(result),
@@ -479,10 +534,10 @@ impl Instance for LuaModule {
         }
         self.inner
             .run(
+                ACCESS,
                 |vm| {
-                    let f = hook(&vm.access, "access(req)")?;
                     vm.req.borrow_mut::<LuaRequest>()?.0 = Some(req);
-                    Ok((f, Arg::Req, ()))
+                    Ok((Arg::Req, ()))
                 },
                 |vm, verdict, ()| {
                     let req = vm
@@ -492,11 +547,11 @@ impl Instance for LuaModule {
                         .0
                         .take();
                     match (verdict, req) {
-                        (mlua::Value::Nil, Some(req)) => Ok(Filtered::Continue(req)),
-                        (mlua::Value::Nil, None) => {
+                        (Answer::Value(mlua::Value::Nil), Some(req)) => Ok(Filtered::Continue(req)),
+                        (Answer::Value(mlua::Value::Nil), None) => {
                             Err(HttpError::Internal("the request was lost".into()))
                         }
-                        (answer, _) => convert::response(answer, &vm.keys).map(Filtered::Respond),
+                        (answer, _) => response(vm, answer).map(Filtered::Respond),
                     }
                 },
             )
@@ -509,15 +564,15 @@ impl Instance for LuaModule {
         }
         let status = resp.status();
         let run = self.inner.run(
+            HEADER_FILTER,
             |vm| {
-                let f = hook(&vm.header_filter, "header_filter(resp)")?;
                 let t = convert::head_table(&vm.lua, &resp)?;
-                Ok((f, Arg::Table(t.clone()), t))
+                Ok((Arg::Table(t.clone()), t))
             },
             move |vm, out, given| {
                 // The hook may change the table in place or return a new one.
                 let t = match out {
-                    mlua::Value::Table(new) => new,
+                    Answer::Value(mlua::Value::Table(new)) => new,
                     _ => given,
                 };
                 convert::head_of(&t, &vm.keys, status)
@@ -545,10 +600,10 @@ impl Instance for LuaModule {
         // A log hook that moved to the module pool finishes there; nobody
         // waits for it.
         let _ = self.inner.run(
+            LOG,
             |vm| {
-                let f = hook(&vm.log, "log(entry)")?;
                 let t = convert::log_table(&vm.lua, line)?;
-                Ok((f, Arg::Table(t), ()))
+                Ok((Arg::Table(t), ()))
             },
             |_, _, ()| Ok(()),
         );

@@ -12,11 +12,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Thread, Value, VmState};
+use mlua::{Function, HookTriggers, IntoLua, Lua, LuaOptions, StdLib, Thread, Value, VmState};
 
 use super::{
     Limits,
     convert::{Keys, LuaRequest},
+    raw::{self, Started},
 };
 use crate::modules::{hostapi::Services, instance::Hooks};
 
@@ -176,6 +177,13 @@ impl Vm {
             response_filter: self.header_filter.is_some(),
             log: self.log.is_some(),
         }
+    }
+
+    /// Starts a call of `f` with `arg` in the VM's coroutine and runs its
+    /// first slice in one protected call (see [`raw::start`]); with
+    /// `respond`, an answer of the common shape is read there too.
+    pub fn start(&self, f: &Function, arg: impl IntoLua, respond: bool) -> Started {
+        raw::start(&self.lua, &self.thread, &self.keys, f, arg, respond)
     }
 
     /// A fresh VM with the script run once (defining its hooks).
