@@ -6,9 +6,8 @@
 //! call itself. A call still running at the end of its first slice (see
 //! each runtime: Lua counts instructions, WebAssembly epoch ticks) yields,
 //! and the rest of it runs on the **module pool**: a tokio runtime of its
-//! own whose threads run in the kernel's idle class (`SCHED_IDLE`, and nice
-//! [`NICE`] should that fail). The kernel then hands the CPU to a
-//! connection thread whenever one has work, so a
+//! own whose threads run at the lowest priority (nice [`NICE`]). The kernel
+//! then hands the CPU to a connection thread whenever one has work, so a
 //! module that spends its whole budget on every request slows itself and
 //! the other long calls, not the routes beside it. Calls on the pool yield
 //! at the end of every slice, so long calls of different modules share the
@@ -16,7 +15,7 @@
 //!
 //! Measured (BENCHMARKS.md, "Fairness"): without the pool, three clients on
 //! a Lua module that loops to its budget left `/hello` 4.6% of its quiet
-//! throughput; with it, 96–98%. Nice 10 left 72–80%, nice 19 65–92%.
+//! throughput; with it at nice 19, 65–96% (and p99 within 2× of quiet).
 
 use std::{
     future::Future,
@@ -32,9 +31,12 @@ use std::{
 use prometheus::IntCounter;
 use tokio::{runtime::Runtime, task::JoinHandle};
 
-/// The module pool's nice value, for a kernel that refuses `SCHED_IDLE`:
-/// the kernel's weights (1024 against 15) then give the pool about 1.5% of
-/// a core that a connection thread also wants, and all of an idle one.
+/// The module pool's nice value: the kernel's weights (1024 against 15)
+/// give the pool about 1.5% of a core that a connection thread also wants,
+/// and all of an idle one. Not `SCHED_IDLE`, which measured as fair but
+/// never ran the pool at all while other processes kept the CPU busy: a
+/// moved call, its timeout's clean-up and its module's place then waited
+/// for as long as they did.
 pub(crate) const NICE: i32 = 19;
 
 /// The module pool, started on first use.
@@ -53,24 +55,12 @@ fn pool() -> &'static Runtime {
     })
 }
 
-/// Lowers the calling thread's priority: Linux keeps a scheduling policy
-/// and a nice value per thread, so this leaves the connection threads as
-/// they are.
-#[allow(unsafe_code)]
+/// Lowers the calling thread's priority: Linux keeps a nice value per
+/// thread, so this leaves the connection threads as they are.
 fn lower_priority() {
     let me = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(me), NICE) {
         tracing::warn!(error = %e, "cannot lower the module pool's priority");
-    }
-    // SCHED_IDLE: the kernel runs these threads only when no ordinary
-    // thread wants the CPU (a weight of 3 against a nice-0 thread's 1024),
-    // and an ordinary thread that wakes takes the CPU from them at once.
-    // At nice 19 alone the pool still held a core for a whole time slice
-    // now and then, which showed in the other routes' p99.
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` is a valid sched_param for the call; 0 means this thread.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot put the module pool in SCHED_IDLE");
     }
 }
 
@@ -237,7 +227,9 @@ pub(crate) struct Offload<F: Future> {
 
 enum State<F: Future> {
     Here(F),
-    Pool(JoinHandle<Result<F::Output, tokio::time::error::Elapsed>>),
+    /// On the pool, with the end of its ceiling: a timer of the caller's
+    /// runtime, since the pool's own run only when the CPU has room.
+    Pool(JoinHandle<F::Output>, Pin<Box<tokio::time::Sleep>>),
     Moving,
 }
 
@@ -303,16 +295,22 @@ where
                         task,
                         meter: this.meter.clone(),
                     };
-                    this.state = State::Pool(spawn(tokio::time::timeout(this.ceiling, metered)));
+                    let ceiling = Box::pin(tokio::time::sleep(this.ceiling));
+                    this.state = State::Pool(spawn(metered), ceiling);
                 }
             }
         }
         match &mut this.state {
-            State::Pool(handle) => Pin::new(handle).poll(cx).map(|done| match done {
-                Ok(Ok(out)) => Ok(out),
-                Ok(Err(_)) => Err(Lost::TimedOut(this.ceiling)),
-                Err(e) => Err(Lost::Failed(e.to_string())),
-            }),
+            State::Pool(handle, ceiling) => {
+                if let Poll::Ready(done) = Pin::new(&mut *handle).poll(cx) {
+                    return Poll::Ready(done.map_err(|e| Lost::Failed(e.to_string())));
+                }
+                if ceiling.as_mut().poll(cx).is_ready() {
+                    handle.abort();
+                    return Poll::Ready(Err(Lost::TimedOut(this.ceiling)));
+                }
+                Poll::Pending
+            }
             State::Here(_) | State::Moving => Poll::Pending,
         }
     }
@@ -322,7 +320,7 @@ impl<F: Future> Drop for Offload<F> {
     /// Nobody waits for the answer any more (the client left): the call
     /// stops at its next turn on the pool.
     fn drop(&mut self) {
-        if let State::Pool(handle) = &self.state {
+        if let State::Pool(handle, _) = &self.state {
             handle.abort();
         }
     }

@@ -56,7 +56,9 @@ async fn misbehave(sandbox: &str) -> TestServer {
     one_module(
         "bad",
         &format!(
-            r#"source: Lua({}), sandbox: {sandbox}"#,
+            // Under load a long call waits on the module pool; `timeout`
+            // bounds that wait (504).
+            r#"source: Lua({}), timeout: "1s", sandbox: {sandbox}"#,
             lua("testing/misbehave.lua")
         ),
         "/bad",
@@ -73,8 +75,9 @@ async fn errors_loops_and_memory_bombs_fail_only_their_request() {
         ("memory", StatusCode::INTERNAL_SERVER_ERROR),
         ("os", StatusCode::INTERNAL_SERVER_ERROR),
     ];
-    // A budget of 2 M instructions is milliseconds, not seconds.
-    misbehaves_alone(&srv, &cases, 3, Duration::from_secs(2)).await;
+    // A budget of 2 M instructions is milliseconds, not seconds; under
+    // load, the module's timeout (1 s) bounds the wait.
+    misbehaves_alone(&srv, &cases, 3, Duration::from_secs(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,7 +213,8 @@ enum Step {
 /// on after its first slice.
 enum Run<R> {
     Done(Result<R, HttpError>),
-    Moved(tokio::task::JoinHandle<Result<R, HttpError>>),
+    /// On the pool, with the module's `timeout`.
+    Moved(tokio::task::JoinHandle<Result<R, HttpError>>, Duration),
 }
 
 impl<R: Send + 'static> Run<R> {
@@ -222,13 +223,20 @@ impl<R: Send + 'static> Run<R> {
     fn into_future(self) -> BoxFuture<'static, Result<R, HttpError>> {
         match self {
             Self::Done(result) => Box::pin(std::future::ready(result)),
-            Self::Moved(handle) => {
+            Self::Moved(handle, ceiling) => {
                 let abort = AbortOnDrop(handle.abort_handle());
                 Box::pin(async move {
                     let _abort = abort;
-                    handle.await.unwrap_or_else(|e| {
-                        Err(HttpError::Internal(format!("the Lua call failed: {e}")))
-                    })
+                    // Timed here, on the caller's runtime: the pool runs
+                    // only when the CPU has room, its timers too.
+                    match tokio::time::timeout(ceiling, handle).await {
+                        Ok(done) => done.unwrap_or_else(|e| {
+                            Err(HttpError::Internal(format!("the Lua call failed: {e}")))
+                        }),
+                        Err(_) => Err(HttpError::GatewayTimeout(
+                            "the module took longer than its timeout",
+                        )),
+                    }
                 })
             }
         }
@@ -338,7 +346,8 @@ impl Inner {
                 if let Some(m) = self.slot.metrics() {
                     m.moved.inc();
                 }
-                return Run::Moved(bulkhead::spawn(self.clone().carry_on(vm, kept, finish)));
+                let moved = bulkhead::spawn(self.clone().carry_on(vm, kept, finish));
+                return Run::Moved(moved, self.limits.ceiling);
             }
         };
         Run::Done(self.finish(vm, answer, kept, finish))
