@@ -399,10 +399,8 @@ impl Inner {
         match self.classify(&vm, failed) {
             Failure::Script(e) => {
                 tracing::warn!(module = %self.name, script = %self.script, error = %one_line(&e), "Lua error");
-                // Closes the failed coroutine (the reset reports the error
-                // that ended it, already handled): the next call finds it
-                // clean.
-                let _ = vm.thread.reset(vm.idle.clone());
+                // The failed coroutine is closed when the next call starts
+                // (`raw::start`).
                 self.pool.put(vm);
                 Err(HttpError::Internal(format!("Lua error: {e}")))
             }

@@ -125,8 +125,6 @@ pub struct Vm {
     /// The coroutine every call runs in (reset for each): a coroutine can
     /// yield at the end of a slice and be resumed on another thread.
     pub(super) thread: Thread,
-    /// A function that does nothing, to reset the coroutine with.
-    pub(super) idle: Function,
     pub(super) budget: Arc<Budget>,
 }
 
@@ -236,8 +234,7 @@ impl Vm {
         };
         let req = lua.create_userdata(LuaRequest(None))?;
         // Made after the hook is set: a thread takes the hook there is.
-        let idle = lua.create_function(|_, ()| Ok(()))?;
-        let thread = lua.create_thread(idle.clone())?;
+        let thread = lua.create_thread(lua.create_function(|_, ()| Ok(()))?)?;
         budget
             .call
             .store(thread.to_pointer() as usize, Ordering::Relaxed);
@@ -249,7 +246,6 @@ impl Vm {
             header_filter: hook("header_filter")?,
             log: hook("log")?,
             thread,
-            idle,
             budget,
             lua,
         })
