@@ -270,7 +270,13 @@ impl Inner {
         })?;
         let (head, body) = resp.into_parts();
         let body = body.map_err(|e| std::io::Error::other(e.to_string()));
-        Ok(http::Response::from_parts(head, gather(body, call).await))
+        // A reused instance is kept only once its call returns: the body's
+        // end waits for that, so the next request finds it.
+        let reused = self.limits.requests_per_instance > 1;
+        Ok(http::Response::from_parts(
+            head,
+            gather(body, call, reused).await,
+        ))
     }
 
     /// A fresh store and instance, armed with its time limit (which also
@@ -383,10 +389,13 @@ fn ended(call: Result<wasmtime::Result<()>, Lost>) -> wasmtime::Result<()> {
 /// it is still running) alongside: a small body that ends within
 /// [`GATHER`] bytes becomes one buffer (sent with the head in one write and
 /// a Content-Length); a larger one streams on, its first bytes first, and
-/// the guest finishes on a task of its own. Streaming a small body cost a
+/// the guest finishes on a task of its own. With `wait` (a reused
+/// instance), a small body's response also waits for the guest to return,
+/// so its instance is back in the pool before the next request can come.
+/// Streaming a small body cost a
 /// write per frame (perf: a third of the CPU in `writev` and the wake-ups
 /// it caused).
-async fn gather<B>(mut body: B, mut call: Option<Call>) -> Body
+async fn gather<B>(mut body: B, mut call: Option<Call>, wait: bool) -> Body
 where
     B: http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Unpin + 'static,
 {
@@ -396,9 +405,7 @@ where
             None => body.frame().await,
             Some(running) => match futures_util::future::select(running, body.frame()).await {
                 Either::Left((done, _)) => {
-                    if let Err(e) = ended(done) {
-                        tracing::warn!(error = %format!("{e:#}"), "WebAssembly instance failed after it set its response");
-                    }
+                    after_response(done);
                     call = None;
                     continue;
                 }
@@ -407,10 +414,14 @@ where
         };
         match frame {
             None => {
-                // The guest goes on after its body (and, if reused, must
-                // return to be kept).
-                if let Some(running) = call {
-                    tokio::spawn(running);
+                // The guest goes on after its body: a reused one is awaited
+                // (it must return to be kept), a fresh one finishes apart.
+                match call {
+                    Some(running) if wait => after_response(running.await),
+                    Some(running) => {
+                        tokio::spawn(async move { after_response(running.await) });
+                    }
+                    None => {}
                 }
                 return Body::full(buf.freeze());
             }
@@ -420,7 +431,7 @@ where
                 }
                 if buf.len() > GATHER {
                     if let Some(running) = call.take() {
-                        tokio::spawn(running);
+                        tokio::spawn(async move { after_response(running.await) });
                     }
                     let first = http_body_util::Full::new(buf.freeze())
                         .map_err(|never: std::convert::Infallible| match never {});
@@ -436,6 +447,14 @@ where
                 ));
             }
         }
+    }
+}
+
+/// Logs a guest that failed after it set its response: the client has its
+/// answer, so only the log can tell.
+fn after_response(done: Result<wasmtime::Result<()>, Lost>) {
+    if let Err(e) = ended(done) {
+        tracing::warn!(error = %format!("{e:#}"), "WebAssembly instance failed after it set its response");
     }
 }
 
