@@ -153,6 +153,7 @@ fn components_built_against_an_older_host_api_still_link() {
         ("0.1.1", old, true),
         ("0.2.0", new, true),
         ("0.2.0", old, false),
+        ("0.2.1", new, true),
         ("0.3.0", new, false),
     ] {
         let wat = dir.path().join(format!(
@@ -367,6 +368,39 @@ async fn instances_are_fresh_per_request_unless_reuse_is_asked_and_never_after_a
     assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(served(&reused).await, "served 1\n");
     assert_eq!(served(&reused).await, "served 2\n");
+}
+
+/// `troupe:host/api` `respond` answers in one call, by the rules of
+/// wasi:http's `fields`: what they refuse is a 500 (the component's fault),
+/// and the module goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_responses_follow_the_rules_of_wasi_http_fields() {
+    let srv = one_module(
+        "m",
+        &format!(r#"source: Wasm({})"#, wasm("misbehave")),
+        "/m",
+    )
+    .await;
+    let ok = client::get(&srv.url("/m?do=respond&status=201&name=x-made-by&value=one-call")).await;
+    assert_eq!(ok.status, StatusCode::CREATED);
+    assert_eq!(ok.header("x-made-by"), Some("one-call"));
+    assert_eq!(ok.header("content-length"), Some("3"));
+    assert_eq!(ok.text(), "ok\n");
+    let sized = client::get(&srv.url("/m?do=respond&name=content-length&value=3")).await;
+    assert_eq!(sized.status, StatusCode::OK);
+    for refused in [
+        "name=connection&value=close",
+        "name=transfer-encoding&value=chunked",
+        "name=bad%20name",
+        "value=bad%0Avalue",
+        "name=content-length&value=4",
+        "status=42",
+        "status=1000",
+    ] {
+        let reply = client::get(&srv.url(&format!("/m?do=respond&{refused}"))).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+    }
+    assert_eq!(client::get(&srv.url("/m")).await.text(), "ok\n");
 }
 
 /// P8.6: handlers in Python and JavaScript arrive as wasi:http components

@@ -3,26 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `troupe:host/api@0.2.0`
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("log")))
-extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-get")))
-extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-set")))
-extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("kv-delete")))
-extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("metric")))
-extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
-
-__attribute__((__import_module__("troupe:host/api@0.2.0"), __import_name__("query-param")))
-extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
-
 // Imported Functions from `wasi:io/poll@0.2.12`
 
 __attribute__((__import_module__("wasi:io/poll@0.2.12"), __import_name__("[method]pollable.ready")))
@@ -47,22 +27,6 @@ extern int32_t __wasm_import_wasi_clocks_monotonic_clock_subscribe_instant(int64
 
 __attribute__((__import_module__("wasi:clocks/monotonic-clock@0.2.12"), __import_name__("subscribe-duration")))
 extern int32_t __wasm_import_wasi_clocks_monotonic_clock_subscribe_duration(int64_t);
-
-// Imported Functions from `wasi:clocks/wall-clock@0.2.12`
-
-__attribute__((__import_module__("wasi:clocks/wall-clock@0.2.12"), __import_name__("now")))
-extern void __wasm_import_wasi_clocks_wall_clock_now(uint8_t *);
-
-__attribute__((__import_module__("wasi:clocks/wall-clock@0.2.12"), __import_name__("resolution")))
-extern void __wasm_import_wasi_clocks_wall_clock_resolution(uint8_t *);
-
-// Imported Functions from `wasi:random/random@0.2.12`
-
-__attribute__((__import_module__("wasi:random/random@0.2.12"), __import_name__("get-random-bytes")))
-extern void __wasm_import_wasi_random_random_get_random_bytes(int64_t, uint8_t *);
-
-__attribute__((__import_module__("wasi:random/random@0.2.12"), __import_name__("get-random-u64")))
-extern int64_t __wasm_import_wasi_random_random_get_random_u64(void);
 
 // Imported Functions from `wasi:io/error@0.2.12`
 
@@ -115,21 +79,6 @@ extern void __wasm_import_wasi_io_streams_method_output_stream_splice(int32_t, i
 
 __attribute__((__import_module__("wasi:io/streams@0.2.12"), __import_name__("[method]output-stream.blocking-splice")))
 extern void __wasm_import_wasi_io_streams_method_output_stream_blocking_splice(int32_t, int32_t, int64_t, uint8_t *);
-
-// Imported Functions from `wasi:cli/stdout@0.2.12`
-
-__attribute__((__import_module__("wasi:cli/stdout@0.2.12"), __import_name__("get-stdout")))
-extern int32_t __wasm_import_wasi_cli_stdout_get_stdout(void);
-
-// Imported Functions from `wasi:cli/stderr@0.2.12`
-
-__attribute__((__import_module__("wasi:cli/stderr@0.2.12"), __import_name__("get-stderr")))
-extern int32_t __wasm_import_wasi_cli_stderr_get_stderr(void);
-
-// Imported Functions from `wasi:cli/stdin@0.2.12`
-
-__attribute__((__import_module__("wasi:cli/stdin@0.2.12"), __import_name__("get-stdin")))
-extern int32_t __wasm_import_wasi_cli_stdin_get_stdin(void);
 
 // Imported Functions from `wasi:http/types@0.2.12`
 
@@ -286,6 +235,60 @@ extern void __wasm_import_wasi_http_types_method_future_incoming_response_get(in
 __attribute__((__import_module__("wasi:http/types@0.2.12"), __import_name__("http-error-code")))
 extern void __wasm_import_wasi_http_types_http_error_code(int32_t, uint8_t *);
 
+// Imported Functions from `troupe:host/api@0.2.1`
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("log")))
+extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-get")))
+extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-set")))
+extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-delete")))
+extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("metric")))
+extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("query-param")))
+extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("respond")))
+extern void __wasm_import_troupe_host_api_respond(int32_t, int32_t, uint8_t *, size_t, uint8_t *, size_t);
+
+// Imported Functions from `wasi:clocks/wall-clock@0.2.12`
+
+__attribute__((__import_module__("wasi:clocks/wall-clock@0.2.12"), __import_name__("now")))
+extern void __wasm_import_wasi_clocks_wall_clock_now(uint8_t *);
+
+__attribute__((__import_module__("wasi:clocks/wall-clock@0.2.12"), __import_name__("resolution")))
+extern void __wasm_import_wasi_clocks_wall_clock_resolution(uint8_t *);
+
+// Imported Functions from `wasi:random/random@0.2.12`
+
+__attribute__((__import_module__("wasi:random/random@0.2.12"), __import_name__("get-random-bytes")))
+extern void __wasm_import_wasi_random_random_get_random_bytes(int64_t, uint8_t *);
+
+__attribute__((__import_module__("wasi:random/random@0.2.12"), __import_name__("get-random-u64")))
+extern int64_t __wasm_import_wasi_random_random_get_random_u64(void);
+
+// Imported Functions from `wasi:cli/stdout@0.2.12`
+
+__attribute__((__import_module__("wasi:cli/stdout@0.2.12"), __import_name__("get-stdout")))
+extern int32_t __wasm_import_wasi_cli_stdout_get_stdout(void);
+
+// Imported Functions from `wasi:cli/stderr@0.2.12`
+
+__attribute__((__import_module__("wasi:cli/stderr@0.2.12"), __import_name__("get-stderr")))
+extern int32_t __wasm_import_wasi_cli_stderr_get_stderr(void);
+
+// Imported Functions from `wasi:cli/stdin@0.2.12`
+
+__attribute__((__import_module__("wasi:cli/stdin@0.2.12"), __import_name__("get-stdin")))
+extern int32_t __wasm_import_wasi_cli_stdin_get_stdin(void);
+
 // Imported Functions from `wasi:http/outgoing-handler@0.2.12`
 
 __attribute__((__import_module__("wasi:http/outgoing-handler@0.2.12"), __import_name__("handle")))
@@ -306,35 +309,6 @@ void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {
 }
 
 // Helper Functions
-
-void module_list_u8_free(module_list_u8_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    uint8_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-    }
-    free(list_ptr);
-  }
-}
-
-void module_option_list_u8_free(module_option_list_u8_t *ptr) {
-  if (ptr->is_some) {
-    module_list_u8_free(&ptr->val);
-  }
-}
-
-void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr) {
-  if (!ptr->is_err) {
-  } else {
-    module_string_free(&ptr->val.err);
-  }
-}
-
-void module_option_string_free(module_option_string_t *ptr) {
-  if (ptr->is_some) {
-    module_string_free(&ptr->val);
-  }
-}
 
 __attribute__((__import_module__("wasi:io/poll@0.2.12"), __import_name__("[resource-drop]pollable")))
 extern void __wasm_import_wasi_io_poll_pollable_drop(int32_t handle);
@@ -424,8 +398,19 @@ wasi_io_streams_borrow_output_stream_t wasi_io_streams_borrow_output_stream(wasi
   return (wasi_io_streams_borrow_output_stream_t) { arg.__handle };
 }
 
+void module_list_u8_free(module_list_u8_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    uint8_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
 void wasi_io_streams_result_list_u8_stream_error_free(wasi_io_streams_result_list_u8_stream_error_t *ptr) {
   if (!ptr->is_err) {
+    module_list_u8_free(&ptr->val.ok);
   } else {
     wasi_io_streams_stream_error_free(&ptr->val.err);
   }
@@ -463,12 +448,19 @@ void wasi_http_types_scheme_free(wasi_http_types_scheme_t *ptr) {
   }
 }
 
+void module_option_string_free(module_option_string_t *ptr) {
+  if (ptr->is_some) {
+    module_string_free(&ptr->val);
+  }
+}
+
 void module_option_u16_free(module_option_u16_t *ptr) {
   if (ptr->is_some) {
   }
 }
 
 void wasi_http_types_dns_error_payload_free(wasi_http_types_dns_error_payload_t *ptr) {
+  module_option_string_free(&ptr->rcode);
   module_option_u16_free(&ptr->info_code);
 }
 
@@ -479,6 +471,7 @@ void module_option_u8_free(module_option_u8_t *ptr) {
 
 void wasi_http_types_tls_alert_received_payload_free(wasi_http_types_tls_alert_received_payload_t *ptr) {
   module_option_u8_free(&ptr->alert_id);
+  module_option_string_free(&ptr->alert_message);
 }
 
 void module_option_u32_free(module_option_u32_t *ptr) {
@@ -487,6 +480,7 @@ void module_option_u32_free(module_option_u32_t *ptr) {
 }
 
 void wasi_http_types_field_size_payload_free(wasi_http_types_field_size_payload_t *ptr) {
+  module_option_string_free(&ptr->field_name);
   module_option_u32_free(&ptr->field_size);
 }
 
@@ -552,12 +546,15 @@ void wasi_http_types_error_code_free(wasi_http_types_error_code_t *ptr) {
       break;
     }
     case 31: {
+      module_option_string_free(&ptr->val.http_response_transfer_coding);
       break;
     }
     case 32: {
+      module_option_string_free(&ptr->val.http_response_content_coding);
       break;
     }
     case 38: {
+      module_option_string_free(&ptr->val.internal_error);
       break;
     }
   }
@@ -892,6 +889,33 @@ void wasi_http_types_option_error_code_free(wasi_http_types_option_error_code_t 
   }
 }
 
+void module_option_list_u8_free(module_option_list_u8_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    module_string_free(&ptr->val.err);
+  }
+}
+
+void module_tuple2_string_list_u8_free(module_tuple2_string_list_u8_t *ptr) {
+  module_string_free(&ptr->f0);
+}
+
+void module_list_tuple2_string_list_u8_free(module_list_tuple2_string_list_u8_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    module_tuple2_string_list_u8_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      module_tuple2_string_list_u8_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
 void wasi_http_outgoing_handler_error_code_free(wasi_http_outgoing_handler_error_code_t *ptr) {
   wasi_http_types_error_code_free(ptr);
 }
@@ -935,85 +959,6 @@ void module_string_free(module_string_t *ret) {
 
 // Component Adapters
 
-void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message) {
-  __wasm_import_troupe_host_api_log((int32_t) level, (uint8_t *) (*message).ptr, (*message).len);
-}
-
-bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret) {
-  __attribute__((__aligned__(sizeof(void*))))
-  uint8_t ret_area[(3*sizeof(void*))];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_troupe_host_api_kv_get((uint8_t *) (*key).ptr, (*key).len, ptr);
-  module_option_list_u8_t option;
-  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
-    case 0: {
-      option.is_some = false;
-      break;
-    }
-    case 1: {
-      option.is_some = true;
-      option.val = (module_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
-      break;
-    }
-  }
-  *ret = option.val;
-  return option.is_some;
-}
-
-bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err) {
-  __attribute__((__aligned__(sizeof(void*))))
-  uint8_t ret_area[(3*sizeof(void*))];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_troupe_host_api_kv_set((uint8_t *) (*key).ptr, (*key).len, (uint8_t *) (*value).ptr, (*value).len, ptr);
-  troupe_host_api_result_void_string_t result;
-  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
-    case 0: {
-      result.is_err = false;
-      break;
-    }
-    case 1: {
-      result.is_err = true;
-      result.val.err = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
-      break;
-    }
-  }
-  if (!result.is_err) {
-    return 1;
-  } else {
-    *err = result.val.err;
-    return 0;
-  }
-}
-
-void troupe_host_api_kv_delete(module_string_t *key) {
-  __wasm_import_troupe_host_api_kv_delete((uint8_t *) (*key).ptr, (*key).len);
-}
-
-void troupe_host_api_metric(module_string_t *name, uint64_t by) {
-  __wasm_import_troupe_host_api_metric((uint8_t *) (*name).ptr, (*name).len, (int64_t) (by));
-}
-
-bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret) {
-  __attribute__((__aligned__(sizeof(void*))))
-  uint8_t ret_area[(3*sizeof(void*))];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_troupe_host_api_query_param((uint8_t *) (*query).ptr, (*query).len, (uint8_t *) (*name).ptr, (*name).len, ptr);
-  module_option_string_t option;
-  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
-    case 0: {
-      option.is_some = false;
-      break;
-    }
-    case 1: {
-      option.is_some = true;
-      option.val = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
-      break;
-    }
-  }
-  *ret = option.val;
-  return option.is_some;
-}
-
 bool wasi_io_poll_method_pollable_ready(wasi_io_poll_borrow_pollable_t self) {
   int32_t ret = __wasm_import_wasi_io_poll_method_pollable_ready((self).__handle);
   return ret;
@@ -1049,41 +994,6 @@ wasi_clocks_monotonic_clock_own_pollable_t wasi_clocks_monotonic_clock_subscribe
 wasi_clocks_monotonic_clock_own_pollable_t wasi_clocks_monotonic_clock_subscribe_duration(wasi_clocks_monotonic_clock_duration_t when) {
   int32_t ret = __wasm_import_wasi_clocks_monotonic_clock_subscribe_duration((int64_t) (when));
   return (wasi_clocks_monotonic_clock_own_pollable_t) { ret };
-}
-
-void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret) {
-  __attribute__((__aligned__(8)))
-  uint8_t ret_area[16];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_wasi_clocks_wall_clock_now(ptr);
-  *ret = (wasi_clocks_wall_clock_datetime_t) {
-    (uint64_t) (uint64_t) (*((int64_t*) (ptr + 0))),
-    (uint32_t) (uint32_t) (*((int32_t*) (ptr + 8))),
-  };
-}
-
-void wasi_clocks_wall_clock_resolution(wasi_clocks_wall_clock_datetime_t *ret) {
-  __attribute__((__aligned__(8)))
-  uint8_t ret_area[16];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_wasi_clocks_wall_clock_resolution(ptr);
-  *ret = (wasi_clocks_wall_clock_datetime_t) {
-    (uint64_t) (uint64_t) (*((int64_t*) (ptr + 0))),
-    (uint32_t) (uint32_t) (*((int32_t*) (ptr + 8))),
-  };
-}
-
-void wasi_random_random_get_random_bytes(uint64_t len, module_list_u8_t *ret) {
-  __attribute__((__aligned__(sizeof(void*))))
-  uint8_t ret_area[(2*sizeof(void*))];
-  uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_wasi_random_random_get_random_bytes((int64_t) (len), ptr);
-  *ret = (module_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
-}
-
-uint64_t wasi_random_random_get_random_u64(void) {
-  int64_t ret = __wasm_import_wasi_random_random_get_random_u64();
-  return (uint64_t) (ret);
 }
 
 void wasi_io_error_method_error_to_debug_string(wasi_io_error_borrow_error_t self, module_string_t *ret) {
@@ -1597,21 +1507,6 @@ bool wasi_io_streams_method_output_stream_blocking_splice(wasi_io_streams_borrow
     *err = result.val.err;
     return 0;
   }
-}
-
-wasi_cli_stdout_own_output_stream_t wasi_cli_stdout_get_stdout(void) {
-  int32_t ret = __wasm_import_wasi_cli_stdout_get_stdout();
-  return (wasi_cli_stdout_own_output_stream_t) { ret };
-}
-
-wasi_cli_stderr_own_output_stream_t wasi_cli_stderr_get_stderr(void) {
-  int32_t ret = __wasm_import_wasi_cli_stderr_get_stderr();
-  return (wasi_cli_stderr_own_output_stream_t) { ret };
-}
-
-wasi_cli_stdin_own_input_stream_t wasi_cli_stdin_get_stdin(void) {
-  int32_t ret = __wasm_import_wasi_cli_stdin_get_stdin();
-  return (wasi_cli_stdin_own_input_stream_t) { ret };
 }
 
 wasi_http_types_own_fields_t wasi_http_types_constructor_fields(void) {
@@ -5215,6 +5110,139 @@ bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, was
   }
   *ret = option21.val;
   return option21.is_some;
+}
+
+void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message) {
+  __wasm_import_troupe_host_api_log((int32_t) level, (uint8_t *) (*message).ptr, (*message).len);
+}
+
+bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_troupe_host_api_kv_get((uint8_t *) (*key).ptr, (*key).len, ptr);
+  module_option_list_u8_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (module_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_troupe_host_api_kv_set((uint8_t *) (*key).ptr, (*key).len, (uint8_t *) (*value).ptr, (*value).len, ptr);
+  troupe_host_api_result_void_string_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+void troupe_host_api_kv_delete(module_string_t *key) {
+  __wasm_import_troupe_host_api_kv_delete((uint8_t *) (*key).ptr, (*key).len);
+}
+
+void troupe_host_api_metric(module_string_t *name, uint64_t by) {
+  __wasm_import_troupe_host_api_metric((uint8_t *) (*name).ptr, (*name).len, (int64_t) (by));
+}
+
+bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_troupe_host_api_query_param((uint8_t *) (*query).ptr, (*query).len, (uint8_t *) (*name).ptr, (*name).len, ptr);
+  module_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (module_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void troupe_host_api_respond(troupe_host_api_own_response_outparam_t out, uint16_t status, module_list_tuple2_string_list_u8_t *headers, module_list_u8_t *body) {
+  __wasm_import_troupe_host_api_respond((out).__handle, (int32_t) (status), (uint8_t *) (*headers).ptr, (*headers).len, (uint8_t *) (*body).ptr, (*body).len);
+}
+
+void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[16];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wasi_clocks_wall_clock_now(ptr);
+  *ret = (wasi_clocks_wall_clock_datetime_t) {
+    (uint64_t) (uint64_t) (*((int64_t*) (ptr + 0))),
+    (uint32_t) (uint32_t) (*((int32_t*) (ptr + 8))),
+  };
+}
+
+void wasi_clocks_wall_clock_resolution(wasi_clocks_wall_clock_datetime_t *ret) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[16];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wasi_clocks_wall_clock_resolution(ptr);
+  *ret = (wasi_clocks_wall_clock_datetime_t) {
+    (uint64_t) (uint64_t) (*((int64_t*) (ptr + 0))),
+    (uint32_t) (uint32_t) (*((int32_t*) (ptr + 8))),
+  };
+}
+
+void wasi_random_random_get_random_bytes(uint64_t len, module_list_u8_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wasi_random_random_get_random_bytes((int64_t) (len), ptr);
+  *ret = (module_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+uint64_t wasi_random_random_get_random_u64(void) {
+  int64_t ret = __wasm_import_wasi_random_random_get_random_u64();
+  return (uint64_t) (ret);
+}
+
+wasi_cli_stdout_own_output_stream_t wasi_cli_stdout_get_stdout(void) {
+  int32_t ret = __wasm_import_wasi_cli_stdout_get_stdout();
+  return (wasi_cli_stdout_own_output_stream_t) { ret };
+}
+
+wasi_cli_stderr_own_output_stream_t wasi_cli_stderr_get_stderr(void) {
+  int32_t ret = __wasm_import_wasi_cli_stderr_get_stderr();
+  return (wasi_cli_stderr_own_output_stream_t) { ret };
+}
+
+wasi_cli_stdin_own_input_stream_t wasi_cli_stdin_get_stdin(void) {
+  int32_t ret = __wasm_import_wasi_cli_stdin_get_stdin();
+  return (wasi_cli_stdin_own_input_stream_t) { ret };
 }
 
 bool wasi_http_outgoing_handler_handle(wasi_http_outgoing_handler_own_outgoing_request_t request, wasi_http_outgoing_handler_own_request_options_t *maybe_options, wasi_http_outgoing_handler_own_future_incoming_response_t *ret, wasi_http_outgoing_handler_error_code_t *err) {

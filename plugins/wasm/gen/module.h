@@ -14,37 +14,6 @@ typedef struct module_string_t {
   size_t len;
 } module_string_t;
 
-// Log levels, most severe first.
-typedef uint8_t troupe_host_api_level_t;
-
-#define TROUPE_HOST_API_LEVEL_ERROR 0
-#define TROUPE_HOST_API_LEVEL_WARN 1
-#define TROUPE_HOST_API_LEVEL_INFO 2
-#define TROUPE_HOST_API_LEVEL_DEBUG 3
-#define TROUPE_HOST_API_LEVEL_TRACE 4
-
-typedef struct {
-  uint8_t *ptr;
-  size_t len;
-} module_list_u8_t;
-
-typedef struct {
-  bool is_some;
-  module_list_u8_t val;
-} module_option_list_u8_t;
-
-typedef struct {
-  bool is_err;
-  union {
-    module_string_t err;
-  } val;
-} troupe_host_api_result_void_string_t;
-
-typedef struct {
-  bool is_some;
-  module_string_t val;
-} module_option_string_t;
-
 typedef struct wasi_io_poll_own_pollable_t {
   int32_t __handle;
 } wasi_io_poll_own_pollable_t;
@@ -72,12 +41,6 @@ typedef uint64_t wasi_clocks_monotonic_clock_instant_t;
 typedef uint64_t wasi_clocks_monotonic_clock_duration_t;
 
 typedef wasi_io_poll_own_pollable_t wasi_clocks_monotonic_clock_own_pollable_t;
-
-// A time and date in seconds plus nanoseconds.
-typedef struct wasi_clocks_wall_clock_datetime_t {
-  uint64_t   seconds;
-  uint32_t   nanoseconds;
-} wasi_clocks_wall_clock_datetime_t;
 
 typedef struct wasi_io_error_own_error_t {
   int32_t __handle;
@@ -126,6 +89,11 @@ typedef struct wasi_io_streams_borrow_output_stream_t {
 } wasi_io_streams_borrow_output_stream_t;
 
 typedef struct {
+  uint8_t *ptr;
+  size_t len;
+} module_list_u8_t;
+
+typedef struct {
   bool is_err;
   union {
     module_list_u8_t ok;
@@ -149,12 +117,6 @@ typedef struct {
     wasi_io_streams_stream_error_t err;
   } val;
 } wasi_io_streams_result_void_stream_error_t;
-
-typedef wasi_io_streams_own_output_stream_t wasi_cli_stdout_own_output_stream_t;
-
-typedef wasi_io_streams_own_output_stream_t wasi_cli_stderr_own_output_stream_t;
-
-typedef wasi_io_streams_own_input_stream_t wasi_cli_stdin_own_input_stream_t;
 
 typedef wasi_clocks_monotonic_clock_duration_t wasi_http_types_duration_t;
 
@@ -188,6 +150,11 @@ typedef struct wasi_http_types_scheme_t {
 #define WASI_HTTP_TYPES_SCHEME_HTTP 0
 #define WASI_HTTP_TYPES_SCHEME_HTTPS 1
 #define WASI_HTTP_TYPES_SCHEME_OTHER 2
+
+typedef struct {
+  bool is_some;
+  module_string_t val;
+} module_option_string_t;
 
 typedef struct {
   bool is_some;
@@ -581,6 +548,51 @@ typedef struct {
   wasi_http_types_error_code_t val;
 } wasi_http_types_option_error_code_t;
 
+// Log levels, most severe first.
+typedef uint8_t troupe_host_api_level_t;
+
+#define TROUPE_HOST_API_LEVEL_ERROR 0
+#define TROUPE_HOST_API_LEVEL_WARN 1
+#define TROUPE_HOST_API_LEVEL_INFO 2
+#define TROUPE_HOST_API_LEVEL_DEBUG 3
+#define TROUPE_HOST_API_LEVEL_TRACE 4
+
+typedef struct {
+  bool is_some;
+  module_list_u8_t val;
+} module_option_list_u8_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    module_string_t err;
+  } val;
+} troupe_host_api_result_void_string_t;
+
+typedef wasi_http_types_own_response_outparam_t troupe_host_api_own_response_outparam_t;
+
+typedef struct {
+  module_string_t f0;
+  module_list_u8_t f1;
+} module_tuple2_string_list_u8_t;
+
+typedef struct {
+  module_tuple2_string_list_u8_t *ptr;
+  size_t len;
+} module_list_tuple2_string_list_u8_t;
+
+// A time and date in seconds plus nanoseconds.
+typedef struct wasi_clocks_wall_clock_datetime_t {
+  uint64_t   seconds;
+  uint32_t   nanoseconds;
+} wasi_clocks_wall_clock_datetime_t;
+
+typedef wasi_io_streams_own_output_stream_t wasi_cli_stdout_own_output_stream_t;
+
+typedef wasi_io_streams_own_output_stream_t wasi_cli_stderr_own_output_stream_t;
+
+typedef wasi_io_streams_own_input_stream_t wasi_cli_stdin_own_input_stream_t;
+
 typedef wasi_http_types_error_code_t wasi_http_outgoing_handler_error_code_t;
 
 typedef wasi_http_types_own_outgoing_request_t wasi_http_outgoing_handler_own_outgoing_request_t;
@@ -605,33 +617,6 @@ typedef struct {
 typedef wasi_http_types_own_incoming_request_t exports_wasi_http_incoming_handler_own_incoming_request_t;
 
 typedef wasi_http_types_own_response_outparam_t exports_wasi_http_incoming_handler_own_response_outparam_t;
-
-// Imported Functions from `troupe:host/api@0.2.0`
-// Writes to the server's error log, tagged with the module.
-extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
-// Reads the key-value store shared by every module of every kind.
-extern bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret);
-// Writes the shared store, charged to this module: refused with the
-// reason once the module holds its `kv` quota of keys or bytes (no
-// other key is dropped to make room).
-// (Since 0.2.0; components importing 0.1.x still load, and their
-// refused writes are dropped, logged and counted.)
-extern bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err);
-// Deletes from the shared store (whoever wrote the key).
-extern void troupe_host_api_kv_delete(module_string_t *key);
-// Adds `by` to this module's counter `name`
-// (troupe_module_counter_total{module, name}).
-extern void troupe_host_api_metric(module_string_t *name, uint64_t by);
-// The first value of the parameter `name` in `query`, decoded by the
-// rules every Troupe module language shares (the C header's
-// troupe_query_param, the Rust SDK's query_param, Lua's
-// req:query_param): `+` is a space, `%` and two hex digits a byte, any
-// other `%` kept, ill-formed UTF-8 replaced by U+FFFD; a parameter
-// without `=` has the empty value; the first of several wins. `query` is
-// raw, without `?`: what follows the first `?` of the request's
-// path-with-query. None when the query has no such parameter.
-// (Since 0.1.1: components importing 0.1.0 still load.)
-extern bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret);
 
 // Imported Functions from `wasi:io/poll@0.2.12`
 // Return the readiness of a pollable. This function never blocks.
@@ -685,46 +670,6 @@ extern wasi_clocks_monotonic_clock_own_pollable_t wasi_clocks_monotonic_clock_su
 // Create a `pollable` that will resolve after the specified duration has
 // elapsed from the time this function is invoked.
 extern wasi_clocks_monotonic_clock_own_pollable_t wasi_clocks_monotonic_clock_subscribe_duration(wasi_clocks_monotonic_clock_duration_t when);
-
-// Imported Functions from `wasi:clocks/wall-clock@0.2.12`
-// Read the current value of the clock.
-// 
-// This clock is not monotonic, therefore calling this function repeatedly
-// will not necessarily produce a sequence of non-decreasing values.
-// 
-// The returned timestamps represent the number of seconds since
-// 1970-01-01T00:00:00Z, also known as [POSIX's Seconds Since the Epoch],
-// also known as [Unix Time].
-// 
-// The nanoseconds field of the output is always less than 1000000000.
-// 
-// [POSIX's Seconds Since the Epoch]: https://pubs.opengroup.org/onlinepubs/9699919799/xrat/V4_xbd_chap04.html#tag_21_04_16
-// [Unix Time]: https://en.wikipedia.org/wiki/Unix_time
-extern void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret);
-// Query the resolution of the clock.
-// 
-// The nanoseconds field of the output is always less than 1000000000.
-extern void wasi_clocks_wall_clock_resolution(wasi_clocks_wall_clock_datetime_t *ret);
-
-// Imported Functions from `wasi:random/random@0.2.12`
-// Return `len` cryptographically-secure random or pseudo-random bytes.
-// 
-// This function must produce data at least as cryptographically secure and
-// fast as an adequately seeded cryptographically-secure pseudo-random
-// number generator (CSPRNG). It must not block, from the perspective of
-// the calling program, under any circumstances, including on the first
-// request and on requests for numbers of bytes. The returned data must
-// always be unpredictable.
-// 
-// This function must always return fresh data. Deterministic environments
-// must omit this function, rather than implementing it with deterministic
-// data.
-extern void wasi_random_random_get_random_bytes(uint64_t len, module_list_u8_t *ret);
-// Return a cryptographically-secure random or pseudo-random `u64` value.
-// 
-// This function returns the same type of data as `get-random-bytes`,
-// represented as a `u64`.
-extern uint64_t wasi_random_random_get_random_u64(void);
 
 // Imported Functions from `wasi:io/error@0.2.12`
 // Returns a string that is suitable to assist humans in debugging
@@ -876,15 +821,6 @@ extern bool wasi_io_streams_method_output_stream_splice(wasi_io_streams_borrow_o
 // `output-stream` is ready for writing, and the `input-stream`
 // is ready for reading, before performing the `splice`.
 extern bool wasi_io_streams_method_output_stream_blocking_splice(wasi_io_streams_borrow_output_stream_t self, wasi_io_streams_borrow_input_stream_t src, uint64_t len, uint64_t *ret, wasi_io_streams_stream_error_t *err);
-
-// Imported Functions from `wasi:cli/stdout@0.2.12`
-extern wasi_cli_stdout_own_output_stream_t wasi_cli_stdout_get_stdout(void);
-
-// Imported Functions from `wasi:cli/stderr@0.2.12`
-extern wasi_cli_stderr_own_output_stream_t wasi_cli_stderr_get_stderr(void);
-
-// Imported Functions from `wasi:cli/stdin@0.2.12`
-extern wasi_cli_stdin_own_input_stream_t wasi_cli_stdin_get_stdin(void);
 
 // Imported Functions from `wasi:http/types@0.2.12`
 // Construct an empty HTTP Fields.
@@ -1189,6 +1125,91 @@ extern bool wasi_http_types_method_future_incoming_response_get(wasi_http_types_
 // http-related errors.
 extern bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, wasi_http_types_error_code_t *ret);
 
+// Imported Functions from `troupe:host/api@0.2.1`
+// Writes to the server's error log, tagged with the module.
+extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
+// Reads the key-value store shared by every module of every kind.
+extern bool troupe_host_api_kv_get(module_string_t *key, module_list_u8_t *ret);
+// Writes the shared store, charged to this module: refused with the
+// reason once the module holds its `kv` quota of keys or bytes (no
+// other key is dropped to make room).
+// (Since 0.2.0; components importing 0.1.x still load, and their
+// refused writes are dropped, logged and counted.)
+extern bool troupe_host_api_kv_set(module_string_t *key, module_list_u8_t *value, module_string_t *err);
+// Deletes from the shared store (whoever wrote the key).
+extern void troupe_host_api_kv_delete(module_string_t *key);
+// Adds `by` to this module's counter `name`
+// (troupe_module_counter_total{module, name}).
+extern void troupe_host_api_metric(module_string_t *name, uint64_t by);
+// The first value of the parameter `name` in `query`, decoded by the
+// rules every Troupe module language shares (the C header's
+// troupe_query_param, the Rust SDK's query_param, Lua's
+// req:query_param): `+` is a space, `%` and two hex digits a byte, any
+// other `%` kept, ill-formed UTF-8 replaced by U+FFFD; a parameter
+// without `=` has the empty value; the first of several wins. `query` is
+// raw, without `?`: what follows the first `?` of the request's
+// path-with-query. None when the query has no such parameter.
+// (Since 0.1.1: components importing 0.1.0 still load.)
+extern bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, module_string_t *ret);
+// Answers the request in one call: what `response-outparam.set` with
+// an `outgoing-response`, its `fields`, its body's stream, a write and
+// `outgoing-body.finish` do in nine. Header names and values follow the
+// rules of `fields` (a forbidden or malformed one, a status outside
+// 100-999, or a `content-length` other than the body's size answers
+// the client 500 instead, and the server logs why). The body is sent
+// with a Content-Length. (Since 0.2.1: components importing 0.2.0 still
+// load.)
+extern void troupe_host_api_respond(troupe_host_api_own_response_outparam_t out, uint16_t status, module_list_tuple2_string_list_u8_t *headers, module_list_u8_t *body);
+
+// Imported Functions from `wasi:clocks/wall-clock@0.2.12`
+// Read the current value of the clock.
+// 
+// This clock is not monotonic, therefore calling this function repeatedly
+// will not necessarily produce a sequence of non-decreasing values.
+// 
+// The returned timestamps represent the number of seconds since
+// 1970-01-01T00:00:00Z, also known as [POSIX's Seconds Since the Epoch],
+// also known as [Unix Time].
+// 
+// The nanoseconds field of the output is always less than 1000000000.
+// 
+// [POSIX's Seconds Since the Epoch]: https://pubs.opengroup.org/onlinepubs/9699919799/xrat/V4_xbd_chap04.html#tag_21_04_16
+// [Unix Time]: https://en.wikipedia.org/wiki/Unix_time
+extern void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret);
+// Query the resolution of the clock.
+// 
+// The nanoseconds field of the output is always less than 1000000000.
+extern void wasi_clocks_wall_clock_resolution(wasi_clocks_wall_clock_datetime_t *ret);
+
+// Imported Functions from `wasi:random/random@0.2.12`
+// Return `len` cryptographically-secure random or pseudo-random bytes.
+// 
+// This function must produce data at least as cryptographically secure and
+// fast as an adequately seeded cryptographically-secure pseudo-random
+// number generator (CSPRNG). It must not block, from the perspective of
+// the calling program, under any circumstances, including on the first
+// request and on requests for numbers of bytes. The returned data must
+// always be unpredictable.
+// 
+// This function must always return fresh data. Deterministic environments
+// must omit this function, rather than implementing it with deterministic
+// data.
+extern void wasi_random_random_get_random_bytes(uint64_t len, module_list_u8_t *ret);
+// Return a cryptographically-secure random or pseudo-random `u64` value.
+// 
+// This function returns the same type of data as `get-random-bytes`,
+// represented as a `u64`.
+extern uint64_t wasi_random_random_get_random_u64(void);
+
+// Imported Functions from `wasi:cli/stdout@0.2.12`
+extern wasi_cli_stdout_own_output_stream_t wasi_cli_stdout_get_stdout(void);
+
+// Imported Functions from `wasi:cli/stderr@0.2.12`
+extern wasi_cli_stderr_own_output_stream_t wasi_cli_stderr_get_stderr(void);
+
+// Imported Functions from `wasi:cli/stdin@0.2.12`
+extern wasi_cli_stdin_own_input_stream_t wasi_cli_stdin_get_stdin(void);
+
 // Imported Functions from `wasi:http/outgoing-handler@0.2.12`
 // This function is invoked with an outgoing HTTP Request, and it returns
 // a resource `future-incoming-response` which represents an HTTP Response
@@ -1206,14 +1227,6 @@ extern bool wasi_http_outgoing_handler_handle(wasi_http_outgoing_handler_own_out
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request, exports_wasi_http_incoming_handler_own_response_outparam_t response_out);
 
 // Helper Functions
-
-void module_list_u8_free(module_list_u8_t *ptr);
-
-void module_option_list_u8_free(module_option_list_u8_t *ptr);
-
-void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr);
-
-void module_option_string_free(module_option_string_t *ptr);
 
 extern void wasi_io_poll_pollable_drop_own(wasi_io_poll_own_pollable_t handle);
 
@@ -1245,6 +1258,8 @@ extern void wasi_io_streams_output_stream_drop_borrow(wasi_io_streams_borrow_out
 
 extern wasi_io_streams_borrow_output_stream_t wasi_io_streams_borrow_output_stream(wasi_io_streams_own_output_stream_t handle);
 
+void module_list_u8_free(module_list_u8_t *ptr);
+
 void wasi_io_streams_result_list_u8_stream_error_free(wasi_io_streams_result_list_u8_stream_error_t *ptr);
 
 void wasi_io_streams_result_u64_stream_error_free(wasi_io_streams_result_u64_stream_error_t *ptr);
@@ -1254,6 +1269,8 @@ void wasi_io_streams_result_void_stream_error_free(wasi_io_streams_result_void_s
 void wasi_http_types_method_free(wasi_http_types_method_t *ptr);
 
 void wasi_http_types_scheme_free(wasi_http_types_scheme_t *ptr);
+
+void module_option_string_free(module_option_string_t *ptr);
 
 void module_option_u16_free(module_option_u16_t *ptr);
 
@@ -1390,6 +1407,14 @@ void wasi_http_types_result_result_own_incoming_response_error_code_void_free(wa
 void wasi_http_types_option_result_result_own_incoming_response_error_code_void_free(wasi_http_types_option_result_result_own_incoming_response_error_code_void_t *ptr);
 
 void wasi_http_types_option_error_code_free(wasi_http_types_option_error_code_t *ptr);
+
+void module_option_list_u8_free(module_option_list_u8_t *ptr);
+
+void troupe_host_api_result_void_string_free(troupe_host_api_result_void_string_t *ptr);
+
+void module_tuple2_string_list_u8_free(module_tuple2_string_list_u8_t *ptr);
+
+void module_list_tuple2_string_list_u8_free(module_list_tuple2_string_list_u8_t *ptr);
 
 void wasi_http_outgoing_handler_error_code_free(wasi_http_outgoing_handler_error_code_t *ptr);
 

@@ -10,6 +10,10 @@
  *   ?do=store&key=K&bytes=N  stores N bytes under K in the shared store:
  *               "stored" (200), or 507 "refused: <why>" past the module's
  *               `kv` quota
+ *   ?do=respond&status=S&name=N&value=V  answers "ok" with status S (200
+ *               if absent) and the header N: V, through troupe:host/api
+ *               respond (a forbidden or malformed header, a bad status, a
+ *               content-length not the body's: the host answers 500)
  *   anything else: 200 "ok"
  */
 #include <stdio.h>
@@ -24,11 +28,14 @@ static unsigned served;
 
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request,
                                                exports_wasi_http_incoming_handler_own_response_outparam_t response_out) {
-    char what[16], key[64], bytes[16];
+    char what[16], key[64], bytes[16], status[8], name[64], value[64];
     wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
     query_value(req, "do", "", what, sizeof what);
     query_value(req, "key", "k", key, sizeof key);
     query_value(req, "bytes", "0", bytes, sizeof bytes);
+    query_value(req, "status", "200", status, sizeof status);
+    query_value(req, "name", "x-test", name, sizeof name);
+    query_value(req, "value", "yes", value, sizeof value);
     wasi_http_types_incoming_request_drop_own(request);
     served++;
     if (strcmp(what, "count") == 0) {
@@ -60,6 +67,16 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
         snprintf(text, sizeof text, "refused: %.*s\n", (int)why.len, (const char *)why.ptr);
         module_string_free(&why);
         respond_text(response_out, 507, text);
+        return;
+    }
+    if (strcmp(what, "respond") == 0) {
+        module_tuple2_string_list_u8_t header = {
+            .f0 = {(uint8_t *)name, strlen(name)},
+            .f1 = {(uint8_t *)value, strlen(value)},
+        };
+        module_list_tuple2_string_list_u8_t headers = {&header, 1};
+        module_list_u8_t body = {(uint8_t *)"ok\n", 3};
+        troupe_host_api_respond(response_out, (uint16_t)strtoul(status, NULL, 10), &headers, &body);
         return;
     }
     if (strcmp(what, "trap") == 0) abort();

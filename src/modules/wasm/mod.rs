@@ -17,6 +17,7 @@
 mod cache;
 mod egress;
 mod engine;
+mod respond;
 mod state;
 
 use std::{path::Path, sync::Arc, time::Duration};

@@ -7,18 +7,29 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wasmtime::{
     StoreLimits,
-    component::{HasSelf, Linker, ResourceTable},
+    component::{HasSelf, Linker, Resource, ResourceTable},
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{
+    WasiHttpCtx, WasiHttpCtxView, WasiHttpView, p2::types::HostResponseOutparam,
+};
 
 use super::egress::Egress;
 use crate::modules::hostapi::Services;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "plugins/wasm/wit/deps/troupe-host.wit",
+        path: "plugins/wasm/wit",
         world: "troupe:host/host",
+        require_store_data_send: true,
+        imports: { "troupe:host/api.respond": trappable },
+        // `respond` takes wasi:http's `response-outparam`: the same
+        // resource wasmtime-wasi-http hands the guest.
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 
@@ -134,6 +145,25 @@ impl api::Host for State {
 
     fn query_param(&mut self, query: String, name: String) -> Option<String> {
         crate::pipeline::request::query_param(query.as_bytes(), &name).map(|v| v.into_owned())
+    }
+
+    fn respond(
+        &mut self,
+        out: Resource<HostResponseOutparam>,
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> wasmtime::Result<()> {
+        let out = self.table.delete(out)?;
+        // A refused answer reaches the client as a 500, and the log with
+        // its reason, as any error the component answers.
+        (out.send)(super::respond::response(
+            &mut self.egress,
+            status,
+            headers,
+            body,
+        ));
+        Ok(())
     }
 }
 
