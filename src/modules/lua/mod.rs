@@ -169,7 +169,9 @@ struct Inner {
     limits: Limits,
     services: Arc<dyn Services>,
     hooks: Hooks,
-    pool: Pool<Vm>,
+    /// Boxed: a call moves its VM in and out of the pool and through the
+    /// call's steps, and a pointer moves for less than the VM's fields.
+    pool: Pool<Box<Vm>>,
     /// Calls in progress (`sandbox.instances`): a call beyond it is
     /// answered 503 at once. Calls that moved to the module pool hold
     /// their place until they end.
@@ -270,7 +272,7 @@ impl LuaModule {
         };
         let first = inner.vm().map_err(|e| e.to_string())?;
         inner.hooks = some_hook(&inner.script, first.hooks())?;
-        inner.pool.put(first);
+        inner.pool.put(Box::new(first));
         Ok(Self {
             inner: Arc::new(inner),
         })
@@ -289,10 +291,10 @@ impl Inner {
         })
     }
 
-    fn take(&self) -> Result<Vm, HttpError> {
+    fn take(&self) -> Result<Box<Vm>, HttpError> {
         match self.pool.take() {
             Some(vm) => Ok(vm),
-            None => self.vm().map_err(|e| {
+            None => self.vm().map(Box::new).map_err(|e| {
                 tracing::error!(module = %self.name, error = %e, "cannot create a Lua VM");
                 HttpError::Internal(e.to_string())
             }),
@@ -355,7 +357,12 @@ impl Inner {
 
     /// The rest of a call that outran its first slice, on the module pool:
     /// a slice at a time, letting the pool's other calls run in between.
-    async fn carry_on<R, K, F>(self: Arc<Self>, vm: Vm, kept: K, finish: F) -> Result<R, HttpError>
+    async fn carry_on<R, K, F>(
+        self: Arc<Self>,
+        vm: Box<Vm>,
+        kept: K,
+        finish: F,
+    ) -> Result<R, HttpError>
     where
         F: FnOnce(&Vm, Answer, K) -> Result<R, HttpError>,
     {
@@ -383,7 +390,7 @@ impl Inner {
     /// Reads the answer of a call that returned, and keeps the VM.
     fn finish<R, K>(
         &self,
-        vm: Vm,
+        vm: Box<Vm>,
         answer: Answer,
         kept: K,
         finish: impl FnOnce(&Vm, Answer, K) -> Result<R, HttpError>,
@@ -395,7 +402,7 @@ impl Inner {
 
     /// Sorts out how a call failed: the VM goes back to the pool unless it
     /// hit a limit.
-    fn settle<R>(&self, vm: Vm, failed: mlua::Error) -> Result<R, HttpError> {
+    fn settle<R>(&self, vm: Box<Vm>, failed: mlua::Error) -> Result<R, HttpError> {
         match self.classify(&vm, failed) {
             Failure::Script(e) => {
                 tracing::warn!(module = %self.name, script = %self.script, error = %one_line(&e), "Lua error");
