@@ -414,6 +414,14 @@ impl Inner {
             Failure::Limit(e) => {
                 tracing::warn!(module = %self.name, script = %self.script, error = %e, "Lua VM hit a limit; replacing it");
                 drop(vm);
+                // The replacement is built here, where the call ended: on
+                // the module pool for a call that moved there (a loop
+                // that ran to its budget), so the next request does not
+                // pay for a new VM on a connection thread. A script that
+                // no longer builds is reported by that request instead.
+                if let Ok(fresh) = self.vm() {
+                    self.pool.put(Box::new(fresh));
+                }
                 Err(e)
             }
         }
