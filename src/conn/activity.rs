@@ -22,7 +22,6 @@ use futures_util::task::AtomicWaker;
 use crate::{observe::metrics::HttpMetrics, pipeline::layers::smuggling::Sniff};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
     sync::Notify,
 };
 
@@ -83,6 +82,11 @@ impl Activity {
         let served = self.served.load(Ordering::Relaxed) + 1;
         self.served.store(served, Ordering::Relaxed);
         served
+    }
+
+    /// Marks the connection HTTP/2 before its first request (ALPN said so).
+    pub fn mark_http2(&self) {
+        self.http2.store(true, Ordering::Relaxed);
     }
 
     /// Whether the connection has carried an HTTP/2 request.
@@ -159,16 +163,19 @@ fn bump(counter: &AtomicU64) {
 /// A socket that counts the reads and writes that move bytes, and the
 /// bytes themselves (in plain fields: only the connection's task touches
 /// them; they reach the metrics once, when the connection closes).
-pub(super) struct Tracked {
-    inner: TcpStream,
+///
+/// Over TLS it wraps the TLS stream, so it counts and sniffs what HTTP
+/// reads and writes (the plaintext), not the records on the wire.
+pub(super) struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
     received: u64,
     sent: u64,
     metrics: HttpMetrics,
 }
 
-impl Tracked {
-    pub fn new(inner: TcpStream, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
         Self {
             inner,
             activity,
@@ -179,14 +186,14 @@ impl Tracked {
     }
 }
 
-impl Drop for Tracked {
+impl<S> Drop for Tracked<S> {
     fn drop(&mut self) {
         self.metrics.received.inc_by(self.received);
         self.metrics.sent.inc_by(self.sent);
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -204,7 +211,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl Tracked {
+impl<S> Tracked<S> {
     fn wrote(&mut self, res: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = res
             && *n > 0
@@ -215,7 +222,7 @@ impl Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
