@@ -131,6 +131,16 @@ fn plan(
     let remove_listeners = difference(&old_addrs, &new_addrs);
     let sockets = crate::listen::bind(&added).map_err(|e| e.to_string())?;
     changes.extend(added.iter().map(|a| format!("listening on {a}")));
+    for l in &new.listen {
+        if old
+            .listen
+            .iter()
+            .any(|o| o.addr == l.addr && o.tls != l.tls)
+        {
+            let now = if l.tls { "TLS" } else { "plain HTTP" };
+            changes.push(format!("{} speaks {now} (new connections)", l.addr));
+        }
+    }
     changes.extend(
         remove_listeners
             .iter()

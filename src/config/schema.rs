@@ -712,3 +712,26 @@ pub enum MiddlewareSpec {
 fn default_require_status() -> u16 {
     401
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Listen;
+
+    #[test]
+    fn a_listen_address_reads_and_writes_like_nginx_listen() {
+        let plain: Listen = "127.0.0.1:8080".parse().expect("plain");
+        assert!(!plain.tls);
+        let tls: Listen = "[::]:443  tls".parse().expect("tls");
+        assert!(tls.tls);
+        assert_eq!(tls.to_string(), "[::]:443 tls");
+        assert_eq!(tls.to_string().parse::<Listen>(), Ok(tls));
+        for bad in [
+            "",
+            "localhost:80",
+            "127.0.0.1:443 ssl",
+            "127.0.0.1:443 tls tls",
+        ] {
+            assert!(bad.parse::<Listen>().is_err(), "{bad}");
+        }
+    }
+}

@@ -160,3 +160,22 @@ pub fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, FileE
             reason: e.to_string(),
         })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use rustls::{pki_types::PrivatePkcs8KeyDer, sign::SigningKey};
+
+    use super::provider;
+
+    /// A signing key, for tests that need a `CertifiedKey` but no
+    /// certificate that parses.
+    pub(crate) fn any_signing_key() -> Arc<dyn SigningKey> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        provider()
+            .key_provider
+            .load_private_key(PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+            .expect("load")
+    }
+}

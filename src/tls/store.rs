@@ -76,3 +76,42 @@ impl CertStore {
             .or(self.default.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose entries are told apart by their certificate's bytes.
+    fn store() -> CertStore {
+        let entry = |tag: u8| {
+            let key = crate::tls::files::tests::any_signing_key();
+            Arc::new(Entry {
+                key: Arc::new(CertifiedKey::new(vec![vec![tag].into()], key)),
+                config: None,
+            })
+        };
+        let mut s = CertStore::default();
+        let default = entry(0);
+        s.insert(&["default.test".into()], &default);
+        s.insert(&["example.com".into(), "*.example.com".into()], &entry(1));
+        s.insert(&["*.api.example.com".into()], &entry(2));
+        s.set_default(default);
+        s
+    }
+
+    fn pick(s: &CertStore, sni: Option<&str>) -> Option<u8> {
+        s.find(sni).map(|e| e.key.cert[0].as_ref()[0])
+    }
+
+    #[test]
+    fn exact_then_longest_wildcard_then_default() {
+        let s = store();
+        assert_eq!(pick(&s, Some("example.com")), Some(1));
+        assert_eq!(pick(&s, Some("Example.COM.")), Some(1));
+        assert_eq!(pick(&s, Some("a.example.com")), Some(1));
+        assert_eq!(pick(&s, Some("v1.api.example.com")), Some(2));
+        assert_eq!(pick(&s, Some("other.org")), Some(0));
+        assert_eq!(pick(&s, None), Some(0));
+        assert_eq!(pick(&CertStore::default(), Some("example.com")), None);
+    }
+}
