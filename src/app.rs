@@ -268,7 +268,7 @@ pub async fn start_with(
         .collect();
     let tls = Arc::new(Tls::new(
         TlsMetrics::new(&registry).map_err(io::Error::other)?,
-    )?);
+    ));
     tls.publish(&first.certs)?;
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {

@@ -137,39 +137,53 @@ impl Pipeline {
                 .map(|a| a.host())
                 .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         };
-        let mut server = snapshot.servers.select(host);
-        // `None` on a plain connection, known at compile time: all but the
-        // redirect check below compiles away for it.
-        let mut hsts = None;
-        match conn.tls() {
-            None => {
-                if let Some(port) = server.https.redirect {
-                    return Ok(https::redirect(&head, host(), port));
-                }
-            }
-            Some(session) => {
-                server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
-                hsts = server.https.hsts.clone();
-            }
-        }
+        let server = snapshot.servers.select(host);
         let limits = snapshot.limits;
+        // `None` on a plain connection, known at compile time: the TLS
+        // branch compiles away for it, and its path keeps the shape it had
+        // before TLS, plus the one redirect check.
+        let Some(session) = conn.tls() else {
+            if let Some(port) = server.https.redirect {
+                return Ok(https::redirect(&head, host(), port));
+            }
+            let req = Routing {
+                head,
+                body,
+                normalized,
+                peer,
+            };
+            return self.dispatch(limits, server, req, route);
+        };
+        let server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
+        let hsts = server.https.hsts.clone();
         let req = Routing {
             head,
             body,
             normalized,
             peer,
         };
-        let chain = if !server.loggers.is_empty() {
-            layers::log_hooks::wrap(server, req, |req| {
-                self.run_route(limits, server, req, route)
-            })
-        } else {
-            self.run_route(limits, server, req, route)?
-        };
+        let chain = self.dispatch(limits, server, req, route)?;
         Ok(match hsts {
             Some(value) => https::with_hsts(chain, value),
             None => chain,
         })
+    }
+
+    /// Runs the server's route, inside its log hooks when it has some.
+    #[inline(always)]
+    fn dispatch(
+        &self,
+        limits: RequestLimits,
+        server: &vhost::Server,
+        req: Routing,
+        route: &mut Option<Arc<RouteMetrics>>,
+    ) -> Result<HandlerFuture, HttpError> {
+        if !server.loggers.is_empty() {
+            return Ok(layers::log_hooks::wrap(server, req, |req| {
+                self.run_route(limits, server, req, route)
+            }));
+        }
+        self.run_route(limits, server, req, route)
     }
 
     /// Matches the route and starts its chain.

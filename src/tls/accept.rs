@@ -1,7 +1,11 @@
 //! [`Tls`]: the process's TLS acceptor: the published certificate store,
 //! the shared `ServerConfig`, and the handshake of one connection.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{
+    io,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use arc_swap::ArcSwap;
 use rustls::{ServerConfig, server::Acceptor};
@@ -44,8 +48,12 @@ pub enum HandshakeError {
 pub struct Tls {
     store: Arc<ArcSwap<CertStore>>,
     resolver: Arc<SniResolver>,
-    /// For every server that does not ask for client certificates.
-    shared: Arc<ServerConfig>,
+    /// For every server that does not ask for client certificates. Made
+    /// by the first [`Tls::publish`] with a certificate: its ticket keys
+    /// are the process's first random bytes from aws-lc, whose entropy
+    /// source takes a while to start (~0.4 G instructions), which a server
+    /// without TLS should not pay.
+    shared: OnceLock<Arc<ServerConfig>>,
     /// Handshakes by outcome.
     pub metrics: TlsMetrics,
 }
@@ -53,18 +61,26 @@ pub struct Tls {
 impl Tls {
     /// An acceptor with no certificate yet (every handshake fails until
     /// [`Tls::publish`]).
-    pub fn new(metrics: TlsMetrics) -> Result<Self, rustls::Error> {
+    pub fn new(metrics: TlsMetrics) -> Self {
         let store = Arc::new(ArcSwap::from_pointee(CertStore::default()));
         let resolver = Arc::new(SniResolver {
             store: store.clone(),
         });
-        let shared = Arc::new(server_config::build(resolver.clone(), None)?);
-        Ok(Self {
+        Self {
             store,
             resolver,
-            shared,
+            shared: OnceLock::new(),
             metrics,
-        })
+        }
+    }
+
+    /// The shared config, made on first use and kept for good.
+    fn shared(&self) -> Result<&Arc<ServerConfig>, rustls::Error> {
+        if let Some(shared) = self.shared.get() {
+            return Ok(shared);
+        }
+        let made = Arc::new(server_config::build(self.resolver.clone(), None)?);
+        Ok(self.shared.get_or_init(|| made))
     }
 
     /// Makes `certs` the certificates of the next handshakes. A server
@@ -72,6 +88,9 @@ impl Tls {
     /// (rustls verifies clients per config, not per certificate), made
     /// here, with its own ticket keys.
     pub fn publish(&self, certs: &Certs) -> Result<(), rustls::Error> {
+        if !certs.servers.is_empty() {
+            self.shared()?;
+        }
         let mut store = CertStore::default();
         let mut entries = Vec::with_capacity(certs.servers.len());
         for server in &certs.servers {
@@ -115,12 +134,17 @@ impl Tls {
                 .client_hello()
                 .server_name()
                 .map(|name| name.to_ascii_lowercase().into_boxed_str());
-            let config = self
+            let own = self
                 .store
                 .load()
                 .find(sni.as_deref())
-                .and_then(|entry| entry.config.clone())
-                .unwrap_or_else(|| self.shared.clone());
+                .and_then(|entry| entry.config.clone());
+            // No certificate was ever published: the config check makes
+            // that impossible on a `tls` address, but fail cleanly anyway.
+            let config = match own.or_else(|| self.shared.get().cloned()) {
+                Some(config) => config,
+                None => return Err(HandshakeError::Failed(io::Error::other("no certificate"))),
+            };
             let stream = start
                 .into_stream(config)
                 .await
