@@ -41,7 +41,7 @@ use crate::{
     },
     tls::Session,
 };
-use activity::{Action, Activity, Tracked};
+use activity::{Action, Activity, Sniffed, Tracked};
 pub use settings::ConnConfig;
 pub use tls::serve_tls;
 
@@ -131,14 +131,18 @@ pub async fn serve(
     peer: SocketAddr,
     shutdown: ConnShutdown,
 ) {
-    run(pipeline, cfg, stream, peer, shutdown, Plain).await;
+    let activity = Arc::new(Activity::default());
+    let io = Tracked::<true>::new(stream, activity.clone(), pipeline.metrics().clone());
+    run(pipeline, cfg, io, activity, peer, shutdown, Plain).await;
 }
 
-/// [`serve`] for any byte stream: plain TCP, or TLS after its handshake.
+/// [`serve`] for any byte stream already wrapped to feed `activity`:
+/// plain TCP, or TLS after its handshake.
 async fn run<S, T>(
     pipeline: Arc<Pipeline>,
     cfg: Arc<ConnConfig>,
-    stream: S,
+    io: S,
+    activity: Arc<Activity>,
     peer: SocketAddr,
     shutdown: ConnShutdown,
     transport: T,
@@ -146,7 +150,6 @@ async fn run<S, T>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: Transport,
 {
-    let activity = Arc::new(Activity::default());
     // ALPN chose HTTP/2: batch its streams' answers from the first one.
     let h2 = transport.session().is_some_and(Session::is_h2);
     if h2 {
@@ -159,7 +162,7 @@ async fn run<S, T>(
     metrics.connections.inc();
     metrics.connections_total.inc();
     let _open = Open(metrics.connections.clone());
-    let io = TokioIo::new(Tracked::new(stream, activity.clone(), metrics));
+    let io = TokioIo::new(io);
     // One shared context per connection: requests borrow it, and only a
     // request that has to wait clones it.
     let ctx = Arc::new(Ctx {

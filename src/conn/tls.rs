@@ -1,6 +1,7 @@
 //! A connection on a `tls` listen address: the handshake (under its
 //! timeout, given up on drain), then the same serving as plain HTTP with
-//! the session kept for the pipeline. A failed handshake is the client's
+//! the session kept for the pipeline. The socket is counted under TLS and
+//! sniffed above it (`activity.rs`: `Tracked`, `Sniffed`). A failed handshake is the client's
 //! business: logged at debug, counted, and the socket closed.
 
 use std::{net::SocketAddr, sync::Arc};
@@ -8,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tokio::net::TcpStream;
 use troupe_actors::ConnShutdown;
 
-use super::{ConnConfig, run};
+use super::{Activity, ConnConfig, Sniffed, Tracked, run};
 use crate::{
     observe::metrics::HandshakeOutcome,
     pipeline::Pipeline,
@@ -24,8 +25,13 @@ pub async fn serve_tls(
     peer: SocketAddr,
     shutdown: ConnShutdown,
 ) {
+    // Counted on the wire, under TLS: the watchdog sees a client that
+    // trickles records after the handshake (header timeout), and the
+    // byte counts are what crossed the network.
+    let activity = Arc::new(Activity::default());
+    let tcp = Tracked::<false>::new(stream, activity.clone(), pipeline.metrics().clone());
     let (stream, session) = match tls
-        .accept(stream, cfg.handshake_timeout, &shutdown.drain)
+        .accept(tcp, cfg.handshake_timeout, &shutdown.drain)
         .await
     {
         Ok(done) => done,
@@ -40,5 +46,6 @@ pub async fn serve_tls(
         }
     };
     tls.metrics.handshake(HandshakeOutcome::Ok);
-    run(pipeline, cfg, stream, peer, shutdown, session).await;
+    let io = Sniffed::new(stream, activity.clone());
+    run(pipeline, cfg, io, activity, peer, shutdown, session).await;
 }

@@ -9,7 +9,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use rustls::{ServerConfig, server::Acceptor};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{LazyConfigAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
 
@@ -120,12 +120,12 @@ impl Tls {
     /// name can pick the config (client certificates or not) before rustls
     /// answers; on bad input rustls sends an alert before the error
     /// returns.
-    pub async fn accept(
+    pub async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        stream: TcpStream,
+        stream: IO,
         within: Duration,
         drain: &CancellationToken,
-    ) -> Result<(TlsStream<TcpStream>, Session), HandshakeError> {
+    ) -> Result<(TlsStream<IO>, Session), HandshakeError> {
         let handshake = async {
             let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
                 .await

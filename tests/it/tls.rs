@@ -337,6 +337,42 @@ async fn a_handshake_that_stalls_is_cut_after_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_trickled_inside_one_tls_record_is_cut_by_the_header_timeout() {
+    let t = Https::start(r#"header_timeout: "1s", keepalive_timeout: "30s""#);
+    let config = client_config(&t.pki, &["http/1.1"], None);
+    let mut stream = connect(t.tls, "a.test", &config).await.expect("handshake");
+    // Under the TLS stream: a record header announcing 64 bytes, then a
+    // byte every 100 ms, so no plaintext ever arrives.
+    let tcp = stream.get_mut().0;
+    let start = Instant::now();
+    let mut cut = false;
+    let record = [0x17u8, 0x03, 0x03, 0x00, 0x40]
+        .into_iter()
+        .chain(std::iter::repeat(0));
+    for byte in record.take(60) {
+        if tcp.write_all(&[byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        // Bytes are the session tickets sent after the handshake; only
+        // the end of the stream (or a reset) is the server giving up.
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            cut = true;
+            break;
+        }
+    }
+    let took = start.elapsed();
+    assert!(cut, "a trickled record was never cut off");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "cut after {took:?}: the header timeout, not the idle one"
+    );
+    t.still_serves();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_required_where_a_server_asks_for_them() {
     let t = Https::start("");
     // Signed by the configured CA: served.
