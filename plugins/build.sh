@@ -2,7 +2,8 @@
 # Builds every example and test module into target/modules/, from source:
 # C with the system compiler, Rust with cargo, WebAssembly components with
 # clang-19 + wasi-libc (each installed from Debian if missing). The shipped
-# config.ron and the test suite both load from there.
+# config.ron and the test suite both load from there. Last, the localhost
+# certificate the shipped config serves HTTPS with (scripts/localhost-cert.sh).
 #   plugins/build.sh            # all modules
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,3 +46,6 @@ for src in "$wasm"/examples/*.c "$wasm"/testing/*.c; do
         "$wasm/build-component.sh" "$src" "$component"
     fi
 done
+
+# The shipped config's HTTPS certificate (target/tls/), made once.
+"$root/scripts/localhost-cert.sh"

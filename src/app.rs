@@ -25,10 +25,11 @@ use crate::{
     },
     observe::{
         logging,
-        metrics::{HttpMetrics, ModuleSeries},
+        metrics::{HttpMetrics, ModuleSeries, TlsMetrics},
     },
     pipeline::Pipeline,
     reload::Reloader,
+    tls::Tls,
 };
 
 /// The HTTP core as the supervision tree sees it.
@@ -37,6 +38,8 @@ pub struct Http {
     pipeline: Arc<Pipeline>,
     /// The published generation; a connection reads its settings once.
     generation: Arc<ArcSwap<Generation>>,
+    /// The TLS acceptor, for connections on `tls` addresses.
+    tls: Arc<Tls>,
 }
 
 impl App for Http {
@@ -46,11 +49,25 @@ impl App for Http {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
+        listen: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
+        let generation = self.generation.load();
+        let cfg = generation.conn.clone();
+        // The one branch TLS adds to a plain connection.
+        if generation.is_tls(listen) {
+            return Box::pin(conn::serve_tls(
+                self.pipeline.clone(),
+                cfg,
+                self.tls.clone(),
+                stream,
+                peer,
+                shutdown,
+            ));
+        }
         Box::pin(conn::serve(
             self.pipeline.clone(),
-            self.generation.load().conn.clone(),
+            cfg,
             stream,
             peer,
             shutdown,
@@ -67,6 +84,9 @@ pub enum StartError {
     /// An actor of the tree failed to start.
     #[error("the supervision tree failed to start: {0}")]
     Tree(#[from] ractor::SpawnErr),
+    /// The TLS acceptor could not be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 /// A running server.
@@ -199,8 +219,13 @@ pub async fn start_with(
     listeners: Vec<std::net::TcpListener>,
     options: Options,
 ) -> Result<Running, StartError> {
+    // rustls has two providers compiled in (wasmtime-wasi-http enables
+    // ring); name one for the clients that ask for the process default
+    // (a WebAssembly module's outbound HTTPS). Already set: keep it.
+    let _ =
+        rustls::crypto::CryptoProvider::install_default(crate::tls::provider().as_ref().clone());
     let admin = loaded.admin.clone();
-    let first = Generation::new(loaded);
+    let mut first = Generation::new(loaded);
     let (access, logs) = logging::open_access_log(&first.config.log, &first.base)?;
     let registry = prometheus::Registry::new();
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
@@ -208,10 +233,21 @@ pub async fn start_with(
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    let configured: Vec<SocketAddr> = first.config.listen.iter().map(|l| l.addr).collect();
+    first.resolve_tls_port(|key| {
+        let at = configured.iter().position(|a| *a == key)?;
+        addrs.get(at).map(|a| a.port())
+    });
     // Each socket serves the configured address at its position (tests
     // bind their own port for the first one); a reload that drops that
     // address closes it.
-    let listeners = first.config.listen.iter().copied().zip(listeners).collect();
+    let listeners = first
+        .config
+        .listen
+        .iter()
+        .map(|l| l.addr)
+        .zip(listeners)
+        .collect();
     let services = Arc::new(LocalServices::new(&registry));
     let series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
     for m in &first.modules {
@@ -230,10 +266,15 @@ pub async fn start_with(
             Arc::new(Hosted::new(m.clone(), env.clone())) as Arc<dyn troupe_actors::ModuleHost>
         })
         .collect();
+    let tls = Arc::new(Tls::new(
+        TlsMetrics::new(&registry).map_err(io::Error::other)?,
+    ));
+    tls.publish(&first.certs)?;
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
         generation: generation.clone(),
+        tls: tls.clone(),
     };
     let admin = match admin {
         Some(spec) => {
@@ -256,6 +297,7 @@ pub async fn start_with(
         generation: generation.clone(),
         env,
         series,
+        tls,
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
         handle,

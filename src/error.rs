@@ -27,6 +27,10 @@ pub enum HttpError {
         /// The `Allow` header value.
         allow: HeaderValue,
     },
+    /// A TLS request for another server than the one its handshake was
+    /// for (421): the client must open a new connection.
+    #[error("misdirected request")]
+    Misdirected,
     /// The body did not arrive within the body timeout (408).
     #[error("request body timeout")]
     BodyTimeout,
@@ -70,6 +74,7 @@ impl HttpError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,

@@ -9,13 +9,14 @@
 //! `/config` never disagree, and a module looked up by name is the one
 //! the routes call. A request loads it once and keeps it to its end.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use crate::{
     config::{Config, Loaded},
     conn::settings::ConnConfig,
     modules::ModuleEntry,
     pipeline::snapshot::Snapshot,
+    tls::Certs,
 };
 
 /// One compiled config, as published.
@@ -33,6 +34,16 @@ pub struct Generation {
     pub path: PathBuf,
     /// The directory relative paths start at.
     pub base: PathBuf,
+    /// The servers' certificates; `Tls::publish` makes them the ones
+    /// handshakes use when this generation is installed.
+    pub certs: Certs,
+    /// The listen addresses (as configured) whose connections start with
+    /// a TLS handshake; empty without TLS.
+    pub tls_listen: Box<[SocketAddr]>,
+    /// The port of the first `tls` address as bound (port 0 resolved),
+    /// where `redirect_http` sends clients; see
+    /// [`Generation::resolve_tls_port`].
+    tls_port: Option<u16>,
 }
 
 impl Generation {
@@ -47,15 +58,59 @@ impl Generation {
             base,
             admin: _,
             uses: _,
+            certs,
         } = loaded;
         Self {
             snapshot,
             conn: Arc::new(ConnConfig::new(&config.limits)),
+            tls_listen: config
+                .listen
+                .iter()
+                .filter(|l| l.tls)
+                .map(|l| l.addr)
+                .collect(),
+            certs,
             config,
             modules,
             path,
             base,
+            tls_port: None,
         }
+    }
+
+    /// Settles the port `redirect_http` sends clients to: the first `tls`
+    /// address's, asking `bound` (an address as configured → the port its
+    /// socket got) when it was configured as port 0.
+    pub fn resolve_tls_port(&mut self, bound: impl Fn(SocketAddr) -> Option<u16>) {
+        let Some(first) = self.config.listen.iter().find(|l| l.tls) else {
+            return;
+        };
+        let port = match first.addr.port() {
+            0 => bound(first.addr),
+            port => Some(port),
+        };
+        if let Some(port) = port {
+            self.tls_port = Some(port);
+            self.snapshot.servers.set_redirect_port(port);
+        }
+    }
+
+    /// The bound port of `listen` (as configured), if it is this
+    /// generation's first `tls` address and was settled.
+    pub fn tls_port_of(&self, listen: SocketAddr) -> Option<u16> {
+        let first = self.config.listen.iter().find(|l| l.tls)?;
+        if first.addr == listen {
+            self.tls_port
+        } else {
+            None
+        }
+    }
+
+    /// Whether connections on `listen` (an address as configured) start
+    /// with a TLS handshake. Without TLS this is one length check.
+    #[inline]
+    pub fn is_tls(&self, listen: SocketAddr) -> bool {
+        !self.tls_listen.is_empty() && self.tls_listen.contains(&listen)
     }
 
     /// The module called `name`.

@@ -4,7 +4,9 @@
 //! - [`config`]: `config.ron` → checked schema → compiled [`pipeline::snapshot::Snapshot`].
 //! - `app`: binds sockets, builds the HTTP core, starts the supervision tree
 //!   (the `troupe-actors` crate in `actors/`).
-//! - `conn`: one accepted connection (HTTP/1.x + h2c, timeouts, drain).
+//! - `conn`: one accepted connection (HTTP/1.x + h2c, or HTTPS after a
+//!   handshake; timeouts, drain).
+//! - [`tls`]: certificates by SNI, the rustls configs, the handshake.
 //! - [`pipeline`]: THE HOT PATH — one request: snapshot → server → route →
 //!   middleware → handler. Never awaits an actor.
 //! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
@@ -39,6 +41,7 @@ pub mod modules;
 pub mod observe;
 pub mod pipeline;
 pub(crate) mod reload;
+pub mod tls;
 
 pub use app::{Options, Running, StartError, start, start_with};
 pub use error::HttpError;

@@ -10,7 +10,8 @@
 //! |-------------------------------|---------------------------------------------------|
 //! | `servers`, routes, middleware | the next request (requests in flight finish on the old) |
 //! | `modules`, `modules_dir`      | added ones load, changed ones reload, removed ones stop; unchanged ones are untouched |
-//! | `listen`                      | added addresses accept, removed ones drain; others are untouched |
+//! | `listen`                      | added addresses accept, removed ones drain; others are untouched (a `tls` mark: new connections) |
+//! | `tls` certificates (the files too, read again) | new handshakes; resumption state is kept |
 //! | `limits`                      | body limits: the next request; the rest: new connections |
 //! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
 
@@ -25,6 +26,7 @@ use crate::{
     generation::Generation,
     modules::host::{Env, Hosted},
     observe::metrics::ModuleSeries,
+    tls::Tls,
 };
 
 /// Reads and checks new configs against the one in force.
@@ -33,6 +35,8 @@ pub struct Reloader {
     pub(crate) generation: Arc<ArcSwap<Generation>>,
     pub(crate) env: Arc<Env>,
     pub(crate) series: ModuleSeries,
+    /// Gets each installed generation's certificates.
+    pub(crate) tls: Arc<Tls>,
 }
 
 impl Reconfigure for Reloader {
@@ -54,6 +58,14 @@ impl Reconfigure for Reloader {
                 .map(|m| m.path.clone()),
         );
         files
+    }
+
+    fn installed(&self, generation: &Arc<Generation>) {
+        // Certificates were read and checked by `plan`; what is left (a
+        // client-auth config's ticket keys) fails only without randomness.
+        if let Err(error) = self.tls.publish(&generation.certs) {
+            tracing::error!(%error, "the new certificates could not be published; handshakes keep the old ones");
+        }
     }
 
     fn plan(&self) -> BoxFuture<'static, Result<Plan<Generation>, String>> {
@@ -113,10 +125,22 @@ fn plan(
     );
 
     let (old, new) = (&now.config, &next.config);
-    let added: Vec<SocketAddr> = difference(&new.listen, &old.listen);
-    let remove_listeners = difference(&old.listen, &new.listen);
+    let addrs = |c: &config::Config| c.listen.iter().map(|l| l.addr).collect::<Vec<_>>();
+    let (old_addrs, new_addrs) = (addrs(old), addrs(new));
+    let added: Vec<SocketAddr> = difference(&new_addrs, &old_addrs);
+    let remove_listeners = difference(&old_addrs, &new_addrs);
     let sockets = crate::listen::bind(&added).map_err(|e| e.to_string())?;
     changes.extend(added.iter().map(|a| format!("listening on {a}")));
+    for l in &new.listen {
+        if old
+            .listen
+            .iter()
+            .any(|o| o.addr == l.addr && o.tls != l.tls)
+        {
+            let now = if l.tls { "TLS" } else { "plain HTTP" };
+            changes.push(format!("{} speaks {now} (new connections)", l.addr));
+        }
+    }
     changes.extend(
         remove_listeners
             .iter()
@@ -145,7 +169,14 @@ fn plan(
     }
 
     let drain = new.limits.drain_timeout;
-    let generation = Generation::new(next);
+    let mut generation = Generation::new(next);
+    generation.resolve_tls_port(|key| {
+        let added = added.iter().zip(&sockets).find(|(a, _)| **a == key);
+        match added {
+            Some((_, socket)) => socket.local_addr().ok().map(|a| a.port()),
+            None => now.tls_port_of(key),
+        }
+    });
     Ok(Plan {
         snapshot: Arc::new(generation),
         add_modules,

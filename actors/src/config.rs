@@ -272,7 +272,7 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
             ConfigMsg::Reload { trigger, reply } => {
                 let started = std::time::Instant::now();
                 let result = match st.source.plan().await {
-                    Ok(plan) => apply(plan, &st.siblings).await,
+                    Ok(plan) => apply(plan, &*st.source, &st.siblings).await,
                     Err(e) => Err(e),
                 };
                 let took = started.elapsed();
@@ -319,6 +319,7 @@ fn describe(changes: &[String]) -> String {
 /// what changed, or why nothing did.
 async fn apply<S: Send + Sync + 'static>(
     plan: Plan<S>,
+    source: &dyn Reconfigure<Snapshot = S>,
     siblings: &Siblings<S>,
 ) -> Result<Vec<String>, String> {
     let Plan {
@@ -348,9 +349,10 @@ async fn apply<S: Send + Sync + 'static>(
         }
     }
     ask(&siblings.router, |reply| {
-        RouterMsg::Install(snapshot, reply)
+        RouterMsg::Install(snapshot.clone(), reply)
     })
     .await?;
+    source.installed(&snapshot);
     ask(modules, |reply| ModulesMsg::Commit {
         remove: remove_modules,
         reply,

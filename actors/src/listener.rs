@@ -76,6 +76,8 @@ pub struct ListenerArgs<A> {
     /// The bound socket; the listener accepts on a duplicate of it, so a
     /// restarted listener keeps the same port and its backlog.
     pub socket: Arc<std::net::TcpListener>,
+    /// The address as configured, handed to the app with each connection.
+    pub listen: SocketAddr,
     /// The connections accepted on this address, by any incarnation.
     pub conns: Arc<Connections>,
     /// The tree's display names, for its path in logs.
@@ -112,6 +114,7 @@ impl<A: App> Actor for Listener<A> {
         let stop_accepting = CancellationToken::new();
         let accept = AcceptLoop {
             listener,
+            listen: args.listen,
             app: args.app,
             me,
             stop: stop_accepting.clone(),
@@ -175,6 +178,7 @@ impl<A: App> Actor for Listener<A> {
 /// The accept loop of one listener, run as a task the actor owns.
 struct AcceptLoop<A> {
     listener: TcpListener,
+    listen: SocketAddr,
     app: Arc<A>,
     me: ActorRef<ListenerMsg>,
     stop: CancellationToken,
@@ -218,7 +222,9 @@ impl<A: App> AcceptLoop<A> {
             let _ = stream.set_nodelay(true);
             self.conns.active.fetch_add(1, Ordering::Relaxed);
             let guard = ActiveGuard(self.conns.clone());
-            let conn = self.app.serve(stream, peer, self.conns.shutdown.clone());
+            let conn = self
+                .app
+                .serve(stream, peer, self.listen, self.conns.shutdown.clone());
             let me = self.me.clone();
             self.conns.tracker.spawn(async move {
                 let _guard = guard;

@@ -103,6 +103,7 @@ impl Bound {
                 ListenerArgs {
                     app: app.clone(),
                     socket: socket.clone(),
+                    listen: key.unwrap_or(addr),
                     conns: conns.clone(),
                     labels: for_actor.clone(),
                 },

@@ -28,7 +28,9 @@ pub trait App: Send + Sync + 'static {
     /// The immutable request-path state the router actor publishes.
     type Snapshot: Send + Sync + 'static;
 
-    /// Serves one accepted connection until it closes.
+    /// Serves one accepted connection until it closes. `listen` is the
+    /// address it came in on, as configured (the bound address for the
+    /// admin API), for an app that serves addresses differently (TLS).
     ///
     /// `shutdown.drain` fires when the listener shuts down: the connection
     /// should finish its in-flight requests and close; `shutdown.cut` fires
@@ -38,6 +40,7 @@ pub trait App: Send + Sync + 'static {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
+        listen: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()>;
 }
@@ -69,6 +72,7 @@ impl App for AdminApp {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
+        _listen: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         (self.serve)(stream, peer, shutdown)
@@ -154,6 +158,14 @@ pub trait Reconfigure: Send + Sync + 'static {
     /// force, loading nothing yet: an `Err` (naming file, line and column)
     /// refuses the reload and nothing changes.
     fn plan(&self) -> BoxFuture<'static, Result<Plan<Self::Snapshot>, String>>;
+
+    /// Called once the router has installed a reload's snapshot, before
+    /// listeners change: publishes what requests read outside the snapshot
+    /// (TLS certificates, which the handshake reads from a store of their
+    /// own). Default: nothing.
+    fn installed(&self, snapshot: &Arc<Self::Snapshot>) {
+        let _ = snapshot;
+    }
 }
 
 /// A checked config, and what applying it changes.

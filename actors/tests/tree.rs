@@ -29,6 +29,7 @@ impl App for Null {
         &self,
         _stream: tokio::net::TcpStream,
         _peer: SocketAddr,
+        _listen: SocketAddr,
         _shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async {})

@@ -99,6 +99,23 @@ pub(super) fn compile(
             "`listen` is empty (expected at least one address, e.g. \"127.0.0.1:8080\")",
         );
     }
+    for (i, l) in cfg.listen.iter().enumerate() {
+        if cfg.listen[..i]
+            .iter()
+            .any(|other| other.addr == l.addr && other.tls != l.tls)
+        {
+            return err(
+                Anchor::Key {
+                    key: "listen",
+                    nth: 0,
+                },
+                format!(
+                    "`{}` is listed both with and without `tls` (expected each address once; with port 0, use another IP for the second)",
+                    l.addr
+                ),
+            );
+        }
+    }
     if cfg.servers.is_empty() {
         return err(
             Anchor::Key {
@@ -128,6 +145,9 @@ pub(super) fn compile(
         uses: RefCell::default(),
         locate,
     };
+    let default = defaults.first().copied().unwrap_or(0);
+    let super::tls::CompiledTls { certs, https } = super::tls::compile_tls(cfg, base, default)?;
+    let mut https = https.into_iter();
     let mut seen_names = HashSet::new();
     let mut servers = Vec::with_capacity(cfg.servers.len());
     let mut loggers_seen = 0;
@@ -163,10 +183,11 @@ pub(super) fn compile(
             names: server.names.clone(),
             routes: compile_routes(&server.routes, &ctx)?,
             loggers: loggers.into(),
+            https: https.next().unwrap_or_default(),
         });
     }
     let snapshot = Snapshot {
-        servers: Servers::new(servers, defaults.first().copied().unwrap_or(0)),
+        servers: Servers::new(servers, default),
         limits: RequestLimits {
             max_body_bytes: cfg.limits.max_body_bytes,
             body_timeout: cfg.limits.body_timeout,
@@ -177,6 +198,7 @@ pub(super) fn compile(
         snapshot,
         modules,
         uses,
+        certs,
     })
 }
 
@@ -185,6 +207,7 @@ pub(super) struct Compiled {
     pub snapshot: Snapshot,
     pub modules: Vec<Arc<ModuleEntry>>,
     pub uses: Vec<ModuleUse>,
+    pub certs: crate::tls::Certs,
 }
 
 fn check_server_name(name: &str) -> Result<(), CompileError> {

@@ -4,13 +4,15 @@
 //! [`schema`] parses (syntax, unknown keys and types are caught by serde and
 //! ron, with their position), then `compile.rs` checks meaning (static roots
 //! exist, regexes compile, routes are unique) while building the snapshot
-//! directly. Every error names the file, line and column.
+//! directly; `tls.rs` reads and checks the certificate files. Every error
+//! names the file, line and column.
 
 mod admin;
 mod compile;
 mod locate;
 mod modules;
 pub mod schema;
+mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,8 @@ pub struct Loaded {
     pub base: PathBuf,
     /// The admin API, if the config has one (with its token read).
     pub admin: Option<AdminSpec>,
+    /// The servers' certificates, read and checked.
+    pub certs: crate::tls::Certs,
 }
 
 /// A config that cannot be used.
@@ -158,6 +162,7 @@ fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Lo
         snapshot,
         modules,
         uses,
+        certs,
     } = compile::compile(&config, &base, previous, &locate).map_err(at)?;
     Ok(Loaded {
         config,
@@ -167,5 +172,6 @@ fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Lo
         path: path.to_owned(),
         base,
         admin,
+        certs,
     })
 }

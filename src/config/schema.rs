@@ -5,7 +5,8 @@
 //! nginx has one. The shipped `config.ron` is the commented tour of it.
 
 use std::{
-    collections::BTreeMap, net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration,
+    collections::BTreeMap, fmt, net::SocketAddr, num::NonZeroUsize, path::PathBuf, str::FromStr,
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Addresses to accept connections on (HTTP/1.x and h2c on each).
-    pub listen: Vec<SocketAddr>,
+    /// Addresses to accept connections on: `"127.0.0.1:8080"` speaks
+    /// HTTP/1.x and h2c, `"127.0.0.1:8443 tls"` speaks HTTPS (HTTP/1.1 and
+    /// HTTP/2 by ALPN) with the certificates of the servers' `tls` blocks.
+    pub listen: Vec<Listen>,
     /// Runtime worker threads; `None` means one per core.
     #[serde(default)]
     pub workers: Option<NonZeroUsize>,
@@ -51,6 +54,73 @@ pub struct Config {
     pub watch: bool,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
+}
+
+/// One listen address, written as nginx writes `listen`: the address,
+/// then its options (`"0.0.0.0:443 tls"`, like `listen 443 ssl`). One
+/// string keeps a plain list of addresses valid, and later options (say,
+/// `proxy_protocol`) extend it the way nginx's do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listen {
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// Whether connections start with a TLS handshake.
+    pub tls: bool,
+}
+
+impl Listen {
+    /// A plain-HTTP address.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, tls: false }
+    }
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let addr = first.parse().map_err(|_| {
+            format!("invalid socket address `{first}` (expected e.g. \"127.0.0.1:8080\", or \"[::]:8443 tls\" for HTTPS)")
+        })?;
+        let mut listen = Self::plain(addr);
+        for option in words {
+            match option {
+                "tls" if !listen.tls => listen.tls = true,
+                "tls" => return Err(format!("`{s}` says `tls` twice")),
+                other => {
+                    return Err(format!(
+                        "unknown listen option `{other}` in `{s}` (expected `tls`)"
+                    ));
+                }
+            }
+        }
+        Ok(listen)
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if self.tls {
+            f.write_str(" tls")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The admin API.
@@ -355,6 +425,11 @@ pub struct Limits {
     /// How long a graceful shutdown waits for in-flight requests. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Time a client has to finish the TLS handshake on a `tls` address,
+    /// from the moment it connects; then the connection is closed (a
+    /// client that connects and stalls must not hold a slot). Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -369,6 +444,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             h2_max_streams: 256,
             drain_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -433,6 +509,78 @@ pub struct Server {
     /// the response), e.g. a custom request logger.
     #[serde(default)]
     pub loggers: Vec<String>,
+    /// HTTPS for this server on the `tls` listen addresses: its
+    /// certificate, optional client certificates, and how plain HTTP is
+    /// sent over. Leave it out for a plain-HTTP-only server.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
+}
+
+/// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
+/// `ssl_client_certificate` + `ssl_verify_client on`).
+///
+/// The certificate is picked by the name the client asks for (SNI): an
+/// exact server name, then a `*.example.com` one, then the default
+/// server's certificate (also for clients that send no name). Relative
+/// paths start at the config file's directory.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    /// The certificate chain, PEM, the server's certificate first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Require a client certificate signed by one of these CAs (PEM);
+    /// a client without one fails the handshake. Default none.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Answer plain-HTTP requests for this server with a 308 redirect to
+    /// the same URL on HTTPS (the first `tls` listen address's port).
+    /// Default false.
+    #[serde(default)]
+    pub redirect_http: bool,
+    /// Send `Strict-Transport-Security` on this server's HTTPS answers
+    /// (not on error pages, like nginx's `add_header`). Default none.
+    #[serde(default)]
+    pub hsts: Option<Hsts>,
+}
+
+/// `Strict-Transport-Security` (RFC 6797): browsers then use HTTPS only,
+/// for `max_age`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hsts {
+    /// How long browsers remember it. Default 365 days.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Also for every subdomain (`includeSubDomains`). Default false.
+    pub include_subdomains: bool,
+    /// Ask to be on browsers' preload lists (`preload`). Default false.
+    pub preload: bool,
+}
+
+impl Default for Hsts {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(365 * 24 * 60 * 60),
+            include_subdomains: false,
+            preload: false,
+        }
+    }
+}
+
+impl Hsts {
+    /// The header value.
+    pub fn header(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age.as_secs());
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
 }
 
 /// One route: a path pattern or a regex, a handler, and its middleware.
@@ -563,4 +711,27 @@ pub enum MiddlewareSpec {
 
 fn default_require_status() -> u16 {
     401
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Listen;
+
+    #[test]
+    fn a_listen_address_reads_and_writes_like_nginx_listen() {
+        let plain: Listen = "127.0.0.1:8080".parse().expect("plain");
+        assert!(!plain.tls);
+        let tls: Listen = "[::]:443  tls".parse().expect("tls");
+        assert!(tls.tls);
+        assert_eq!(tls.to_string(), "[::]:443 tls");
+        assert_eq!(tls.to_string().parse::<Listen>(), Ok(tls));
+        for bad in [
+            "",
+            "localhost:80",
+            "127.0.0.1:443 ssl",
+            "127.0.0.1:443 tls tls",
+        ] {
+            assert!(bad.parse::<Listen>().is_err(), "{bad}");
+        }
+    }
 }

@@ -85,6 +85,11 @@ impl Activity {
         served
     }
 
+    /// Marks the connection HTTP/2 before its first request (ALPN said so).
+    pub fn mark_http2(&self) {
+        self.http2.store(true, Ordering::Relaxed);
+    }
+
     /// Whether the connection has carried an HTTP/2 request.
     pub fn is_http2(&self) -> bool {
         self.http2.load(Ordering::Relaxed)
@@ -158,8 +163,14 @@ fn bump(counter: &AtomicU64) {
 
 /// A socket that counts the reads and writes that move bytes, and the
 /// bytes themselves (in plain fields: only the connection's task touches
-/// them; they reach the metrics once, when the connection closes).
-pub(super) struct Tracked {
+/// them; they reach the metrics once, when the connection closes), and
+/// shows each read to the smuggling sniff when `SNIFF`.
+///
+/// Under TLS it wraps the TCP socket (`SNIFF` off), so a client that
+/// trickles TLS records after the handshake is seen reading, and its
+/// unfinished head is cut by the header timeout as on a plain connection;
+/// [`Sniffed`] shows the plaintext to the sniff, above the TLS stream.
+pub(super) struct Tracked<const SNIFF: bool> {
     inner: TcpStream,
     activity: Arc<Activity>,
     received: u64,
@@ -167,7 +178,7 @@ pub(super) struct Tracked {
     metrics: HttpMetrics,
 }
 
-impl Tracked {
+impl<const SNIFF: bool> Tracked<SNIFF> {
     pub fn new(inner: TcpStream, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
         Self {
             inner,
@@ -179,14 +190,14 @@ impl Tracked {
     }
 }
 
-impl Drop for Tracked {
+impl<const SNIFF: bool> Drop for Tracked<SNIFF> {
     fn drop(&mut self) {
         self.metrics.received.inc_by(self.received);
         self.metrics.sent.inc_by(self.sent);
     }
 }
 
-impl AsyncRead for Tracked {
+impl<const SNIFF: bool> AsyncRead for Tracked<SNIFF> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -198,13 +209,15 @@ impl AsyncRead for Tracked {
         if buf.filled().len() > before {
             this.received += (buf.filled().len() - before) as u64;
             bump(&this.activity.reads);
-            this.activity.sniff.read(&buf.filled()[before..]);
+            if SNIFF {
+                this.activity.sniff.read(&buf.filled()[before..]);
+            }
         }
         res
     }
 }
 
-impl Tracked {
+impl<const SNIFF: bool> Tracked<SNIFF> {
     fn wrote(&mut self, res: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = res
             && *n > 0
@@ -215,7 +228,7 @@ impl Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<const SNIFF: bool> AsyncWrite for Tracked<SNIFF> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -236,6 +249,65 @@ impl AsyncWrite for Tracked {
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(&res);
         res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A TLS stream whose plaintext reads the smuggling sniff sees (what
+/// [`Tracked`] shows it on a plain connection).
+pub(super) struct Sniffed<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Sniffed<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.sniff.read(&buf.filled()[before..]);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1,6 +1,8 @@
 //! [`ConnConfig`]: the connection-level settings a config compiles into
-//! (hyper's builder, the timeouts, the keep-alive cap). Each config
+//! (hyper's builders, the timeouts, the keep-alive cap). Each config
 //! generation has its own; a connection keeps the one it started with.
+
+use std::time::Duration;
 
 use hyper_util::{rt::TokioTimer, server::conn::auto};
 
@@ -13,9 +15,14 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// Connection-level settings, fixed at start-up.
 #[derive(Debug)]
 pub struct ConnConfig {
+    /// HTTP/1.x or HTTP/2 by the preface: plain connections, and TLS ones
+    /// whose ALPN did not choose `h2`.
     pub(super) builder: auto::Builder<Deferring>,
+    /// The same settings, HTTP/2 only: TLS connections whose ALPN chose `h2`.
+    pub(super) h2: auto::Builder<Deferring>,
     pub(super) timeouts: Timeouts,
     pub(super) keepalive_requests: u64,
+    pub(super) handshake_timeout: Duration,
 }
 
 impl ConnConfig {
@@ -38,12 +45,14 @@ impl ConnConfig {
             .max_concurrent_streams(limits.h2_max_streams)
             .max_header_list_size(limits.max_header_bytes as u32);
         Self {
+            h2: builder.clone().http2_only(),
             builder,
             timeouts: Timeouts {
                 header: limits.header_timeout,
                 idle: limits.keepalive_timeout,
             },
             keepalive_requests: limits.keepalive_requests,
+            handshake_timeout: limits.handshake_timeout,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (requests it answered, filtered or logged; its own 5xx) |
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 //! | `troupe_module_calls_moved_total` (Lua and WebAssembly calls that outran their first slice and went on on the module pool) | `module` |
+//! | `troupe_tls_handshakes_total` | `outcome` (`ok`, `failed`, `timeout`, `draining`) |
 
 use std::time::Duration;
 
@@ -153,6 +154,46 @@ impl ModuleSeries {
             moved: self.moved.with_label_values(&[name]),
             generation: self.generation.with_label_values(&[name]),
         }
+    }
+}
+
+/// The TLS series, kept by the TLS acceptor (not by [`HttpMetrics`], which
+/// every plain connection clones).
+#[derive(Clone, Debug)]
+pub struct TlsMetrics {
+    handshakes: [IntCounter; 4],
+}
+
+/// How a TLS handshake ended, the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeOutcome {
+    /// Finished.
+    Ok = 0,
+    /// The client sent something rustls refused, or left.
+    Failed = 1,
+    /// Not finished within the handshake timeout.
+    Timeout = 2,
+    /// Given up because the listener drained.
+    Draining = 3,
+}
+
+impl TlsMetrics {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let handshakes = IntCounterVec::new(
+            Opts::new("troupe_tls_handshakes_total", "TLS handshakes, by outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(handshakes.clone()))?;
+        Ok(Self {
+            handshakes: ["ok", "failed", "timeout", "draining"]
+                .map(|outcome| handshakes.with_label_values(&[outcome])),
+        })
+    }
+
+    /// Counts one handshake.
+    pub fn handshake(&self, outcome: HandshakeOutcome) {
+        self.handshakes[outcome as usize].inc();
     }
 }
 

@@ -5,7 +5,8 @@
 //! serve:  down the built-in layers (layers/: smuggling, keep-alive,
 //!           Server header, access log, metrics)
 //!         route: load the generation → normalize the path (400) → pick
-//!           the server → [its module log hooks] → match the route
+//!           the server → [TLS: 421 if SNI picked another, HSTS; plain:
+//!           redirect to HTTPS] → [its module log hooks] → match the route
 //!           (404/405) → body? buffer it (413/408) : call now → chain
 //!         the answer (an error becomes its page) back up the layers
 //! ```
@@ -16,6 +17,7 @@
 //! from an `ArcSwap`.
 
 pub mod body;
+pub mod https;
 pub(crate) mod layers;
 pub mod log_hook;
 pub mod path;
@@ -111,13 +113,14 @@ impl Pipeline {
     /// The chain's future owns what it needs, so the generation is only
     /// borrowed while routing: a reload swaps it without waiting for
     /// requests in flight, which keep their handler alive by `Arc`.
-    fn route(
+    fn route<C: Connection>(
         &self,
         head: http::request::Parts,
         body: Incoming,
-        peer: SocketAddr,
+        conn: &C,
         route: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
+        let peer = conn.peer();
         let generation = self.generation.load();
         let snapshot = &generation.snapshot;
         let normalized = match path::normalize(head.uri.path()) {
@@ -128,19 +131,53 @@ impl Pipeline {
                 return Err(HttpError::BadRequest("invalid path"));
             }
         };
-        let server = snapshot.servers.select(|| {
+        let host = || {
             head.uri
                 .authority()
                 .map(|a| a.host())
                 .or_else(|| head.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
-        });
+        };
+        let server = snapshot.servers.select(host);
         let limits = snapshot.limits;
+        // `None` on a plain connection, known at compile time: the TLS
+        // branch compiles away for it, and its path keeps the shape it had
+        // before TLS, plus the one redirect check.
+        let Some(session) = conn.tls() else {
+            if let Some(port) = server.https.redirect {
+                return Ok(https::redirect(&head, host(), port));
+            }
+            let req = Routing {
+                head,
+                body,
+                normalized,
+                peer,
+            };
+            return self.dispatch(limits, server, req, route);
+        };
+        let server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
+        let hsts = server.https.hsts.clone();
         let req = Routing {
             head,
             body,
             normalized,
             peer,
         };
+        let chain = self.dispatch(limits, server, req, route)?;
+        Ok(match hsts {
+            Some(value) => https::with_hsts(chain, value),
+            None => chain,
+        })
+    }
+
+    /// Runs the server's route, inside its log hooks when it has some.
+    #[inline(always)]
+    fn dispatch(
+        &self,
+        limits: RequestLimits,
+        server: &vhost::Server,
+        req: Routing,
+        route: &mut Option<Arc<RouteMetrics>>,
+    ) -> Result<HandlerFuture, HttpError> {
         if !server.loggers.is_empty() {
             return Ok(layers::log_hooks::wrap(server, req, |req| {
                 self.run_route(limits, server, req, route)
@@ -212,7 +249,7 @@ pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>)
     let trail = pipeline.layers.down(&head, &mut ex, &**conn);
     let chain = match ex.refused.take() {
         Some(refused) => HandlerFuture::ready(Err(refused)),
-        None => match pipeline.route(head, body, conn.peer(), &mut ex.route) {
+        None => match pipeline.route(head, body, &**conn, &mut ex.route) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
         },

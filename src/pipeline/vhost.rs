@@ -17,6 +17,8 @@ pub struct Server {
     pub routes: RouteTable,
     /// Module log hooks that see each of its requests.
     pub loggers: super::log_hook::LogHooks,
+    /// How its plain-HTTP and HTTPS requests differ (`https.rs`).
+    pub https: super::https::Https,
 }
 
 impl Server {
@@ -71,6 +73,16 @@ impl Servers {
         }
     }
 
+    /// Points every `redirect_http` at `port` (the TLS address's port as
+    /// bound, which the config may have left to the system as 0).
+    pub fn set_redirect_port(&mut self, port: u16) {
+        for s in &mut self.servers {
+            if let Some(p) = &mut s.https.redirect {
+                *p = port;
+            }
+        }
+    }
+
     /// The server for a host (port and case ignored). The host is only
     /// looked up when there is more than one server to choose from.
     pub fn select<'h>(&self, host: impl FnOnce() -> Option<&'h str>) -> &Server {
@@ -102,7 +114,7 @@ impl Servers {
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
-fn strip_port(host: &str) -> &str {
+pub(super) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
     }
@@ -118,6 +130,7 @@ mod tests {
             names: names.iter().map(|n| n.to_string()).collect(),
             routes: RouteTable::default(),
             loggers: Default::default(),
+            https: Default::default(),
         };
         Servers::new(
             vec![

@@ -28,6 +28,7 @@ mod shutdown;
 mod static_files;
 mod supervision;
 mod timeouts;
+mod tls;
 mod tutorial;
 mod ui;
 mod wasm;

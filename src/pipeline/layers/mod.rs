@@ -64,6 +64,12 @@ pub(crate) trait Connection: Send + Sync + 'static {
     fn close_gracefully(&self);
     /// What the socket saw of request smuggling.
     fn sniff(&self) -> &smuggling::Sniff;
+    /// The TLS session, on a TLS connection. Plain connections answer a
+    /// constant `None`, so what depends on it compiles away for them.
+    #[inline(always)]
+    fn tls(&self) -> Option<&crate::tls::Session> {
+        None
+    }
 }
 
 /// One request as the layers see it between their two halves.

@@ -38,10 +38,15 @@ impl Daemon {
     /// Starts the binary and waits until it has started (its `listening`
     /// and `troupe started` lines).
     pub fn start(config: &Path) -> Self {
+        Self::start_logging(config, "info")
+    }
+
+    /// [`Daemon::start`] with an error-log filter (`RUST_LOG` syntax).
+    pub fn start_logging(config: &Path, filter: &str) -> Self {
         let mut child = Command::new(bin())
             .arg("-c")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -77,6 +82,15 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         };
         Self { child, addr, logs }
+    }
+
+    /// Every address it listens on (port 0 resolved), in the order logged.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.logs()
+            .lines()
+            .filter_map(|l| l.split("listening addr=").nth(1))
+            .filter_map(|a| a.split_whitespace().next()?.parse().ok())
+            .collect()
     }
 
     pub fn pid(&self) -> i32 {

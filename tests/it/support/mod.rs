@@ -7,6 +7,7 @@ pub mod load;
 pub mod modules;
 pub mod reload;
 pub mod server;
+pub mod tls;
 
 use std::{future::Future, time::Duration};
 

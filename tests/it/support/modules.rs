@@ -77,14 +77,18 @@ pub fn lib(name: &str) -> String {
     )
 }
 
-/// The shipped `config.ron`, rewritten into `dir`: port 0, the repo's
-/// `www/` and modules, and the request log inside `dir`.
+/// The shipped `config.ron`, rewritten into `dir`: port 0 (the TLS
+/// address on 127.0.0.2, so the two stay apart), the repo's `www/`,
+/// modules and localhost certificate, and the request log inside `dir`.
 pub fn shipped_config(dir: &Path) -> PathBuf {
     let modules = self::dir();
     let text = std::fs::read_to_string(repo_root().join("config.ron")).expect("config.ron");
     let www = repo_root().join("www");
+    let tls = modules.parent().expect("target dir").join("tls");
     let text = text
         .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8443 tls", "127.0.0.2:0 tls")
+        .replace("\"target/tls/", &format!("\"{}/", tls.display()))
         .replace("127.0.0.1:9901", "127.0.0.1:0")
         .replace(
             "root: \"www\"",

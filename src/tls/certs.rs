@@ -1,0 +1,29 @@
+//! [`Certs`]: what a config's `tls` blocks compile into, once per
+//! generation: each TLS server's names, its checked certificate and key,
+//! and its client-certificate verifier. `Tls::publish` turns it into the
+//! store the handshake reads.
+
+use std::sync::Arc;
+
+use rustls::{server::danger::ClientCertVerifier, sign::CertifiedKey};
+
+/// One server block's TLS material.
+#[derive(Debug)]
+pub struct ServerCert {
+    /// Its names, lower case, as the virtual hosts know them.
+    pub names: Vec<String>,
+    /// The chain and key, checked to match.
+    pub key: Arc<CertifiedKey>,
+    /// Client certificates it requires, if any.
+    pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+/// Every TLS server block of a config.
+#[derive(Debug, Default)]
+pub struct Certs {
+    /// In file order.
+    pub servers: Vec<ServerCert>,
+    /// The one served without SNI or for an unknown name: the default
+    /// server's, else the first.
+    pub default: Option<usize>,
+}

@@ -1,0 +1,56 @@
+//! TLS (P7.3): certificates chosen by SNI, the rustls server configs, and
+//! the handshake; what a finished handshake tells the request path.
+//!
+//! ```text
+//! config/tls.rs      a server's `tls` block → files.rs (PEM parses, key
+//!                    matches) → Certs, one per config generation
+//! Tls::publish       Certs → CertStore, stored in the ArcSwap the
+//!                    resolver reads (at start-up, after each reload)
+//! Tls::accept        per connection, under the handshake timeout: read
+//!                    the ClientHello → its SNI picks the ServerConfig (the
+//!                    shared one, or the server's own when it asks for
+//!                    client certificates) → the rest of the handshake
+//! SniResolver        rustls asks for the certificate: one load of the
+//!                    store, exact name → `*.` wildcard → default server
+//! Session            the SNI and ALPN, kept by the connection for the
+//!                    pipeline (421, HSTS) and the HTTP version
+//! ```
+//!
+//! The shared `ServerConfig` is built once per process and never again:
+//! certificates change by publishing a new store, so its session cache
+//! and ticket keys (resumption) survive a config reload and, later, a
+//! certificate swap by a certificate actor, which only has to publish.
+//! Only the plain-HTTP path never comes here: `app.rs` branches on the
+//! listen address before anything TLS is touched.
+
+mod accept;
+mod certs;
+pub(crate) mod files;
+mod resolver;
+mod server_config;
+mod store;
+
+pub use accept::{HandshakeError, Tls};
+pub use certs::{Certs, ServerCert};
+pub use server_config::provider;
+
+/// What a finished handshake settled, kept by its connection.
+#[derive(Debug)]
+pub struct Session {
+    /// The server name the client asked for (SNI), lower case.
+    sni: Option<Box<str>>,
+    /// Whether ALPN chose HTTP/2.
+    h2: bool,
+}
+
+impl Session {
+    /// The server name the client asked for, if it sent one.
+    pub fn sni(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+
+    /// Whether the client and server agreed on HTTP/2 (ALPN `h2`).
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+}

@@ -1,0 +1,62 @@
+//! The rustls side: the crypto provider and how a `ServerConfig` is built.
+//!
+//! - Provider: aws-lc-rs, key exchange X25519MLKEM768 (the post-quantum
+//!   hybrid) first, then X25519, P-256, P-384. Named here explicitly:
+//!   wasmtime-wasi-http enables rustls's `ring` as well, so the process
+//!   default is not left for rustls to guess.
+//! - Protocols: TLS 1.3 and 1.2 only (rustls offers nothing older, and its
+//!   1.2 suites are all ECDHE + AEAD).
+//! - ALPN: `h2`, then `http/1.1`.
+//! - Resumption: stateless tickets on (`Ticketer`: AES-256 + HMAC, keys
+//!   rotated every 6 hours; rustls leaves tickets off by default), and a
+//!   session-ID cache of [`SESSION_CACHE`] entries (rustls keeps 256).
+//!   0-RTT stays off (replayable).
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::{
+    ServerConfig,
+    crypto::{CryptoProvider, aws_lc_rs},
+    server::{ResolvesServerCert, ServerSessionMemoryCache, danger::ClientCertVerifier},
+    version::{TLS12, TLS13},
+};
+
+/// Sessions kept for resumption by session ID (TLS 1.2 clients without
+/// tickets): about nginx's `ssl_session_cache shared:SSL:10m` (some 40 000
+/// sessions); an entry is a few hundred bytes.
+pub const SESSION_CACHE: usize = 32 * 1024;
+
+/// The ALPN protocols offered, most preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The crypto provider every TLS config of the process uses.
+pub fn provider() -> &'static Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        use aws_lc_rs::kx_group::{SECP256R1, SECP384R1, X25519, X25519MLKEM768};
+        let mut provider = aws_lc_rs::default_provider();
+        provider.kx_groups = vec![X25519MLKEM768, X25519, SECP256R1, SECP384R1];
+        Arc::new(provider)
+    })
+}
+
+/// A server config choosing certificates with `resolver`, asking for
+/// client certificates when `client_auth` is set. Each config gets its own
+/// ticket keys and session cache, so a session made under one client-auth
+/// policy never resumes under another.
+pub fn build(
+    resolver: Arc<dyn ResolvesServerCert>,
+    client_auth: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<ServerConfig, rustls::Error> {
+    let builder = ServerConfig::builder_with_provider(provider().clone())
+        .with_protocol_versions(&[&TLS13, &TLS12])?;
+    let mut config = match client_auth {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    }
+    .with_cert_resolver(resolver);
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.ticketer = aws_lc_rs::Ticketer::new()?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    Ok(config)
+}
