@@ -7,6 +7,7 @@
 //! - Protocols: TLS 1.3 and 1.2 only (rustls offers nothing older, and its
 //!   1.2 suites are all ECDHE + AEAD).
 //! - ALPN: `h2`, then `http/1.1`.
+//! - Cipher suites in the server's order (the provider's, strongest first).
 //! - Resumption: stateless tickets on (`Ticketer`: AES-256 + HMAC, keys
 //!   rotated every 6 hours; rustls leaves tickets off by default), and a
 //!   session-ID cache of [`SESSION_CACHE`] entries (rustls keeps 256).
@@ -56,6 +57,10 @@ pub fn build(
     }
     .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // The provider's suites are strongest first; follow that order, not
+    // the client's (nginx's `ssl_prefer_server_ciphers on`; testssl.sh
+    // rates a server without its own order HIGH).
+    config.ignore_client_order = true;
     config.ticketer = aws_lc_rs::Ticketer::new()?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(config)
