@@ -91,6 +91,7 @@ async fn events_are_logged_with_the_actor_path() {
         module_counters: counters(),
         modules: Vec::new(),
         admin: None,
+        certs: Arc::new(troupe_actors::NoCertificates),
     })
     .await
     .unwrap();

@@ -150,6 +150,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         module_counters: module_counters.clone(),
         modules,
         admin: None,
+        certs: Arc::new(troupe_actors::NoCertificates),
     })
     .await
     .unwrap();
@@ -207,6 +208,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
             f.tree.render(),
             format!(
                 "troupe [Running]\n\
+                 ├── certs [Running]\n\
                  ├── config [Running]\n\
                  ├── listeners [Running]\n\
                  │   └── listener.{} [Running]\n\
@@ -253,6 +255,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         module_counters: counters(),
         modules: Vec::new(),
         admin: None,
+        certs: Arc::new(troupe_actors::NoCertificates),
     })
     .await;
     assert!(again.is_err());
