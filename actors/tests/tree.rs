@@ -234,13 +234,18 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(handle.render(), "troupe [Unstarted]\n");
     assert!(handle.reload_config(Trigger::Admin).await.is_err());
     assert!(handle.config_status().await.is_none());
+    assert!(handle.reload_certs(Trigger::Admin).await.is_err());
 
     let f = start(handle.clone(), Vec::new()).await;
+    assert_eq!(
+        handle.reload_certs(Trigger::Admin).await,
+        Ok("no certificates".to_owned())
+    );
     let applied = handle.reload_config(Trigger::Admin).await.unwrap();
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 5);
+    assert_eq!(handle.walk().children.len(), 6);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.

@@ -42,6 +42,9 @@ pub enum HandshakeError {
     Failed(io::Error),
 }
 
+/// A client-auth server's verifier and the config made for it.
+type ClientAuthConfig = (Arc<dyn ClientCertVerifier>, Arc<ServerConfig>);
+
 /// Accepts TLS connections with the certificates last published.
 ///
 /// Made once per process (`app.rs`); a config reload and the certificate
@@ -61,7 +64,7 @@ pub struct Tls {
     /// verifier: a certificate reload keeps the verifier, so it keeps the
     /// config too, and with it the sessions (a config reload makes new
     /// verifiers, and so new configs).
-    client_auth: Mutex<Vec<(Arc<dyn ClientCertVerifier>, Arc<ServerConfig>)>>,
+    client_auth: Mutex<Vec<ClientAuthConfig>>,
     /// Handshakes by outcome.
     pub metrics: TlsMetrics,
 }
@@ -107,7 +110,7 @@ impl Tls {
         for server in &certs.servers {
             let config = match &server.client_auth {
                 Some(verifier) => {
-                    let same = |(v, _): &&(Arc<dyn ClientCertVerifier>, _)| {
+                    let same = |(v, _): &&ClientAuthConfig| {
                         std::ptr::addr_eq(Arc::as_ptr(v), Arc::as_ptr(verifier))
                     };
                     let config = match client_auth.iter().find(same) {
