@@ -5,7 +5,8 @@
 //! connection goes on and a session made before resumes after; a bad
 //! replacement (key of another certificate, PEM that does not decode, a
 //! missing file, an expired certificate) is refused with the file and the
-//! reason, the old certificate keeps serving, and `GET /tls` and the
+//! reason, the old certificate keeps serving (and a client-auth server's
+//! sessions resume too), and `GET /tls` and the
 //! `troupe_tls_cert_*` series show it; `troupe -t` refuses an expired
 //! certificate.
 //!
@@ -34,7 +35,7 @@ use time::OffsetDateTime;
 
 use crate::support::{
     daemon::{self, Daemon},
-    tls::{Pki, client_config, connect, curl},
+    tls::{self, Pki, client_config, connect, curl},
 };
 
 /// A new certificate for `name`, valid until `not_after`, from a fresh CA
@@ -86,8 +87,9 @@ struct Server {
 }
 
 impl Server {
-    /// `a.test` (default, files in `live/`, valid 90 days) and `b.test`
-    /// (symlinked files in `links/` → `store/`).
+    /// `a.test` (default, files in `live/`, valid 90 days), `b.test`
+    /// (symlinked files in `links/` → `store/`) and `m.test` (asks for
+    /// client certificates, so it has a `ServerConfig` of its own).
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = Pki::new(dir.path());
@@ -121,6 +123,8 @@ impl Server {
          routes: [(path: "/", handler: Return(body: "a\n"))]),
         (names: ["b.test"], tls: (cert: "links/b.crt", key: "links/b.key"),
          routes: [(path: "/", handler: Return(body: "b\n"))]),
+        (names: ["m.test"], tls: (cert: "m.crt", key: "m.key", client_ca: "client-ca.pem"),
+         routes: [(path: "/", handler: Return(body: "m\n"))]),
     ],
 )"#,
         )
@@ -221,6 +225,9 @@ async fn a_file_replaced_on_disk_is_served_to_new_handshakes_while_old_ones_go_o
         .expect("http1");
     tokio::spawn(conn);
     assert_eq!(ask(&mut send).await, "a\n");
+    let mutual = client_config(&t.pki, &["http/1.1"], Some("client"));
+    let m = connect(t.tls, "m.test", &mutual).await.expect("handshake");
+    assert_eq!(tls::get(m, "m.test", "/").await.expect("GET").status, 200);
     let days_before = t
         .metric("troupe_tls_cert_expiry_days{server=\"a.test\"}")
         .expect("expiry metric");
@@ -245,6 +252,10 @@ async fn a_file_replaced_on_disk_is_served_to_new_handshakes_while_old_ones_go_o
         resumed.get_ref().1.handshake_kind(),
         Some(HandshakeKind::Resumed)
     );
+    // So does one with the client-auth server, whose config was kept too.
+    let m = connect(t.tls, "m.test", &mutual).await.expect("handshake");
+    assert_eq!(m.get_ref().1.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert_eq!(tls::get(m, "m.test", "/").await.expect("GET").status, 200);
     // `b.test` was untouched.
     assert_eq!(
         t.served("b.test").await,
