@@ -25,11 +25,11 @@ use crate::{
     },
     observe::{
         logging,
-        metrics::{HttpMetrics, ModuleSeries, TlsMetrics},
+        metrics::{CertMetrics, HttpMetrics, ModuleSeries, TlsMetrics},
     },
     pipeline::Pipeline,
     reload::Reloader,
-    tls::Tls,
+    tls::{CertSource, LiveCerts, Tls},
 };
 
 /// The HTTP core as the supervision tree sees it.
@@ -163,6 +163,13 @@ impl Running {
         self.tree.handle().reload_config(trigger).await
     }
 
+    /// Reads the TLS certificate files again (SIGHUP, with the config):
+    /// what changed, or every file refused and why, whose server keeps its
+    /// old certificate.
+    pub async fn reload_certs(&self, trigger: Trigger) -> Result<String, String> {
+        self.tree.handle().reload_certs(trigger).await
+    }
+
     /// The config generation in force and how the last reload went.
     pub async fn config_status(&self) -> Option<ReloadStatus> {
         self.tree.handle().config_status().await
@@ -269,7 +276,11 @@ pub async fn start_with(
     let tls = Arc::new(Tls::new(
         TlsMetrics::new(&registry).map_err(io::Error::other)?,
     ));
-    tls.publish(&first.certs)?;
+    let certs = Arc::new(LiveCerts::new(
+        tls.clone(),
+        CertMetrics::new(&registry).map_err(io::Error::other)?,
+    ));
+    certs.install(&first.certs)?;
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
@@ -284,6 +295,7 @@ pub async fn start_with(
                 registry.clone(),
                 generation.clone(),
                 handle.clone(),
+                certs.clone(),
             );
             Some((socket, Arc::new(api.app())))
         }
@@ -297,7 +309,7 @@ pub async fn start_with(
         generation: generation.clone(),
         env,
         series,
-        tls,
+        certs: certs.clone(),
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
         handle,
@@ -310,6 +322,7 @@ pub async fn start_with(
         registry,
         modules: hosts,
         admin,
+        certs: Arc::new(CertSource(certs)),
     })
     .await?;
     Ok(Running {

@@ -4,7 +4,7 @@
 //!
 //! | `-s`     | signal                     | what the server does                     |
 //! |----------|----------------------------|------------------------------------------|
-//! | `reload` | SIGHUP                     | reloads the config (see `crate::reload`) |
+//! | `reload` | SIGHUP                     | reloads the config (see `crate::reload`), then reads the TLS certificates again (`crate::tls::LiveCerts`) |
 //! | `quit`   | SIGQUIT                    | graceful shutdown (connections drain)    |
 //! | `stop`   | SIGTERM, SIGTERM after 0.2 s | the second skips the drain: fast shutdown |
 //! | `reopen` | SIGUSR1                    | reopens the log files (after logrotate)  |

@@ -222,8 +222,13 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                     Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot reopen the log files; still writing to the old ones"),
                 },
                 _ = hup.recv() => {
-                    // The outcome is logged by the config actor.
+                    // The outcomes are logged by the config and the
+                    // certificate actors. The certificates are read again
+                    // even when the config is refused (a bad config must
+                    // not hold back a renewed certificate), and after an
+                    // applied one find nothing new.
                     let _ = running.reload_config(troupe::Trigger::Signal).await;
+                    let _ = running.reload_certs(troupe::Trigger::Signal).await;
                 }
                 _ = usr2.recv() => {
                     let tried = running.reload_changed().await;

@@ -11,7 +11,7 @@
 //! | `servers`, routes, middleware | the next request (requests in flight finish on the old) |
 //! | `modules`, `modules_dir`      | added ones load, changed ones reload, removed ones stop; unchanged ones are untouched |
 //! | `listen`                      | added addresses accept, removed ones drain; others are untouched (a `tls` mark: new connections) |
-//! | `tls` certificates (the files too, read again) | new handshakes; resumption state is kept |
+//! | `tls` certificates (the files too, read again) | new handshakes; resumption state is kept (the certificate actor also reads the files again on their own, without a config reload: `tls::LiveCerts`) |
 //! | `limits`                      | body limits: the next request; the rest: new connections |
 //! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
 
@@ -26,7 +26,7 @@ use crate::{
     generation::Generation,
     modules::host::{Env, Hosted},
     observe::metrics::ModuleSeries,
-    tls::Tls,
+    tls::LiveCerts,
 };
 
 /// Reads and checks new configs against the one in force.
@@ -36,7 +36,7 @@ pub struct Reloader {
     pub(crate) env: Arc<Env>,
     pub(crate) series: ModuleSeries,
     /// Gets each installed generation's certificates.
-    pub(crate) tls: Arc<Tls>,
+    pub(crate) certs: Arc<LiveCerts>,
 }
 
 impl Reconfigure for Reloader {
@@ -63,7 +63,7 @@ impl Reconfigure for Reloader {
     fn installed(&self, generation: &Arc<Generation>) {
         // Certificates were read and checked by `plan`; what is left (a
         // client-auth config's ticket keys) fails only without randomness.
-        if let Err(error) = self.tls.publish(&generation.certs) {
+        if let Err(error) = self.certs.install(&generation.certs) {
             tracing::error!(%error, "the new certificates could not be published; handshakes keep the old ones");
         }
     }

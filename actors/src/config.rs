@@ -39,6 +39,7 @@ use notify_debouncer_full::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
+    certs::CertsMsg,
     listeners::ListenersMsg,
     modules::ModulesMsg,
     router::RouterMsg,
@@ -152,6 +153,9 @@ pub(crate) struct Siblings<S> {
     pub(crate) modules: Arc<Slot<ModulesMsg>>,
     pub(crate) router: Arc<Slot<RouterMsg<S>>>,
     pub(crate) listeners: Arc<Slot<ListenersMsg>>,
+    /// Told to watch again after a reload (the config may name other
+    /// certificate files).
+    pub(crate) certs: Arc<Slot<CertsMsg>>,
     pub(crate) labels: Arc<tree::Labels>,
     pub(crate) root: ractor::ActorCell,
 }
@@ -289,6 +293,9 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                         tree::log(&st.siblings.labels, &st.siblings.root).await;
                         // The set of watched files may have changed.
                         st.watcher = watch(&me, &st.source.watched());
+                        if let Some(certs) = st.siblings.certs.get() {
+                            let _ = certs.cast(CertsMsg::Rewatch);
+                        }
                     }
                     Err(error) => {
                         tracing::error!(
@@ -382,19 +389,38 @@ async fn ask<M: ractor::Message, T: Send + 'static>(
         .await
 }
 
-/// Watches the directories of `files` (a directory itself when one is
-/// listed) and reloads when one of the files changes. A watch that cannot
-/// be set up is logged; SIGHUP and the admin API still work.
+/// Watches the directories of `files` and reloads the config when one of
+/// them changes.
 fn watch(
     me: &ActorRef<ConfigMsg>,
     files: &[PathBuf],
+) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+    let me = me.clone();
+    watch_files(files, "the config file", move |path| {
+        tracing::info!(file = %path.display(), "watched file changed; reloading the config");
+        let _ = me.cast(ConfigMsg::Reload {
+            trigger: Trigger::Watch,
+            reply: None,
+        });
+    })
+}
+
+/// Watches the directories of `files` (a directory itself when one is
+/// listed: any file in it counts) and calls `changed` with the first
+/// changed file of each debounced batch. The directory, not the file, is
+/// watched, since editors and certificate tools replace a file by renaming
+/// a new one over it. A watch that cannot be set up is logged (`what`
+/// names the files); SIGHUP and the admin API still work.
+pub(crate) fn watch_files(
+    files: &[PathBuf],
+    what: &str,
+    changed: impl Fn(&Path) + Send + 'static,
 ) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
     if files.is_empty() {
         return None;
     }
     let files: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let targets = files.clone();
-    let me = me.clone();
     let handler = move |events: DebounceEventResult| {
         let Ok(events) = events else { return };
         let hit = events
@@ -407,17 +433,13 @@ fn watch(
                     .any(|t| *p == t || (t.is_dir() && p.parent() == Some(t.as_path())))
             });
         if let Some(path) = hit {
-            tracing::info!(file = %path.display(), "watched file changed; reloading the config");
-            let _ = me.cast(ConfigMsg::Reload {
-                trigger: Trigger::Watch,
-                reply: None,
-            });
+            changed(path);
         }
     };
     let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
+            tracing::warn!(error = %e, "cannot watch {what}; reload with SIGHUP or the admin API");
             return None;
         }
     };

@@ -1,8 +1,8 @@
 //! The root supervisor and the handle the binary holds on to ([`Tree`]).
 //!
 //! The root is a plain supervisor. It starts its children in order, each
-//! after those it depends on: metrics, router, modules, then config (which
-//! calls the three before it on a reload), then listeners, so nothing is
+//! after those it depends on: metrics, router, modules, certs, then config
+//! (which calls the four before it on a reload), then listeners, so nothing is
 //! accepted before the routes and modules exist. It restarts any child
 //! that fails through the shared [`Children`] table, and fails itself
 //! (the server stops) when one fails too often. The graceful shutdown asks
@@ -17,6 +17,7 @@ use ractor::{
 use tokio::task::JoinHandle;
 
 use crate::{
+    certs::{self, CertsActor, CertsArgs},
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History, Siblings},
     listeners::{self, Bound, Listeners, ListenersArgs, ListenersMsg},
@@ -24,7 +25,7 @@ use crate::{
     modules::{self, Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{AdminApp, App, ModuleHost, Reconfigure},
+    seams::{AdminApp, App, Certificates, ModuleHost, Reconfigure},
     slot::Slot,
     wiring::TreeHandle,
 };
@@ -55,6 +56,9 @@ pub struct TreeSpec<A: App> {
     pub modules: Vec<Arc<dyn ModuleHost>>,
     /// The admin API's bound socket and server, if the config has one.
     pub admin: Option<(std::net::TcpListener, Arc<AdminApp>)>,
+    /// The TLS certificates the certificate actor keeps current
+    /// ([`crate::NoCertificates`] for a tree without TLS).
+    pub certs: Arc<dyn Certificates>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -222,12 +226,24 @@ impl<A: App> Actor for Root<A> {
         );
         children.start(modules::NAME, start, &cell).await?;
 
+        let for_certs = CertsArgs {
+            source: spec.certs.clone(),
+        };
+        let start = start_fn(
+            &labels,
+            certs::NAME,
+            Some(wiring.certs.clone()),
+            move || (CertsActor, for_certs.clone()),
+        );
+        children.start(certs::NAME, start, &cell).await?;
+
         let history = Arc::new(History::new(&spec.registry)?);
         let source = spec.config.clone();
         let siblings = Arc::new(Siblings {
             modules: wiring.modules.clone(),
             router,
             listeners: wiring.listeners.clone(),
+            certs: wiring.certs.clone(),
             labels: labels.clone(),
             root: cell.clone(),
         });

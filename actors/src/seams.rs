@@ -192,3 +192,33 @@ pub struct Plan<S> {
     /// What changed, one line each, for the log and the admin API.
     pub changes: Vec<String>,
 }
+
+/// The certificates the certificate actor keeps current: the HTTP core
+/// reads and checks the files and publishes them where handshakes find
+/// them; the tree decides when (a watched file changed, SIGHUP, the admin
+/// API).
+pub trait Certificates: Send + Sync + 'static {
+    /// The certificate and key files in use, whose change triggers a
+    /// reload. Asked again after every reload and config reload.
+    fn watched(&self) -> Vec<PathBuf>;
+
+    /// Reads and checks every certificate again, off the request path,
+    /// and publishes those that changed. A file that cannot be used is
+    /// refused (its server keeps the certificate it had) and named in the
+    /// `Err`, with the reason; `Ok` says what was reloaded.
+    fn reload(&self, trigger: &'static str) -> BoxFuture<'static, Result<String, String>>;
+}
+
+/// Certificates for a tree that serves none.
+#[derive(Debug, Default)]
+pub struct NoCertificates;
+
+impl Certificates for NoCertificates {
+    fn watched(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn reload(&self, _trigger: &'static str) -> BoxFuture<'static, Result<String, String>> {
+        Box::pin(async { Ok("no certificates".into()) })
+    }
+}

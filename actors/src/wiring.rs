@@ -25,6 +25,7 @@ use arc_swap::ArcSwapOption;
 use ractor::{ActorCell, ActorStatus};
 
 use crate::{
+    certs::CertsMsg,
     config::{Applied, ConfigMsg, ReloadStatus, Trigger},
     listeners::ListenersMsg,
     metrics::MetricsMsg,
@@ -45,6 +46,7 @@ pub(crate) struct Wiring {
     pub(crate) modules: Arc<Slot<ModulesMsg>>,
     pub(crate) listeners: Arc<Slot<ListenersMsg>>,
     pub(crate) metrics: Arc<Slot<MetricsMsg>>,
+    pub(crate) certs: Arc<Slot<CertsMsg>>,
 }
 
 impl Default for Wiring {
@@ -56,6 +58,7 @@ impl Default for Wiring {
             modules: Arc::new(Slot::new(crate::modules::NAME)),
             listeners: Arc::new(Slot::new(crate::listeners::NAME)),
             metrics: Arc::new(Slot::new("metrics")),
+            certs: Arc::new(Slot::new(crate::certs::NAME)),
         }
     }
 }
@@ -115,6 +118,23 @@ impl TreeHandle {
                 },
                 Duration::from_secs(120),
                 || "the config actor stopped during the reload".into(),
+            )
+            .await?
+    }
+
+    /// Reads the TLS certificates again (see the certificate actor): each
+    /// usable one is published for new handshakes; the `Err` names every
+    /// file refused, and why (its server keeps its old certificate).
+    pub async fn reload_certs(&self, trigger: Trigger) -> Result<String, String> {
+        self.wiring
+            .certs
+            .ask(
+                |reply| CertsMsg::Reload {
+                    trigger,
+                    reply: Some(reply),
+                },
+                Duration::from_secs(60),
+                || "the certificate actor stopped during the reload".into(),
             )
             .await?
     }

@@ -150,6 +150,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         module_counters: module_counters.clone(),
         modules,
         admin: None,
+        certs: Arc::new(troupe_actors::NoCertificates),
     })
     .await
     .unwrap();
@@ -207,6 +208,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
             f.tree.render(),
             format!(
                 "troupe [Running]\n\
+                 ├── certs [Running]\n\
                  ├── config [Running]\n\
                  ├── listeners [Running]\n\
                  │   └── listener.{} [Running]\n\
@@ -232,13 +234,18 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(handle.render(), "troupe [Unstarted]\n");
     assert!(handle.reload_config(Trigger::Admin).await.is_err());
     assert!(handle.config_status().await.is_none());
+    assert!(handle.reload_certs(Trigger::Admin).await.is_err());
 
     let f = start(handle.clone(), Vec::new()).await;
+    assert_eq!(
+        handle.reload_certs(Trigger::Admin).await,
+        Ok("no certificates".to_owned())
+    );
     let applied = handle.reload_config(Trigger::Admin).await.unwrap();
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 5);
+    assert_eq!(handle.walk().children.len(), 6);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.
@@ -253,6 +260,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         module_counters: counters(),
         modules: Vec::new(),
         admin: None,
+        certs: Arc::new(troupe_actors::NoCertificates),
     })
     .await;
     assert!(again.is_err());

@@ -12,6 +12,8 @@
 //! | `GET /config`   | the config in force, module configs and required header values redacted |
 //! | `GET /config/status` | the config generation, reload counts, and the last reload: trigger, time, changes or error |
 //! | `POST /config/reload` | reload the config file: 200 with what changed, or 422 with the error (file:line:col) and nothing changed |
+//! | `GET /tls`      | each TLS server's certificate: names, files, not-after, days left, the last reload's error for it |
+//! | `POST /tls/reload` | read the certificate files again: 200 with what changed, or 422 naming each refused file and why (its server keeps its old certificate) |
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
 //! | `POST /modules/{name}/disable`, `…/enable` | its routes answer 503 until enabled |
 //!
@@ -33,7 +35,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
 use troupe_actors::{AdminApp, ConnShutdown, Node, TreeHandle};
 
-use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry};
+use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry, tls::LiveCerts};
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -49,12 +51,14 @@ enum Endpoint {
     Config,
     ConfigStatus,
     ConfigReload,
+    Tls,
+    TlsReload,
     /// `/modules/{name}/{action}`.
     Module,
 }
 
 impl Endpoint {
-    const ALL: [(&'static str, Endpoint); 9] = [
+    const ALL: [(&'static str, Endpoint); 11] = [
         ("/health", Endpoint::Health),
         ("/metrics", Endpoint::Metrics),
         ("/tree", Endpoint::Tree),
@@ -63,6 +67,8 @@ impl Endpoint {
         ("/config", Endpoint::Config),
         ("/config/status", Endpoint::ConfigStatus),
         ("/config/reload", Endpoint::ConfigReload),
+        ("/tls", Endpoint::Tls),
+        ("/tls/reload", Endpoint::TlsReload),
         ("/modules/{name}/{action}", Endpoint::Module),
     ];
 
@@ -78,7 +84,7 @@ impl Endpoint {
     /// The method it answers (GET also answers HEAD).
     fn method(self) -> Method {
         match self {
-            Endpoint::ConfigReload | Endpoint::Module => Method::POST,
+            Endpoint::ConfigReload | Endpoint::TlsReload | Endpoint::Module => Method::POST,
             _ => Method::GET,
         }
     }
@@ -102,6 +108,8 @@ pub struct Admin {
     endpoints: matchit::Router<Endpoint>,
     /// The supervision tree's control handle, made before the tree.
     tree: TreeHandle,
+    /// The certificates in force, for `GET /tls`.
+    certs: Arc<LiveCerts>,
 }
 
 impl Admin {
@@ -112,6 +120,7 @@ impl Admin {
         registry: prometheus::Registry,
         generation: Arc<arc_swap::ArcSwap<Generation>>,
         tree: TreeHandle,
+        certs: Arc<LiveCerts>,
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
@@ -119,6 +128,7 @@ impl Admin {
             generation,
             endpoints: Endpoint::table(),
             tree,
+            certs,
         })
     }
 
@@ -175,7 +185,7 @@ impl Admin {
             return json_response(
                 StatusCode::NOT_FOUND,
                 &json!({"error": format!(
-                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload or /modules/{{name}}/reload|enable|disable)"
+                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload, /tls, /tls/reload or /modules/{{name}}/reload|enable|disable)"
                 )}),
             );
         };
@@ -197,6 +207,11 @@ impl Admin {
             Endpoint::ConfigStatus => self.config_status().await,
             Endpoint::ConfigReload => match empty_or_object(body).await {
                 Ok(()) => self.reload_config().await,
+                Err(refused) => refused,
+            },
+            Endpoint::Tls => self.tls(),
+            Endpoint::TlsReload => match empty_or_object(body).await {
+                Ok(()) => self.reload_tls().await,
                 Err(refused) => refused,
             },
             Endpoint::Module => {
@@ -237,6 +252,35 @@ impl Admin {
             ),
             // Not the client's request that is wrong, but the file it asked
             // to load: 422, with where.
+            Err(error) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"reloaded": false, "error": error}),
+            ),
+        }
+    }
+
+    fn tls(&self) -> Response<Full<Bytes>> {
+        let last = self.certs.last_reload().map(|(at, trigger)| {
+            let at = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            json!({"at": at, "trigger": trigger})
+        });
+        json_response(
+            StatusCode::OK,
+            &json!({"servers": self.certs.status(), "last_reload": last}),
+        )
+    }
+
+    async fn reload_tls(&self) -> Response<Full<Bytes>> {
+        match self.tree.reload_certs(troupe_actors::Trigger::Admin).await {
+            Ok(changes) => json_response(
+                StatusCode::OK,
+                &json!({"reloaded": true, "changes": changes}),
+            ),
+            // The files asked for are unusable, not the request: 422, as
+            // for a config reload.
             Err(error) => json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &json!({"reloaded": false, "error": error}),

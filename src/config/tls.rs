@@ -74,8 +74,8 @@ pub(super) fn compile_tls(
                 anchor,
             }
         };
-        let key = files::certified_key(&base.join(&spec.cert), &base.join(&spec.key))
-            .map_err(file_error)?;
+        let (cert_file, key_file) = (base.join(&spec.cert), base.join(&spec.key));
+        let key = files::certified_key(&cert_file, &key_file).map_err(file_error)?;
         let client_auth = match &spec.client_ca {
             Some(ca) => Some(
                 files::client_verifier(&base.join(ca)).map_err(|e| CompileError {
@@ -123,6 +123,8 @@ pub(super) fn compile_tls(
                 .iter()
                 .map(|n| n.to_ascii_lowercase())
                 .collect(),
+            cert_file,
+            key_file,
             key: Arc::new(key),
             client_auth,
         });

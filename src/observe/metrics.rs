@@ -16,13 +16,15 @@
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 //! | `troupe_module_calls_moved_total` (Lua and WebAssembly calls that outran their first slice and went on on the module pool) | `module` |
 //! | `troupe_tls_handshakes_total` | `outcome` (`ok`, `failed`, `timeout`, `draining`) |
+//! | `troupe_tls_cert_reload_total` (certificate reloads by the certificate actor) | `outcome` (`ok`, `refused`: a file was refused) |
+//! | `troupe_tls_cert_expiry_days` (gauge: days until the served certificate expires) | `server` (its first name) |
 
 use std::time::Duration;
 
 use http::StatusCode;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// The series, and how routes get their handles.
@@ -194,6 +196,55 @@ impl TlsMetrics {
     /// Counts one handshake.
     pub fn handshake(&self, outcome: HandshakeOutcome) {
         self.handshakes[outcome as usize].inc();
+    }
+}
+
+/// The certificate series, kept by the live certificates
+/// (`tls::LiveCerts`).
+#[derive(Clone, Debug)]
+pub struct CertMetrics {
+    /// `[ok, refused]`.
+    reloads: [IntCounter; 2],
+    expiry: GaugeVec,
+}
+
+impl CertMetrics {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "troupe_tls_cert_reload_total",
+                "Certificate reloads, by outcome (refused: a file was refused and its server kept its certificate)",
+            ),
+            &["outcome"],
+        )?;
+        let expiry = GaugeVec::new(
+            Opts::new(
+                "troupe_tls_cert_expiry_days",
+                "Days until the certificate a server serves expires",
+            ),
+            &["server"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(expiry.clone()))?;
+        Ok(Self {
+            reloads: ["ok", "refused"].map(|outcome| reloads.with_label_values(&[outcome])),
+            expiry,
+        })
+    }
+
+    /// Counts one reload.
+    pub fn reload(&self, refused: bool) {
+        self.reloads[usize::from(refused)].inc();
+    }
+
+    /// Sets the days left of every server's certificate, dropping servers
+    /// gone since.
+    pub fn expiry<'a>(&self, servers: impl IntoIterator<Item = (&'a str, f64)>) {
+        self.expiry.reset();
+        for (server, days) in servers {
+            self.expiry.with_label_values(&[server]).set(days);
+        }
     }
 }
 

@@ -3,12 +3,15 @@
 
 use std::{
     io,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
 use arc_swap::ArcSwap;
-use rustls::{ServerConfig, server::Acceptor};
+use rustls::{
+    ServerConfig,
+    server::{Acceptor, danger::ClientCertVerifier},
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{LazyConfigAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
@@ -39,11 +42,14 @@ pub enum HandshakeError {
     Failed(io::Error),
 }
 
+/// A client-auth server's verifier and the config made for it.
+type ClientAuthConfig = (Arc<dyn ClientCertVerifier>, Arc<ServerConfig>);
+
 /// Accepts TLS connections with the certificates last published.
 ///
-/// Made once per process (`app.rs`); a config reload or, later, a
-/// certificate actor only calls [`Tls::publish`], so the shared config's
-/// session cache and ticket keys outlive every certificate change.
+/// Made once per process (`app.rs`); a config reload and the certificate
+/// actor (through `LiveCerts`) only call [`Tls::publish`], so the shared
+/// config's session cache and ticket keys outlive every certificate change.
 #[derive(Debug)]
 pub struct Tls {
     store: Arc<ArcSwap<CertStore>>,
@@ -54,6 +60,11 @@ pub struct Tls {
     /// source takes a while to start (~0.4 G instructions), which a server
     /// without TLS should not pay.
     shared: OnceLock<Arc<ServerConfig>>,
+    /// The config of each client-auth server last published, by its
+    /// verifier: a certificate reload keeps the verifier, so it keeps the
+    /// config too, and with it the sessions (a config reload makes new
+    /// verifiers, and so new configs).
+    client_auth: Mutex<Vec<ClientAuthConfig>>,
     /// Handshakes by outcome.
     pub metrics: TlsMetrics,
 }
@@ -70,6 +81,7 @@ impl Tls {
             store,
             resolver,
             shared: OnceLock::new(),
+            client_auth: Mutex::default(),
             metrics,
         }
     }
@@ -86,19 +98,31 @@ impl Tls {
     /// Makes `certs` the certificates of the next handshakes. A server
     /// that asks for client certificates gets a `ServerConfig` of its own
     /// (rustls verifies clients per config, not per certificate), made
-    /// here, with its own ticket keys.
+    /// here, with its own ticket keys, unless its verifier already has one.
     pub fn publish(&self, certs: &Certs) -> Result<(), rustls::Error> {
         if !certs.servers.is_empty() {
             self.shared()?;
         }
         let mut store = CertStore::default();
         let mut entries = Vec::with_capacity(certs.servers.len());
+        let mut client_auth = self.client_auth.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = Vec::new();
         for server in &certs.servers {
             let config = match &server.client_auth {
-                Some(verifier) => Some(Arc::new(server_config::build(
-                    self.resolver.clone(),
-                    Some(verifier.clone()),
-                )?)),
+                Some(verifier) => {
+                    let same = |(v, _): &&ClientAuthConfig| {
+                        std::ptr::addr_eq(Arc::as_ptr(v), Arc::as_ptr(verifier))
+                    };
+                    let config = match client_auth.iter().find(same) {
+                        Some((_, config)) => config.clone(),
+                        None => Arc::new(server_config::build(
+                            self.resolver.clone(),
+                            Some(verifier.clone()),
+                        )?),
+                    };
+                    kept.push((verifier.clone(), config.clone()));
+                    Some(config)
+                }
                 None => None,
             };
             let entry = Arc::new(Entry {
@@ -111,6 +135,7 @@ impl Tls {
         if let Some(entry) = certs.default.and_then(|i| entries.get(i)) {
             store.set_default(entry.clone());
         }
+        *client_auth = kept;
         self.store.store(Arc::new(store));
         Ok(())
     }
@@ -167,5 +192,9 @@ impl Drop for Tls {
         // A client-auth entry's config holds the resolver, which holds the
         // store that holds the entry: empty the store to break the cycle.
         self.store.store(Arc::default());
+        self.client_auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }

@@ -3,15 +3,19 @@
 //! and its client-certificate verifier. `Tls::publish` turns it into the
 //! store the handshake reads.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use rustls::{server::danger::ClientCertVerifier, sign::CertifiedKey};
 
 /// One server block's TLS material.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServerCert {
     /// Its names, lower case, as the virtual hosts know them.
     pub names: Vec<String>,
+    /// The certificate file, as the certificate actor reads it again.
+    pub cert_file: PathBuf,
+    /// The key file.
+    pub key_file: PathBuf,
     /// The chain and key, checked to match.
     pub key: Arc<CertifiedKey>,
     /// Client certificates it requires, if any.
@@ -19,7 +23,7 @@ pub struct ServerCert {
 }
 
 /// Every TLS server block of a config.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Certs {
     /// In file order.
     pub servers: Vec<ServerCert>,

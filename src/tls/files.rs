@@ -1,7 +1,8 @@
 //! Certificates, keys and CAs read from PEM files and checked the way a
 //! handshake would use them: every certificate parses, the key parses and
-//! matches the first certificate, a CA file makes a client verifier. Every
-//! error names the file (`troupe -t` prints it).
+//! matches the first certificate, which has not expired; a CA file makes a
+//! client verifier. Every error names the file (`troupe -t` prints it, a
+//! certificate reload logs it).
 
 use std::{
     path::{Path, PathBuf},
@@ -14,6 +15,8 @@ use rustls::{
     server::{ParsedCertificate, WebPkiClientVerifier, danger::ClientCertVerifier},
     sign::CertifiedKey,
 };
+
+use time::OffsetDateTime;
 
 use super::server_config::provider;
 
@@ -66,6 +69,15 @@ pub enum FileError {
         /// The certificate file.
         cert: PathBuf,
     },
+    /// The server's certificate is past its not-after date: clients would
+    /// refuse it.
+    #[error("{}: the certificate expired on {not_after}", path.display())]
+    Expired {
+        /// The file.
+        path: PathBuf,
+        /// When, RFC 3339.
+        not_after: String,
+    },
     /// A CA file a client verifier cannot be built from.
     #[error("{}: not a usable CA for client certificates: {reason}", path.display())]
     BadCa {
@@ -114,9 +126,82 @@ pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
     })
 }
 
-/// A certificate chain with its key, checked to belong together.
+/// When a certificate stops being valid (its `notAfter`), read from its
+/// DER without a full X.509 parse (`chain` has already checked that it
+/// parses); `None` if the field cannot be found.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<OffsetDateTime> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
+    // OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE {
+    // notBefore, notAfter }, … }, … }
+    let (_, cert, _) = der(cert.as_ref(), 0x30)?;
+    let (_, mut tbs, _) = der(cert, 0x30)?;
+    if tbs.first() == Some(&0xa0) {
+        tbs = der(tbs, 0xa0)?.2;
+    }
+    let (_, _serial, rest) = der(tbs, 0x02)?;
+    let (_, _signature, rest) = der(rest, 0x30)?;
+    let (_, _issuer, rest) = der(rest, 0x30)?;
+    let (_, validity, _) = der(rest, 0x30)?;
+    let (_, _not_before, rest) = any_der(validity)?;
+    let (tag, time, _) = any_der(rest)?;
+    let digits = std::str::from_utf8(time.strip_suffix(b"Z")?).ok()?;
+    let (year, rest) = match tag {
+        // UTCTime: two-digit years, 50–99 meaning 19xx (RFC 5280).
+        0x17 => {
+            let yy: i32 = digits.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        0x18 => (digits.get(..4)?.parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let field = |at: usize| -> Option<u8> { rest.get(at..at + 2)?.parse().ok() };
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(field(0)?).ok()?, field(2)?)
+            .ok()?;
+    let clock = time::Time::from_hms(field(4)?, field(6)?, field(8)?).ok()?;
+    Some(time::PrimitiveDateTime::new(date, clock).assume_utc())
+}
+
+/// One DER element of tag `want` at the start of `input`: (tag, content,
+/// what follows).
+fn der(input: &[u8], want: u8) -> Option<(u8, &[u8], &[u8])> {
+    let found = any_der(input)?;
+    (found.0 == want).then_some(found)
+}
+
+/// The DER element at the start of `input`, of any tag.
+fn any_der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A certificate chain with its key, checked to belong together, the
+/// server's certificate not expired.
 pub fn certified_key(cert: &Path, key_file: &Path) -> Result<CertifiedKey, FileError> {
     let chain = chain(cert)?;
+    if let Some(end) = chain.first().and_then(not_after)
+        && end <= OffsetDateTime::now_utc()
+    {
+        return Err(FileError::Expired {
+            path: cert.to_owned(),
+            not_after: end
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| end.to_string()),
+        });
+    }
     let key = key(key_file)?;
     let signing = provider()
         .key_provider
@@ -164,6 +249,22 @@ pub fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, FileE
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn not_after_is_read_from_the_der() {
+        for (year, month, day) in [(2049, 12, 31), (2050, 1, 2), (2031, 6, 15)] {
+            let mut params = rcgen::CertificateParams::new(vec!["x.test".into()]).expect("params");
+            params.not_after = rcgen::date_time_ymd(year, month, day);
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = params.self_signed(&key).expect("cert");
+            let end = super::not_after(cert.der()).expect("not after");
+            assert_eq!(
+                (end.year(), end.month() as u8, end.day()),
+                (year, month, day)
+            );
+        }
+        assert_eq!(super::not_after(&vec![0x30, 0x03, 0x02, 0x01].into()), None);
+    }
 
     use rustls::{pki_types::PrivatePkcs8KeyDer, sign::SigningKey};
 

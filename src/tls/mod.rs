@@ -4,8 +4,14 @@
 //! ```text
 //! config/tls.rs      a server's `tls` block → files.rs (PEM parses, key
 //!                    matches) → Certs, one per config generation
+//! LiveCerts          the Certs in force: installed at start-up and by each
+//!                    config reload; read again, server by server, by the
+//!                    certificate actor (a file changed, SIGHUP, POST
+//!                    /tls/reload), keeping a server's old certificate when
+//!                    its new files are refused; GET /tls and the
+//!                    troupe_tls_cert_* series show it
 //! Tls::publish       Certs → CertStore, stored in the ArcSwap the
-//!                    resolver reads (at start-up, after each reload)
+//!                    resolver reads
 //! Tls::accept        per connection, under the handshake timeout: read
 //!                    the ClientHello → its SNI picks the ServerConfig (the
 //!                    shared one, or the server's own when it asks for
@@ -18,20 +24,22 @@
 //!
 //! The shared `ServerConfig` is built once per process and never again:
 //! certificates change by publishing a new store, so its session cache
-//! and ticket keys (resumption) survive a config reload and, later, a
-//! certificate swap by a certificate actor, which only has to publish.
+//! and ticket keys (resumption) survive a config reload and a certificate
+//! swap by the certificate actor, which only has to publish.
 //! Only the plain-HTTP path never comes here: `app.rs` branches on the
 //! listen address before anything TLS is touched.
 
 mod accept;
 mod certs;
 pub(crate) mod files;
+mod live;
 mod resolver;
 mod server_config;
 mod store;
 
 pub use accept::{HandshakeError, Tls};
 pub use certs::{Certs, ServerCert};
+pub use live::{CertSource, CertStatus, LiveCerts};
 pub use server_config::provider;
 
 /// What a finished handshake settled, kept by its connection.

@@ -158,7 +158,14 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
     let top = names(&tree);
     assert_eq!(
         top,
-        ["config", "listeners", "metrics", "modules", "router"],
+        [
+            "certs",
+            "config",
+            "listeners",
+            "metrics",
+            "modules",
+            "router"
+        ],
         "{tree}"
     );
     let child = |node: &Value, name: &str| -> Value {

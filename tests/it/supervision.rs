@@ -103,6 +103,7 @@ async fn the_tree_renders_every_actor() {
     .await;
     let text = srv.running().tree().render();
     for name in [
+        "certs",
         "config",
         "metrics",
         "router",
@@ -112,6 +113,6 @@ async fn the_tree_renders_every_actor() {
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 7, "{text}");
+    assert_eq!(text.lines().count(), 8, "{text}");
     srv.stop().await;
 }
