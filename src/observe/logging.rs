@@ -14,7 +14,8 @@ use super::access_log::AccessLog;
 use crate::config::schema::{AccessTarget, Log};
 
 /// Installs the error log on stderr. `RUST_LOG`, when set, wins over the
-/// config's level. Safe to call twice (the second call does nothing).
+/// config's level; either way rustls is held to `error` unless the filter
+/// says otherwise ([`quiet_rustls`]). Safe to call twice (the second call does nothing).
 ///
 /// Built with the `console` feature (and `RUSTFLAGS="--cfg tokio_unstable"`),
 /// it also serves tokio-console on 127.0.0.1:6669 (the console's own
@@ -22,8 +23,9 @@ use crate::config::schema::{AccessTarget, Log};
 /// not filter what the console sees.
 pub fn init_error_log(level: &str) {
     use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| level.to_owned());
+    let filter = EnvFilter::try_new(quiet_rustls(&directives))
+        .or_else(|_| EnvFilter::try_new(quiet_rustls(level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let errors = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
@@ -34,6 +36,21 @@ pub fn init_error_log(level: &str) {
     #[cfg(feature = "console")]
     let registry = registry.with(console_subscriber::spawn());
     let _ = registry.try_init();
+}
+
+/// rustls warns about what a client sent (an IP address as the SNI name,
+/// which wrk and many scripts send; the alert it answers a broken
+/// handshake with) once per connection. That is the client's business,
+/// and a client must not be able to fill the error log or spend the
+/// server's time writing it, so rustls speaks only at `error` unless the
+/// filter asks for debug or trace, or names rustls itself.
+fn quiet_rustls(directives: &str) -> String {
+    let verbose = matches!(directives.trim(), "debug" | "trace");
+    if verbose || directives.contains("rustls") {
+        directives.to_owned()
+    } else {
+        format!("{directives},rustls=error")
+    }
 }
 
 /// The sinks that write to files, which SIGUSR1 reopens (logrotate moves

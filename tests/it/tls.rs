@@ -484,6 +484,23 @@ async fn hostile_handshakes_are_closed_and_the_server_keeps_serving() {
     let plain = b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n";
     closed_cleanly("plain HTTP", answer_to(t.tls, plain, false, quick).await);
 
+    // An IP address as the SNI name (RFC 6066 forbids it; wrk and many
+    // scripts send it): served with the default certificate, and not
+    // worth a warning per connection.
+    let named = tls::client_hello(&t.pki, "abc.test");
+    let at = named
+        .windows(8)
+        .position(|w| w == b"abc.test")
+        .expect("the name in the ClientHello");
+    let mut ip = named.clone();
+    ip[at..at + 8].copy_from_slice(b"10.0.0.1");
+    let got = answer_to(t.tls, &ip, true, quick).await;
+    assert_eq!(
+        got.as_deref().and_then(|g| g.first()),
+        Some(&0x16),
+        "a ServerHello for an IP address as SNI"
+    );
+
     // A ClientHello that claims 16 MiB, sent as 16 KiB records.
     let mut huge = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0xff, 0xff, 0xff];
     huge.resize(5 + 0x4000, 0);
