@@ -1,10 +1,10 @@
 //! Serving one accepted connection: HTTP/1.x and h2c on the same socket,
 //! or HTTP/1.1 and HTTP/2 over TLS (`tls.rs`).
 //!
-//! hyper-util's auto builder sniffs the HTTP/2 preface, so one listener
-//! speaks HTTP/1.0, HTTP/1.1 (keep-alive, pipelining) and h2c with prior
-//! knowledge. Over TLS, ALPN has already chosen: `h2` is served by an
-//! HTTP/2-only builder, anything else as HTTP/1. Around hyper this module
+//! A plain connection's first bytes tell the HTTP/2 preface from an HTTP/1
+//! request (`preface.rs`), so one listener speaks HTTP/1.0, HTTP/1.1
+//! (keep-alive, pipelining) and h2c with prior knowledge. Over TLS, ALPN
+//! has already chosen: `h2` is served as HTTP/2, anything else as HTTP/1. Around hyper this module
 //! adds what hyper leaves to servers: the header and idle timeouts and the
 //! drain (`watchdog.rs`), and the bookkeeping the pipeline's layers read
 //! through [`Connection`] (requests served, for the keep-alive cap; what
@@ -18,13 +18,12 @@
 
 mod activity;
 mod executor;
+mod preface;
 pub(crate) mod settings;
 mod tls;
 mod watchdog;
 
-use std::{
-    error::Error as StdError, future::poll_fn, net::SocketAddr, pin::Pin, sync::Arc, task::Poll,
-};
+use std::{future::poll_fn, net::SocketAddr, pin::Pin, sync::Arc, task::Poll};
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -150,11 +149,6 @@ async fn run<S, T>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: Transport,
 {
-    // ALPN chose HTTP/2: batch its streams' answers from the first one.
-    let h2 = transport.session().is_some_and(Session::is_h2);
-    if h2 {
-        activity.mark_http2();
-    }
     tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, shutdown));
     // Ends the watchdog however this function ends, a panic included.
     let _done = activity::Done(activity.clone());
@@ -162,7 +156,7 @@ async fn run<S, T>(
     metrics.connections.inc();
     metrics.connections_total.inc();
     let _open = Open(metrics.connections.clone());
-    let io = TokioIo::new(io);
+    let h2 = transport.session().map(Session::is_h2);
     // One shared context per connection: requests borrow it, and only a
     // request that has to wait clones it.
     let ctx = Arc::new(Ctx {
@@ -173,16 +167,64 @@ async fn run<S, T>(
         transport,
     });
     let service = service_fn(move |req| pipeline::serve(&ctx, req));
+    match h2 {
+        // ALPN chose.
+        Some(h2) => serve_http(&cfg, io, h2, service, &activity, peer).await,
+        // The first bytes choose; until they come the watchdog's header
+        // timeout and the drain apply as they do to a request.
+        None => {
+            let mut io = io;
+            let first = {
+                let mut read = std::pin::pin!(preface::read_preface(&mut io));
+                poll_fn(|cx| match activity.poll_action(cx) {
+                    Action::None => read.as_mut().poll(cx).map(Some),
+                    _ => Poll::Ready(None),
+                })
+                .await
+            };
+            match first {
+                Some(Ok((h2, prefix))) => {
+                    let io = preface::Prefixed::new(prefix, io);
+                    serve_http(&cfg, io, h2, service, &activity, peer).await;
+                }
+                Some(Err(err)) => {
+                    tracing::debug!(%peer, %err, "connection failed before a request")
+                }
+                None => tracing::debug!(%peer, "no request before the connection was closed"),
+            }
+        }
+    }
+}
+
+/// Serves the connection with hyper, as HTTP/2 or as HTTP/1.x (with
+/// upgrades), until it ends.
+async fn serve_http<I, S, B>(
+    cfg: &ConnConfig,
+    io: I,
+    h2: bool,
+    service: S,
+    activity: &Activity,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B, Future: Send>
+        + Send
+        + 'static,
+    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static,
+{
+    let io = TokioIo::new(io);
     if h2 {
-        // The version is known: no preface sniffing, and no HTTP/1 upgrades
-        // to offer.
+        // Batch its streams' answers from the first one (`drive`).
+        activity.mark_http2();
         let conn = cfg.h2.serve_connection(io, service);
         tokio::pin!(conn);
-        drive(conn, |c| c.graceful_shutdown(), &activity, peer).await;
+        drive(conn, |c| c.graceful_shutdown(), activity, peer).await;
     } else {
-        let conn = cfg.builder.serve_connection_with_upgrades(io, service);
+        let conn = cfg.h1.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);
-        drive(conn, |c| c.graceful_shutdown(), &activity, peer).await;
+        drive(conn, |c| c.graceful_shutdown(), activity, peer).await;
     }
 }
 
@@ -193,7 +235,7 @@ async fn drive<C>(
     activity: &Activity,
     peer: SocketAddr,
 ) where
-    C: Future<Output = Result<(), Box<dyn StdError + Send + Sync>>>,
+    C: Future<Output = Result<(), hyper::Error>>,
 {
     let mut closing = false;
     let result = poll_fn(|cx| {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use hyper_util::{rt::TokioTimer, server::conn::auto};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::TokioTimer;
 
 use super::{executor::Deferring, watchdog::Timeouts};
 use crate::config::schema::Limits;
@@ -15,11 +16,12 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// Connection-level settings, fixed at start-up.
 #[derive(Debug)]
 pub struct ConnConfig {
-    /// HTTP/1.x or HTTP/2 by the preface: plain connections, and TLS ones
-    /// whose ALPN did not choose `h2`.
-    pub(super) builder: auto::Builder<Deferring>,
-    /// The same settings, HTTP/2 only: TLS connections whose ALPN chose `h2`.
-    pub(super) h2: auto::Builder<Deferring>,
+    /// HTTP/1.x: plain connections that did not open with the HTTP/2
+    /// preface, and TLS ones whose ALPN did not choose `h2`.
+    pub(super) h1: http1::Builder,
+    /// HTTP/2: plain connections that opened with the preface (h2c with
+    /// prior knowledge), and TLS ones whose ALPN chose `h2`.
+    pub(super) h2: http2::Builder<Deferring>,
     pub(super) timeouts: Timeouts,
     pub(super) keepalive_requests: u64,
     pub(super) handshake_timeout: Duration,
@@ -28,8 +30,7 @@ pub struct ConnConfig {
 impl ConnConfig {
     /// Builds the hyper settings from the configured limits.
     pub fn new(limits: &Limits) -> Self {
-        let mut builder = auto::Builder::new(Deferring);
-        let mut h1 = builder.http1();
+        let mut h1 = http1::Builder::new();
         // The header timeout is the watchdog's: hyper's own arms a timer per
         // request (and defaults to 30 s once a timer is set).
         h1.header_read_timeout(None)
@@ -39,14 +40,13 @@ impl ConnConfig {
         if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
             h1.max_headers(limits.max_headers);
         }
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(Deferring);
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_streams)
             .max_header_list_size(limits.max_header_bytes as u32);
         Self {
-            h2: builder.clone().http2_only(),
-            builder,
+            h1,
+            h2,
             timeouts: Timeouts {
                 header: limits.header_timeout,
                 idle: limits.keepalive_timeout,
