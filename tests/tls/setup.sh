@@ -9,9 +9,11 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+# Waits for another apt (the other scanner's set-up, run by a test beside
+# this one) instead of failing on its lock.
 apt() {
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null
 }
 case "${1:-}" in
 testssl)
