@@ -63,8 +63,8 @@ pub struct Tls {
     /// The config of each client-auth server last published, by its
     /// verifier: a certificate reload that leaves the CA file as it was
     /// keeps the verifier, so it keeps the config too, and with it the
-    /// sessions. A new CA (a config reload, or a reload that found the CA
-    /// file changed) makes a new verifier, and so a new config with new
+    /// sessions (`LiveCerts` keeps the verifier across a config reload
+    /// too). A new CA makes a new verifier, and so a new config with new
     /// ticket keys and an empty session cache: a resumed session is not
     /// verified again, so one made under the old CA must not resume.
     client_auth: Mutex<Vec<ClientAuthConfig>>,

@@ -99,10 +99,27 @@ impl LiveCerts {
     /// compiled): at start-up and after each config reload.
     pub fn install(&self, certs: &Certs) -> Result<(), rustls::Error> {
         let mut book = self.book();
-        self.tls.publish(certs)?;
+        let mut certs = certs.clone();
+        // The config compiled a new verifier for every client CA. Where a
+        // server's CA holds what it held, keep the verifier in force:
+        // `Tls::publish` then keeps the server's ServerConfig, and with it
+        // the sessions, as it does for a server without client auth.
+        for server in &mut certs.servers {
+            let Some(ca) = server.client_ca.as_mut() else {
+                continue;
+            };
+            let same = book.certs.servers.iter().find_map(|old| {
+                let old_ca = old.client_ca.as_ref()?;
+                (old.names == server.names && old_ca.roots == ca.roots).then_some(old_ca)
+            });
+            if let Some(old) = same {
+                ca.verifier = old.verifier.clone();
+            }
+        }
+        self.tls.publish(&certs)?;
         book.epoch += 1;
-        book.certs = certs.clone();
-        book.errors = vec![None; certs.servers.len()];
+        book.certs = certs;
+        book.errors = vec![None; book.certs.servers.len()];
         self.set_expiry(&book.certs);
         Ok(())
     }
@@ -188,7 +205,7 @@ impl LiveCerts {
                     errors.push(None);
                 }
                 Err(error) => {
-                    tracing::error!(server = %name, %error, "certificate refused; the server keeps serving its old certificate and client CA");
+                    tracing::error!(server = %name, %error, "certificate files refused; the server keeps its old certificate (and client CA)");
                     refused.push(error.clone());
                     errors.push(Some(error));
                 }
