@@ -2,8 +2,8 @@
 //! again, and has the HTTP core read, check and publish them
 //! ([`Certificates::reload`]).
 //!
-//! A reload is triggered by a change to a certificate or key file
-//! (notify, debounced; the files' directories are watched, so a new file
+//! A reload is triggered by a change to a certificate, key or client CA
+//! file (notify, debounced; the files' directories are watched, so a new file
 //! renamed over the old one is seen), by SIGHUP, or by the admin API. One
 //! runs at a time, since this actor takes one message at a time. The
 //! handshake never messages it: it reads the published store with one

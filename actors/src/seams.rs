@@ -198,13 +198,14 @@ pub struct Plan<S> {
 /// them; the tree decides when (a watched file changed, SIGHUP, the admin
 /// API).
 pub trait Certificates: Send + Sync + 'static {
-    /// The certificate and key files in use, whose change triggers a
-    /// reload. Asked again after every reload and config reload.
+    /// The certificate, key and client CA files in use, whose change
+    /// triggers a reload. Asked again after every config reload.
     fn watched(&self) -> Vec<PathBuf>;
 
-    /// Reads and checks every certificate again, off the request path,
-    /// and publishes those that changed. A file that cannot be used is
-    /// refused (its server keeps the certificate it had) and named in the
+    /// Reads and checks every certificate and client CA again, off the
+    /// request path, and publishes those that changed. A file that cannot
+    /// be used is refused (its server keeps the certificate and CA it
+    /// had) and named in the
     /// `Err`, with the reason; `Ok` says what was reloaded.
     fn reload(&self, trigger: &'static str) -> BoxFuture<'static, Result<String, String>>;
 }

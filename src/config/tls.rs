@@ -76,13 +76,11 @@ pub(super) fn compile_tls(
         };
         let (cert_file, key_file) = (base.join(&spec.cert), base.join(&spec.key));
         let key = files::certified_key(&cert_file, &key_file).map_err(file_error)?;
-        let client_auth = match &spec.client_ca {
-            Some(ca) => Some(
-                files::client_verifier(&base.join(ca)).map_err(|e| CompileError {
-                    message: e.to_string(),
-                    anchor: at("client_ca"),
-                })?,
-            ),
+        let client_ca = match &spec.client_ca {
+            Some(ca) => Some(files::client_ca(&base.join(ca)).map_err(|e| CompileError {
+                message: e.to_string(),
+                anchor: at("client_ca"),
+            })?),
             None => None,
         };
         let redirect = if spec.redirect_http {
@@ -126,7 +124,7 @@ pub(super) fn compile_tls(
             cert_file,
             key_file,
             key: Arc::new(key),
-            client_auth,
+            client_ca,
         });
     }
     // Without a `tls` block on the default server, the first TLS server's

@@ -61,9 +61,12 @@ pub struct Tls {
     /// without TLS should not pay.
     shared: OnceLock<Arc<ServerConfig>>,
     /// The config of each client-auth server last published, by its
-    /// verifier: a certificate reload keeps the verifier, so it keeps the
-    /// config too, and with it the sessions (a config reload makes new
-    /// verifiers, and so new configs).
+    /// verifier: a certificate reload that leaves the CA file as it was
+    /// keeps the verifier, so it keeps the config too, and with it the
+    /// sessions (`LiveCerts` keeps the verifier across a config reload
+    /// too). A new CA makes a new verifier, and so a new config with new
+    /// ticket keys and an empty session cache: a resumed session is not
+    /// verified again, so one made under the old CA must not resume.
     client_auth: Mutex<Vec<ClientAuthConfig>>,
     /// Handshakes by outcome.
     pub metrics: TlsMetrics,
@@ -108,7 +111,7 @@ impl Tls {
         let mut client_auth = self.client_auth.lock().unwrap_or_else(|e| e.into_inner());
         let mut kept = Vec::new();
         for server in &certs.servers {
-            let config = match &server.client_auth {
+            let config = match server.client_ca.as_ref().map(|ca| &ca.verifier) {
                 Some(verifier) => {
                     let same = |(v, _): &&ClientAuthConfig| {
                         std::ptr::addr_eq(Arc::as_ptr(v), Arc::as_ptr(verifier))

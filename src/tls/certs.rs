@@ -5,7 +5,19 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use rustls::{server::danger::ClientCertVerifier, sign::CertifiedKey};
+use rustls::{pki_types::CertificateDer, server::danger::ClientCertVerifier, sign::CertifiedKey};
+
+/// The CA a server checks client certificates against (mutual TLS).
+#[derive(Debug, Clone)]
+pub struct ClientCa {
+    /// The CA file, as the certificate actor reads it again.
+    pub file: PathBuf,
+    /// The certificates it held, to tell whether a reload changed it.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// Made from `roots`. `Tls::publish` keeps a server's `ServerConfig`
+    /// (and so its sessions) for as long as this `Arc` stays the same.
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
 
 /// One server block's TLS material.
 #[derive(Debug, Clone)]
@@ -19,7 +31,7 @@ pub struct ServerCert {
     /// The chain and key, checked to match.
     pub key: Arc<CertifiedKey>,
     /// Client certificates it requires, if any.
-    pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    pub client_ca: Option<ClientCa>,
 }
 
 /// Every TLS server block of a config.

@@ -12,13 +12,13 @@ use std::{
 use rustls::{
     RootCertStore,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::{ParsedCertificate, WebPkiClientVerifier, danger::ClientCertVerifier},
+    server::{ParsedCertificate, WebPkiClientVerifier},
     sign::CertifiedKey,
 };
 
 use time::OffsetDateTime;
 
-use super::server_config::provider;
+use super::{certs::ClientCa, server_config::provider};
 
 /// A certificate, key or CA file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -229,21 +229,26 @@ pub fn certified_key(cert: &Path, key_file: &Path) -> Result<CertifiedKey, FileE
     }
 }
 
-/// A verifier that requires a client certificate signed by a CA in `path`.
-pub fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, FileError> {
+/// The CA in `path` and a verifier that requires a client certificate
+/// signed by it.
+pub fn client_ca(path: &Path) -> Result<ClientCa, FileError> {
+    let bad = |reason: String| FileError::BadCa {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = chain(path)?;
     let mut roots = RootCertStore::empty();
-    for cert in chain(path)? {
-        roots.add(cert).map_err(|e| FileError::BadCa {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+    for cert in &certs {
+        roots.add(cert.clone()).map_err(|e| bad(e.to_string()))?;
     }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider().clone())
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider().clone())
         .build()
-        .map_err(|e| FileError::BadCa {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(ClientCa {
+        file: path.to_owned(),
+        roots: certs,
+        verifier,
+    })
 }
 
 #[cfg(test)]

@@ -7,11 +7,15 @@
 //! (`troupe_actors::certs`) asks for the files to be read again
 //! ([`Certificates::reload`]: a watched file changed, SIGHUP, `POST
 //! /tls/reload`). A reload reads and checks every server's files off the
-//! runtime (chain parses, key matches, not expired), keeps the old
-//! certificate of a server whose files are refused (the file and the
-//! reason are logged and shown by `GET /tls`), and publishes the rest with
-//! `Tls::publish`: new handshakes get them, open connections keep theirs,
-//! and the `ServerConfig`s stay, so sessions resume across the swap.
+//! runtime (chain parses, key matches, not expired; the client CA, for a
+//! server that asks for client certificates, parses and makes a
+//! verifier), keeps the old certificate and CA of a server whose files
+//! are refused (the file and the reason are logged and shown by `GET
+//! /tls`), and publishes the rest with `Tls::publish`: new handshakes get
+//! them, open connections keep theirs, and the `ServerConfig`s stay, so
+//! sessions resume across the swap. The exception is a server whose client
+//! CA changed: it gets a new `ServerConfig`, so no session made under the
+//! old CA resumes (see `Tls::publish`).
 
 use std::{
     path::PathBuf,
@@ -23,7 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use troupe_actors::{BoxFuture, Certificates};
 
-use super::{Certs, Tls, files};
+use super::{Certs, Tls, certs::ClientCa, files};
 use crate::observe::metrics::CertMetrics;
 
 /// The certificates in force and how their last reload went.
@@ -61,6 +65,9 @@ pub struct CertStatus {
     pub cert: PathBuf,
     /// Its key file.
     pub key: PathBuf,
+    /// The CA file client certificates are checked against, if it asks
+    /// for them.
+    pub client_ca: Option<PathBuf>,
     /// The served certificate's not-after, RFC 3339.
     pub not_after: Option<String>,
     /// Days until then (fractional; negative once expired).
@@ -92,10 +99,27 @@ impl LiveCerts {
     /// compiled): at start-up and after each config reload.
     pub fn install(&self, certs: &Certs) -> Result<(), rustls::Error> {
         let mut book = self.book();
-        self.tls.publish(certs)?;
+        let mut certs = certs.clone();
+        // The config compiled a new verifier for every client CA. Where a
+        // server's CA holds what it held, keep the verifier in force:
+        // `Tls::publish` then keeps the server's ServerConfig, and with it
+        // the sessions, as it does for a server without client auth.
+        for server in &mut certs.servers {
+            let Some(ca) = server.client_ca.as_mut() else {
+                continue;
+            };
+            let same = book.certs.servers.iter().find_map(|old| {
+                let old_ca = old.client_ca.as_ref()?;
+                (old.names == server.names && old_ca.roots == ca.roots).then_some(old_ca)
+            });
+            if let Some(old) = same {
+                ca.verifier = old.verifier.clone();
+            }
+        }
+        self.tls.publish(&certs)?;
         book.epoch += 1;
-        book.certs = certs.clone();
-        book.errors = vec![None; certs.servers.len()];
+        book.certs = certs;
+        book.errors = vec![None; book.certs.servers.len()];
         self.set_expiry(&book.certs);
         Ok(())
     }
@@ -113,6 +137,7 @@ impl LiveCerts {
                     names: server.names.clone(),
                     cert: server.cert_file.clone(),
                     key: server.key_file.clone(),
+                    client_ca: server.client_ca.as_ref().map(|ca| ca.file.clone()),
                     not_after: end.and_then(|e| {
                         e.format(&time::format_description::well_known::Rfc3339)
                             .ok()
@@ -141,18 +166,19 @@ impl LiveCerts {
     fn reload_now(&self, trigger: &'static str) -> Result<String, String> {
         let (epoch, files) = {
             let book = self.book();
-            let files: Vec<(PathBuf, PathBuf)> = book
+            let files: Vec<ServerFiles> = book
                 .certs
                 .servers
                 .iter()
-                .map(|s| (s.cert_file.clone(), s.key_file.clone()))
+                .map(|s| ServerFiles {
+                    cert: s.cert_file.clone(),
+                    key: s.key_file.clone(),
+                    client_ca: s.client_ca.as_ref().map(|ca| ca.file.clone()),
+                })
                 .collect();
             (book.epoch, files)
         };
-        let read: Vec<_> = files
-            .iter()
-            .map(|(cert, key)| files::certified_key(cert, key))
-            .collect();
+        let read: Vec<_> = files.iter().map(ServerFiles::read).collect();
         let mut book = self.book();
         if book.epoch != epoch {
             return Ok("nothing: a config reload installed its certificates meanwhile".into());
@@ -163,17 +189,25 @@ impl LiveCerts {
         for (server, result) in next.servers.iter_mut().zip(read) {
             let name = server.names.first().cloned().unwrap_or_default();
             match result {
-                Ok(key) => {
+                Ok((key, client_ca)) => {
                     if key.cert != server.key.cert {
                         server.key = Arc::new(key);
-                        changed.push(name);
+                        changed.push(format!("new certificate for {name}"));
+                    }
+                    // The same CA keeps its verifier, and so the server's
+                    // ServerConfig and sessions; a new one replaces both.
+                    if let (Some(new), Some(old)) = (client_ca, server.client_ca.as_mut())
+                        && new.roots != old.roots
+                    {
+                        *old = new;
+                        changed.push(format!("new client CA for {name}"));
                     }
                     errors.push(None);
                 }
                 Err(error) => {
-                    tracing::error!(server = %name, %error, "certificate refused; the server keeps serving its old certificate");
-                    refused.push(error.to_string());
-                    errors.push(Some(error.to_string()));
+                    tracing::error!(server = %name, %error, "certificate files refused; the server keeps its old certificate (and client CA)");
+                    refused.push(error.clone());
+                    errors.push(Some(error));
                 }
             }
         }
@@ -191,10 +225,33 @@ impl LiveCerts {
         if refused.is_empty() {
             Ok(match changed.len() {
                 0 => "no certificate changed".into(),
-                _ => format!("new certificate for {}", changed.join(", ")),
+                _ => changed.join(", "),
             })
         } else {
             Err(refused.join("; "))
+        }
+    }
+}
+
+/// The files of one TLS server, as a reload reads them.
+struct ServerFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+impl ServerFiles {
+    /// The certificate with its key, and the client CA if the server has
+    /// one, each checked; else every file refused and why. The server's
+    /// files are taken together or not at all, so a certificate and a CA
+    /// replaced together never serve half-applied.
+    fn read(&self) -> Result<(rustls::sign::CertifiedKey, Option<ClientCa>), String> {
+        let key = files::certified_key(&self.cert, &self.key);
+        let ca = self.client_ca.as_deref().map(files::client_ca).transpose();
+        match (key, ca) {
+            (Ok(key), Ok(ca)) => Ok((key, ca)),
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e.to_string()),
+            (Err(key), Err(ca)) => Err(format!("{key}; {ca}")),
         }
     }
 }
@@ -210,7 +267,11 @@ impl Certificates for CertSource {
             .certs
             .servers
             .iter()
-            .flat_map(|s| [s.cert_file.clone(), s.key_file.clone()])
+            .flat_map(|s| {
+                [s.cert_file.clone(), s.key_file.clone()]
+                    .into_iter()
+                    .chain(s.client_ca.as_ref().map(|ca| ca.file.clone()))
+            })
             .collect();
         files.sort();
         files.dedup();

@@ -38,7 +38,7 @@ mod server_config;
 mod store;
 
 pub use accept::{HandshakeError, Tls};
-pub use certs::{Certs, ServerCert};
+pub use certs::{Certs, ClientCa, ServerCert};
 pub use live::{CertSource, CertStatus, LiveCerts};
 pub use server_config::provider;
 

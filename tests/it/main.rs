@@ -29,6 +29,7 @@ mod static_files;
 mod supervision;
 mod timeouts;
 mod tls;
+mod tls_outside;
 mod tls_reload;
 mod tutorial;
 mod ui;

@@ -580,6 +580,12 @@ async fn a_reload_swaps_the_certificate_and_sessions_still_resume() {
         200
     );
 
+    // A client-auth server's session too: its CA stays, so its verifier
+    // and ServerConfig do.
+    let mutual = client_config(&t.pki, &["h2"], Some("client"));
+    let m = connect(t.tls, "m.test", &mutual).await.expect("handshake");
+    assert_eq!(tls::get(m, "m.test", "/").await.expect("GET").status, 200);
+
     let new_cert = t.pki.reissue("a", "a.test");
     assert_ne!(old_cert, new_cert);
     t.d.signal(libc::SIGHUP);
@@ -605,6 +611,9 @@ async fn a_reload_swaps_the_certificate_and_sessions_still_resume() {
         tls::get(resumed, "a.test", "/").await.expect("GET").status,
         200
     );
+    let m = connect(t.tls, "m.test", &mutual).await.expect("handshake");
+    assert_eq!(m.get_ref().1.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert_eq!(tls::get(m, "m.test", "/").await.expect("GET").status, 200);
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! reason, the old certificate keeps serving (and a client-auth server's
 //! sessions resume too), and `GET /tls` and the
 //! `troupe_tls_cert_*` series show it; `troupe -t` refuses an expired
-//! certificate.
+//! certificate. A client-auth server's CA file is read again too: clients
+//! of the new CA get in, those of the old one (and their sessions) no
+//! longer, and a bad CA file is refused like a bad certificate.
 //!
 //! `a.test`'s files sit in a watched directory (`live/`); `b.test`'s are
 //! symlinks in `links/` to files in `store/`, which no one watches, so a
@@ -63,6 +65,29 @@ fn issue(pki: &Pki, name: &str, not_after: OffsetDateTime) -> (String, String, V
         .expect("pem")
         .to_vec();
     (cert.pem(), key.serialize_pem(), der)
+}
+
+/// A client certificate from a fresh CA, written as `<stem>.crt` and
+/// `<stem>.key` (so `client_config(pki, .., Some(stem))` presents it);
+/// returns the CA's PEM.
+fn client_of_new_ca(pki: &Pki, stem: &str) -> String {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{stem} CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, stem);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca).expect("sign");
+    std::fs::write(pki.path(&format!("{stem}.crt")), cert.pem()).expect("write");
+    std::fs::write(pki.path(&format!("{stem}.key")), key.serialize_pem()).expect("write");
+    ca.pem()
 }
 
 /// Writes `text` to `path` the way certificate tools do: a temporary file
@@ -198,6 +223,18 @@ impl Server {
             .as_array()
             .and_then(|s| s.iter().find(|s| s["names"][0] == name).cloned())
             .unwrap_or_else(|| panic!("no {name} in {body}"))
+    }
+}
+
+/// Whether `m.test` (client certificates from `client-ca.pem`) serves a
+/// client with `config`: with TLS 1.3 a refused client certificate may
+/// show only on the client's first read, so a request is made.
+async fn m_serves(t: &Server, config: &std::sync::Arc<rustls::ClientConfig>) -> bool {
+    match connect(t.tls, "m.test", config).await {
+        Err(_) => false,
+        Ok(stream) => tls::get(stream, "m.test", "/")
+            .await
+            .is_ok_and(|r| r.status == 200),
     }
 }
 
@@ -424,4 +461,111 @@ fn dash_t_refuses_an_expired_certificate() {
         err.contains("old.crt") && err.contains("expired on"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_client_ca_is_read_again_and_a_bad_one_refused() {
+    let t = Server::start();
+    let old = client_config(&t.pki, &["http/1.1"], Some("client"));
+    assert!(m_serves(&t, &old).await, "{}", t.d.logs());
+    // `old` holds a session now, and it resumes while the CA stays.
+    let again = connect(t.tls, "m.test", &old).await.expect("handshake");
+    assert_eq!(
+        again.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    drop(again);
+    let a = client_config(&t.pki, &["http/1.1"], None);
+    let first = connect(t.tls, "a.test", &a).await.expect("handshake");
+    assert_eq!(
+        tls::get(first, "a.test", "/").await.expect("GET").status,
+        200
+    );
+    let ca = client_of_new_ca(&t.pki, "fresh");
+    let fresh = client_config(&t.pki, &["http/1.1"], Some("fresh"));
+    assert!(!m_serves(&t, &fresh).await, "served before its CA was");
+
+    // Renamed over the old CA file, which is watched like the
+    // certificates: read again with no one asking.
+    replace(&t.path("client-ca.pem"), &ca);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !m_serves(&t, &fresh).await {
+        assert!(
+            Instant::now() < deadline,
+            "the new client CA was not taken:\n{}",
+            t.d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        t.d.logs().contains("new client CA for m.test"),
+        "{}",
+        t.d.logs()
+    );
+    // The old CA's client is refused, session or not: a session made
+    // under the old CA must not resume (resumption skips verification).
+    assert!(!m_serves(&t, &old).await, "the old CA's client was served");
+    let status = t.status("m.test");
+    assert!(status["last_error"].is_null(), "{status}");
+    assert!(
+        status["client_ca"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("client-ca.pem")),
+        "{status}"
+    );
+    // The other servers kept their configs: a session made with `a.test`
+    // before the swap resumes.
+    let a_again = connect(t.tls, "a.test", &a).await.expect("handshake");
+    assert_eq!(
+        a_again.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+
+    // Another CA, and the admin API asks (if the watcher has not already).
+    let ca = client_of_new_ca(&t.pki, "third");
+    let third = client_config(&t.pki, &["http/1.1"], Some("third"));
+    replace(&t.path("client-ca.pem"), &ca);
+    let (code, body) = t.admin("POST", "/tls/reload");
+    assert_eq!(code, 200, "{body}");
+    assert!(m_serves(&t, &third).await, "{}", t.d.logs());
+    assert!(
+        !m_serves(&t, &fresh).await,
+        "the replaced CA's client was served"
+    );
+
+    // A CA file that does not parse: refused, named, the last CA serves.
+    replace(
+        &t.path("client-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+    );
+    let (code, body) = t.admin("POST", "/tls/reload");
+    assert_eq!(code, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("client-ca.pem") && error.contains("cannot read it as PEM"),
+        "{body}"
+    );
+    assert!(
+        m_serves(&t, &third).await,
+        "the last good CA stopped serving"
+    );
+    assert!(!m_serves(&t, &fresh).await);
+    assert!(
+        t.status("m.test")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("client-ca.pem")),
+        "{}",
+        t.status("m.test")
+    );
+    // An empty file (no certificate at all): refused as well.
+    replace(&t.path("client-ca.pem"), "");
+    let (code, body) = t.admin("POST", "/tls/reload");
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("client-ca.pem: holds no certificate")),
+        "{body}"
+    );
+    assert!(m_serves(&t, &third).await);
 }
