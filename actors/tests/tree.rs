@@ -151,6 +151,7 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         modules,
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
+        acme: Arc::new(troupe_actors::NoAuthority),
     })
     .await
     .unwrap();
@@ -208,6 +209,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
             f.tree.render(),
             format!(
                 "troupe [Running]\n\
+                 ├── acme [Running]\n\
                  ├── certs [Running]\n\
                  ├── config [Running]\n\
                  ├── listeners [Running]\n\
@@ -261,6 +263,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         modules: Vec::new(),
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
+        acme: Arc::new(troupe_actors::NoAuthority),
     })
     .await;
     assert!(again.is_err());

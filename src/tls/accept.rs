@@ -20,8 +20,9 @@ use crate::observe::metrics::TlsMetrics;
 
 use super::{
     Session,
+    acme::Challenges,
     certs::Certs,
-    resolver::SniResolver,
+    resolver::{SniResolver, is_acme_validation},
     server_config,
     store::{CertStore, Entry},
 };
@@ -71,11 +72,13 @@ pub struct Tls {
 
 impl Tls {
     /// An acceptor with no certificate yet (every handshake fails until
-    /// [`Tls::publish`]).
-    pub fn new(metrics: TlsMetrics) -> Self {
+    /// [`Tls::publish`]), answering the TLS-ALPN-01 `challenges` the ACME
+    /// side publishes.
+    pub fn new(metrics: TlsMetrics, challenges: Arc<Challenges>) -> Self {
         let store = Arc::new(ArcSwap::from_pointee(CertStore::default()));
         let resolver = Arc::new(SniResolver {
             store: store.clone(),
+            challenges,
         });
         Self {
             store,
@@ -159,11 +162,16 @@ impl Tls {
                 .client_hello()
                 .server_name()
                 .map(|name| name.to_ascii_lowercase().into_boxed_str());
-            let own = self
-                .store
-                .load()
-                .find(sni.as_deref())
-                .and_then(|entry| entry.config.clone());
+            // A CA validating TLS-ALPN-01 has no client certificate to show:
+            // the shared config answers it for every server.
+            let own = if is_acme_validation(&start.client_hello()) {
+                None
+            } else {
+                self.store
+                    .load()
+                    .find(sni.as_deref())
+                    .and_then(|entry| entry.config.clone())
+            };
             // No certificate was ever published: the config check makes
             // that impossible on a `tls` address, but fail cleanly anyway.
             let config = match own.or_else(|| self.shared.get().cloned()) {

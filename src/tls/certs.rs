@@ -7,6 +7,8 @@ use std::{path::PathBuf, sync::Arc};
 
 use rustls::{server::danger::ClientCertVerifier, sign::CertifiedKey};
 
+use super::acme::AcmeServer;
+
 /// One server block's TLS material.
 #[derive(Debug, Clone)]
 pub struct ServerCert {
@@ -20,6 +22,10 @@ pub struct ServerCert {
     pub key: Arc<CertifiedKey>,
     /// Client certificates it requires, if any.
     pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    /// Where its certificate is ordered, if from an ACME CA (`cert_file`
+    /// and `key_file` are then in its state directory, and missing until
+    /// the first certificate arrives).
+    pub acme: Option<Arc<AcmeServer>>,
 }
 
 /// Every TLS server block of a config.

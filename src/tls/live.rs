@@ -124,6 +124,16 @@ impl LiveCerts {
             .collect()
     }
 
+    /// The servers whose certificates come from an ACME CA.
+    pub fn acme_servers(&self) -> Vec<Arc<super::acme::AcmeServer>> {
+        self.book()
+            .certs
+            .servers
+            .iter()
+            .filter_map(|s| s.acme.clone())
+            .collect()
+    }
+
     /// When the files were last read again, and what asked.
     pub fn last_reload(&self) -> Option<(SystemTime, &'static str)> {
         self.book().last
@@ -141,17 +151,21 @@ impl LiveCerts {
     fn reload_now(&self, trigger: &'static str) -> Result<String, String> {
         let (epoch, files) = {
             let book = self.book();
-            let files: Vec<(PathBuf, PathBuf)> = book
+            let files: Vec<(PathBuf, PathBuf, bool)> = book
                 .certs
                 .servers
                 .iter()
-                .map(|s| (s.cert_file.clone(), s.key_file.clone()))
+                .map(|s| (s.cert_file.clone(), s.key_file.clone(), s.acme.is_some()))
                 .collect();
             (book.epoch, files)
         };
+        // An ACME server without files yet serves its stand-in: nothing
+        // to read, nothing refused.
         let read: Vec<_> = files
             .iter()
-            .map(|(cert, key)| files::certified_key(cert, key))
+            .map(|(cert, key, acme)| {
+                (!*acme || cert.exists()).then(|| files::certified_key(cert, key))
+            })
             .collect();
         let mut book = self.book();
         if book.epoch != epoch {
@@ -163,14 +177,15 @@ impl LiveCerts {
         for (server, result) in next.servers.iter_mut().zip(read) {
             let name = server.names.first().cloned().unwrap_or_default();
             match result {
-                Ok(key) => {
+                None => errors.push(None),
+                Some(Ok(key)) => {
                     if key.cert != server.key.cert {
                         server.key = Arc::new(key);
                         changed.push(name);
                     }
                     errors.push(None);
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::error!(server = %name, %error, "certificate refused; the server keeps serving its old certificate");
                     refused.push(error.to_string());
                     errors.push(Some(error.to_string()));

@@ -103,6 +103,7 @@ async fn the_tree_renders_every_actor() {
     .await;
     let text = srv.running().tree().render();
     for name in [
+        "acme",
         "certs",
         "config",
         "metrics",

@@ -1,0 +1,105 @@
+//! When a certificate is renewed, and how long a failed order waits.
+//!
+//! In order of precedence: `renew_before` from the config (that long
+//! before expiry); the window the CA suggests (ARI, RFC 9773: its middle,
+//! so a CA that moves the window earlier, e.g. for a revocation, is
+//! followed at the next check); two thirds of the lifetime, as Let's
+//! Encrypt advises (a 90-day certificate renews with 30 days left).
+
+use std::time::Duration;
+
+use instant_acme::{Account, CertificateIdentifier};
+use rustls::pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use crate::tls::files;
+
+/// The first retry after a failed order; it doubles per failure.
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+/// The longest wait between retries.
+pub const LAST_RETRY: Duration = Duration::from_secs(6 * 60 * 60);
+/// How long to wait before asking the CA about its window again, at most.
+pub const ARI_RECHECK: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// When to renew, and whether the CA said it (the new order then
+/// `replaces` the old certificate).
+pub struct Renewal {
+    /// Renew at this time (now or in the past: renew now).
+    pub at: OffsetDateTime,
+    /// ARI's identifier of the certificate, when the CA chose the time.
+    pub replaces: Option<CertificateIdentifier<'static>>,
+    /// Ask the CA again by then (ARI's Retry-After).
+    pub recheck: Option<OffsetDateTime>,
+}
+
+/// Two thirds into the certificate's lifetime, or `renew_before` its end;
+/// `None` if its dates cannot be read (renew now).
+pub fn by_lifetime(
+    cert: &CertificateDer<'_>,
+    renew_before: Option<Duration>,
+) -> Option<OffsetDateTime> {
+    let (start, end) = files::validity(cert)?;
+    Some(match renew_before {
+        Some(before) => end - before,
+        None => start + (end - start) * 2 / 3,
+    })
+}
+
+/// When to renew `cert`; see the module doc.
+pub async fn when(
+    account: Option<&Account>,
+    cert: &CertificateDer<'_>,
+    renew_before: Option<Duration>,
+) -> Renewal {
+    let now = OffsetDateTime::now_utc();
+    let fallback = Renewal {
+        at: by_lifetime(cert, renew_before).unwrap_or(now),
+        replaces: None,
+        recheck: None,
+    };
+    if renew_before.is_some() {
+        return fallback;
+    }
+    let Some(account) = account else {
+        return fallback;
+    };
+    // A certificate without an Authority Key Identifier cannot be named
+    // to the CA: fall back.
+    let Ok(id) = CertificateIdentifier::try_from(cert) else {
+        return fallback;
+    };
+    match account.renewal_info(&id).await {
+        Ok((info, retry_after)) => {
+            let window = info.suggested_window;
+            Renewal {
+                at: window.start + (window.end - window.start) / 2,
+                replaces: Some(id.into_owned()),
+                recheck: Some(now + retry_after.min(ARI_RECHECK)),
+            }
+        }
+        Err(instant_acme::Error::Unsupported(_)) => fallback,
+        Err(error) => {
+            tracing::debug!(%error, "ACME renewal information unavailable; renewing at two thirds of the lifetime");
+            fallback
+        }
+    }
+}
+
+/// The wait after `failures` failed orders in a row (at least one).
+pub fn backoff(failures: u32) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    doubled.min(LAST_RETRY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_up_to_a_cap() {
+        assert_eq!(backoff(1), FIRST_RETRY);
+        assert_eq!(backoff(2), FIRST_RETRY * 2);
+        assert_eq!(backoff(3), FIRST_RETRY * 4);
+        assert_eq!(backoff(40), LAST_RETRY);
+    }
+}
