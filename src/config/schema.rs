@@ -557,7 +557,8 @@ pub struct ServerTls {
 /// served, so the listener works from the first second; it is kept in
 /// `state_dir` (with the account key) and used again after a restart;
 /// it is renewed when the CA says (ARI, RFC 9773), else at two thirds of
-/// its lifetime.
+/// its lifetime. The account is registered on first use, which agrees
+/// to the CA's terms of service (as certbot's `--agree-tos` and Caddy do).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acme {

@@ -96,6 +96,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn renewal_is_two_thirds_in_or_renew_before_the_end() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).expect("params");
+        let start = time::macros::datetime!(2026-01-01 00:00 UTC);
+        params.not_before = start;
+        params.not_after = start + time::Duration::days(90);
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(
+            by_lifetime(cert.der(), None),
+            Some(start + time::Duration::days(60))
+        );
+        assert_eq!(
+            by_lifetime(cert.der(), Some(Duration::from_secs(10 * 86_400))),
+            Some(start + time::Duration::days(80))
+        );
+    }
+
+    #[test]
     fn retries_double_up_to_a_cap() {
         assert_eq!(backoff(1), FIRST_RETRY);
         assert_eq!(backoff(2), FIRST_RETRY * 2);
