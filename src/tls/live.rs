@@ -67,6 +67,8 @@ pub struct CertStatus {
     pub days_left: Option<f64>,
     /// Why the last reload refused its files; `None` if it took them.
     pub last_error: Option<String>,
+    /// The ACME CA's directory URL, when the certificate is ordered.
+    pub acme: Option<String>,
 }
 
 /// Days from now until `cert`'s not-after.
@@ -119,6 +121,7 @@ impl LiveCerts {
                     }),
                     days_left: end.map(days_left),
                     last_error: error.clone(),
+                    acme: server.acme.as_ref().map(|a| a.directory.clone()),
                 }
             })
             .collect()

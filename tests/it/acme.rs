@@ -306,7 +306,8 @@ fn metric(admin: &str, series: &str) -> Option<f64> {
 }
 
 /// The server's config: `site` by HTTP-01 (renewing `renew_before` its
-/// end when given), `alpn` by TLS-ALPN-01, `dead` from a CA that is not
+/// end when given; its plain HTTP redirects to HTTPS, which must not take
+/// the challenge), `alpn` by TLS-ALPN-01, `dead` from a CA that is not
 /// there.
 fn config(pebble: &Pebble, http: u16, tls: u16, renew_before: Option<&str>) -> String {
     let ca = pebble.https_ca.display();
@@ -319,7 +320,8 @@ fn config(pebble: &Pebble, http: u16, tls: u16, renew_before: Option<&str>) -> S
     admin: (listen: "127.0.0.1:0"),
     servers: [
         (names: ["{SITE}"], default: true,
-         tls: (acme: (directory: "{dir}", email: "ops@troupe.test", ca_root: "{ca}", state_dir: "state"{renew})),
+         tls: (acme: (directory: "{dir}", email: "ops@troupe.test", ca_root: "{ca}", state_dir: "state"{renew}),
+               redirect_http: true),
          routes: [(path: "/", handler: Return(body: "{SITE}\n"))]),
         (names: ["{ALPN}"],
          tls: (acme: (directory: "{dir}", ca_root: "{ca}", challenge: TlsAlpn01, state_dir: "state")),
@@ -373,6 +375,19 @@ async fn certificates_are_issued_renewed_and_kept_across_a_restart() {
     let alpn = until_verified(tls_addr, ALPN, &root).await;
     assert!(!serial_and_self_signed(&first).1);
     assert_ne!(first, alpn);
+    // The HTTP-01 answer came before the redirect every other plain
+    // request of that server gets.
+    let out = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("Host: {SITE}"),
+        &format!("http://127.0.0.1:{http}/.well-known/acme-challenge/unknown"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "308");
     let state = dir.path().join("state");
     let mode = |p: PathBuf| {
         use std::os::unix::fs::PermissionsExt;
@@ -416,6 +431,14 @@ async fn certificates_are_issued_renewed_and_kept_across_a_restart() {
     assert_eq!(String::from_utf8_lossy(&resp.body), format!("{SITE}\n"));
     assert!(metric(&admin, "troupe_acme_orders_total{outcome=\"issued\"}").unwrap_or(0.0) >= 3.0);
     assert!(metric(&admin, "troupe_acme_orders_total{outcome=\"failed\"}").unwrap_or(0.0) >= 1.0);
+    let out = curl(&["-sS", &format!("http://{admin}/tls")]);
+    let tls_status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("GET /tls");
+    let site = tls_status["servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["names"][0] == SITE))
+        .unwrap_or_else(|| panic!("{tls_status}"));
+    assert_eq!(site["acme"], pebble.directory.as_str(), "{tls_status}");
+    assert!(site["last_error"].is_null(), "{tls_status}");
     let days = metric(
         &admin,
         &format!("troupe_tls_cert_expiry_days{{server=\"{SITE}\"}}"),
