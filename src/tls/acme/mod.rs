@@ -299,10 +299,13 @@ impl Acme {
                     self.metrics.order(true);
                     let end = files::not_after(&key.cert[0]);
                     tracing::info!(server = %name, not_after = ?end, "ACME certificate issued");
-                    issued.push(name);
                     if let Some(at) = renew::by_lifetime(&key.cert[0], server.renew_before) {
+                        if at <= now {
+                            tracing::warn!(server = %name, "`renew_before` is longer than the CA's certificates live: every run orders again (a public CA will rate-limit this)");
+                        }
                         next = soonest(next, at.min(now + renew::ARI_RECHECK));
                     }
+                    issued.push(name);
                 }
                 Err(error) => {
                     let failures = {
@@ -316,7 +319,7 @@ impl Acme {
                     self.metrics.order(false);
                     tracing::error!(
                         server = %name,
-                        %error,
+                        error = %with_causes(&error),
                         failures,
                         retry_in = ?renew::backoff(failures),
                         "ACME order failed; the server keeps its certificate"
@@ -333,6 +336,23 @@ impl Acme {
         });
         AcmeRun { issued, next }
     }
+}
+
+/// An error and its causes, `a: b: c` (instant-acme's HTTP errors say
+/// "client error (Connect)" and keep the reason, e.g. "connection
+/// refused", in their sources).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The ACME actor's side of [`Acme`].
