@@ -20,7 +20,7 @@ use crate::observe::metrics::TlsMetrics;
 
 use super::{
     Session,
-    acme::Challenges,
+    acme::{ACME_TLS_ALPN, Challenges},
     certs::Certs,
     resolver::{SniResolver, is_acme_validation},
     server_config,
@@ -41,6 +41,11 @@ pub enum HandshakeError {
     /// refused (after an alert), or went away.
     #[error("TLS handshake failed: {0}")]
     Failed(io::Error),
+    /// An ACME CA's TLS-ALPN-01 validation: it ends with the handshake
+    /// (RFC 8737), and a connection that got the validation certificate
+    /// skipped any client-certificate check, so it never carries HTTP.
+    #[error("ACME TLS-ALPN-01 validation done; connection closed")]
+    AcmeValidation,
 }
 
 /// A client-auth server's verifier and the config made for it.
@@ -182,7 +187,11 @@ impl Tls {
                 .into_stream(config)
                 .await
                 .map_err(HandshakeError::Failed)?;
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let alpn = stream.get_ref().1.alpn_protocol();
+            if alpn == Some(ACME_TLS_ALPN) {
+                return Err(HandshakeError::AcmeValidation);
+            }
+            let h2 = alpn == Some(b"h2");
             Ok((stream, Session { sni, h2 }))
         };
         tokio::select! {

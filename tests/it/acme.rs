@@ -375,6 +375,11 @@ async fn certificates_are_issued_renewed_and_kept_across_a_restart() {
     let alpn = until_verified(tls_addr, ALPN, &root).await;
     assert!(!serial_and_self_signed(&first).1);
     assert_ne!(first, alpn);
+    // Offering `acme-tls/1` with no validation in flight gets no
+    // certificate at all (never the server's own under that protocol).
+    let mut acme_alpn = ClientConfig::clone(&client(None));
+    acme_alpn.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    assert!(connect(tls_addr, SITE, &Arc::new(acme_alpn)).await.is_err());
     // The HTTP-01 answer came before the redirect every other plain
     // request of that server gets.
     let out = curl(&[
