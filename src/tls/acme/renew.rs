@@ -113,6 +113,105 @@ mod tests {
         );
     }
 
+    /// A CA that speaks just enough ACME to register an account and
+    /// suggest a renewal window (ARI) for any certificate.
+    struct AriCa {
+        window: (OffsetDateTime, OffsetDateTime),
+    }
+
+    impl instant_acme::HttpClient for AriCa {
+        fn request(
+            &self,
+            req: http::Request<instant_acme::BodyWrapper<bytes::Bytes>>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<instant_acme::BytesResponse, instant_acme::Error>,
+                    > + Send,
+            >,
+        > {
+            let rfc3339 = &time::format_description::well_known::Rfc3339;
+            let (status, body, extra) = match req.uri().path() {
+                "/dir" => (
+                    200,
+                    serde_json::json!({
+                        "newNonce": "https://ca.test/nonce",
+                        "newAccount": "https://ca.test/account",
+                        "newOrder": "https://ca.test/order",
+                        "renewalInfo": "https://ca.test/ari",
+                    })
+                    .to_string(),
+                    None,
+                ),
+                "/nonce" => (200, String::new(), None),
+                "/account" => (
+                    201,
+                    "{}".to_owned(),
+                    Some(("location", "https://ca.test/acct/1")),
+                ),
+                path if path.starts_with("/ari/") => (
+                    200,
+                    serde_json::json!({"suggestedWindow": {
+                        "start": self.window.0.format(rfc3339).expect("date"),
+                        "end": self.window.1.format(rfc3339).expect("date"),
+                    }})
+                    .to_string(),
+                    Some(("retry-after", "21600")),
+                ),
+                other => (404, format!("{{\"detail\": \"{other}\"}}"), None),
+            };
+            let mut resp = http::Response::builder()
+                .status(status)
+                .header("replay-nonce", "nonce");
+            if let Some((name, value)) = extra {
+                resp = resp.header(name, value);
+            }
+            let resp = resp
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .expect("response");
+            Box::pin(async move { Ok(instant_acme::BytesResponse::from(resp)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_with_ari_chooses_the_time_and_the_order_replaces_the_certificate() {
+        // ARI names a certificate by its issuer's key identifier: one
+        // issued by a CA, with the extension.
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
+            .expect("CA");
+        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_owned()]).expect("params");
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&rcgen::KeyPair::generate().expect("key"), &ca)
+            .expect("cert");
+        let start = time::macros::datetime!(2030-01-01 00:00 UTC);
+        let ca = AriCa {
+            window: (start, start + time::Duration::hours(2)),
+        };
+        let (account, _) = Account::builder_with_http(Box::new(ca))
+            .create(
+                &instant_acme::NewAccount {
+                    contact: &[],
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                "https://ca.test/dir".into(),
+                None,
+            )
+            .await
+            .expect("account");
+        let renewal = when(Some(&account), cert.der(), None).await;
+        assert_eq!(renewal.at, start + time::Duration::hours(1));
+        assert!(renewal.replaces.is_some());
+        let recheck = renewal.recheck.expect("recheck") - OffsetDateTime::now_utc();
+        assert!(recheck > time::Duration::hours(5) && recheck <= time::Duration::hours(6));
+        // `renew_before` in the config wins over the CA.
+        let fixed = when(Some(&account), cert.der(), Some(Duration::from_secs(60))).await;
+        assert!(fixed.replaces.is_none());
+    }
+
     #[test]
     fn retries_double_up_to_a_cap() {
         assert_eq!(backoff(1), FIRST_RETRY);
