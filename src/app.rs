@@ -25,11 +25,14 @@ use crate::{
     },
     observe::{
         logging,
-        metrics::{CertMetrics, HttpMetrics, ModuleSeries, TlsMetrics},
+        metrics::{AcmeMetrics, CertMetrics, HttpMetrics, ModuleSeries, TlsMetrics},
     },
     pipeline::Pipeline,
     reload::Reloader,
-    tls::{CertSource, LiveCerts, Tls},
+    tls::{
+        CertSource, LiveCerts, Tls,
+        acme::{Acme, AcmeSource, Challenges},
+    },
 };
 
 /// The HTTP core as the supervision tree sees it.
@@ -273,17 +276,31 @@ pub async fn start_with(
             Arc::new(Hosted::new(m.clone(), env.clone())) as Arc<dyn troupe_actors::ModuleHost>
         })
         .collect();
+    // ACME challenge answers: published by the ACME side, read by the
+    // plain-HTTP pipeline (HTTP-01) and the TLS resolver (TLS-ALPN-01).
+    let challenges = Arc::new(Challenges::default());
     let tls = Arc::new(Tls::new(
         TlsMetrics::new(&registry).map_err(io::Error::other)?,
+        challenges.clone(),
     ));
     let certs = Arc::new(LiveCerts::new(
         tls.clone(),
         CertMetrics::new(&registry).map_err(io::Error::other)?,
     ));
     certs.install(&first.certs)?;
+    let acme = Acme::new(
+        certs.clone(),
+        challenges.clone(),
+        AcmeMetrics::new(&registry).map_err(io::Error::other)?,
+    );
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {
-        pipeline: Arc::new(Pipeline::new(generation.clone(), access, metrics)),
+        pipeline: Arc::new(Pipeline::new(
+            generation.clone(),
+            access,
+            metrics,
+            challenges,
+        )),
         generation: generation.clone(),
         tls: tls.clone(),
     };
@@ -323,6 +340,7 @@ pub async fn start_with(
         modules: hosts,
         admin,
         certs: Arc::new(CertSource(certs)),
+        acme: Arc::new(AcmeSource(Arc::new(acme))),
     })
     .await?;
     Ok(Running {

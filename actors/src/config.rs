@@ -39,6 +39,7 @@ use notify_debouncer_full::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
+    acme::AcmeMsg,
     certs::CertsMsg,
     listeners::ListenersMsg,
     modules::ModulesMsg,
@@ -74,6 +75,8 @@ pub enum Trigger {
     Admin,
     /// A watched file changed.
     Watch,
+    /// The ACME actor got a new certificate (certificate reloads only).
+    Acme,
 }
 
 impl Trigger {
@@ -83,6 +86,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Admin => "admin",
             Trigger::Watch => "file change",
+            Trigger::Acme => "acme",
         }
     }
 }
@@ -156,6 +160,8 @@ pub(crate) struct Siblings<S> {
     /// Told to watch again after a reload (the config may name other
     /// certificate files).
     pub(crate) certs: Arc<Slot<CertsMsg>>,
+    /// Told to check after a reload (the config may add ACME servers).
+    pub(crate) acme: Arc<Slot<AcmeMsg>>,
     pub(crate) labels: Arc<tree::Labels>,
     pub(crate) root: ractor::ActorCell,
 }
@@ -295,6 +301,9 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                         st.watcher = watch(&me, &st.source.watched());
                         if let Some(certs) = st.siblings.certs.get() {
                             let _ = certs.cast(CertsMsg::Rewatch);
+                        }
+                        if let Some(acme) = st.siblings.acme.get() {
+                            let _ = acme.cast(AcmeMsg::Check);
                         }
                     }
                     Err(error) => {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! troupe                      root supervisor (root.rs): starts, restarts, escalates
+//! ├── acme                    orders and renews certificates from an ACME CA (acme.rs)
 //! ├── certs                   watches and reloads the TLS certificates (certs.rs)
 //! ├── config                  watches and reloads the config, in order (config.rs)
 //! ├── listeners               supervisor of the listeners: add, remove, drain (listeners.rs)
@@ -23,8 +24,9 @@
 //! # Layout
 //! - [`seams`]: the traits through which the tree drives the rest: [`App`]
 //!   (the HTTP core), [`ModuleHost`] (one module), [`Reconfigure`]
-//!   (reading a new config) and [`Certificates`] (reading the TLS
-//!   certificates again).
+//!   (reading a new config), [`Certificates`] (reading the TLS
+//!   certificates again) and [`Authority`] (ordering certificates from an
+//!   ACME CA).
 //! - [`restart`]: the one restart policy (backoff inside an intensity window).
 //! - [`children`]: child specs and restarts, shared by every supervisor.
 //! - [`tree`]: the actors' display names and paths; renders the live tree
@@ -40,6 +42,7 @@
 //! actors only handle lifecycle and state changes.
 #![deny(missing_docs, unsafe_code)]
 
+pub mod acme;
 pub mod certs;
 pub mod children;
 pub mod config;
@@ -60,8 +63,8 @@ pub use config::{Applied, Outcome, ReloadStatus, Trigger};
 pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
 pub use seams::{
-    AdminApp, App, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost, NoCertificates,
-    Plan, Reconfigure, Retired,
+    AcmeRun, AdminApp, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost,
+    NoAuthority, NoCertificates, Plan, Reconfigure, Retired,
 };
 pub use tree::Node;
 pub use wiring::TreeHandle;

@@ -1,7 +1,7 @@
 //! The root supervisor and the handle the binary holds on to ([`Tree`]).
 //!
 //! The root is a plain supervisor. It starts its children in order, each
-//! after those it depends on: metrics, router, modules, certs, then config
+//! after those it depends on: metrics, router, modules, certs, acme, then config
 //! (which calls the four before it on a reload), then listeners, so nothing is
 //! accepted before the routes and modules exist. It restarts any child
 //! that fails through the shared [`Children`] table, and fails itself
@@ -17,6 +17,7 @@ use ractor::{
 use tokio::task::JoinHandle;
 
 use crate::{
+    acme::{self, AcmeActor, AcmeArgs},
     certs::{self, CertsActor, CertsArgs},
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History, Siblings},
@@ -25,7 +26,7 @@ use crate::{
     modules::{self, Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{AdminApp, App, Certificates, ModuleHost, Reconfigure},
+    seams::{AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure},
     slot::Slot,
     wiring::TreeHandle,
 };
@@ -59,6 +60,9 @@ pub struct TreeSpec<A: App> {
     /// The TLS certificates the certificate actor keeps current
     /// ([`crate::NoCertificates`] for a tree without TLS).
     pub certs: Arc<dyn Certificates>,
+    /// The certificates the ACME actor orders ([`crate::NoAuthority`]
+    /// for a tree without ACME).
+    pub acme: Arc<dyn Authority>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -237,6 +241,15 @@ impl<A: App> Actor for Root<A> {
         );
         children.start(certs::NAME, start, &cell).await?;
 
+        let for_acme = AcmeArgs {
+            authority: spec.acme.clone(),
+            certs: wiring.certs.clone(),
+        };
+        let start = start_fn(&labels, acme::NAME, Some(wiring.acme.clone()), move || {
+            (AcmeActor, for_acme.clone())
+        });
+        children.start(acme::NAME, start, &cell).await?;
+
         let history = Arc::new(History::new(&spec.registry)?);
         let source = spec.config.clone();
         let siblings = Arc::new(Siblings {
@@ -244,6 +257,7 @@ impl<A: App> Actor for Root<A> {
             router,
             listeners: wiring.listeners.clone(),
             certs: wiring.certs.clone(),
+            acme: wiring.acme.clone(),
             labels: labels.clone(),
             root: cell.clone(),
         });

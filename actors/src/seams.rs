@@ -223,3 +223,36 @@ impl Certificates for NoCertificates {
         Box::pin(async { Ok("no certificates".into()) })
     }
 }
+
+/// What one run of [`Authority::run`] did.
+#[derive(Debug, Clone, Default)]
+pub struct AcmeRun {
+    /// The servers (first name each) that got a new certificate, written
+    /// where the certificate files are read from; the certificate actor
+    /// is then asked to publish them.
+    pub issued: Vec<String>,
+    /// When to run again: the next renewal or retry due. `None`: nothing
+    /// to watch until the config changes.
+    pub next: Option<Duration>,
+}
+
+/// The certificates the ACME actor keeps ordered: the HTTP core places
+/// the orders with the CA and stores what it gets; the tree decides when
+/// (at start, when a renewal falls due, after a config reload).
+pub trait Authority: Send + Sync + 'static {
+    /// Places every order that is due now (a server serving its stand-in
+    /// certificate, a renewal whose time has come, a retry whose backoff
+    /// has passed), off the request path, and says when to run again.
+    /// Failures are the implementation's to log, count and back off from.
+    fn run(&self) -> BoxFuture<'static, AcmeRun>;
+}
+
+/// An authority for a tree that orders no certificates.
+#[derive(Debug, Default)]
+pub struct NoAuthority;
+
+impl Authority for NoAuthority {
+    fn run(&self) -> BoxFuture<'static, AcmeRun> {
+        Box::pin(async { AcmeRun::default() })
+    }
+}

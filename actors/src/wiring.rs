@@ -25,6 +25,7 @@ use arc_swap::ArcSwapOption;
 use ractor::{ActorCell, ActorStatus};
 
 use crate::{
+    acme::AcmeMsg,
     certs::CertsMsg,
     config::{Applied, ConfigMsg, ReloadStatus, Trigger},
     listeners::ListenersMsg,
@@ -47,6 +48,7 @@ pub(crate) struct Wiring {
     pub(crate) listeners: Arc<Slot<ListenersMsg>>,
     pub(crate) metrics: Arc<Slot<MetricsMsg>>,
     pub(crate) certs: Arc<Slot<CertsMsg>>,
+    pub(crate) acme: Arc<Slot<AcmeMsg>>,
 }
 
 impl Default for Wiring {
@@ -59,6 +61,7 @@ impl Default for Wiring {
             listeners: Arc::new(Slot::new(crate::listeners::NAME)),
             metrics: Arc::new(Slot::new("metrics")),
             certs: Arc::new(Slot::new(crate::certs::NAME)),
+            acme: Arc::new(Slot::new(crate::acme::NAME)),
         }
     }
 }

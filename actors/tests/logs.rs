@@ -92,6 +92,7 @@ async fn events_are_logged_with_the_actor_path() {
         modules: Vec::new(),
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
+        acme: Arc::new(troupe_actors::NoAuthority),
     })
     .await
     .unwrap();
@@ -115,7 +116,7 @@ async fn events_are_logged_with_the_actor_path() {
         format!("started actor=troupe/listeners/listener.{addr}"),
         format!("listening addr={addr}"),
         "started actor=troupe/config".into(),
-        "supervision tree:\ntroupe [Running]\n├── certs [Running]\n├── config [Running]\n├── listeners [Running]".into(),
+        "supervision tree:\ntroupe [Running]\n├── acme [Running]\n├── certs [Running]\n├── config [Running]\n├── listeners [Running]".into(),
         "child failed; restarting actor=troupe/router".into(),
         "restarted actor=troupe/router".into(),
         format!("draining connections actor=troupe/listeners/listener.{addr}"),

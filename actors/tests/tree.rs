@@ -15,8 +15,8 @@ use std::{
 use arc_swap::ArcSwap;
 use ractor::{ActorCell, ActorStatus};
 use troupe_actors::{
-    App, BoxFuture, ConnShutdown, Failures, ModuleHost, Plan, Reconfigure, RestartPolicy, Retired,
-    Tree, TreeHandle, TreeSpec, Trigger, spawn_tree,
+    AcmeRun, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost, Plan,
+    Reconfigure, RestartPolicy, Retired, Tree, TreeHandle, TreeSpec, Trigger, spawn_tree,
 };
 
 /// Serves nothing: closes each connection.
@@ -133,6 +133,21 @@ struct Fixture {
 }
 
 async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture {
+    start_with(
+        handle,
+        modules,
+        Arc::new(troupe_actors::NoCertificates),
+        Arc::new(troupe_actors::NoAuthority),
+    )
+    .await
+}
+
+async fn start_with(
+    handle: TreeHandle,
+    modules: Vec<Arc<dyn ModuleHost>>,
+    certs: Arc<dyn Certificates>,
+    acme: Arc<dyn Authority>,
+) -> Fixture {
     let socket = bind();
     let addr = socket.local_addr().unwrap();
     let snapshot = Arc::new(ArcSwap::from_pointee(1));
@@ -150,7 +165,8 @@ async fn start(handle: TreeHandle, modules: Vec<Arc<dyn ModuleHost>>) -> Fixture
         module_counters: module_counters.clone(),
         modules,
         admin: None,
-        certs: Arc::new(troupe_actors::NoCertificates),
+        certs,
+        acme,
     })
     .await
     .unwrap();
@@ -208,6 +224,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
             f.tree.render(),
             format!(
                 "troupe [Running]\n\
+                 ├── acme [Running]\n\
                  ├── certs [Running]\n\
                  ├── config [Running]\n\
                  ├── listeners [Running]\n\
@@ -245,7 +262,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 6);
+    assert_eq!(handle.walk().children.len(), 7);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.
@@ -261,6 +278,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         modules: Vec::new(),
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
+        acme: Arc::new(troupe_actors::NoAuthority),
     })
     .await;
     assert!(again.is_err());
@@ -398,4 +416,70 @@ async fn a_module_added_by_reload_is_supervised_until_removed() {
 /// A module-counter family, as the server registers one.
 fn counters() -> prometheus::IntCounterVec {
     prometheus::IntCounterVec::new(prometheus::Opts::new("c", "c"), &["module", "name"]).unwrap()
+}
+
+/// An authority whose first run issues a certificate and asks to run
+/// again soon; later runs issue nothing and ask for no more.
+#[derive(Default)]
+struct OneIssue {
+    runs: AtomicU64,
+}
+
+impl Authority for OneIssue {
+    fn run(&self) -> BoxFuture<'static, AcmeRun> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if n == 0 {
+                AcmeRun {
+                    issued: vec!["a.test".into()],
+                    next: Some(Duration::from_millis(20)),
+                }
+            } else {
+                AcmeRun::default()
+            }
+        })
+    }
+}
+
+/// Certificates that record each reload's trigger.
+#[derive(Default)]
+struct Reloads(Mutex<Vec<&'static str>>);
+
+impl Certificates for Reloads {
+    fn watched(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
+    fn reload(&self, trigger: &'static str) -> BoxFuture<'static, Result<String, String>> {
+        self.0.lock().unwrap().push(trigger);
+        Box::pin(async { Ok("reloaded".into()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acme_actor_runs_at_start_publishes_what_it_issued_and_runs_again_when_due() {
+    let acme = Arc::new(OneIssue::default());
+    let certs = Arc::new(Reloads::default());
+    let f = start_with(TreeHandle::new(), Vec::new(), certs.clone(), acme.clone()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while acme.runs.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "ran once only");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The certificate actor published the issue, once; the second run
+    // asked for nothing more.
+    assert_eq!(*certs.0.lock().unwrap(), ["acme"]);
+    // A config reload makes it check again.
+    f.handle.reload_config(Trigger::Admin).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while acme.runs.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run after the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(acme.runs.load(Ordering::SeqCst), 3);
+    f.tree.shutdown(Duration::from_secs(1)).await;
 }

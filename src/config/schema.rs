@@ -519,17 +519,24 @@ pub struct Server {
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
 /// `ssl_client_certificate` + `ssl_verify_client on`).
 ///
-/// The certificate is picked by the name the client asks for (SNI): an
-/// exact server name, then a `*.example.com` one, then the default
-/// server's certificate (also for clients that send no name). Relative
-/// paths start at the config file's directory.
+/// The certificate comes from files (`cert` and `key`) or from an ACME
+/// CA (`acme`), never both. It is picked by the name the client asks for
+/// (SNI): an exact server name, then a `*.example.com` one, then the
+/// default server's certificate (also for clients that send no name).
+/// Relative paths start at the config file's directory.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTls {
     /// The certificate chain, PEM, the server's certificate first.
-    pub cert: PathBuf,
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
     /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Get the certificate for the server's `names` from an ACME CA
+    /// (Let's Encrypt and the like) instead of files, and renew it.
+    #[serde(default)]
+    pub acme: Option<Acme>,
     /// Require a client certificate signed by one of these CAs (PEM);
     /// a client without one fails the handshake. Default none.
     #[serde(default)]
@@ -543,6 +550,53 @@ pub struct ServerTls {
     /// (not on error pages, like nginx's `add_header`). Default none.
     #[serde(default)]
     pub hsts: Option<Hsts>,
+}
+
+/// A certificate ordered from an ACME CA (RFC 8555) for the server's
+/// `names`, as Caddy does: until it arrives a self-signed stand-in is
+/// served, so the listener works from the first second; it is kept in
+/// `state_dir` (with the account key) and used again after a restart;
+/// it is renewed when the CA says (ARI, RFC 9773), else at two thirds of
+/// its lifetime. The account is registered on first use, which agrees
+/// to the CA's terms of service (as certbot's `--agree-tos` and Caddy do).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The CA's directory URL, e.g.
+    /// `"https://acme-v02.api.letsencrypt.org/directory"`.
+    pub directory: String,
+    /// A contact address for the account (expiry notices). Default none.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Trust this CA certificate (PEM) for the directory's HTTPS instead
+    /// of the system's roots: a private or test CA. Default none.
+    #[serde(default)]
+    pub ca_root: Option<PathBuf>,
+    /// How the CA checks that the server holds its names. Default
+    /// `Http01`.
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// Where the account key and the certificates are kept (created,
+    /// mode 0700; the private files 0600). Default `acme/` beside the
+    /// config file.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Renew this long before the certificate expires, instead of when
+    /// the CA suggests or at two thirds of its lifetime. Default none.
+    #[serde(default, with = "humantime_serde")]
+    pub renew_before: Option<Duration>,
+}
+
+/// The ACME challenge Troupe answers itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AcmeChallenge {
+    /// The CA fetches `http://<name>/.well-known/acme-challenge/<token>`
+    /// from a plain-HTTP listen address (port 80 for a real CA).
+    #[default]
+    Http01,
+    /// The CA connects to a `tls` listen address (port 443 for a real
+    /// CA) with ALPN `acme-tls/1` and checks the certificate it gets.
+    TlsAlpn01,
 }
 
 /// `Strict-Transport-Security` (RFC 6797): browsers then use HTTPS only,

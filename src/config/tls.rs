@@ -7,18 +7,133 @@
 use std::{path::Path, sync::Arc};
 
 use http::HeaderValue;
+use rustls::sign::CertifiedKey;
 
 use super::{
     locate::{Anchor, CompileError, err},
-    schema::Config,
+    schema::{Acme, AcmeChallenge, Config},
 };
 use crate::{
     pipeline::https::Https,
     tls::{
         Certs, ServerCert,
+        acme::{AcmeServer, StateDir, self_signed},
         files::{self, FileError},
     },
 };
+
+/// Checks a server's `acme` block without contacting the CA (the URL
+/// parses, `ca_root` is a usable PEM, the state directory can be made,
+/// a listen address can carry the challenge) and picks what it serves
+/// first: its certificate on disk if good and for these names, else a
+/// self-signed stand-in. `at` points at a key of the `tls` block.
+fn compile_acme(
+    cfg: &Config,
+    base: &Path,
+    acme: &Acme,
+    names: &[String],
+    at: &dyn Fn(&'static str) -> Anchor,
+) -> Result<(AcmeServer, CertifiedKey), CompileError> {
+    let fail = |key: &'static str, message: String| CompileError {
+        message,
+        anchor: at(key),
+    };
+    if names.is_empty() {
+        return Err(fail(
+            "acme",
+            "`acme` certifies the server's `names`, and this server has none (expected e.g. `names: [\"example.com\"]`)".into(),
+        ));
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|n| n.starts_with('*') || n.parse::<std::net::IpAddr>().is_ok() || !n.contains('.'))
+    {
+        return Err(fail(
+            "acme",
+            format!(
+                "`acme` cannot certify `{bad}`: HTTP-01 and TLS-ALPN-01 prove DNS names, not wildcards, addresses or single labels"
+            ),
+        ));
+    }
+    match acme.directory.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+        _ => {
+            return Err(fail(
+                "directory",
+                format!(
+                    "`{}` is not an https:// URL (expected the CA's directory, e.g. \"https://acme-v02.api.letsencrypt.org/directory\")",
+                    acme.directory
+                ),
+            ));
+        }
+    }
+    let ca_root = match &acme.ca_root {
+        Some(path) => {
+            let path = base.join(path);
+            files::chain(&path).map_err(|e| fail("ca_root", e.to_string()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let wanted = match acme.challenge {
+        AcmeChallenge::Http01 => false,
+        AcmeChallenge::TlsAlpn01 => true,
+    };
+    if !cfg.listen.iter().any(|l| l.tls == wanted) {
+        let (key, message) = if wanted {
+            (
+                "challenge",
+                "`TlsAlpn01` is answered on a `tls` listen address, and there is none (the CA connects to port 443)",
+            )
+        } else {
+            (
+                "acme",
+                "the `Http01` challenge is answered on a plain-HTTP listen address, and there is none (the CA fetches from port 80; or use `challenge: TlsAlpn01`)",
+            )
+        };
+        return Err(fail(key, message.into()));
+    }
+    let dir = base.join(acme.state_dir.as_deref().unwrap_or(Path::new("acme")));
+    let state_key = if acme.state_dir.is_some() {
+        "state_dir"
+    } else {
+        "acme"
+    };
+    let state = StateDir::prepare(&dir).map_err(|e| {
+        fail(
+            state_key,
+            format!(
+                "{}: cannot make the ACME state directory: {e}",
+                dir.display()
+            ),
+        )
+    })?;
+    let (cert_file, key_file) = state.cert_files(&names[0]).map_err(|e| {
+        fail(
+            state_key,
+            format!(
+                "{}: cannot make the ACME state directory: {e}",
+                dir.display()
+            ),
+        )
+    })?;
+    let server = AcmeServer {
+        names: names.to_vec(),
+        directory: acme.directory.clone(),
+        email: acme.email.clone(),
+        ca_root,
+        challenge: acme.challenge,
+        state,
+        renew_before: acme.renew_before,
+        cert_file,
+        key_file,
+    };
+    let key = match server.stored() {
+        Some(key) => key,
+        None => self_signed(names).map_err(|e| fail("acme", e.to_string()))?,
+    };
+    Ok((server, key))
+}
 
 /// What the TLS parts of a config compile into.
 pub(super) struct CompiledTls {
@@ -74,8 +189,39 @@ pub(super) fn compile_tls(
                 anchor,
             }
         };
-        let (cert_file, key_file) = (base.join(&spec.cert), base.join(&spec.key));
-        let key = files::certified_key(&cert_file, &key_file).map_err(file_error)?;
+        let names: Vec<String> = server
+            .names
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let (cert_file, key_file, key, acme) = match (&spec.cert, &spec.key, &spec.acme) {
+            (Some(cert), Some(key), None) => {
+                let (cert_file, key_file) = (base.join(cert), base.join(key));
+                let key = files::certified_key(&cert_file, &key_file).map_err(file_error)?;
+                (cert_file, key_file, key, None)
+            }
+            (None, None, Some(acme)) => {
+                let (server, key) = compile_acme(cfg, base, acme, &names, &at)?;
+                (
+                    server.cert_file.clone(),
+                    server.key_file.clone(),
+                    key,
+                    Some(Arc::new(server)),
+                )
+            }
+            (_, _, Some(_)) => {
+                return err(
+                    at("acme"),
+                    "`acme` and `cert`/`key` both given: the certificate comes from files or from an ACME CA, not both",
+                );
+            }
+            _ => {
+                return err(
+                    Anchor::Key { key: "tls", nth },
+                    "a `tls` block needs `cert` and `key` (PEM files), or `acme: (directory: \"https://…\")` to get its certificate from an ACME CA",
+                );
+            }
+        };
         let client_ca = match &spec.client_ca {
             Some(ca) => Some(files::client_ca(&base.join(ca)).map_err(|e| CompileError {
                 message: e.to_string(),
@@ -116,15 +262,12 @@ pub(super) fn compile_tls(
             certs.default = Some(certs.servers.len());
         }
         certs.servers.push(ServerCert {
-            names: server
-                .names
-                .iter()
-                .map(|n| n.to_ascii_lowercase())
-                .collect(),
+            names,
             cert_file,
             key_file,
             key: Arc::new(key),
             client_ca,
+            acme,
         });
     }
     // Without a `tls` block on the default server, the first TLS server's

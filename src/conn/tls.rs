@@ -40,6 +40,7 @@ pub async fn serve_tls(
                 HandshakeError::Timeout => HandshakeOutcome::Timeout,
                 HandshakeError::Draining => HandshakeOutcome::Draining,
                 HandshakeError::Failed(_) => HandshakeOutcome::Failed,
+                HandshakeError::AcmeValidation => HandshakeOutcome::Ok,
             });
             tracing::debug!(%peer, error = %err, "TLS handshake did not finish; connection closed");
             return;

@@ -248,6 +248,35 @@ impl CertMetrics {
     }
 }
 
+/// The ACME series, kept by the ACME side (`tls::acme::Acme`).
+#[derive(Clone, Debug)]
+pub struct AcmeMetrics {
+    /// `[issued, failed]`.
+    orders: [IntCounter; 2],
+}
+
+impl AcmeMetrics {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let orders = IntCounterVec::new(
+            Opts::new(
+                "troupe_acme_orders_total",
+                "ACME orders, by outcome (issued, or failed and retried with backoff)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(orders.clone()))?;
+        Ok(Self {
+            orders: ["issued", "failed"].map(|outcome| orders.with_label_values(&[outcome])),
+        })
+    }
+
+    /// Counts one order.
+    pub fn order(&self, issued: bool) {
+        self.orders[usize::from(!issued)].inc();
+    }
+}
+
 /// One module's handles, kept in its slot.
 #[derive(Clone, Debug)]
 pub struct ModuleMetrics {

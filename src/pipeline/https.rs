@@ -54,6 +54,17 @@ pub(super) fn tls_server<'s>(
     }
 }
 
+/// The answer to an ACME HTTP-01 challenge: the key authorization, as
+/// `application/octet-stream` (RFC 8555 §8.3).
+pub(super) fn acme_http01(answer: String) -> HandlerFuture {
+    let mut resp = http::Response::new(Body::full(answer));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    HandlerFuture::ready(Ok(resp))
+}
+
 /// 308 to the request's URL on HTTPS at `port`.
 pub(super) fn redirect(head: &Parts, host: Option<&str>, port: u16) -> HandlerFuture {
     let Some(host) = host.map(strip_port).filter(|h| is_host(h)) else {

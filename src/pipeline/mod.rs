@@ -4,7 +4,8 @@
 //! ```text
 //! serve:  down the built-in layers (layers/: smuggling, keep-alive,
 //!           Server header, access log, metrics)
-//!         route: load the generation → normalize the path (400) → pick
+//!         route: [plain: an ACME HTTP-01 token → its answer]
+//!           load the generation → normalize the path (400) → pick
 //!           the server → [TLS: 421 if SNI picked another, HSTS; plain:
 //!           redirect to HTTPS] → [its module log hooks] → match the route
 //!           (404/405) → body? buffer it (413/408) : call now → chain
@@ -43,6 +44,7 @@ use crate::{
         access_log::AccessLog,
         metrics::{HttpMetrics, RouteMetrics},
     },
+    tls::acme::{Challenges, HTTP01_PREFIX},
 };
 use layers::{Builtins, Connection, Exchange, Layer};
 use request::Request;
@@ -84,6 +86,8 @@ pub struct Pipeline {
     generation: Arc<ArcSwap<Generation>>,
     layers: Builtins,
     metrics: HttpMetrics,
+    /// HTTP-01 answers the ACME side publishes.
+    challenges: Arc<Challenges>,
 }
 
 impl Pipeline {
@@ -93,11 +97,13 @@ impl Pipeline {
         generation: Arc<ArcSwap<Generation>>,
         access: Option<AccessLog>,
         metrics: HttpMetrics,
+        challenges: Arc<Challenges>,
     ) -> Self {
         Self {
             generation,
             layers: layers::builtins(access, &metrics),
             metrics,
+            challenges,
         }
     }
 
@@ -121,6 +127,15 @@ impl Pipeline {
         route: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
         let peer = conn.peer();
+        // An ACME CA fetching an HTTP-01 token: answered before routing,
+        // whatever the server (a redirect to HTTPS or a catch-all route
+        // must not take it). Plain connections only (RFC 8555 §8.3).
+        if conn.tls().is_none()
+            && let Some(token) = head.uri.path().strip_prefix(HTTP01_PREFIX)
+            && let Some(answer) = self.challenges.http01(token)
+        {
+            return Ok(https::acme_http01(answer));
+        }
         let generation = self.generation.load();
         let snapshot = &generation.snapshot;
         let normalized = match path::normalize(head.uri.path()) {

@@ -20,8 +20,9 @@ use crate::observe::metrics::TlsMetrics;
 
 use super::{
     Session,
+    acme::{ACME_TLS_ALPN, Challenges},
     certs::Certs,
-    resolver::SniResolver,
+    resolver::{SniResolver, is_acme_validation},
     server_config,
     store::{CertStore, Entry},
 };
@@ -40,6 +41,11 @@ pub enum HandshakeError {
     /// refused (after an alert), or went away.
     #[error("TLS handshake failed: {0}")]
     Failed(io::Error),
+    /// An ACME CA's TLS-ALPN-01 validation: it ends with the handshake
+    /// (RFC 8737), and a connection that got the validation certificate
+    /// skipped any client-certificate check, so it never carries HTTP.
+    #[error("ACME TLS-ALPN-01 validation done; connection closed")]
+    AcmeValidation,
 }
 
 /// A client-auth server's verifier and the config made for it.
@@ -74,11 +80,13 @@ pub struct Tls {
 
 impl Tls {
     /// An acceptor with no certificate yet (every handshake fails until
-    /// [`Tls::publish`]).
-    pub fn new(metrics: TlsMetrics) -> Self {
+    /// [`Tls::publish`]), answering the TLS-ALPN-01 `challenges` the ACME
+    /// side publishes.
+    pub fn new(metrics: TlsMetrics, challenges: Arc<Challenges>) -> Self {
         let store = Arc::new(ArcSwap::from_pointee(CertStore::default()));
         let resolver = Arc::new(SniResolver {
             store: store.clone(),
+            challenges,
         });
         Self {
             store,
@@ -162,11 +170,16 @@ impl Tls {
                 .client_hello()
                 .server_name()
                 .map(|name| name.to_ascii_lowercase().into_boxed_str());
-            let own = self
-                .store
-                .load()
-                .find(sni.as_deref())
-                .and_then(|entry| entry.config.clone());
+            // A CA validating TLS-ALPN-01 has no client certificate to show:
+            // the shared config answers it for every server.
+            let own = if is_acme_validation(&start.client_hello()) {
+                None
+            } else {
+                self.store
+                    .load()
+                    .find(sni.as_deref())
+                    .and_then(|entry| entry.config.clone())
+            };
             // No certificate was ever published: the config check makes
             // that impossible on a `tls` address, but fail cleanly anyway.
             let config = match own.or_else(|| self.shared.get().cloned()) {
@@ -177,7 +190,11 @@ impl Tls {
                 .into_stream(config)
                 .await
                 .map_err(HandshakeError::Failed)?;
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let alpn = stream.get_ref().1.alpn_protocol();
+            if alpn == Some(ACME_TLS_ALPN) {
+                return Err(HandshakeError::AcmeValidation);
+            }
+            let h2 = alpn == Some(b"h2");
             Ok((stream, Session { sni, h2 }))
         };
         tokio::select! {

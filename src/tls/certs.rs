@@ -7,6 +7,8 @@ use std::{path::PathBuf, sync::Arc};
 
 use rustls::{pki_types::CertificateDer, server::danger::ClientCertVerifier, sign::CertifiedKey};
 
+use super::acme::AcmeServer;
+
 /// The CA a server checks client certificates against (mutual TLS).
 #[derive(Debug, Clone)]
 pub struct ClientCa {
@@ -32,6 +34,10 @@ pub struct ServerCert {
     pub key: Arc<CertifiedKey>,
     /// Client certificates it requires, if any.
     pub client_ca: Option<ClientCa>,
+    /// Where its certificate is ordered, if from an ACME CA (`cert_file`
+    /// and `key_file` are then in its state directory, and missing until
+    /// the first certificate arrives).
+    pub acme: Option<Arc<AcmeServer>>,
 }
 
 /// Every TLS server block of a config.

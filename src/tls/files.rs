@@ -126,10 +126,16 @@ pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
     })
 }
 
-/// When a certificate stops being valid (its `notAfter`), read from its
-/// DER without a full X.509 parse (`chain` has already checked that it
-/// parses); `None` if the field cannot be found.
+/// When a certificate stops being valid (its `notAfter`); see
+/// [`validity`].
 pub fn not_after(cert: &CertificateDer<'_>) -> Option<OffsetDateTime> {
+    validity(cert).map(|(_, end)| end)
+}
+
+/// A certificate's `notBefore` and `notAfter`, read from its DER without
+/// a full X.509 parse (`chain` has already checked that it parses);
+/// `None` if the fields cannot be found.
+pub fn validity(cert: &CertificateDer<'_>) -> Option<(OffsetDateTime, OffsetDateTime)> {
     // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
     // OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE {
     // notBefore, notAfter }, … }, … }
@@ -142,8 +148,14 @@ pub fn not_after(cert: &CertificateDer<'_>) -> Option<OffsetDateTime> {
     let (_, _signature, rest) = der(rest, 0x30)?;
     let (_, _issuer, rest) = der(rest, 0x30)?;
     let (_, validity, _) = der(rest, 0x30)?;
-    let (_, _not_before, rest) = any_der(validity)?;
-    let (tag, time, _) = any_der(rest)?;
+    let (tag, start, rest) = any_der(validity)?;
+    let start = time_of(tag, start)?;
+    let (tag, end, _) = any_der(rest)?;
+    Some((start, time_of(tag, end)?))
+}
+
+/// A DER UTCTime (tag 0x17) or GeneralizedTime (0x18), as UTC.
+fn time_of(tag: u8, time: &[u8]) -> Option<OffsetDateTime> {
     let digits = std::str::from_utf8(time.strip_suffix(b"Z")?).ok()?;
     let (year, rest) = match tag {
         // UTCTime: two-digit years, 50–99 meaning 19xx (RFC 5280).

@@ -74,6 +74,8 @@ pub struct CertStatus {
     pub days_left: Option<f64>,
     /// Why the last reload refused its files; `None` if it took them.
     pub last_error: Option<String>,
+    /// The ACME CA's directory URL, when the certificate is ordered.
+    pub acme: Option<String>,
 }
 
 /// Days from now until `cert`'s not-after.
@@ -144,8 +146,19 @@ impl LiveCerts {
                     }),
                     days_left: end.map(days_left),
                     last_error: error.clone(),
+                    acme: server.acme.as_ref().map(|a| a.directory.clone()),
                 }
             })
+            .collect()
+    }
+
+    /// The servers whose certificates come from an ACME CA.
+    pub fn acme_servers(&self) -> Vec<Arc<super::acme::AcmeServer>> {
+        self.book()
+            .certs
+            .servers
+            .iter()
+            .filter_map(|s| s.acme.clone())
             .collect()
     }
 
@@ -174,6 +187,7 @@ impl LiveCerts {
                     cert: s.cert_file.clone(),
                     key: s.key_file.clone(),
                     client_ca: s.client_ca.as_ref().map(|ca| ca.file.clone()),
+                    acme: s.acme.is_some(),
                 })
                 .collect();
             (book.epoch, files)
@@ -189,7 +203,8 @@ impl LiveCerts {
         for (server, result) in next.servers.iter_mut().zip(read) {
             let name = server.names.first().cloned().unwrap_or_default();
             match result {
-                Ok((key, client_ca)) => {
+                None => errors.push(None),
+                Some(Ok((key, client_ca))) => {
                     if key.cert != server.key.cert {
                         server.key = Arc::new(key);
                         changed.push(format!("new certificate for {name}"));
@@ -204,7 +219,7 @@ impl LiveCerts {
                     }
                     errors.push(None);
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::error!(server = %name, %error, "certificate files refused; the server keeps its old certificate (and client CA)");
                     refused.push(error.clone());
                     errors.push(Some(error));
@@ -238,21 +253,28 @@ struct ServerFiles {
     cert: PathBuf,
     key: PathBuf,
     client_ca: Option<PathBuf>,
+    /// Ordered from an ACME CA: until the first certificate is on disk
+    /// the server serves its stand-in, and there is nothing to read.
+    acme: bool,
 }
 
 impl ServerFiles {
     /// The certificate with its key, and the client CA if the server has
     /// one, each checked; else every file refused and why. The server's
     /// files are taken together or not at all, so a certificate and a CA
-    /// replaced together never serve half-applied.
-    fn read(&self) -> Result<(rustls::sign::CertifiedKey, Option<ClientCa>), String> {
+    /// replaced together never serve half-applied. `None`: an ACME server
+    /// with no certificate yet.
+    fn read(&self) -> Option<Result<(rustls::sign::CertifiedKey, Option<ClientCa>), String>> {
+        if self.acme && !self.cert.exists() {
+            return None;
+        }
         let key = files::certified_key(&self.cert, &self.key);
         let ca = self.client_ca.as_deref().map(files::client_ca).transpose();
-        match (key, ca) {
+        Some(match (key, ca) {
             (Ok(key), Ok(ca)) => Ok((key, ca)),
             (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e.to_string()),
             (Err(key), Err(ca)) => Err(format!("{key}; {ca}")),
-        }
+        })
     }
 }
 

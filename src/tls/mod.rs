@@ -20,6 +20,11 @@
 //!                    store, exact name → `*.` wildcard → default server
 //! Session            the SNI and ALPN, kept by the connection for the
 //!                    pipeline (421, HSTS) and the HTTP version
+//! acme/              certificates from an ACME CA: ordered by the acme
+//!                    actor, written to its state directory, published by
+//!                    the certificate actor like replaced files; its
+//!                    Challenges are read by the resolver (TLS-ALPN-01)
+//!                    and the plain-HTTP pipeline (HTTP-01)
 //! ```
 //!
 //! The shared `ServerConfig` is built once per process and never again:
@@ -30,6 +35,7 @@
 //! listen address before anything TLS is touched.
 
 mod accept;
+pub mod acme;
 mod certs;
 pub(crate) mod files;
 mod live;

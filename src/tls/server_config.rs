@@ -27,8 +27,9 @@ use rustls::{
 /// sessions); an entry is a few hundred bytes.
 pub const SESSION_CACHE: usize = 32 * 1024;
 
-/// The ALPN protocols offered, most preferred first.
-const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// The ALPN protocols offered, most preferred first; `acme-tls/1` last,
+/// which only an ACME CA validating TLS-ALPN-01 asks for (alone).
+const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", super::acme::ACME_TLS_ALPN];
 
 /// The crypto provider every TLS config of the process uses.
 pub fn provider() -> &'static Arc<CryptoProvider> {

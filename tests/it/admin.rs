@@ -159,6 +159,7 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
     assert_eq!(
         top,
         [
+            "acme",
             "certs",
             "config",
             "listeners",

@@ -8,6 +8,7 @@
 mod support;
 
 mod access_log;
+mod acme;
 mod admin;
 mod bulkhead;
 mod cli;

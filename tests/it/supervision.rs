@@ -103,6 +103,7 @@ async fn the_tree_renders_every_actor() {
     .await;
     let text = srv.running().tree().render();
     for name in [
+        "acme",
         "certs",
         "config",
         "metrics",
@@ -113,6 +114,6 @@ async fn the_tree_renders_every_actor() {
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 8, "{text}");
+    assert_eq!(text.lines().count(), 9, "{text}");
     srv.stop().await;
 }

@@ -172,7 +172,7 @@ pub(crate) mod testing {
         let generation = Arc::new(ArcSwap::from_pointee(Generation::new(loaded)));
         let metrics = HttpMetrics::new(&prometheus::Registry::new()).expect("series");
         TestConn {
-            pipeline: Pipeline::new(generation, None, metrics),
+            pipeline: Pipeline::new(generation, None, metrics, Arc::default()),
             served: AtomicU64::new(0),
             max,
             closing: AtomicBool::new(false),
