@@ -218,9 +218,10 @@ async fn serve_http<I, S, B>(
     if h2 {
         // Batch its streams' answers from the first one (`drive`).
         activity.mark_http2();
-        let conn = cfg.h2.serve_connection(io, service);
-        tokio::pin!(conn);
-        drive(conn, |c| c.graceful_shutdown(), activity, peer).await;
+        // Boxed: HTTP/2's connection state is the larger, and inline it
+        // would size every HTTP/1 connection's future too.
+        let mut conn = Box::pin(cfg.h2.serve_connection(io, service));
+        drive(conn.as_mut(), |c| c.graceful_shutdown(), activity, peer).await;
     } else {
         let conn = cfg.h1.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);
