@@ -148,8 +148,12 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
         let backend = &up.backends[i];
         let addr = backend.addr;
         let inflight = InFlight::start(backend);
+        // Whether this try's failure was logged at debug only (a pooled
+        // connection); warned about if it is the last.
+        let quiet: bool;
         let sent = match connection(backend, up, std::mem::take(&mut fresh)).await {
             Err(e) => {
+                quiet = false;
                 backend.failed(s.max_fails, s.fail_timeout);
                 tracing::warn!(upstream = &*up.name, backend = %addr, error = %e, "upstream connect failed");
                 last = Some(Failure {
@@ -205,8 +209,10 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                             // on a new connection (Pingora's `ReusedOnly`).
                             tried &= !(1 << i);
                             fresh = true;
+                            quiet = true;
                             tracing::debug!(upstream = &*up.name, backend = %addr, error = %error, "pooled upstream connection failed");
                         } else {
+                            quiet = false;
                             if sent == Sent::Maybe {
                                 backend.failed(s.max_fails, s.fail_timeout);
                             }
@@ -220,6 +226,7 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                     }
                     Err(_) => {
                         // Dropping the request closes the connection.
+                        quiet = false;
                         backend.failed(s.max_fails, s.fail_timeout);
                         tracing::warn!(upstream = &*up.name, backend = %addr, timeout = ?s.read_timeout, "upstream timed out");
                         last = Some(Failure {
@@ -238,6 +245,9 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
             && retry::safe(sent, idempotent, replayable)
             && up.budget.try_retry(s.retry_budget, s.min_retries);
         if !again {
+            if quiet && let Some(f) = &last {
+                tracing::warn!(upstream = &*up.name, backend = %f.addr, "upstream request failed on a pooled connection, not retried");
+            }
             let f = last.take().expect("a failed try sets `last`");
             return Ok(failed(f, started));
         }

@@ -605,3 +605,56 @@ async fn a_reload_that_keeps_a_backend_keeps_its_pooled_connections() {
         "the new generation took the old one's connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_the_backend_and_its_time() {
+    use crate::support::{eventually, server::TestServer};
+    let a = TestBackend::start("a", Behaviour::default()).await;
+    for format in ["Combined", "Json"] {
+        let srv = TestServer::start(&format!(
+            r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: File("access.log"), format: {format}),
+    upstreams: {{ {} }},
+    servers: [(routes: [
+        (path: "/p", handler: Proxy(upstream: "app")),
+        (path: "/here", handler: Return(body: "here")),
+    ])],
+)"#,
+            group("app", &[&a], "")
+        ))
+        .await;
+        assert_eq!(client::get(&srv.url("/p")).await.text(), "hello from a");
+        assert_eq!(client::get(&srv.url("/here")).await.text(), "here");
+        let path = srv.dir.path().join("access.log");
+        let p = path.clone();
+        assert!(
+            eventually(Duration::from_secs(5), move || {
+                let p = p.clone();
+                async move { std::fs::read_to_string(&p).is_ok_and(|t| t.lines().count() >= 2) }
+            })
+            .await
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        match format {
+            "Combined" => {
+                // ... "GET /p HTTP/1.1" 200 12 "-" "-" 127.0.0.1:PORT 0.001
+                let tail = format!("\"-\" \"-\" {} 0.", a.addr);
+                assert!(lines[0].contains(&tail), "{}", lines[0]);
+                assert!(lines[1].ends_with("\"-\" \"-\""), "{}", lines[1]);
+            }
+            _ => {
+                let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+                assert_eq!(first["upstream_addr"], a.addr.to_string());
+                assert!(
+                    first["upstream_response_time_ms"]
+                        .as_f64()
+                        .is_some_and(|t| t >= 0.0)
+                );
+                let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+                assert!(second.get("upstream_addr").is_none(), "{second}");
+            }
+        }
+    }
+}
