@@ -658,3 +658,24 @@ async fn the_access_log_names_the_backend_and_its_time() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_pass_through() {
+    let a = TestBackend::start("a", Behaviour::default()).await;
+    let (_dir, d) = start(
+        &group("app", &[&a], ""),
+        r#"(path: "/{*rest}", handler: Proxy(upstream: "app"))"#,
+        "",
+    );
+    let req = Request::get(url(&d, "/trailers"))
+        .header("te", "trailers")
+        .body(Full::default())
+        .unwrap();
+    let resp = client::h1().request(req).await.expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let collected = resp.into_body().collect().await.expect("body");
+    let trailers = collected.trailers().cloned();
+    assert_eq!(collected.to_bytes(), "abc");
+    let trailers = trailers.expect("trailers reached the client");
+    assert_eq!(trailers["x-checksum"], "42");
+}

@@ -10,6 +10,7 @@
 //! - `/slow?ms=N`: answers after N ms;
 //! - `/die`: reads the request, then drops the connection unanswered;
 //! - `/hop`: an answer with hop-by-hop headers of its own;
+//! - `/trailers`: `abc`, chunked, then the trailer `x-checksum: 42`;
 //! - anything else: `hello from NAME`.
 //!
 //! `delay` slows every answer; `max_age` closes each connection that
@@ -192,6 +193,17 @@ async fn answer(
             resp.body(full("slow"))
         }
         "/die" => return Err(std::io::Error::other("dying on purpose")),
+        "/trailers" => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-checksum", http::HeaderValue::from_static("42"));
+            let frames = futures_util::stream::iter([
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"abc"))),
+                Ok(Frame::trailers(trailers)),
+            ]);
+            // hyper sends only the trailers the head declares.
+            resp.header("trailer", "x-checksum")
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+        }
         "/hop" => resp
             .header("connection", "x-internal")
             .header("x-internal", "secret")
