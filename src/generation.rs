@@ -37,6 +37,9 @@ pub struct Generation {
     /// The servers' certificates; `Tls::publish` makes them the ones
     /// handshakes use when this generation is installed.
     pub certs: Certs,
+    /// The upstream groups (`Proxy` routes hold theirs) and the registry
+    /// the next generation takes its backends from.
+    pub upstreams: Arc<crate::proxy::Upstreams>,
     /// The listen addresses (as configured) whose connections start with
     /// a TLS handshake; empty without TLS.
     pub tls_listen: Box<[SocketAddr]>,
@@ -59,6 +62,7 @@ impl Generation {
             admin: _,
             uses: _,
             certs,
+            upstreams,
         } = loaded;
         Self {
             snapshot,
@@ -70,6 +74,7 @@ impl Generation {
                 .map(|l| l.addr)
                 .collect(),
             certs,
+            upstreams,
             config,
             modules,
             path,

@@ -141,6 +141,14 @@ pub trait Handler: Send + Sync + 'static {
     fn default_methods(&self) -> Option<&'static [http::Method]> {
         None
     }
+
+    /// Whether the handler reads the request body as a stream
+    /// ([`Request::take_body_stream`]) rather than buffered: then the
+    /// pipeline hands it over unread (its size still capped by
+    /// `max_body_bytes`), and middleware see an empty body. Default false.
+    fn streams_body(&self) -> bool {
+        false
+    }
 }
 
 /// Runs around a handler: may short-circuit, or change the response.

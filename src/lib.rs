@@ -15,6 +15,8 @@
 //! - [`modules`]: native modules (C ABI, Rust SDK, in process or in a
 //!   child process), Lua scripts and WebAssembly components, each run by
 //!   its own plugin-host actor.
+//! - [`proxy`]: the reverse proxy: upstream groups, balancing, pools,
+//!   the `Proxy` handler.
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //! - [`control`]: `troupe -s` and the pid file it reads.
@@ -40,6 +42,7 @@ pub(crate) mod middleware;
 pub mod modules;
 pub mod observe;
 pub mod pipeline;
+pub mod proxy;
 pub(crate) mod reload;
 pub mod tls;
 

@@ -13,6 +13,7 @@
 //! | `listen`                      | added addresses accept, removed ones drain; others are untouched (a `tls` mark: new connections) |
 //! | `tls` certificates (the files too, read again) | new handshakes; resumption state is kept (the certificate actor also reads the files again on their own, without a config reload: `tls::LiveCerts`) |
 //! | `limits`                      | body limits: the next request; the rest: new connections |
+//! | `upstreams`, `trusted_proxies` | the next request; a backend the new config keeps keeps its state and pooled connections (`proxy::Registry`) |
 //! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -76,11 +77,13 @@ impl Reconfigure for Reloader {
         );
         Box::pin(async move {
             let (path, previous) = (now.path.clone(), now.modules.clone());
+            let registry = now.upstreams.registry.clone();
             // Checking compiles scripts and components: off the runtime.
-            let loaded = tokio::task::spawn_blocking(move || config::reload(&path, &previous))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let loaded =
+                tokio::task::spawn_blocking(move || config::reload(&path, &previous, &registry))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
             plan(&now, loaded, &env, &series)
         })
     }
@@ -149,6 +152,9 @@ fn plan(
 
     if old.servers != new.servers {
         changes.push("routes changed".into());
+    }
+    if old.upstreams != new.upstreams || old.trusted_proxies != new.trusted_proxies {
+        changes.push("upstreams changed (kept backends keep their connections)".into());
     }
     let limits_changed = old.limits != new.limits;
     if limits_changed {

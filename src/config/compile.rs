@@ -38,6 +38,7 @@ use crate::{
 /// module by name, and the uses of modules found so far.
 struct Ctx<'a> {
     base: &'a Path,
+    upstreams: &'a crate::proxy::Upstreams,
     modules: HashMap<&'a str, &'a Arc<ModuleEntry>>,
     uses: RefCell<Vec<ModuleUse>>,
     locate: &'a dyn Fn(&Anchor) -> String,
@@ -88,6 +89,7 @@ pub(super) fn compile(
     cfg: &Config,
     base: &Path,
     previous: &[Arc<ModuleEntry>],
+    registry: &Arc<crate::proxy::Registry>,
     locate: &dyn Fn(&Anchor) -> String,
 ) -> Result<Compiled, CompileError> {
     if cfg.listen.is_empty() {
@@ -139,8 +141,10 @@ pub(super) fn compile(
     }
     let declared_at = |name: &str| locate(&Anchor::str(name));
     let modules = super::modules::compile_modules(cfg, base, previous, &declared_at)?;
+    let upstreams = super::upstreams::compile_upstreams(cfg, registry)?;
     let ctx = Ctx {
         base,
+        upstreams: &upstreams,
         modules: modules.iter().map(|m| (m.name.as_str(), m)).collect(),
         uses: RefCell::default(),
         locate,
@@ -199,6 +203,7 @@ pub(super) fn compile(
         modules,
         uses,
         certs,
+        upstreams,
     })
 }
 
@@ -208,6 +213,7 @@ pub(super) struct Compiled {
     pub modules: Vec<Arc<ModuleEntry>>,
     pub uses: Vec<ModuleUse>,
     pub certs: crate::tls::Certs,
+    pub upstreams: crate::proxy::Upstreams,
 }
 
 fn check_server_name(name: &str) -> Result<(), CompileError> {
@@ -274,6 +280,7 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             HandlerSpec::Return(_) => "Return".into(),
             HandlerSpec::Redirect(_) => "Redirect".into(),
             HandlerSpec::Module(name) => format!("Module({name})").into(),
+            HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
         };
         let route = Route {
             pattern: pattern.as_str().into(),
@@ -422,6 +429,7 @@ fn compile_handler(
             Role::Handler,
             at,
         )?)),
+        HandlerSpec::Proxy(p) => Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams)?),
     })
 }
 

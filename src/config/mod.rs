@@ -11,8 +11,10 @@ mod admin;
 mod compile;
 mod locate;
 mod modules;
+mod proxy_schema;
 pub mod schema;
 mod tls;
+mod upstreams;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,8 @@ pub struct Loaded {
     pub admin: Option<AdminSpec>,
     /// The servers' certificates, read and checked.
     pub certs: crate::tls::Certs,
+    /// The upstream groups `Proxy` routes use.
+    pub upstreams: Arc<crate::proxy::Upstreams>,
 }
 
 /// A config that cannot be used.
@@ -134,21 +138,31 @@ fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
 /// Checks and compiles config text; `path` names it in errors and anchors
 /// relative paths.
 pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    load_next(src, path, &[])
+    load_next(src, path, &[], &Arc::default())
 }
 
 /// Reads and checks a config file again for a reload: modules of the
 /// running config (`previous`) whose declaration and file did not change
-/// are reused as they are, with their running instances.
-pub fn reload(path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Loaded, ConfigError> {
+/// are reused as they are, with their running instances, and upstream
+/// backends it keeps get their state from `registry`.
+pub fn reload(
+    path: &Path,
+    previous: &[Arc<ModuleEntry>],
+    registry: &Arc<crate::proxy::Registry>,
+) -> Result<Loaded, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    load_next(&src, path, previous)
+    load_next(&src, path, previous, registry)
 }
 
-fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Loaded, ConfigError> {
+fn load_next(
+    src: &str,
+    path: &Path,
+    previous: &[Arc<ModuleEntry>],
+    registry: &Arc<crate::proxy::Registry>,
+) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let config = parse(src, path)?;
     let base = base_of(path);
@@ -163,7 +177,8 @@ fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Lo
         modules,
         uses,
         certs,
-    } = compile::compile(&config, &base, previous, &locate).map_err(at)?;
+        upstreams,
+    } = compile::compile(&config, &base, previous, registry, &locate).map_err(at)?;
     Ok(Loaded {
         config,
         snapshot,
@@ -173,5 +188,6 @@ fn load_next(src: &str, path: &Path, previous: &[Arc<ModuleEntry>]) -> Result<Lo
         base,
         admin,
         certs,
+        upstreams: Arc::new(upstreams),
     })
 }

@@ -11,6 +11,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::proxy_schema::{
+    BackendSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProxySpec, RetrySpec,
+    UpstreamSpec,
+};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +57,16 @@ pub struct Config {
     /// on SIGHUP and `POST /config/reload`). Default true.
     #[serde(default = "yes")]
     pub watch: bool,
+    /// Upstream groups, by name, that `Proxy` routes send requests to
+    /// (nginx `upstream NAME {}`). Default none.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSpec>,
+    /// Peers (CIDRs: `"10.0.0.0/8"`, `"::1/128"`, or one address) whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+    /// `Forwarded` headers a `Proxy` route keeps and extends; from anyone
+    /// else they are replaced (Caddy's `trusted_proxies`). Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
 }
@@ -674,6 +689,8 @@ pub enum HandlerSpec {
     Redirect(RedirectSpec),
     /// A module, by its name in `modules`.
     Module(String),
+    /// A reverse proxy to an upstream group (nginx `proxy_pass`).
+    Proxy(ProxySpec),
 }
 
 /// A static file tree.

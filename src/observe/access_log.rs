@@ -29,6 +29,17 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
+/// What a proxied response tells the access log (nginx `$upstream_addr`,
+/// `$upstream_response_time`): set by the proxy in the response's
+/// extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTiming {
+    /// The backend that answered (or failed last).
+    pub addr: SocketAddr,
+    /// From the first try to the response head (or the failure).
+    pub time: Duration,
+}
+
 /// What is kept of a request for its log line.
 #[derive(Debug)]
 pub struct Entry {
@@ -67,6 +78,10 @@ struct JsonLine<'a> {
     referer: &'a str,
     user_agent: &'a str,
     request_time_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_response_time_ms: Option<f64>,
 }
 
 impl AccessLog {
@@ -83,11 +98,13 @@ impl AccessLog {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .or_else(|| resp.body().size_hint().exact())
             .unwrap_or(0);
+        let upstream = resp.extensions().get::<UpstreamTiming>().copied();
         let line = self.format_line(
             e,
             resp.status().as_u16(),
             bytes,
             took,
+            upstream,
             OffsetDateTime::now_utc(),
         );
         let _ = self.writer.clone().write_all(line.as_bytes());
@@ -99,6 +116,7 @@ impl AccessLog {
         status: u16,
         bytes: u64,
         took: Duration,
+        upstream: Option<UpstreamTiming>,
         now: OffsetDateTime,
     ) -> String {
         let text = |v: &Option<HeaderValue>| {
@@ -116,14 +134,23 @@ impl AccessLog {
                         "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
                     ))
                     .unwrap_or_default();
-                format!(
-                    "{} - - [{time}] \"{} {} {proto}\" {status} {bytes} \"{}\" \"{}\"\n",
+                let mut line = format!(
+                    "{} - - [{time}] \"{} {} {proto}\" {status} {bytes} \"{}\" \"{}\"",
                     e.peer.ip(),
                     e.method,
                     target.replace('"', "\\x22"),
                     text(&e.referer),
                     text(&e.user_agent),
-                )
+                );
+                // A proxied request adds nginx's `$upstream_addr
+                // $upstream_response_time` (seconds, ms precision); the
+                // rest stay plain `combined`.
+                if let Some(u) = upstream {
+                    use std::fmt::Write as _;
+                    let _ = write!(line, " {} {:.3}", u.addr, u.time.as_secs_f64());
+                }
+                line.push('\n');
+                line
             }
             AccessFormat::Json => {
                 let time = now
@@ -150,6 +177,8 @@ impl AccessLog {
                     referer,
                     user_agent,
                     request_time_ms: took.as_secs_f64() * 1e3,
+                    upstream_addr: upstream.map(|u| u.addr.to_string()),
+                    upstream_response_time_ms: upstream.map(|u| u.time.as_secs_f64() * 1e3),
                 };
                 let mut s = serde_json::to_string(&line).unwrap_or_default();
                 s.push('\n');

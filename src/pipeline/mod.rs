@@ -59,6 +59,7 @@ pub(crate) struct Routing {
     body: Incoming,
     normalized: Option<String>,
     peer: SocketAddr,
+    tls: bool,
 }
 
 impl Routing {
@@ -166,6 +167,7 @@ impl Pipeline {
                 body,
                 normalized,
                 peer,
+                tls: false,
             };
             return self.dispatch(limits, server, req, route);
         };
@@ -176,6 +178,7 @@ impl Pipeline {
             body,
             normalized,
             peer,
+            tls: true,
         };
         let chain = self.dispatch(limits, server, req, route)?;
         Ok(match hsts {
@@ -216,6 +219,7 @@ impl Pipeline {
             body,
             normalized,
             peer,
+            tls,
         } = req;
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         let (route, params) = match server.routes.lookup(&head.method, path) {
@@ -233,7 +237,8 @@ impl Pipeline {
                 .clone(),
         );
         if http_body::Body::is_end_stream(&body) {
-            let req = Request::new(head, normalized, params, Bytes::new(), peer);
+            let req =
+                Request::new(head, normalized, params, Bytes::new(), peer).with_stream(None, tls);
             // Without middleware, skip building the chain (two Arc clones).
             if route.middleware.is_empty() {
                 return Ok(route.handler.call(req));
@@ -241,10 +246,19 @@ impl Pipeline {
             return Ok(Next::new(route.middleware.clone(), route.handler.clone()).run(req));
         }
         let chain = Next::new(route.middleware.clone(), route.handler.clone());
+        if route.handler.streams_body() {
+            // Refuse a declared length up front, as `read_body` does.
+            if http_body::Body::size_hint(&body).lower() > limits.max_body_bytes {
+                return Err(HttpError::BodyTooLarge);
+            }
+            let stream = Limited::new(body, limits.max_body_bytes as usize);
+            let req = Request::new(head, normalized, params, Bytes::new(), peer);
+            return Ok(chain.run(req.with_stream(Some(stream), tls)));
+        }
         Ok(HandlerFuture::new(async move {
             let body = read_body(body, limits).await?;
             chain
-                .run(Request::new(head, normalized, params, body, peer))
+                .run(Request::new(head, normalized, params, body, peer).with_stream(None, tls))
                 .await
         }))
     }

@@ -8,6 +8,12 @@ use std::{borrow::Cow, net::SocketAddr};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version, request::Parts};
+use http_body_util::Limited;
+use hyper::body::Incoming;
+
+/// A request body not read yet, capped at `max_body_bytes` (reading past
+/// it fails with `http_body_util::LengthLimitError`).
+pub type BodyStream = Limited<Incoming>;
 
 /// One HTTP request, after routing.
 #[derive(Debug)]
@@ -18,6 +24,11 @@ pub struct Request {
     params: Vec<(String, String)>,
     body: Bytes,
     peer: SocketAddr,
+    /// The body, unread, for a handler that streams it (boxed: most
+    /// requests have none, and the request is moved around whole).
+    stream: Option<Box<BodyStream>>,
+    /// Whether it came over TLS.
+    tls: bool,
 }
 
 impl Request {
@@ -35,7 +46,30 @@ impl Request {
             params,
             body,
             peer,
+            stream: None,
+            tls: false,
         }
+    }
+
+    /// Hands over the unread body and marks a request that came over TLS
+    /// (the pipeline does this for handlers that stream the body).
+    pub(crate) fn with_stream(mut self, stream: Option<BodyStream>, tls: bool) -> Self {
+        self.stream = stream.map(Box::new);
+        self.tls = tls;
+        self
+    }
+
+    /// The body, unread, when the route's handler streams it
+    /// ([`crate::Handler::streams_body`]): taken once. `None` when the
+    /// request has no body or it was buffered (see [`Request::body`]).
+    pub fn take_body_stream(&mut self) -> Option<BodyStream> {
+        self.stream.take().map(|b| *b)
+    }
+
+    /// Whether the request came over TLS. Known to handlers that stream
+    /// the body (the proxy's `X-Forwarded-Proto`); `false` for the rest.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// A request for tests and benches: `GET`-style, no body, loopback peer.
@@ -121,7 +155,8 @@ impl Request {
         self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The request body (buffered up to `max_body_bytes`).
+    /// The request body (buffered up to `max_body_bytes`); empty when the
+    /// route's handler streams it instead.
     pub fn body(&self) -> &Bytes {
         &self.body
     }

@@ -35,6 +35,16 @@ async fn shipped_config_serves_hello_and_index() {
     assert_eq!(index.header("content-type"), Some("text/html"));
     let on_disk = std::fs::read(repo_root().join("www/index.html")).unwrap();
     assert_eq!(index.body, on_disk);
+
+    // The proxied app's backends are absent on a fresh machine: 502, and
+    // the server started all the same.
+    let absent = ["127.0.0.1:9001", "127.0.0.1:9002"]
+        .iter()
+        .all(|a| std::net::TcpStream::connect(a).is_err());
+    if absent {
+        let app = client::get(&srv.url("/app/")).await;
+        assert_eq!(app.status, StatusCode::BAD_GATEWAY);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ mod lua;
 mod module_roles;
 mod modules;
 mod process_children;
+mod proxy;
 mod query_params;
 mod reload;
 mod robustness;

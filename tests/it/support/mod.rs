@@ -1,5 +1,6 @@
 //! Shared test harness: servers, clients and polling.
 
+pub mod backend;
 pub mod client;
 pub mod daemon;
 pub mod downloads;

@@ -1,0 +1,208 @@
+//! The reverse proxy's part of the config schema: upstream groups (nginx
+//! `upstream {}`) and the `Proxy` handler (nginx `proxy_pass`).
+//!
+//! Defaults follow nginx where it has one and say why where they differ.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// One upstream group: the backends a `Proxy` route spreads requests over.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// The backends (at most 64), each an `ip:port` and a weight.
+    pub backends: Vec<BackendSpec>,
+    /// How a backend is chosen for a request. Default `RoundRobin`.
+    #[serde(default)]
+    pub policy: PolicySpec,
+    /// Time allowed to open a TCP connection to a backend; past it the
+    /// request gets 504 (or tries another backend). Default 5 s (nginx:
+    /// 60 s, far longer than a healthy local network ever needs).
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed between two reads from a backend: for the response
+    /// head, then between body chunks (nginx `proxy_read_timeout`); past
+    /// it the request gets 504. Default 60 s.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Each backend's pool of keep-alive connections.
+    #[serde(default)]
+    pub pool: PoolSpec,
+    /// When a failed request is tried again on another backend.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Passive health: failures that take a backend out for a while.
+    #[serde(default)]
+    pub health: HealthSpec,
+}
+
+/// One backend of a group.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    /// Its address, `ip:port` (names are not resolved).
+    pub addr: SocketAddr,
+    /// Its share of the requests relative to the others (1 to 1000).
+    /// Default 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a group picks a backend for a request.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub enum PolicySpec {
+    /// Weighted round-robin, nginx's smooth variant (the default).
+    #[default]
+    RoundRobin,
+    /// The backend with the fewest requests in flight for its weight
+    /// (nginx `least_conn`).
+    LeastConn,
+    /// Consistent hashing on a key (nginx `hash KEY consistent`, the same
+    /// ketama ring): a key keeps its backend while the group is unchanged,
+    /// and few keys move when a backend comes or goes.
+    Hash(HashKeySpec),
+    /// Two random backends, the one with the lower cost: peak-EWMA
+    /// latency × (requests in flight + 1), as linkerd and Finagle do. A
+    /// slow or overloaded backend gets less traffic at once.
+    PeakEwma,
+}
+
+/// What a `Hash` policy hashes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub enum HashKeySpec {
+    /// The client's IP address as text (nginx `$remote_addr`).
+    RemoteAddr,
+    /// The path and query as received (nginx `$request_uri`).
+    Uri,
+    /// A request header's value (empty when absent).
+    Header(String),
+}
+
+/// A backend's connection pool.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSpec {
+    /// Idle keep-alive connections kept per backend (nginx `keepalive`).
+    /// Default 64.
+    pub max_idle: usize,
+    /// Connections per backend, busy or idle (nginx `max_conns`); a full
+    /// backend is skipped, and when all are full the request gets 503.
+    /// Default none (no cap).
+    pub max_total: Option<u32>,
+    /// An idle connection older than this is closed instead of reused.
+    /// Keep it below the backends' own keep-alive timeout, so that we
+    /// never reuse a connection the backend is closing: Node, uvicorn and
+    /// Apache close after 5 s. Default 4 s.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        Self {
+            max_idle: 64,
+            max_total: None,
+            idle_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// When a failed request is tried on another backend (nginx
+/// `proxy_next_upstream error timeout`). A request is tried again only
+/// if nothing of the response has reached the client and it is safe:
+/// the connection could not be opened, or the request never left, or
+/// its method is idempotent and its body was kept for it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySpec {
+    /// Tries in all, the first included (nginx `proxy_next_upstream_tries`);
+    /// 1 turns retries off. Default 3.
+    pub tries: u32,
+    /// Time from the first try after which no other is started (nginx
+    /// `proxy_next_upstream_timeout`). Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries allowed as a share of the group's requests over the last
+    /// 10 s (a retry budget, as Envoy and tower have), so that retries
+    /// cannot multiply the load of a failing group. Default 0.2.
+    pub budget: f64,
+    /// Retries allowed per 10 s whatever the share, for quiet groups.
+    /// Default 10.
+    pub min_retries: u32,
+    /// Request bodies up to this many bytes (by their Content-Length) are
+    /// read whole before they are sent, so they can be sent again; larger
+    /// ones stream and are never retried once sent. Default 64 KiB.
+    pub buffer_bytes: u64,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        Self {
+            tries: 3,
+            timeout: Duration::from_secs(10),
+            budget: 0.2,
+            min_retries: 10,
+            buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Passive health (nginx `max_fails`, `fail_timeout`): this many failures
+/// in a row (no connection, an error or a timeout) take a backend out for
+/// `fail_timeout`; then it gets requests again, and one more failure takes
+/// it out again. When every backend of a group is out, they are all tried
+/// anyway (Envoy's panic routing), so a group never refuses for that alone.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSpec {
+    /// Failures in a row that take a backend out; 0 never does. Default 1.
+    pub max_fails: u32,
+    /// How long it stays out. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub fail_timeout: Duration,
+}
+
+impl Default for HealthSpec {
+    fn default() -> Self {
+        Self {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// A `Proxy` route: requests go to a backend of `upstream`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    /// The upstream group, by its name in `upstreams`.
+    pub upstream: String,
+    /// The `Host` the backend sees. Default `Pass`.
+    #[serde(default)]
+    pub host: HostSpec,
+}
+
+/// The `Host` header sent to a backend.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub enum HostSpec {
+    /// The client's own (Caddy's default; nginx `proxy_set_header Host $host`).
+    #[default]
+    Pass,
+    /// The backend's address, `ip:port` (nginx's default, `$proxy_host`).
+    Backend,
+    /// A fixed value.
+    Set(String),
+}

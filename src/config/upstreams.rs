@@ -1,0 +1,192 @@
+//! `upstreams` and `trusted_proxies` → the generation's [`Upstreams`],
+//! checking meaning on the way; each backend's state comes from the
+//! registry, so a reload that keeps a backend keeps its state.
+
+use std::{collections::HashSet, sync::Arc};
+
+use http::{HeaderName, HeaderValue};
+
+use super::{
+    locate::{Anchor, CompileError, err},
+    schema::{Config, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
+};
+use crate::proxy::{
+    HostMode, Proxy, Registry, Settings, Trusted, Upstream, Upstreams,
+    balance::{Balancer, HashKey, MAX_BACKENDS},
+};
+
+/// Compiles every group, taking backends from `registry`.
+pub(super) fn compile_upstreams(
+    cfg: &Config,
+    registry: &Arc<Registry>,
+) -> Result<Upstreams, CompileError> {
+    let trusted = Trusted::parse(&cfg.trusted_proxies).map_err(|message| {
+        let bad = cfg
+            .trusted_proxies
+            .iter()
+            .find(|t| Trusted::parse(&[t.as_str()]).is_err())
+            .map_or_else(
+                || Anchor::Key {
+                    key: "trusted_proxies",
+                    nth: 0,
+                },
+                |t| Anchor::str(t),
+            );
+        CompileError {
+            message,
+            anchor: bad,
+        }
+    })?;
+    let groups = cfg
+        .upstreams
+        .iter()
+        .map(|(name, spec)| Ok((name.clone(), Arc::new(compile_one(name, spec, registry)?))))
+        .collect::<Result<_, CompileError>>()?;
+    Ok(Upstreams {
+        groups,
+        trusted: Arc::new(trusted),
+        registry: registry.clone(),
+    })
+}
+
+fn compile_one(
+    name: &str,
+    spec: &UpstreamSpec,
+    registry: &Registry,
+) -> Result<Upstream, CompileError> {
+    let at = Anchor::str(name);
+    if spec.backends.is_empty() || spec.backends.len() > MAX_BACKENDS {
+        return err(
+            at,
+            format!(
+                "upstream `{name}` has {} backends (expected 1 to {MAX_BACKENDS})",
+                spec.backends.len()
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for b in &spec.backends {
+        if !seen.insert(b.addr) {
+            return err(
+                at,
+                format!(
+                    "upstream `{name}` lists {} twice (expected each backend once; give it a weight instead)",
+                    b.addr
+                ),
+            );
+        }
+        if !(1..=1000).contains(&b.weight) {
+            return err(
+                at,
+                format!(
+                    "backend {} of upstream `{name}` has weight {} (expected 1 to 1000)",
+                    b.addr, b.weight
+                ),
+            );
+        }
+    }
+    let r = &spec.retry;
+    if !(0.0..=1.0).contains(&r.budget) {
+        return err(
+            at,
+            format!(
+                "upstream `{name}`: retry budget {} is not a share (expected 0.0 to 1.0)",
+                r.budget
+            ),
+        );
+    }
+    if r.tries == 0 {
+        return err(
+            at,
+            format!(
+                "upstream `{name}`: retry tries is 0 (expected 1 or more; 1 turns retries off)"
+            ),
+        );
+    }
+    let name: Arc<str> = name.into();
+    let backends: Box<[_]> = spec
+        .backends
+        .iter()
+        .map(|b| registry.backend(&name, b.addr))
+        .collect();
+    let weights: Box<[u32]> = spec.backends.iter().map(|b| b.weight).collect();
+    let balancer = match &spec.policy {
+        PolicySpec::RoundRobin => Balancer::round_robin(&weights),
+        PolicySpec::LeastConn => Balancer::least_conn(),
+        PolicySpec::PeakEwma => Balancer::PeakEwma,
+        PolicySpec::Hash(key) => {
+            let key = match key {
+                HashKeySpec::RemoteAddr => HashKey::RemoteAddr,
+                HashKeySpec::Uri => HashKey::Uri,
+                HashKeySpec::Header(h) => {
+                    HashKey::Header(HeaderName::try_from(h.as_str()).map_err(|_| CompileError {
+                        message: format!(
+                            "invalid header name `{h}` (expected a token such as `x-user`)"
+                        ),
+                        anchor: Anchor::str(h),
+                    })?)
+                }
+            };
+            let addrs: Vec<_> = spec.backends.iter().map(|b| b.addr).collect();
+            Balancer::hash(key, &addrs, &weights)
+        }
+    };
+    Ok(Upstream {
+        name,
+        backends,
+        weights,
+        balancer,
+        settings: Settings {
+            connect_timeout: spec.connect_timeout,
+            read_timeout: spec.read_timeout,
+            max_idle: spec.pool.max_idle,
+            max_total: spec.pool.max_total,
+            idle_timeout: spec.pool.idle_timeout,
+            tries: r.tries,
+            retry_timeout: r.timeout,
+            retry_budget: r.budget,
+            min_retries: r.min_retries,
+            buffer_bytes: r.buffer_bytes,
+            max_fails: spec.health.max_fails,
+            fail_timeout: spec.health.fail_timeout,
+        },
+        budget: Default::default(),
+    })
+}
+
+/// A `Proxy(..)` route's handler.
+pub(super) fn compile_proxy(
+    spec: &ProxySpec,
+    upstreams: &Upstreams,
+) -> Result<Proxy, CompileError> {
+    let Some(upstream) = upstreams.groups.get(&spec.upstream) else {
+        let names: Vec<&str> = upstreams.groups.keys().map(String::as_str).collect();
+        return err(
+            Anchor::str(&spec.upstream),
+            format!(
+                "no upstream named `{}` (expected one of the names in `upstreams`: {})",
+                spec.upstream,
+                if names.is_empty() {
+                    "none is configured".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+    };
+    let host = match &spec.host {
+        HostSpec::Pass => HostMode::Pass,
+        HostSpec::Backend => HostMode::Backend,
+        HostSpec::Set(v) => {
+            HostMode::Set(HeaderValue::try_from(v.as_str()).map_err(|_| CompileError {
+                message: format!("invalid Host `{v}` (expected visible ASCII)"),
+                anchor: Anchor::str(v),
+            })?)
+        }
+    };
+    Ok(Proxy::new(
+        upstream.clone(),
+        host,
+        upstreams.trusted.clone(),
+    ))
+}

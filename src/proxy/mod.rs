@@ -1,0 +1,32 @@
+//! The reverse proxy (issue 13): upstream groups, balancing, a connection
+//! pool per backend, and the `Proxy` handler.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `upstream.rs` | a generation's groups; the registry that keeps backends across reloads |
+//! | `backend.rs` | one backend's runtime state (atomics): in flight, failures, ejection, peak-EWMA |
+//! | `balance.rs` | picking a backend: round-robin, least-conn, ketama hash, peak-EWMA P2C |
+//! | `pool.rs` | one backend's keep-alive connections (hyper `client::conn::http1`) |
+//! | `headers.rs` | hop-by-hop stripping, forwarding headers |
+//! | `trusted.rs` | `trusted_proxies` CIDRs |
+//! | `retry.rs` | when a try may be made again; the retry budget |
+//! | `body.rs` | request and response bodies across the proxy |
+//! | `forward.rs` | the handler: one request through all of the above |
+//!
+//! `config/upstreams.rs` compiles the config into [`Upstreams`] (a field
+//! of the `Generation`) and each `Proxy(..)` route into a [`Proxy`].
+
+mod backend;
+pub mod balance;
+mod body;
+mod forward;
+pub mod headers;
+mod pool;
+mod retry;
+mod trusted;
+pub mod upstream;
+
+pub use backend::Backend;
+pub use forward::{HostMode, Proxy};
+pub use trusted::Trusted;
+pub use upstream::{Registry, Settings, Upstream, Upstreams};

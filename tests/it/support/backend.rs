@@ -1,0 +1,215 @@
+//! Backends for the proxy tests: small hyper servers on loopback.
+//!
+//! Every answer carries `x-backend: NAME`. The path's last segment
+//! picks what it does (`/any/prefix/headers` is `/headers`):
+//! - `/headers`: the request's head as text, one `name: value` a line
+//!   (the request line first);
+//! - `/big?n=BYTES`: that many bytes, streamed in 64 KiB chunks, with a
+//!   Content-Length;
+//! - `/upload`: reads the body as it comes and answers its length;
+//! - `/slow?ms=N`: answers after N ms;
+//! - `/die`: reads the request, then drops the connection unanswered;
+//! - `/hop`: an answer with hop-by-hop headers of its own;
+//! - `/trailers`: `abc`, chunked, then the trailer `x-checksum: 42`;
+//! - anything else: `hello from NAME`.
+//!
+//! `delay` slows every answer; `max_age` closes each connection that
+//! long after it opened (once idle), as a backend with a short
+//! keep-alive timeout does.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, task::JoinSet};
+
+/// How a backend behaves.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Added to every answer.
+    pub delay: Duration,
+    /// Connections are closed this long after they open.
+    pub max_age: Option<Duration>,
+}
+
+/// A running backend; dropping it (or [`TestBackend::kill`]) closes its
+/// listener and every connection at once.
+pub struct TestBackend {
+    pub addr: SocketAddr,
+    /// Requests it received (read whole, answered or not).
+    pub hits: Arc<AtomicU64>,
+    /// Connections it accepted.
+    pub conns: Arc<AtomicU64>,
+    tasks: Option<tokio::task::JoinHandle<()>>,
+}
+
+type Out = BoxBody<Bytes, Infallible>;
+
+impl TestBackend {
+    /// Starts one on a free loopback port.
+    pub async fn start(name: &str, behaviour: Behaviour) -> Self {
+        Self::start_on(name, "127.0.0.1:0".parse().expect("addr"), behaviour).await
+    }
+
+    /// Starts one on `addr` (again, after a kill).
+    pub async fn start_on(name: &str, addr: SocketAddr, behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicU64::new(0));
+        let conns = Arc::new(AtomicU64::new(0));
+        let (n, h, accepted) = (name.to_owned(), hits.clone(), conns.clone());
+        let tasks = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::Relaxed);
+                let (n, h, b) = (n.clone(), h.clone(), behaviour.clone());
+                let max_age = b.max_age;
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (n, h, b) = (n.clone(), h.clone(), b.clone());
+                        async move { answer(req, &n, &h, &b).await }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(tcp), svc);
+                    let mut conn = std::pin::pin!(conn);
+                    match max_age {
+                        None => {
+                            let _ = conn.await;
+                        }
+                        Some(age) => {
+                            tokio::select! {
+                                _ = conn.as_mut() => {}
+                                _ = tokio::time::sleep(age) => {
+                                    conn.as_mut().graceful_shutdown();
+                                    let _ = conn.await;
+                                }
+                            }
+                        }
+                    }
+                });
+                // Reap finished connections as we go.
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            addr,
+            hits,
+            conns,
+            tasks: Some(tasks),
+        }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Stops at once: the listener and every open connection close.
+    pub fn kill(&mut self) {
+        if let Some(t) = self.tasks.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> Out {
+    Full::new(b.into()).boxed()
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.parse().ok())?
+    })
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    name: &str,
+    hits: &AtomicU64,
+    b: &Behaviour,
+) -> Result<Response<Out>, std::io::Error> {
+    // The last segment picks the behaviour, so any prefix routes to it.
+    let path = format!("/{}", req.uri().path().rsplit('/').next().unwrap_or(""));
+    let head = format!("{} {} {:?}\n", req.method(), req.uri(), req.version());
+    let headers: String = req
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or("?")))
+        .collect();
+    let n = query(&req, "n");
+    let ms = query(&req, "ms");
+    // Read the body as it comes, keeping only its length.
+    let mut body = req.into_body();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => len += f.data_ref().map_or(0, |d| d.len() as u64),
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+    hits.fetch_add(1, Ordering::Relaxed);
+    if !b.delay.is_zero() {
+        tokio::time::sleep(b.delay).await;
+    }
+    let resp = Response::builder().header("x-backend", name);
+    let resp = match path.as_str() {
+        "/headers" => resp.body(full(head + &headers)),
+        "/upload" => resp.body(full(len.to_string())),
+        "/big" => {
+            let n = n.unwrap_or(0);
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let frames =
+                futures_util::stream::iter((0..n.div_ceil(chunk.len() as u64)).map(move |i| {
+                    let left = (n - i * chunk.len() as u64).min(chunk.len() as u64);
+                    Ok::<_, Infallible>(Frame::data(chunk.slice(..left as usize)))
+                }));
+            resp.header("content-length", n)
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(ms.unwrap_or(1000))).await;
+            resp.body(full("slow"))
+        }
+        "/die" => return Err(std::io::Error::other("dying on purpose")),
+        "/trailers" => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-checksum", http::HeaderValue::from_static("42"));
+            let frames = futures_util::stream::iter([
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"abc"))),
+                Ok(Frame::trailers(trailers)),
+            ]);
+            // hyper sends only the trailers the head declares.
+            resp.header("trailer", "x-checksum")
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+        }
+        "/hop" => resp
+            .header("connection", "x-internal")
+            .header("x-internal", "secret")
+            .header("keep-alive", "timeout=5")
+            .body(full("hop")),
+        _ => resp.body(full(format!("hello from {name}"))),
+    };
+    Ok(resp.expect("response"))
+}
