@@ -51,8 +51,9 @@ impl Request {
         }
     }
 
-    /// Hands over the unread body and marks a request that came over TLS
-    /// (the pipeline does this for handlers that stream the body).
+    /// Hands over the unread body (for handlers that stream it) and marks
+    /// a request that came over TLS; the pipeline calls it on every
+    /// request it routes.
     pub(crate) fn with_stream(mut self, stream: Option<BodyStream>, tls: bool) -> Self {
         self.stream = stream.map(Box::new);
         self.tls = tls;
@@ -66,8 +67,7 @@ impl Request {
         self.stream.take().map(|b| *b)
     }
 
-    /// Whether the request came over TLS. Known to handlers that stream
-    /// the body (the proxy's `X-Forwarded-Proto`); `false` for the rest.
+    /// Whether the request came over TLS (the proxy's `X-Forwarded-Proto`).
     pub fn is_tls(&self) -> bool {
         self.tls
     }
