@@ -99,7 +99,7 @@ fn compile_acme(
     } else {
         "acme"
     };
-    let state = StateDir::prepare(&dir).map_err(|e| {
+    let cannot_make = |e: std::io::Error| {
         fail(
             state_key,
             format!(
@@ -107,16 +107,9 @@ fn compile_acme(
                 dir.display()
             ),
         )
-    })?;
-    let (cert_file, key_file) = state.cert_files(&names[0]).map_err(|e| {
-        fail(
-            state_key,
-            format!(
-                "{}: cannot make the ACME state directory: {e}",
-                dir.display()
-            ),
-        )
-    })?;
+    };
+    let state = StateDir::prepare(&dir).map_err(cannot_make)?;
+    let (cert_file, key_file) = state.cert_files(&names[0]).map_err(cannot_make)?;
     let server = AcmeServer {
         names: names.to_vec(),
         directory: acme.directory.clone(),
