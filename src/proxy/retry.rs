@@ -33,6 +33,22 @@ pub(crate) fn safe(sent: Sent, idempotent: bool, replayable: bool) -> bool {
     }
 }
 
+/// Whether an HTTP/2 request failed in a way that says the backend never
+/// processed it, so any method may go again (RFC 9113 §8.7): its stream
+/// was refused, or a graceful GOAWAY left it out. HTTP/1.1 has no such
+/// word.
+pub(crate) fn unprocessed(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Retries allowed as a share of requests over a sliding 10 s (two
 /// fixed windows, the previous one weighted by how much of it still
 /// overlaps). Counted with atomics; a race at a window's turn may lose

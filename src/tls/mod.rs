@@ -37,6 +37,7 @@
 mod accept;
 pub mod acme;
 mod certs;
+mod client_config;
 pub(crate) mod files;
 mod live;
 mod resolver;
@@ -45,6 +46,7 @@ mod store;
 
 pub use accept::{HandshakeError, Tls};
 pub use certs::{Certs, ClientCa, ServerCert};
+pub use client_config::{roots_of, system_roots, upstream_client};
 pub use live::{CertSource, CertStatus, LiveCerts};
 pub use server_config::provider;
 
