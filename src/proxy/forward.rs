@@ -284,8 +284,12 @@ async fn connection(
             return Ok((sender, true));
         }
         if pool.opens_h2(t) {
-            // One opener at a time; the others share what it opened.
-            let _turn = pool.opening().await;
+            // One opener at a time; the others share what it opened. The
+            // wait counts against connect_timeout, so a backend that does
+            // not answer does not make a queue of timeouts end to end.
+            let Ok(_turn) = tokio::time::timeout(s.connect_timeout, pool.opening()).await else {
+                return Err(ConnectError::Timeout);
+            };
             if !fresh && let Some(sender) = pool.take_h2(t) {
                 return Ok((sender, true));
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::support::{
-    backend::{Behaviour, TestBackend, tls_server},
+    backend::{Behaviour, TestBackend, tls_server, tls_server_asking},
     client,
     daemon::Daemon,
     tls::Pki,
@@ -110,6 +110,39 @@ async fn an_https_backend_is_verified_with_the_configured_ca_and_sees_the_sni() 
         "{logs}"
     );
     assert_eq!(b.hits(), 2, "no request reached the backend unverified");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_asking_for_a_client_certificate_gets_the_configured_one() {
+    let (dir, pki) = pki();
+    let asking = Behaviour {
+        tls: Some(tls_server_asking(&pki, "a")),
+        ..Default::default()
+    };
+    let b = TestBackend::start("mtls", asking).await;
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.crt"),
+        pki.path("client.key"),
+    );
+    let d = start(
+        dir.path(),
+        &format!(
+            r#""with": (backends: [(addr: "{a}")], tls: (ca: "{ca}", server_name: "a.test", client_cert: "{cert}", client_key: "{key}")),
+               "without": (backends: [(addr: "{a}")], tls: (ca: "{ca}", server_name: "a.test")),"#,
+            a = b.addr,
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display()
+        ),
+        &["with", "without"],
+    );
+    let r = client::get(&url(&d, "/with/x")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", d.logs());
+    assert_eq!(r.text(), "hello from mtls");
+    let r = client::get(&url(&d, "/without/x")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", d.logs());
+    assert_eq!(b.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

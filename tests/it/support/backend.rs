@@ -68,17 +68,40 @@ pub struct Behaviour {
 /// A backend's TLS: the PKI's certificate `stem` (`a` is `a.test`'s),
 /// offering `alpn` (none: ALPN not answered).
 pub fn tls_server(pki: &Pki, stem: &str, alpn: &[&str]) -> Arc<ServerConfig> {
+    tls_server_with(pki, stem, alpn, false)
+}
+
+/// [`tls_server`] that requires a client certificate signed by the PKI's
+/// `client-ca.pem` (mutual TLS).
+pub fn tls_server_asking(pki: &Pki, stem: &str) -> Arc<ServerConfig> {
+    tls_server_with(pki, stem, &["http/1.1"], true)
+}
+
+fn tls_server_with(pki: &Pki, stem: &str, alpn: &[&str], ask: bool) -> Arc<ServerConfig> {
     let chain = CertificateDer::pem_file_iter(pki.path(&format!("{stem}.crt")))
         .expect("cert")
         .collect::<Result<Vec<_>, _>>()
         .expect("cert");
     let key = PrivateKeyDer::from_pem_file(pki.path(&format!("{stem}.key"))).expect("key");
-    let mut config = ServerConfig::builder_with_provider(troupe::tls::provider().clone())
+    let builder = ServerConfig::builder_with_provider(troupe::tls::provider().clone())
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("certificate");
+        .expect("versions");
+    let builder = if ask {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(pki.path("client-ca.pem")).expect("client CA") {
+            roots.add(cert.expect("cert")).expect("root");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            troupe::tls::provider().clone(),
+        )
+        .build()
+        .expect("verifier");
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("certificate");
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Arc::new(config)
 }
