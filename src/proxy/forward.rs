@@ -204,7 +204,9 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                             None if kept.is_some() && retry::unprocessed(&error) => Sent::No,
                             None => Sent::Maybe,
                         };
-                        if reused {
+                        // A stream of a shared HTTP/2 connection that is
+                        // still open failed on its own: the backend's doing.
+                        if reused && !sender.is_open_h2() {
                             // Most likely the backend closed it as we took
                             // it (the keep-alive race), not a sign of its
                             // health: the same backend may be tried again,

@@ -51,6 +51,11 @@ pub(crate) enum Sender {
 pub(crate) type SendError = (hyper::Error, Option<http::Request<UpstreamBody>>);
 
 impl Sender {
+    /// Whether this is a stream of an HTTP/2 connection still open.
+    pub(crate) fn is_open_h2(&self) -> bool {
+        matches!(self, Sender::H2(s) if !s.conn.sender.is_closed())
+    }
+
     /// Waits until the connection can take a request.
     pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
         match self {
