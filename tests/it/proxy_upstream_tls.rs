@@ -1,7 +1,8 @@
 //! The reverse proxy's upstream protocols on the real binary: TLS to
-//! backends (verified with a configured CA or the system's roots, SNI),
-//! HTTP/2 with prior knowledge, more HTTP/2 connections when one is full
-//! of streams, and ALPN's choice with `Auto`.
+//! backends (verified with a configured CA or the system's roots, SNI,
+//! a client certificate), HTTP/2 with prior knowledge, more HTTP/2
+//! connections when one is full of streams, ALPN's choice with `Auto`,
+//! and a reload that changes how a backend is spoken to.
 
 use std::time::Duration;
 
@@ -302,4 +303,47 @@ fn bad_upstream_tls_settings_are_refused_with_their_position() {
     let stderr = check("        \"app\": (backends: [(addr: \"127.0.0.1:9\")], tls: (bogus: 1)),");
     assert!(stderr.contains(":4:"), "{stderr}");
     assert!(stderr.contains("bogus"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_the_protocol_leaves_the_old_connections_unused() {
+    let (dir, pki) = pki();
+    let both = Behaviour {
+        tls: Some(tls_server(&pki, "a", &["h2", "http/1.1"])),
+        ..Default::default()
+    };
+    let b = TestBackend::start("both", both).await;
+    let group = |protocol: &str| {
+        format!(
+            r#""app": (backends: [(addr: "{}")], protocol: {protocol}, tls: (ca: "{}", server_name: "a.test")),"#,
+            b.addr,
+            pki.path("ca.pem").display()
+        )
+    };
+    let d = start(dir.path(), &group("Http1"), &["app"]);
+    let r = client::get(&url(&d, "/app/headers")).await;
+    assert!(
+        r.text().starts_with("GET /app/headers HTTP/1.1\n"),
+        "{}",
+        r.text()
+    );
+    // The same backend, now spoken to by ALPN's choice.
+    let config = std::fs::read_to_string(dir.path().join("config.ron")).expect("config");
+    std::fs::write(
+        dir.path().join("config.ron"),
+        config.replace("protocol: Http1", "protocol: Auto"),
+    )
+    .expect("rewrite");
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_for_log("upstreams changed", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    for _ in 0..2 {
+        let r = client::get(&url(&d, "/app/headers")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", d.logs());
+        assert!(r.text().contains(" HTTP/2.0\n"), "{}", r.text());
+    }
+    assert_eq!(b.conns.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
