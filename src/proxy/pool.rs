@@ -191,7 +191,8 @@ pub(crate) struct Pool {
     h2: Mutex<Vec<Arc<H2Conn>>>,
     /// Held by the one request opening an HTTP/2 connection.
     opening: tokio::sync::Mutex<()>,
-    /// Whether this backend's last connection spoke HTTP/2 (`Auto`).
+    /// Whether this backend's last connection spoke HTTP/2 (`Auto`; set
+    /// by every HTTP/2 connection, so false for an HTTP/1.1 group).
     speaks_h2: AtomicBool,
 }
 
@@ -229,7 +230,8 @@ impl Pool {
     /// waiting (maybe expired).
     pub(crate) fn has_idle(&self) -> bool {
         self.idle.lock().is_ok_and(|idle| !idle.is_empty())
-            || self.h2.lock().is_ok_and(|h2| {
+            // Never set for an HTTP/1.1 group, which so takes no other lock.
+            || self.speaks_h2.load(Relaxed) && self.h2.lock().is_ok_and(|h2| {
                 h2.iter()
                     .any(|c| !c.sender.is_closed() && c.streams.load(Relaxed) < c.cap)
             })
