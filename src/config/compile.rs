@@ -141,7 +141,7 @@ pub(super) fn compile(
     }
     let declared_at = |name: &str| locate(&Anchor::str(name));
     let modules = super::modules::compile_modules(cfg, base, previous, &declared_at)?;
-    let upstreams = super::upstreams::compile_upstreams(cfg, registry)?;
+    let upstreams = super::upstreams::compile_upstreams(cfg, base, registry)?;
     let ctx = Ctx {
         base,
         upstreams: &upstreams,

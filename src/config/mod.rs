@@ -14,6 +14,7 @@ mod modules;
 mod proxy_schema;
 pub mod schema;
 mod tls;
+mod upstream_tls;
 mod upstreams;
 
 use std::path::{Path, PathBuf};

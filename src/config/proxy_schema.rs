@@ -3,7 +3,7 @@
 //!
 //! Defaults follow nginx where it has one and say why where they differ.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,49 @@ pub struct UpstreamSpec {
     /// Passive health: failures that take a backend out for a while.
     #[serde(default)]
     pub health: HealthSpec,
+    /// TLS to the backends (nginx `proxy_pass https://…`). Default none:
+    /// plain TCP.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsSpec>,
+    /// The HTTP version spoken to the backends. Default `Http1`.
+    #[serde(default)]
+    pub protocol: ProtocolSpec,
+}
+
+/// TLS to a group's backends. The backend's certificate is always
+/// verified, against `ca` or the system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTlsSpec {
+    /// A PEM file of the CA certificates to verify backends with, in
+    /// place of the system's roots (nginx `proxy_ssl_trusted_certificate`).
+    /// Relative paths start at the config file's directory. Default none:
+    /// the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The name sent as SNI and that the certificate must carry (nginx
+    /// `proxy_ssl_name` with `proxy_ssl_server_name on`). Backends are
+    /// IP addresses, so without it no SNI is sent and the certificate
+    /// must carry the backend's IP address (an IP SAN). Default none.
+    pub server_name: Option<String>,
+    /// A PEM certificate chain to present to backends that ask for one
+    /// (mutual TLS; nginx `proxy_ssl_certificate`). Needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// The HTTP version spoken to a group's backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum ProtocolSpec {
+    /// HTTP/1.1, a keep-alive connection per request in flight (the default).
+    #[default]
+    Http1,
+    /// HTTP/2: prior knowledge on plain TCP; over TLS, ALPN offers `h2`
+    /// only. Requests share a connection up to `pool.max_streams`.
+    Http2,
+    /// Over TLS only: ALPN offers `h2` and `http/1.1`, and the backend's
+    /// choice is spoken.
+    Auto,
 }
 
 /// One backend of a group.
@@ -100,6 +143,12 @@ pub struct PoolSpec {
     /// Apache close after 5 s. Default 4 s.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// HTTP/2 only: requests in flight on one connection before another
+    /// is opened (1 to 1000). Keep it at or below the backends' own
+    /// `max_concurrent_streams`: past that, hyper queues the excess on the
+    /// connection instead. Default 100 (the least RFC 9113 recommends
+    /// servers allow).
+    pub max_streams: u32,
 }
 
 impl Default for PoolSpec {
@@ -108,6 +157,7 @@ impl Default for PoolSpec {
             max_idle: 64,
             max_total: None,
             idle_timeout: Duration::from_secs(4),
+            max_streams: 100,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! checking meaning on the way; each backend's state comes from the
 //! registry, so a reload that keeps a backend keeps its state.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, path::Path, sync::Arc};
 
 use http::{HeaderName, HeaderValue};
 
@@ -18,6 +18,7 @@ use crate::proxy::{
 /// Compiles every group, taking backends from `registry`.
 pub(super) fn compile_upstreams(
     cfg: &Config,
+    base: &Path,
     registry: &Arc<Registry>,
 ) -> Result<Upstreams, CompileError> {
     let trusted = Trusted::parse(&cfg.trusted_proxies).map_err(|message| {
@@ -40,7 +41,12 @@ pub(super) fn compile_upstreams(
     let groups = cfg
         .upstreams
         .iter()
-        .map(|(name, spec)| Ok((name.clone(), Arc::new(compile_one(name, spec, registry)?))))
+        .map(|(name, spec)| {
+            Ok((
+                name.clone(),
+                Arc::new(compile_one(name, spec, base, registry)?),
+            ))
+        })
         .collect::<Result<_, CompileError>>()?;
     Ok(Upstreams {
         groups,
@@ -52,6 +58,7 @@ pub(super) fn compile_upstreams(
 fn compile_one(
     name: &str,
     spec: &UpstreamSpec,
+    base: &Path,
     registry: &Registry,
 ) -> Result<Upstream, CompileError> {
     let at = Anchor::str(name);
@@ -103,6 +110,7 @@ fn compile_one(
             ),
         );
     }
+    let transport = super::upstream_tls::compile_transport(name, spec, base)?;
     let name: Arc<str> = name.into();
     let backends: Box<[_]> = spec
         .backends
@@ -149,6 +157,7 @@ fn compile_one(
             buffer_bytes: r.buffer_bytes,
             max_fails: spec.health.max_fails,
             fail_timeout: spec.health.fail_timeout,
+            transport,
         },
         budget: Default::default(),
     })

@@ -37,6 +37,7 @@ use super::{
     headers::{Hop, add_forwarding, strip_hop_by_hop},
     pool::{ConnectError, Sender},
     retry::{self, Sent},
+    transport::Protocol,
     trusted::Trusted,
     upstream::Upstream,
 };
@@ -187,9 +188,7 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                     Ok(Ok(resp)) => {
                         return Ok(relay(resp, sender, inflight, up, started));
                     }
-                    Ok(Err(mut e)) => {
-                        let given_back = e.take_message();
-                        let error = e.into_error();
+                    Ok(Err((error, given_back))) => {
                         if let Some(refused) = client_side(&error) {
                             return Err(refused);
                         }
@@ -200,9 +199,14 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                                 unsent = Some(r);
                                 Sent::No
                             }
+                            // HTTP/2 says the backend did not process it; a
+                            // kept body can make it again.
+                            None if kept.is_some() && retry::unprocessed(&error) => Sent::No,
                             None => Sent::Maybe,
                         };
-                        if reused {
+                        // A stream of a shared HTTP/2 connection that is
+                        // still open failed on its own: the backend's doing.
+                        if reused && !sender.is_open_h2() {
                             // Most likely the backend closed it as we took
                             // it (the keep-alive race), not a sign of its
                             // health: the same backend may be tried again,
@@ -275,15 +279,33 @@ async fn connection(
     fresh: bool,
 ) -> Result<(Sender, bool), ConnectError> {
     let s = &up.settings;
-    while !fresh && let Some(mut sender) = backend.pool.take(s.pool()) {
+    let t = &s.transport;
+    let pool = &backend.pool;
+    if t.protocol != Protocol::Http1 {
+        if !fresh && let Some(sender) = pool.take_h2(t) {
+            return Ok((sender, true));
+        }
+        if pool.opens_h2(t) {
+            // One opener at a time; the others share what it opened. The
+            // wait counts against connect_timeout, so a backend that does
+            // not answer does not make a queue of timeouts end to end.
+            let Ok(_turn) = tokio::time::timeout(s.connect_timeout, pool.opening()).await else {
+                return Err(ConnectError::Timeout);
+            };
+            if !fresh && let Some(sender) = pool.take_h2(t) {
+                return Ok((sender, true));
+            }
+            let mut sender = pool.connect(backend.addr, t, s.connect_timeout).await?;
+            sender.ready().await?;
+            return Ok((sender, false));
+        }
+    }
+    while !fresh && let Some(mut sender) = pool.take(s.pool()) {
         if sender.ready().await.is_ok() {
             return Ok((sender, true));
         }
     }
-    let mut sender = backend
-        .pool
-        .connect(backend.addr, s.connect_timeout)
-        .await?;
+    let mut sender = pool.connect(backend.addr, t, s.connect_timeout).await?;
     sender.ready().await?;
     Ok((sender, false))
 }

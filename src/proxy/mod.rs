@@ -6,7 +6,8 @@
 //! | `upstream.rs` | a generation's groups; the registry that keeps backends across reloads |
 //! | `backend.rs` | one backend's runtime state (atomics): in flight, failures, ejection, peak-EWMA |
 //! | `balance.rs` | picking a backend: round-robin, least-conn, ketama hash, peak-EWMA P2C |
-//! | `pool.rs` | one backend's keep-alive connections (hyper `client::conn::http1`) |
+//! | `pool.rs` | one backend's connections: an HTTP/1.1 keep-alive stack, shared HTTP/2 ones |
+//! | `transport.rs` | how a group connects: TCP or TLS, HTTP/1.1, HTTP/2 or ALPN's choice |
 //! | `headers.rs` | hop-by-hop stripping, forwarding headers |
 //! | `trusted.rs` | `trusted_proxies` CIDRs |
 //! | `retry.rs` | when a try may be made again; the retry budget |
@@ -23,6 +24,7 @@ mod forward;
 pub mod headers;
 mod pool;
 mod retry;
+pub mod transport;
 mod trusted;
 pub mod upstream;
 

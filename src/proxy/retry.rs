@@ -33,6 +33,22 @@ pub(crate) fn safe(sent: Sent, idempotent: bool, replayable: bool) -> bool {
     }
 }
 
+/// Whether an HTTP/2 request failed in a way that says the backend never
+/// processed it, so any method may go again (RFC 9113 §8.7): its stream
+/// was refused, or a graceful GOAWAY left it out. HTTP/1.1 has no such
+/// word.
+pub(crate) fn unprocessed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Retries allowed as a share of requests over a sliding 10 s (two
 /// fixed windows, the previous one weighted by how much of it still
 /// overlaps). Counted with atomics; a race at a window's turn may lose
@@ -105,6 +121,30 @@ mod tests {
         assert!(safe(Sent::Maybe, true, true));
         assert!(!safe(Sent::Maybe, false, true), "a sent POST");
         assert!(!safe(Sent::Maybe, true, false), "a streamed body");
+    }
+
+    #[test]
+    fn only_a_refused_or_left_out_h2_stream_is_unprocessed() {
+        let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert!(unprocessed(&refused));
+        // Found down the chain, as hyper wraps it (its `source`).
+        #[derive(Debug)]
+        struct Wrap(h2::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert!(unprocessed(&Wrap(h2::Reason::REFUSED_STREAM.into())));
+        assert!(!unprocessed(&Wrap(h2::Reason::PROTOCOL_ERROR.into())));
+        assert!(!unprocessed(&h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        assert!(!unprocessed(&h2::Error::from(h2::Reason::CANCEL)));
+        assert!(!unprocessed(&std::io::Error::other("reset")));
     }
 
     #[test]

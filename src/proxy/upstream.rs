@@ -17,7 +17,8 @@ use std::{
 };
 
 use super::{
-    backend::Backend, balance::Balancer, pool::PoolLimits, retry::Budget, trusted::Trusted,
+    backend::Backend, balance::Balancer, pool::PoolLimits, retry::Budget, transport::Transport,
+    trusted::Trusted,
 };
 
 /// One group's timeouts and limits.
@@ -47,6 +48,8 @@ pub struct Settings {
     pub max_fails: u32,
     /// How long it stays out.
     pub fail_timeout: Duration,
+    /// TCP or TLS, HTTP/1.1 or HTTP/2.
+    pub transport: Transport,
 }
 
 impl Settings {
@@ -54,6 +57,7 @@ impl Settings {
         PoolLimits {
             max_idle: self.max_idle,
             idle_timeout: self.idle_timeout,
+            transport: self.transport.id,
         }
     }
 }

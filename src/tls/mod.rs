@@ -20,6 +20,9 @@
 //!                    store, exact name → `*.` wildcard → default server
 //! Session            the SNI and ALPN, kept by the connection for the
 //!                    pipeline (421, HSTS) and the HTTP version
+//! client_config.rs   TLS *to* upstreams: the system's roots (read once)
+//!                    and a ClientConfig per upstream group, with the same
+//!                    provider (src/proxy/transport.rs connects with it)
 //! acme/              certificates from an ACME CA: ordered by the acme
 //!                    actor, written to its state directory, published by
 //!                    the certificate actor like replaced files; its
@@ -37,6 +40,7 @@
 mod accept;
 pub mod acme;
 mod certs;
+mod client_config;
 pub(crate) mod files;
 mod live;
 mod resolver;
@@ -45,6 +49,7 @@ mod store;
 
 pub use accept::{HandshakeError, Tls};
 pub use certs::{Certs, ClientCa, ServerCert};
+pub use client_config::{roots_of, system_roots, upstream_client};
 pub use live::{CertSource, CertStatus, LiveCerts};
 pub use server_config::provider;
 

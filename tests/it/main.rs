@@ -22,6 +22,7 @@ mod module_roles;
 mod modules;
 mod process_children;
 mod proxy;
+mod proxy_upstream_tls;
 mod query_params;
 mod reload;
 mod robustness;

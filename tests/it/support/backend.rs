@@ -16,6 +16,11 @@
 //! `delay` slows every answer; `max_age` closes each connection that
 //! long after it opened (once idle), as a backend with a short
 //! keep-alive timeout does.
+//!
+//! A backend speaks HTTP/1.1 on plain TCP by default; `h2` makes it
+//! speak HTTP/2 (prior knowledge), `tls` puts TLS under it (HTTP/2 when
+//! ALPN chose `h2`, or when `h2` is set and ALPN chose nothing), and every
+//! answer on TLS carries `x-sni: NAME` when the client sent SNI.
 
 use std::{
     convert::Infallible,
@@ -31,8 +36,19 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, task::JoinSet};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::{
+    ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    task::JoinSet,
+};
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::Pki;
 
 /// How a backend behaves.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +57,100 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Connections are closed this long after they open.
     pub max_age: Option<Duration>,
+    /// TLS under HTTP; `None`: plain TCP.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// HTTP/2 with prior knowledge (over TLS: when ALPN chose nothing).
+    pub h2: bool,
+    /// HTTP/2's `SETTINGS_MAX_CONCURRENT_STREAMS`; `None`: hyper's.
+    pub max_streams: Option<u32>,
+}
+
+/// A backend's TLS: the PKI's certificate `stem` (`a` is `a.test`'s),
+/// offering `alpn` (none: ALPN not answered).
+pub fn tls_server(pki: &Pki, stem: &str, alpn: &[&str]) -> Arc<ServerConfig> {
+    tls_server_with(pki, stem, alpn, false)
+}
+
+/// [`tls_server`] that requires a client certificate signed by the PKI's
+/// `client-ca.pem` (mutual TLS).
+pub fn tls_server_asking(pki: &Pki, stem: &str) -> Arc<ServerConfig> {
+    tls_server_with(pki, stem, &["http/1.1"], true)
+}
+
+fn tls_server_with(pki: &Pki, stem: &str, alpn: &[&str], ask: bool) -> Arc<ServerConfig> {
+    let chain = CertificateDer::pem_file_iter(pki.path(&format!("{stem}.crt")))
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("cert");
+    let key = PrivateKeyDer::from_pem_file(pki.path(&format!("{stem}.key"))).expect("key");
+    let builder = ServerConfig::builder_with_provider(troupe::tls::provider().clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = if ask {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(pki.path("client-ca.pem")).expect("client CA") {
+            roots.add(cert.expect("cert")).expect("root");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            troupe::tls::provider().clone(),
+        )
+        .build()
+        .expect("verifier");
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Arc::new(config)
+}
+
+/// Serves one connection, HTTP/2 when `h2`; every answer names `sni`.
+async fn serve<I>(io: I, h2: bool, sni: Option<String>, n: String, h: Arc<AtomicU64>, b: Behaviour)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let max_age = b.max_age;
+    let max_streams = b.max_streams;
+    let svc = hyper::service::service_fn(move |req| {
+        let (n, h, b, sni) = (n.clone(), h.clone(), b.clone(), sni.clone());
+        async move {
+            let mut resp = answer(req, &n, &h, &b).await?;
+            if let Some(v) = sni.and_then(|s| http::HeaderValue::try_from(s).ok()) {
+                resp.headers_mut().insert("x-sni", v);
+            }
+            Ok::<_, std::io::Error>(resp)
+        }
+    });
+    let io = TokioIo::new(io);
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        if let Some(m) = max_streams {
+            builder.max_concurrent_streams(m);
+        }
+        let _ = builder.serve_connection(io, svc).await;
+        return;
+    }
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    match max_age {
+        None => {
+            let _ = conn.await;
+        }
+        Some(age) => {
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = tokio::time::sleep(age) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        }
+    }
 }
 
 /// A running backend; dropping it (or [`TestBackend::kill`]) closes its
@@ -77,30 +187,22 @@ impl TestBackend {
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let (n, h, b) = (n.clone(), h.clone(), behaviour.clone());
-                let max_age = b.max_age;
                 conns.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (n, h, b) = (n.clone(), h.clone(), b.clone());
-                        async move { answer(req, &n, &h, &b).await }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(tcp), svc);
-                    let mut conn = std::pin::pin!(conn);
-                    match max_age {
-                        None => {
-                            let _ = conn.await;
-                        }
-                        Some(age) => {
-                            tokio::select! {
-                                _ = conn.as_mut() => {}
-                                _ = tokio::time::sleep(age) => {
-                                    conn.as_mut().graceful_shutdown();
-                                    let _ = conn.await;
-                                }
-                            }
-                        }
-                    }
+                    let Some(config) = b.tls.clone() else {
+                        let h2 = b.h2;
+                        serve(tcp, h2, None, n, h, b).await;
+                        return;
+                    };
+                    let Ok(tls) = TlsAcceptor::from(config).accept(tcp).await else {
+                        return;
+                    };
+                    let session = tls.get_ref().1;
+                    let sni = session.server_name().map(str::to_owned);
+                    let h2 = match session.alpn_protocol() {
+                        Some(p) => p == b"h2",
+                        None => b.h2,
+                    };
+                    serve(tls, h2, sni, n, h, b).await;
                 });
                 // Reap finished connections as we go.
                 while conns.try_join_next().is_some() {}
