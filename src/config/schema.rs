@@ -12,8 +12,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 pub use super::proxy_schema::{
-    BackendSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProxySpec, RetrySpec,
-    UpstreamSpec,
+    BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
+    ProxySpec, RetrySpec, UpstreamSpec,
 };
 
 /// The whole file.

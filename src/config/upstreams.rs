@@ -7,6 +7,7 @@ use std::{collections::HashSet, sync::Arc};
 use http::{HeaderName, HeaderValue};
 
 use super::{
+    health::compile_check,
     locate::{Anchor, CompileError, err},
     schema::{Config, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
 };
@@ -103,6 +104,7 @@ fn compile_one(
             ),
         );
     }
+    let check = compile_check(name, spec.health.check.as_ref())?;
     let name: Arc<str> = name.into();
     let backends: Box<[_]> = spec
         .backends
@@ -149,6 +151,7 @@ fn compile_one(
             buffer_bytes: r.buffer_bytes,
             max_fails: spec.health.max_fails,
             fail_timeout: spec.health.fail_timeout,
+            check,
         },
         budget: Default::default(),
     })

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::pool::Pool;
+use super::{pool::Pool, verdict::Verdict};
 
 /// Milliseconds on the process's monotonic clock (ejection deadlines).
 pub(crate) fn now_ms() -> u64 {
@@ -49,6 +49,8 @@ pub struct Backend {
     served: AtomicU64,
     /// Its keep-alive connections.
     pub(crate) pool: Pool,
+    /// What active health checks found (written by its group's actor).
+    pub(crate) verdict: Verdict,
 }
 
 impl Backend {
@@ -63,6 +65,7 @@ impl Backend {
             ewma_at: AtomicU64::new(0),
             served: AtomicU64::new(0),
             pool: Pool::default(),
+            verdict: Verdict::default(),
         }
     }
 
@@ -79,6 +82,26 @@ impl Backend {
     /// Whether passive health has it out at `now` (`now_ms()`).
     pub fn ejected(&self, now: u64) -> bool {
         self.ejected_until.load(Relaxed) > now
+    }
+
+    /// Whether it takes requests at `now`: not ejected by passive health,
+    /// nor down by active checks when its group has them (`checked`; a
+    /// verdict left from a config that had checks does not count).
+    pub fn usable(&self, now: u64, checked: bool) -> bool {
+        !(self.ejected(now) || (checked && self.verdict.down()))
+    }
+
+    /// Whether active checks have it down.
+    pub fn down(&self) -> bool {
+        self.verdict.down()
+    }
+
+    /// Active checks found it healthy again: the failures that passive
+    /// health counted while it was down are forgotten, so it is not
+    /// ejected again for them.
+    pub(crate) fn forgive(&self) {
+        self.fails.store(0, Relaxed);
+        self.ejected_until.store(0, Relaxed);
     }
 
     /// Whether it has room for one more connection (`max_total`) or an

@@ -7,6 +7,8 @@
 //! | `backend.rs` | one backend's runtime state (atomics): in flight, failures, ejection, peak-EWMA |
 //! | `balance.rs` | picking a backend: round-robin, least-conn, ketama hash, peak-EWMA P2C |
 //! | `pool.rs` | one backend's keep-alive connections (hyper `client::conn::http1`) |
+//! | `verdict.rs` | one backend's active-health verdict: up or down, rise/fall counts |
+//! | `health.rs` | active checks (HTTP or TCP probes) and upkeep, as the `upstreams` actors drive them |
 //! | `headers.rs` | hop-by-hop stripping, forwarding headers |
 //! | `trusted.rs` | `trusted_proxies` CIDRs |
 //! | `retry.rs` | when a try may be made again; the retry budget |
@@ -21,12 +23,14 @@ pub mod balance;
 mod body;
 mod forward;
 pub mod headers;
+pub mod health;
 mod pool;
 mod retry;
 mod trusted;
 pub mod upstream;
+mod verdict;
 
 pub use backend::Backend;
 pub use forward::{HostMode, Proxy};
 pub use trusted::Trusted;
-pub use upstream::{Registry, Settings, Upstream, Upstreams};
+pub use upstream::{HealthCheck, Probe, Registry, Settings, Upstream, Upstreams};

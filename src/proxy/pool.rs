@@ -115,6 +115,20 @@ impl Pool {
         idle.push_back(Idle { sender, since: now });
     }
 
+    /// Drops the idle connections older than `idle_timeout` or closed by
+    /// the backend, which closes their sockets: `take` and `put` age them
+    /// only when requests come, so a quiet backend's would stay open.
+    /// Returns how many were dropped.
+    pub(crate) fn reap(&self, idle_timeout: Duration) -> usize {
+        let now = Instant::now();
+        let Ok(mut idle) = self.idle.lock() else {
+            return 0;
+        };
+        let before = idle.len();
+        idle.retain(|c| now.duration_since(c.since) < idle_timeout && !c.sender.is_closed());
+        before - idle.len()
+    }
+
     /// Opens a new connection to `addr` and starts its driver task.
     pub(crate) async fn connect(
         &self,

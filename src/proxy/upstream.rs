@@ -12,9 +12,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
+    ops::RangeInclusive,
     sync::{Arc, Mutex, Weak},
     time::Duration,
 };
+
+use http::{HeaderValue, Uri};
 
 use super::{
     backend::Backend, balance::Balancer, pool::PoolLimits, retry::Budget, trusted::Trusted,
@@ -47,6 +50,8 @@ pub struct Settings {
     pub max_fails: u32,
     /// How long it stays out.
     pub fail_timeout: Duration,
+    /// Active health checks, if the group has them.
+    pub check: Option<Arc<HealthCheck>>,
 }
 
 impl Settings {
@@ -56,6 +61,37 @@ impl Settings {
             idle_timeout: self.idle_timeout,
         }
     }
+}
+
+/// One group's active check, compiled from its `health.check`.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// What a probe does.
+    pub probe: Probe,
+    /// Between two probes of a backend.
+    pub interval: Duration,
+    /// A probe's deadline, connect included.
+    pub timeout: Duration,
+    /// Passes in a row that bring a backend back.
+    pub rise: u32,
+    /// Failures in a row that take it out.
+    pub fall: u32,
+}
+
+/// What one probe does.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// `GET uri`; passes when the status is in `status`.
+    Http {
+        /// Path and query.
+        uri: Uri,
+        /// Passing statuses.
+        status: RangeInclusive<u16>,
+        /// The `Host` sent; `None`: the backend's address.
+        host: Option<HeaderValue>,
+    },
+    /// A TCP connect.
+    Tcp,
 }
 
 /// One upstream group in one generation.

@@ -11,6 +11,8 @@
 //! - `/die`: reads the request, then drops the connection unanswered;
 //! - `/hop`: an answer with hop-by-hop headers of its own;
 //! - `/trailers`: `abc`, chunked, then the trailer `x-checksum: 42`;
+//! - `/healthz`: `ok`, or 503 while [`TestBackend::sick`] is set (the
+//!   other paths answer as ever);
 //! - anything else: `hello from NAME`.
 //!
 //! `delay` slows every answer; `max_age` closes each connection that
@@ -22,7 +24,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -51,6 +53,10 @@ pub struct TestBackend {
     pub hits: Arc<AtomicU64>,
     /// Connections it accepted.
     pub conns: Arc<AtomicU64>,
+    /// Connections open now.
+    pub open: Arc<AtomicI64>,
+    /// While set, `/healthz` answers 503.
+    pub sick: Arc<AtomicBool>,
     tasks: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -68,7 +74,10 @@ impl TestBackend {
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicU64::new(0));
         let conns = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicI64::new(0));
+        let sick = Arc::new(AtomicBool::new(false));
         let (n, h, accepted) = (name.to_owned(), hits.clone(), conns.clone());
+        let (opened, ill) = (open.clone(), sick.clone());
         let tasks = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
@@ -77,11 +86,14 @@ impl TestBackend {
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let (n, h, b) = (n.clone(), h.clone(), behaviour.clone());
+                let (opened, ill) = (opened.clone(), ill.clone());
+                opened.fetch_add(1, Ordering::Relaxed);
                 let max_age = b.max_age;
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let (n, h, b) = (n.clone(), h.clone(), b.clone());
-                        async move { answer(req, &n, &h, &b).await }
+                        let sick = ill.load(Ordering::Relaxed);
+                        async move { answer(req, &n, &h, &b, sick).await }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -101,6 +113,7 @@ impl TestBackend {
                             }
                         }
                     }
+                    opened.fetch_sub(1, Ordering::Relaxed);
                 });
                 // Reap finished connections as we go.
                 while conns.try_join_next().is_some() {}
@@ -110,6 +123,8 @@ impl TestBackend {
             addr,
             hits,
             conns,
+            open,
+            sick,
             tasks: Some(tasks),
         }
     }
@@ -149,6 +164,7 @@ async fn answer(
     name: &str,
     hits: &AtomicU64,
     b: &Behaviour,
+    sick: bool,
 ) -> Result<Response<Out>, std::io::Error> {
     // The last segment picks the behaviour, so any prefix routes to it.
     let path = format!("/{}", req.uri().path().rsplit('/').next().unwrap_or(""));
@@ -192,6 +208,8 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(ms.unwrap_or(1000))).await;
             resp.body(full("slow"))
         }
+        "/healthz" if sick => resp.status(503).body(full("sick")),
+        "/healthz" => resp.body(full("ok")),
         "/die" => return Err(std::io::Error::other("dying on purpose")),
         "/trailers" => {
             let mut trailers = http::HeaderMap::new();
