@@ -226,6 +226,22 @@ mod tests {
     }
 
     #[test]
+    fn a_check_verdict_counts_only_where_checked_and_coming_back_forgives() {
+        let b = Backend::new(([127, 0, 0, 1], 1).into());
+        for _ in 0..3 {
+            b.verdict.record(Err("status 503".into()), 2, 3);
+        }
+        assert!(b.down());
+        assert!(!b.usable(now_ms(), true));
+        // A generation without checks ignores a verdict left behind.
+        assert!(b.usable(now_ms(), false));
+        assert!(b.failed(1, Duration::from_secs(10)));
+        assert!(!b.usable(now_ms(), false));
+        b.forgive();
+        assert!(b.usable(now_ms(), false));
+    }
+
+    #[test]
     fn the_estimate_takes_peaks_at_once_and_decays_slowly() {
         let b = Backend::new(([127, 0, 0, 1], 1).into());
         b.observe(Duration::from_millis(1), 1);
