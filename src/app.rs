@@ -25,9 +25,12 @@ use crate::{
     },
     observe::{
         logging,
-        metrics::{AcmeMetrics, CertMetrics, HttpMetrics, ModuleSeries, TlsMetrics},
+        metrics::{
+            AcmeMetrics, CertMetrics, HttpMetrics, ModuleSeries, TlsMetrics, UpstreamMetrics,
+        },
     },
     pipeline::Pipeline,
+    proxy::health,
     reload::Reloader,
     tls::{
         CertSource, LiveCerts, Tls,
@@ -322,10 +325,13 @@ pub async fn start_with(
         .as_ref()
         .map(|(socket, _)| socket.local_addr())
         .transpose()?;
+    let upstream_metrics = UpstreamMetrics::new(&registry).map_err(io::Error::other)?;
+    let upstreams = health::groups(&generation.load().upstreams, &upstream_metrics);
     let reloader = Reloader {
         generation: generation.clone(),
         env,
         series,
+        upstream_metrics,
         certs: certs.clone(),
     };
     let tree = troupe_actors::spawn_tree(TreeSpec {
@@ -341,6 +347,7 @@ pub async fn start_with(
         admin,
         certs: Arc::new(CertSource(certs)),
         acme: Arc::new(AcmeSource(Arc::new(acme))),
+        upstreams,
     })
     .await?;
     Ok(Running {

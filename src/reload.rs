@@ -13,7 +13,7 @@
 //! | `listen`                      | added addresses accept, removed ones drain; others are untouched (a `tls` mark: new connections) |
 //! | `tls` certificates (the files too, read again) | new handshakes; resumption state is kept (the certificate actor also reads the files again on their own, without a config reload: `tls::LiveCerts`) |
 //! | `limits`                      | body limits: the next request; the rest: new connections |
-//! | `upstreams`, `trusted_proxies` | the next request; a backend the new config keeps keeps its state and pooled connections (`proxy::Registry`) |
+//! | `upstreams`, `trusted_proxies` | the next request; a backend the new config keeps keeps its state, its health verdict and pooled connections (`proxy::Registry`); health-check actors start, stop or take the new settings |
 //! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -26,7 +26,8 @@ use crate::{
     config::{self, Loaded},
     generation::Generation,
     modules::host::{Env, Hosted},
-    observe::metrics::ModuleSeries,
+    observe::metrics::{ModuleSeries, UpstreamMetrics},
+    proxy::health,
     tls::LiveCerts,
 };
 
@@ -36,6 +37,8 @@ pub struct Reloader {
     pub(crate) generation: Arc<ArcSwap<Generation>>,
     pub(crate) env: Arc<Env>,
     pub(crate) series: ModuleSeries,
+    /// The upstream groups' series, for the groups of each new config.
+    pub(crate) upstream_metrics: UpstreamMetrics,
     /// Gets each installed generation's certificates.
     pub(crate) certs: Arc<LiveCerts>,
 }
@@ -70,10 +73,11 @@ impl Reconfigure for Reloader {
     }
 
     fn plan(&self) -> BoxFuture<'static, Result<Plan<Generation>, String>> {
-        let (now, env, series) = (
+        let (now, env, series, upstream_metrics) = (
             self.generation.load_full(),
             self.env.clone(),
             self.series.clone(),
+            self.upstream_metrics.clone(),
         );
         Box::pin(async move {
             let (path, previous) = (now.path.clone(), now.modules.clone());
@@ -84,7 +88,9 @@ impl Reconfigure for Reloader {
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
-            plan(&now, loaded, &env, &series)
+            let mut plan = plan(&now, loaded, &env, &series)?;
+            plan.upstreams = health::groups(&plan.snapshot.upstreams, &upstream_metrics);
+            Ok(plan)
         })
     }
 }
@@ -192,6 +198,7 @@ fn plan(
         remove_listeners,
         drain,
         changes,
+        upstreams: Vec::new(),
     })
 }
 

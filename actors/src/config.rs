@@ -14,7 +14,9 @@
 //!    requests in flight finish on the old one (and on its module
 //!    instances, which shut down when the last such request is done);
 //! 4. removed module hosts stop, changed ones switch to their new instance;
-//! 5. added listeners start accepting, removed ones drain (the listeners
+//! 5. the upstreams supervisor starts, updates and stops its group actors
+//!    to match the new upstream groups;
+//! 6. added listeners start accepting, removed ones drain (the listeners
 //!    supervisor).
 //!
 //! It reaches the router, modules and listeners supervisors through
@@ -44,9 +46,10 @@ use crate::{
     listeners::ListenersMsg,
     modules::ModulesMsg,
     router::RouterMsg,
-    seams::{Plan, Reconfigure},
+    seams::{Plan, Reconfigure, UpstreamGroup},
     slot::Slot,
     tree,
+    upstreams::UpstreamsMsg,
 };
 
 /// How long file events settle before a reload: one editor save is
@@ -162,6 +165,12 @@ pub(crate) struct Siblings<S> {
     pub(crate) certs: Arc<Slot<CertsMsg>>,
     /// Told to check after a reload (the config may add ACME servers).
     pub(crate) acme: Arc<Slot<AcmeMsg>>,
+    /// Told to reconcile its group actors with `groups` after a reload.
+    pub(crate) upstreams: Arc<Slot<UpstreamsMsg>>,
+    /// The upstream groups in force, which a reload replaces; shared with
+    /// the `upstreams` supervisor, so that one restarted mid-reload
+    /// starts the new ones.
+    pub(crate) groups: Arc<std::sync::Mutex<Vec<Arc<dyn UpstreamGroup>>>>,
     pub(crate) labels: Arc<tree::Labels>,
     pub(crate) root: ractor::ActorCell,
 }
@@ -347,6 +356,7 @@ async fn apply<S: Send + Sync + 'static>(
         remove_listeners,
         drain,
         changes,
+        upstreams,
     } = plan;
     let modules = &siblings.modules;
     if !add_modules.is_empty() || !replace_modules.is_empty() {
@@ -374,6 +384,14 @@ async fn apply<S: Send + Sync + 'static>(
         reply,
     })
     .await?;
+    if let Ok(mut groups) = siblings.groups.lock() {
+        *groups = upstreams;
+    }
+    // The new groups are in force whatever happens here: a supervisor
+    // that is restarting starts them, so its absence refuses nothing.
+    if let Err(error) = ask(&siblings.upstreams, UpstreamsMsg::Reconcile).await {
+        tracing::warn!(%error, "the upstream health actors will catch up when their supervisor is back");
+    }
     if !add_listeners.is_empty() || !remove_listeners.is_empty() {
         ask(&siblings.listeners, |reply| ListenersMsg::Change {
             add: add_listeners,

@@ -12,7 +12,9 @@
 //! ├── metrics                 owns the Prometheus registry (metrics.rs)
 //! ├── modules                 supervisor of the plugin hosts (modules.rs)
 //! │   └── plugin.<name>       one per module: load, restart, reload (plugin_host.rs)
-//! └── router                  owns the published request-path snapshot (router.rs)
+//! ├── router                  owns the published request-path snapshot (router.rs)
+//! └── upstreams               supervisor of the upstream groups' health (upstreams.rs)
+//!     └── upstream.<name>     one per group with active checks: probes (upstream.rs)
 //! ```
 //!
 //! No actor is registered by name in ractor's process-wide registry: the
@@ -57,6 +59,8 @@ pub mod router;
 pub mod seams;
 pub(crate) mod slot;
 pub mod tree;
+pub mod upstream;
+pub mod upstreams;
 pub mod wiring;
 
 pub use config::{Applied, Outcome, ReloadStatus, Trigger};
@@ -64,7 +68,7 @@ pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
 pub use seams::{
     AcmeRun, AdminApp, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost,
-    NoAuthority, NoCertificates, Plan, Reconfigure, Retired,
+    NoAuthority, NoCertificates, Plan, Reconfigure, Retired, UpstreamGroup,
 };
 pub use tree::Node;
 pub use wiring::TreeHandle;

@@ -1,8 +1,8 @@
 //! The root supervisor and the handle the binary holds on to ([`Tree`]).
 //!
 //! The root is a plain supervisor. It starts its children in order, each
-//! after those it depends on: metrics, router, modules, certs, acme, then config
-//! (which calls the four before it on a reload), then listeners, so nothing is
+//! after those it depends on: metrics, router, modules, upstreams, certs, acme,
+//! then config (which calls those before it on a reload), then listeners, so nothing is
 //! accepted before the routes and modules exist. It restarts any child
 //! that fails through the shared [`Children`] table, and fails itself
 //! (the server stops) when one fails too often. The graceful shutdown asks
@@ -26,8 +26,9 @@ use crate::{
     modules::{self, Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure},
+    seams::{AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure, UpstreamGroup},
     slot::Slot,
+    upstreams::{self, Upstreams, UpstreamsArgs},
     wiring::TreeHandle,
 };
 
@@ -63,6 +64,9 @@ pub struct TreeSpec<A: App> {
     /// The certificates the ACME actor orders ([`crate::NoAuthority`]
     /// for a tree without ACME).
     pub acme: Arc<dyn Authority>,
+    /// The upstream groups of the config started with (see
+    /// [`crate::Plan::upstreams`]).
+    pub upstreams: Vec<Arc<dyn UpstreamGroup>>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -230,6 +234,26 @@ impl<A: App> Actor for Root<A> {
         );
         children.start(modules::NAME, start, &cell).await?;
 
+        let groups = Arc::new(std::sync::Mutex::new(spec.upstreams));
+        let upstreams = Arc::new(Slot::new(upstreams::NAME));
+        let (for_upstreams, labels_up) = (groups.clone(), labels.clone());
+        let start = start_fn(
+            &labels,
+            upstreams::NAME,
+            Some(upstreams.clone()),
+            move || {
+                (
+                    Upstreams,
+                    UpstreamsArgs {
+                        policy,
+                        groups: for_upstreams.clone(),
+                        labels: labels_up.clone(),
+                    },
+                )
+            },
+        );
+        children.start(upstreams::NAME, start, &cell).await?;
+
         let for_certs = CertsArgs {
             source: spec.certs.clone(),
         };
@@ -258,6 +282,8 @@ impl<A: App> Actor for Root<A> {
             listeners: wiring.listeners.clone(),
             certs: wiring.certs.clone(),
             acme: wiring.acme.clone(),
+            upstreams,
+            groups,
             labels: labels.clone(),
             root: cell.clone(),
         });

@@ -191,6 +191,34 @@ pub struct Plan<S> {
     pub drain: Duration,
     /// What changed, one line each, for the log and the admin API.
     pub changes: Vec<String>,
+    /// Every upstream group of the new config: those with active checks
+    /// get an actor (a group already checked keeps its actor, with the new
+    /// settings), groups gone or no longer checked lose theirs.
+    pub upstreams: Vec<Arc<dyn UpstreamGroup>>,
+}
+
+/// One upstream group of the config in force, as the `upstreams`
+/// supervisor keeps it: active health checks by the group's own actor,
+/// and periodic upkeep. Requests read what it records (atomics on each
+/// backend) without ever waiting for the actor.
+pub trait UpstreamGroup: Send + Sync + 'static {
+    /// Its name in the config.
+    fn name(&self) -> &str;
+
+    /// How often its backends are probed; `None`: it has no active
+    /// checks, and so no actor.
+    fn interval(&self) -> Option<Duration>;
+
+    /// Probes every backend once and records the verdicts where requests
+    /// read them (logging and counting each backend that goes down or
+    /// comes back). It runs in the group's actor, so a panic here
+    /// restarts that actor alone.
+    fn check(&self) -> BoxFuture<'static, ()>;
+
+    /// Periodic upkeep, every second or so: closes idle connections past
+    /// their idle timeout, refreshes the group's gauges. Cheap and
+    /// synchronous.
+    fn maintain(&self);
 }
 
 /// The certificates the certificate actor keeps current: the HTTP core

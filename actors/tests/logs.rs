@@ -93,6 +93,7 @@ async fn events_are_logged_with_the_actor_path() {
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
         acme: Arc::new(troupe_actors::NoAuthority),
+        upstreams: Vec::new(),
     })
     .await
     .unwrap();

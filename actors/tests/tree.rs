@@ -16,7 +16,8 @@ use arc_swap::ArcSwap;
 use ractor::{ActorCell, ActorStatus};
 use troupe_actors::{
     AcmeRun, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost, Plan,
-    Reconfigure, RestartPolicy, Retired, Tree, TreeHandle, TreeSpec, Trigger, spawn_tree,
+    Reconfigure, RestartPolicy, Retired, Tree, TreeHandle, TreeSpec, Trigger, UpstreamGroup,
+    spawn_tree,
 };
 
 /// Serves nothing: closes each connection.
@@ -45,6 +46,8 @@ struct Script {
     remove_listeners: Mutex<Vec<SocketAddr>>,
     add_modules: Mutex<Vec<Arc<dyn ModuleHost>>>,
     remove_modules: Mutex<Vec<String>>,
+    /// The upstream groups of every next generation.
+    upstreams: Mutex<Vec<Arc<dyn UpstreamGroup>>>,
 }
 
 impl Reconfigure for Script {
@@ -65,6 +68,7 @@ impl Reconfigure for Script {
             remove_listeners: std::mem::take(&mut *self.remove_listeners.lock().unwrap()),
             drain: Duration::from_millis(100),
             changes: vec![format!("generation {next}")],
+            upstreams: self.upstreams.lock().unwrap().clone(),
         };
         Box::pin(async move { Ok(plan) })
     }
@@ -167,6 +171,7 @@ async fn start_with(
         admin: None,
         certs,
         acme,
+        upstreams: Vec::new(),
     })
     .await
     .unwrap();
@@ -232,7 +237,8 @@ async fn two_trees_with_the_same_names_share_one_process() {
                  ├── metrics [Running]\n\
                  ├── modules [Running]\n\
                  │   └── plugin.hello [Running]\n\
-                 └── router [Running]\n",
+                 ├── router [Running]\n\
+                 └── upstreams [Running]\n",
                 f.addr
             )
         );
@@ -262,7 +268,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 7);
+    assert_eq!(handle.walk().children.len(), 8);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.
@@ -279,6 +285,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         admin: None,
         certs: Arc::new(troupe_actors::NoCertificates),
         acme: Arc::new(troupe_actors::NoAuthority),
+        upstreams: Vec::new(),
     })
     .await;
     assert!(again.is_err());
@@ -481,5 +488,86 @@ async fn the_acme_actor_runs_at_start_publishes_what_it_issued_and_runs_again_wh
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(acme.runs.load(Ordering::SeqCst), 3);
+    f.tree.shutdown(Duration::from_secs(1)).await;
+}
+
+/// An upstream group that counts its probes and upkeeps, and panics on
+/// the probe numbered `panic_on`.
+struct Group {
+    name: &'static str,
+    interval: Option<Duration>,
+    checks: Arc<AtomicU64>,
+    upkeeps: Arc<AtomicU64>,
+    panic_on: u64,
+}
+
+impl Group {
+    fn new(name: &'static str, interval: Option<Duration>, panic_on: u64) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            interval,
+            checks: Arc::default(),
+            upkeeps: Arc::default(),
+            panic_on,
+        })
+    }
+}
+
+impl UpstreamGroup for Group {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    fn check(&self) -> BoxFuture<'static, ()> {
+        let n = self.checks.fetch_add(1, Ordering::SeqCst) + 1;
+        let panic_on = self.panic_on;
+        Box::pin(async move {
+            assert_ne!(n, panic_on, "a probe panicked on purpose");
+        })
+    }
+
+    fn maintain(&self) {
+        self.upkeeps.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_groups_get_health_actors_by_reload_that_survive_a_panic() {
+    let f = start(TreeHandle::new(), Vec::new()).await;
+    assert!(find(&f.tree, "upstreams").is_some(), "{}", f.tree.render());
+    let checked = Group::new("app", Some(Duration::from_millis(20)), 3);
+    let quiet = Group::new("quiet", None, 0);
+    *f.script.upstreams.lock().unwrap() = vec![checked.clone(), quiet.clone()];
+    f.handle.reload_config(Trigger::Admin).await.unwrap();
+    let first = find(&f.tree, "upstream.app").expect("its actor");
+    // Only checked groups get an actor; every group gets its upkeep.
+    assert!(find(&f.tree, "upstream.quiet").is_none());
+    assert!(f.tree.render().contains("upstream.app [Running]"));
+
+    // The third probe panics: a new incarnation goes on probing.
+    assert!(eventually(|| checked.checks.load(Ordering::SeqCst) >= 6).await);
+    let now = find(&f.tree, "upstream.app").expect("restarted");
+    assert_ne!(now.get_id(), first.get_id());
+    assert!(
+        eventually(|| quiet.upkeeps.load(Ordering::SeqCst) >= 1).await,
+        "no upkeep"
+    );
+
+    // A changed group is probed with its new settings; a group gone
+    // loses its actor, and its probes stop.
+    let slower = Group::new("app", Some(Duration::from_secs(60)), 0);
+    *f.script.upstreams.lock().unwrap() = vec![slower.clone()];
+    f.handle.reload_config(Trigger::Admin).await.unwrap();
+    assert!(eventually(|| slower.checks.load(Ordering::SeqCst) == 1).await);
+    let before = checked.checks.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(checked.checks.load(Ordering::SeqCst), before);
+    f.script.upstreams.lock().unwrap().clear();
+    f.handle.reload_config(Trigger::Admin).await.unwrap();
+    assert!(eventually(|| find(&f.tree, "upstream.app").is_none()).await);
     f.tree.shutdown(Duration::from_secs(1)).await;
 }

@@ -12,6 +12,7 @@
 //! | `GET /config`   | the config in force, module configs and required header values redacted |
 //! | `GET /config/status` | the config generation, reload counts, and the last reload: trigger, time, changes or error |
 //! | `POST /config/reload` | reload the config file: 200 with what changed, or 422 with the error (file:line:col) and nothing changed |
+//! | `GET /upstreams` | each upstream group: its active check, and each backend: up or not, down by check (and the last probe's error), ejected, in flight, requests, connections |
 //! | `GET /tls`      | each TLS server's certificate: names, files, not-after, days left, the last reload's error for it |
 //! | `POST /tls/reload` | read the certificate files again: 200 with what changed, or 422 naming each refused file and why (its server keeps its old certificate) |
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
@@ -53,12 +54,13 @@ enum Endpoint {
     ConfigReload,
     Tls,
     TlsReload,
+    Upstreams,
     /// `/modules/{name}/{action}`.
     Module,
 }
 
 impl Endpoint {
-    const ALL: [(&'static str, Endpoint); 11] = [
+    const ALL: [(&'static str, Endpoint); 12] = [
         ("/health", Endpoint::Health),
         ("/metrics", Endpoint::Metrics),
         ("/tree", Endpoint::Tree),
@@ -69,6 +71,7 @@ impl Endpoint {
         ("/config/reload", Endpoint::ConfigReload),
         ("/tls", Endpoint::Tls),
         ("/tls/reload", Endpoint::TlsReload),
+        ("/upstreams", Endpoint::Upstreams),
         ("/modules/{name}/{action}", Endpoint::Module),
     ];
 
@@ -185,7 +188,7 @@ impl Admin {
             return json_response(
                 StatusCode::NOT_FOUND,
                 &json!({"error": format!(
-                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload, /tls, /tls/reload or /modules/{{name}}/reload|enable|disable)"
+                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload, /tls, /tls/reload, /upstreams or /modules/{{name}}/reload|enable|disable)"
                 )}),
             );
         };
@@ -210,6 +213,16 @@ impl Admin {
                 Err(refused) => refused,
             },
             Endpoint::Tls => self.tls(),
+            Endpoint::Upstreams => {
+                let live = self.generation.load();
+                let groups: serde_json::Map<String, Value> = live
+                    .upstreams
+                    .groups
+                    .iter()
+                    .map(|(name, up)| (name.clone(), crate::proxy::health::status(up)))
+                    .collect();
+                json_response(StatusCode::OK, &Value::Object(groups))
+            }
             Endpoint::TlsReload => match empty_or_object(body).await {
                 Ok(()) => self.reload_tls().await,
                 Err(refused) => refused,

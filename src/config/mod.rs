@@ -9,6 +9,7 @@
 
 mod admin;
 mod compile;
+mod health;
 mod locate;
 mod modules;
 mod proxy_schema;

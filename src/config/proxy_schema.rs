@@ -32,7 +32,8 @@ pub struct UpstreamSpec {
     /// When a failed request is tried again on another backend.
     #[serde(default)]
     pub retry: RetrySpec,
-    /// Passive health: failures that take a backend out for a while.
+    /// Health: failures that take a backend out for a while (passive),
+    /// and checks that probe each backend (active, when `check` is set).
     #[serde(default)]
     pub health: HealthSpec,
     /// TLS to the backends (nginx `proxy_pass https://…`). Default none:
@@ -215,6 +216,11 @@ pub struct HealthSpec {
     /// How long it stays out. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub fail_timeout: Duration,
+    /// Active checks (nginx-plus `health_check`, Envoy `health_checks`):
+    /// each backend is probed every `interval`, off the request path, and
+    /// one that fails `fall` probes in a row gets no requests until it
+    /// passes `rise` in a row. Default none.
+    pub check: Option<CheckSpec>,
 }
 
 impl Default for HealthSpec {
@@ -222,8 +228,85 @@ impl Default for HealthSpec {
         Self {
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
+            check: None,
         }
     }
+}
+
+/// One group's active health check. The counts are HAProxy's defaults
+/// (`rise 2`, `fall 3`): one lost probe does not take a backend out, and
+/// one lucky probe does not bring a broken one back.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckSpec {
+    /// What a probe does. Default `Http(path: "/")`.
+    pub probe: ProbeSpec,
+    /// Time between two probes of a backend (jittered by up to a tenth,
+    /// so that groups do not probe in step). Default 5 s (nginx-plus).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Time a probe may take, connect included; past it, it failed.
+    /// Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Probes passed in a row that bring a backend that is down back.
+    /// Default 2.
+    pub rise: u32,
+    /// Probes failed in a row that take a backend that is up out.
+    /// Default 3.
+    pub fall: u32,
+}
+
+impl Default for CheckSpec {
+    fn default() -> Self {
+        Self {
+            probe: ProbeSpec::default(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+/// What one probe of a backend does.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum ProbeSpec {
+    /// `GET path` on a new connection (`Connection: close`); it passes
+    /// when the status is within `status`.
+    Http {
+        /// The path (and query) asked for. Default `/`.
+        #[serde(default = "root_path")]
+        path: String,
+        /// The statuses that pass, first and last included. Default
+        /// `(200, 399)`: 2xx and 3xx, as nginx-plus has it.
+        #[serde(default = "pass_statuses")]
+        status: (u16, u16),
+        /// The `Host` sent. Default the backend's address (`ip:port`).
+        #[serde(default)]
+        host: Option<String>,
+    },
+    /// A TCP connect that completes in time passes.
+    Tcp,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        Self::Http {
+            path: root_path(),
+            status: pass_statuses(),
+            host: None,
+        }
+    }
+}
+
+fn root_path() -> String {
+    "/".to_owned()
+}
+
+fn pass_statuses() -> (u16, u16) {
+    (200, 399)
 }
 
 fn default_connect_timeout() -> Duration {

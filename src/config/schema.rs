@@ -12,8 +12,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 pub use super::proxy_schema::{
-    BackendSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProtocolSpec, ProxySpec,
-    RetrySpec, UpstreamSpec, UpstreamTlsSpec,
+    BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
+    ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
 
 /// The whole file.

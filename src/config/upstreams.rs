@@ -7,6 +7,7 @@ use std::{collections::HashSet, path::Path, sync::Arc};
 use http::{HeaderName, HeaderValue};
 
 use super::{
+    health::compile_check,
     locate::{Anchor, CompileError, err},
     schema::{Config, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
 };
@@ -111,6 +112,7 @@ fn compile_one(
         );
     }
     let transport = super::upstream_tls::compile_transport(name, spec, base)?;
+    let check = compile_check(name, spec.health.check.as_ref())?;
     let name: Arc<str> = name.into();
     let backends: Box<[_]> = spec
         .backends
@@ -158,6 +160,7 @@ fn compile_one(
             max_fails: spec.health.max_fails,
             fail_timeout: spec.health.fail_timeout,
             transport,
+            check,
         },
         budget: Default::default(),
     })

@@ -18,6 +18,8 @@
 //! | `troupe_tls_handshakes_total` | `outcome` (`ok`, `failed`, `timeout`, `draining`) |
 //! | `troupe_tls_cert_reload_total` (certificate reloads by the certificate actor) | `outcome` (`ok`, `refused`: a file was refused) |
 //! | `troupe_tls_cert_expiry_days` (gauge: days until the served certificate expires) | `server` (its first name) |
+//! | `troupe_upstream_backend_up` (gauge: 1 while it takes requests) | `upstream`, `backend` (`ip:port`) |
+//! | `troupe_upstream_health_changes_total` (active checks took it out or brought it back) | `upstream`, `backend`, `to` (`down`, `up`) |
 
 use std::time::Duration;
 
@@ -274,6 +276,50 @@ impl AcmeMetrics {
     /// Counts one order.
     pub fn order(&self, issued: bool) {
         self.orders[usize::from(!issued)].inc();
+    }
+}
+
+/// The upstream series, kept by the `upstreams` supervisor's upkeep and
+/// the group actors' probes (`proxy::health`).
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    up: IntGaugeVec,
+    turns: IntCounterVec,
+}
+
+impl UpstreamMetrics {
+    /// Registers the series in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let up = IntGaugeVec::new(
+            Opts::new(
+                "troupe_upstream_backend_up",
+                "1 while a backend takes requests (neither down by active checks nor ejected by passive health), else 0",
+            ),
+            &["upstream", "backend"],
+        )?;
+        let turns = IntCounterVec::new(
+            Opts::new(
+                "troupe_upstream_health_changes_total",
+                "Backends that active checks took out (to=down) or brought back (to=up)",
+            ),
+            &["upstream", "backend", "to"],
+        )?;
+        registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(turns.clone()))?;
+        Ok(Self { up, turns })
+    }
+
+    /// Sets whether `backend` of `upstream` takes requests.
+    pub fn set_up(&self, upstream: &str, backend: &str, up: bool) {
+        self.up
+            .with_label_values(&[upstream, backend])
+            .set(i64::from(up));
+    }
+
+    /// Counts a backend going down or coming back.
+    pub fn turned(&self, upstream: &str, backend: &str, up: bool) {
+        let to = if up { "up" } else { "down" };
+        self.turns.with_label_values(&[upstream, backend, to]).inc();
     }
 }
 

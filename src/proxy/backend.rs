@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::pool::Pool;
+use super::{pool::Pool, verdict::Verdict};
 
 /// Milliseconds on the process's monotonic clock (ejection deadlines).
 pub(crate) fn now_ms() -> u64 {
@@ -49,6 +49,8 @@ pub struct Backend {
     served: AtomicU64,
     /// Its keep-alive connections.
     pub(crate) pool: Pool,
+    /// What active health checks found (written by its group's actor).
+    pub(crate) verdict: Verdict,
 }
 
 impl Backend {
@@ -63,6 +65,7 @@ impl Backend {
             ewma_at: AtomicU64::new(0),
             served: AtomicU64::new(0),
             pool: Pool::default(),
+            verdict: Verdict::default(),
         }
     }
 
@@ -79,6 +82,26 @@ impl Backend {
     /// Whether passive health has it out at `now` (`now_ms()`).
     pub fn ejected(&self, now: u64) -> bool {
         self.ejected_until.load(Relaxed) > now
+    }
+
+    /// Whether it takes requests at `now`: not ejected by passive health,
+    /// nor down by active checks when its group has them (`checked`; a
+    /// verdict left from a config that had checks does not count).
+    pub fn usable(&self, now: u64, checked: bool) -> bool {
+        !(self.ejected(now) || (checked && self.verdict.down()))
+    }
+
+    /// Whether active checks have it down.
+    pub fn down(&self) -> bool {
+        self.verdict.down()
+    }
+
+    /// Active checks found it healthy again: the failures that passive
+    /// health counted while it was down are forgotten, so it is not
+    /// ejected again for them.
+    pub(crate) fn forgive(&self) {
+        self.fails.store(0, Relaxed);
+        self.ejected_until.store(0, Relaxed);
     }
 
     /// Whether it has room for one more connection (`max_total`) or an
@@ -200,6 +223,22 @@ mod tests {
         assert!(b.ejected(now_ms()));
         std::thread::sleep(Duration::from_millis(60));
         assert!(!b.ejected(now_ms()));
+    }
+
+    #[test]
+    fn a_check_verdict_counts_only_where_checked_and_coming_back_forgives() {
+        let b = Backend::new(([127, 0, 0, 1], 1).into());
+        for _ in 0..3 {
+            b.verdict.record(Err("status 503".into()), 2, 3);
+        }
+        assert!(b.down());
+        assert!(!b.usable(now_ms(), true));
+        // A generation without checks ignores a verdict left behind.
+        assert!(b.usable(now_ms(), false));
+        assert!(b.failed(1, Duration::from_secs(10)));
+        assert!(!b.usable(now_ms(), false));
+        b.forgive();
+        assert!(b.usable(now_ms(), false));
     }
 
     #[test]

@@ -258,16 +258,20 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
     }
 }
 
-/// A backend for this try: not tried yet, with room, and in; when every
+/// A backend for this try: not tried yet, with room, and in (neither
+/// ejected by passive health nor down by active checks); when every
 /// such one is out, any with room (panic routing, as Envoy does: a group
 /// whose backends all failed recently still gets its requests tried).
 fn pick(up: &Upstream, key: Key<'_>, tried: u64) -> Option<usize> {
     let now = now_ms();
     let b = &up.backends;
     let max_total = up.settings.max_total;
+    let checked = up.settings.check.is_some();
     let open = |i: usize| tried & (1 << i) == 0 && b[i].has_room(max_total);
     up.balancer
-        .pick(b, &up.weights, key, |i| open(i) && !b[i].ejected(now))
+        .pick(b, &up.weights, key, |i| {
+            open(i) && b[i].usable(now, checked)
+        })
         .or_else(|| up.balancer.pick(b, &up.weights, key, open))
 }
 

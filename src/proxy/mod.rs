@@ -8,6 +8,8 @@
 //! | `balance.rs` | picking a backend: round-robin, least-conn, ketama hash, peak-EWMA P2C |
 //! | `pool.rs` | one backend's connections: an HTTP/1.1 keep-alive stack, shared HTTP/2 ones |
 //! | `transport.rs` | how a group connects: TCP or TLS, HTTP/1.1, HTTP/2 or ALPN's choice |
+//! | `verdict.rs` | one backend's active-health verdict: up or down, rise/fall counts |
+//! | `health.rs` | active checks (HTTP or TCP probes) and upkeep, as the `upstreams` actors drive them |
 //! | `headers.rs` | hop-by-hop stripping, forwarding headers |
 //! | `trusted.rs` | `trusted_proxies` CIDRs |
 //! | `retry.rs` | when a try may be made again; the retry budget |
@@ -22,13 +24,15 @@ pub mod balance;
 mod body;
 mod forward;
 pub mod headers;
+pub mod health;
 mod pool;
 mod retry;
 pub mod transport;
 mod trusted;
 pub mod upstream;
+mod verdict;
 
 pub use backend::Backend;
 pub use forward::{HostMode, Proxy};
 pub use trusted::Trusted;
-pub use upstream::{Registry, Settings, Upstream, Upstreams};
+pub use upstream::{HealthCheck, Probe, Registry, Settings, Upstream, Upstreams};

@@ -128,7 +128,7 @@ impl H2Conn {
 }
 
 /// `Host` → `:authority` (the absolute URI hyper's h2 client sends).
-fn to_h2(req: &mut http::Request<UpstreamBody>, tls: bool) {
+pub(crate) fn to_h2(req: &mut http::Request<UpstreamBody>, tls: bool) {
     let host = req.headers_mut().remove(header::HOST);
     let pq = req
         .uri()
@@ -281,6 +281,20 @@ impl Pool {
             since: now,
             transport: limits.transport,
         });
+    }
+
+    /// Drops the idle connections older than `idle_timeout` or closed by
+    /// the backend, which closes their sockets: `take` and `put` age them
+    /// only when requests come, so a quiet backend's would stay open.
+    /// Returns how many were dropped.
+    pub(crate) fn reap(&self, idle_timeout: Duration) -> usize {
+        let now = Instant::now();
+        let Ok(mut idle) = self.idle.lock() else {
+            return 0;
+        };
+        let before = idle.len();
+        idle.retain(|c| now.duration_since(c.since) < idle_timeout && !c.sender.is_closed());
+        before - idle.len()
     }
 
     /// A stream on a shared HTTP/2 connection of transport `t` with room,

@@ -12,9 +12,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
+    ops::RangeInclusive,
     sync::{Arc, Mutex, Weak},
     time::Duration,
 };
+
+use http::{HeaderValue, Uri};
 
 use super::{
     backend::Backend, balance::Balancer, pool::PoolLimits, retry::Budget, transport::Transport,
@@ -50,6 +53,8 @@ pub struct Settings {
     pub fail_timeout: Duration,
     /// TCP or TLS, HTTP/1.1 or HTTP/2.
     pub transport: Transport,
+    /// Active health checks, if the group has them.
+    pub check: Option<Arc<HealthCheck>>,
 }
 
 impl Settings {
@@ -60,6 +65,37 @@ impl Settings {
             transport: self.transport.id,
         }
     }
+}
+
+/// One group's active check, compiled from its `health.check`.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// What a probe does.
+    pub probe: Probe,
+    /// Between two probes of a backend.
+    pub interval: Duration,
+    /// A probe's deadline, connect included.
+    pub timeout: Duration,
+    /// Passes in a row that bring a backend back.
+    pub rise: u32,
+    /// Failures in a row that take it out.
+    pub fall: u32,
+}
+
+/// What one probe does.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// `GET uri`; passes when the status is in `status`.
+    Http {
+        /// Path and query.
+        uri: Uri,
+        /// Passing statuses.
+        status: RangeInclusive<u16>,
+        /// The `Host` sent; `None`: the backend's address.
+        host: Option<HeaderValue>,
+    },
+    /// A TCP connect.
+    Tcp,
 }
 
 /// One upstream group in one generation.

@@ -165,7 +165,8 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
             "listeners",
             "metrics",
             "modules",
-            "router"
+            "router",
+            "upstreams"
         ],
         "{tree}"
     );

@@ -14,6 +14,7 @@ mod bulkhead;
 mod cli;
 mod config_errors;
 mod control;
+mod health;
 mod http;
 mod isolation;
 mod kv_quota;

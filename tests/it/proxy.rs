@@ -21,7 +21,7 @@ use crate::support::{
 
 /// A config with `upstreams` and the routes of one server, `extra` at
 /// the top level; written to a temp dir and started.
-fn start(upstreams: &str, routes: &str, extra: &str) -> (tempfile::TempDir, Daemon) {
+pub(crate) fn start(upstreams: &str, routes: &str, extra: &str) -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("config.ron");
     std::fs::write(&path, config(upstreams, routes, extra)).expect("write config");
@@ -29,7 +29,7 @@ fn start(upstreams: &str, routes: &str, extra: &str) -> (tempfile::TempDir, Daem
     (dir, d)
 }
 
-fn config(upstreams: &str, routes: &str, extra: &str) -> String {
+pub(crate) fn config(upstreams: &str, routes: &str, extra: &str) -> String {
     format!(
         r#"Config(
     listen: ["127.0.0.1:0"],
@@ -43,7 +43,7 @@ fn config(upstreams: &str, routes: &str, extra: &str) -> String {
 }
 
 /// A group of `backends` with `settings` (RON fields, may be empty).
-fn group(name: &str, backends: &[&TestBackend], settings: &str) -> String {
+pub(crate) fn group(name: &str, backends: &[&TestBackend], settings: &str) -> String {
     let list: Vec<String> = backends
         .iter()
         .map(|b| format!("(addr: \"{}\")", b.addr))
@@ -51,7 +51,7 @@ fn group(name: &str, backends: &[&TestBackend], settings: &str) -> String {
     format!("\"{name}\": (backends: [{}], {settings}),", list.join(", "))
 }
 
-fn url(d: &Daemon, path: &str) -> String {
+pub(crate) fn url(d: &Daemon, path: &str) -> String {
     format!("http://{}{path}", d.addr)
 }
 
@@ -336,7 +336,7 @@ fn an_unknown_upstream_is_refused_with_its_position() {
 
 /// Sends GETs to `path` on `clients` keep-alive clients until `stop`;
 /// returns the non-200 answers and counts the rest in `ok`.
-fn load(
+pub(crate) fn load(
     d: &Daemon,
     path: &str,
     clients: usize,
@@ -368,7 +368,7 @@ fn load(
 
 /// Stops the `load` clients and asserts that none failed and that more
 /// than `at_least` requests succeeded.
-async fn stop_load(
+pub(crate) async fn stop_load(
     stop: &AtomicBool,
     tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
     ok: &AtomicU64,

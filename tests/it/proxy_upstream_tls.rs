@@ -347,3 +347,41 @@ async fn a_reload_that_changes_the_protocol_leaves_the_old_connections_unused() 
     }
     assert_eq!(b.conns.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
+
+/// An HTTP health check speaks to a backend the way requests do: over
+/// TLS with the group's CA and name, and HTTP/2 when the group does. A
+/// probe in plain HTTP/1.1 would fail both and take healthy backends out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_go_over_the_groups_tls_and_http2() {
+    use std::sync::atomic::Ordering;
+    let (dir, pki) = pki();
+    let tls = Behaviour {
+        tls: Some(tls_server(&pki, "a", &["h2"])),
+        ..Default::default()
+    };
+    let b = TestBackend::start("secure", tls).await;
+    let d = start(
+        dir.path(),
+        &format!(
+            r#""h2s": (backends: [(addr: "{a}")], protocol: Http2,
+                       tls: (ca: "{ca}", server_name: "a.test"),
+                       health: (check: (probe: Http(path: "/healthz"), interval: "100ms", rise: 1, fall: 2))),"#,
+            a = b.addr,
+            ca = pki.path("ca.pem").display()
+        ),
+        &["h2s"],
+    );
+    // Several rounds of probes pass: the backend is never reported down.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!d.logs().contains("upstream backend down"), "{}", d.logs());
+    let r = client::get(&url(&d, "/h2s/headers")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", d.logs());
+    // And they do see a sick backend.
+    b.sick.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !d.logs().contains("upstream backend down") {
+        assert!(std::time::Instant::now() < deadline, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(d.logs().contains("status 503"), "{}", d.logs());
+}

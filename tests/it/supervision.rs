@@ -111,9 +111,10 @@ async fn the_tree_renders_every_actor() {
         "modules",
         "listeners",
         "│   └── listener.127.0.0.1:",
+        "upstreams",
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 9, "{text}");
+    assert_eq!(text.lines().count(), 10, "{text}");
     srv.stop().await;
 }

@@ -11,6 +11,8 @@
 //! - `/die`: reads the request, then drops the connection unanswered;
 //! - `/hop`: an answer with hop-by-hop headers of its own;
 //! - `/trailers`: `abc`, chunked, then the trailer `x-checksum: 42`;
+//! - `/healthz`: `ok`, or 503 while [`TestBackend::sick`] is set (the
+//!   other paths answer as ever);
 //! - anything else: `hello from NAME`.
 //!
 //! `delay` slows every answer; `max_age` closes each connection that
@@ -27,7 +29,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -107,16 +109,24 @@ fn tls_server_with(pki: &Pki, stem: &str, alpn: &[&str], ask: bool) -> Arc<Serve
 }
 
 /// Serves one connection, HTTP/2 when `h2`; every answer names `sni`.
-async fn serve<I>(io: I, h2: bool, sni: Option<String>, n: String, h: Arc<AtomicU64>, b: Behaviour)
-where
+async fn serve<I>(
+    io: I,
+    h2: bool,
+    sni: Option<String>,
+    n: String,
+    h: Arc<AtomicU64>,
+    b: Behaviour,
+    ill: Arc<AtomicBool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_age = b.max_age;
     let max_streams = b.max_streams;
     let svc = hyper::service::service_fn(move |req| {
         let (n, h, b, sni) = (n.clone(), h.clone(), b.clone(), sni.clone());
+        let sick = ill.load(Ordering::Relaxed);
         async move {
-            let mut resp = answer(req, &n, &h, &b).await?;
+            let mut resp = answer(req, &n, &h, &b, sick).await?;
             if let Some(v) = sni.and_then(|s| http::HeaderValue::try_from(s).ok()) {
                 resp.headers_mut().insert("x-sni", v);
             }
@@ -161,6 +171,10 @@ pub struct TestBackend {
     pub hits: Arc<AtomicU64>,
     /// Connections it accepted.
     pub conns: Arc<AtomicU64>,
+    /// Connections open now.
+    pub open: Arc<AtomicI64>,
+    /// While set, `/healthz` answers 503.
+    pub sick: Arc<AtomicBool>,
     tasks: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -178,7 +192,10 @@ impl TestBackend {
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicU64::new(0));
         let conns = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicI64::new(0));
+        let sick = Arc::new(AtomicBool::new(false));
         let (n, h, accepted) = (name.to_owned(), hits.clone(), conns.clone());
+        let (opened, ill) = (open.clone(), sick.clone());
         let tasks = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
@@ -187,22 +204,27 @@ impl TestBackend {
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let (n, h, b) = (n.clone(), h.clone(), behaviour.clone());
+                let (opened, ill) = (opened.clone(), ill.clone());
+                opened.fetch_add(1, Ordering::Relaxed);
                 conns.spawn(async move {
-                    let Some(config) = b.tls.clone() else {
-                        let h2 = b.h2;
-                        serve(tcp, h2, None, n, h, b).await;
-                        return;
-                    };
-                    let Ok(tls) = TlsAcceptor::from(config).accept(tcp).await else {
-                        return;
-                    };
-                    let session = tls.get_ref().1;
-                    let sni = session.server_name().map(str::to_owned);
-                    let h2 = match session.alpn_protocol() {
-                        Some(p) => p == b"h2",
-                        None => b.h2,
-                    };
-                    serve(tls, h2, sni, n, h, b).await;
+                    match b.tls.clone() {
+                        None => {
+                            let h2 = b.h2;
+                            serve(tcp, h2, None, n, h, b, ill).await;
+                        }
+                        Some(config) => {
+                            if let Ok(tls) = TlsAcceptor::from(config).accept(tcp).await {
+                                let session = tls.get_ref().1;
+                                let sni = session.server_name().map(str::to_owned);
+                                let h2 = match session.alpn_protocol() {
+                                    Some(p) => p == b"h2",
+                                    None => b.h2,
+                                };
+                                serve(tls, h2, sni, n, h, b, ill).await;
+                            }
+                        }
+                    }
+                    opened.fetch_sub(1, Ordering::Relaxed);
                 });
                 // Reap finished connections as we go.
                 while conns.try_join_next().is_some() {}
@@ -212,6 +234,8 @@ impl TestBackend {
             addr,
             hits,
             conns,
+            open,
+            sick,
             tasks: Some(tasks),
         }
     }
@@ -251,6 +275,7 @@ async fn answer(
     name: &str,
     hits: &AtomicU64,
     b: &Behaviour,
+    sick: bool,
 ) -> Result<Response<Out>, std::io::Error> {
     // The last segment picks the behaviour, so any prefix routes to it.
     let path = format!("/{}", req.uri().path().rsplit('/').next().unwrap_or(""));
@@ -294,6 +319,8 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(ms.unwrap_or(1000))).await;
             resp.body(full("slow"))
         }
+        "/healthz" if sick => resp.status(503).body(full("sick")),
+        "/healthz" => resp.body(full("ok")),
         "/die" => return Err(std::io::Error::other("dying on purpose")),
         "/trailers" => {
             let mut trailers = http::HeaderMap::new();
