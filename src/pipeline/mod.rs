@@ -26,6 +26,7 @@ pub mod request;
 mod respond;
 pub mod routes;
 pub mod snapshot;
+pub mod tunnels;
 pub mod vhost;
 
 use std::{borrow::Cow, net::SocketAddr, sync::Arc};

@@ -133,7 +133,9 @@ impl Pool {
         // the backend's or ours (every sender dropped, or a request
         // abandoned half-way, which hyper answers by closing).
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            // With upgrades: after a 101 the socket goes to the tunnel
+            // (`upgrade.rs`) and this task ends.
+            if let Err(error) = conn.with_upgrades().await {
                 tracing::debug!(%error, %addr, "upstream connection ended");
             }
             total.fetch_sub(1, Relaxed);
