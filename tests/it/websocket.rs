@@ -106,6 +106,18 @@ async fn a_websocket_over_http2_extended_connect_reaches_an_http1_backend() {
     ] {
         assert!(seen.contains(line), "{line} missing from:\n{seen}");
     }
+    // A route for GET only takes a WebSocket over HTTP/2 too: the
+    // CONNECT stands for a GET.
+    let (_dir2, d2) = start(
+        b.addr,
+        "",
+        r#"(path: "/{*rest}", methods: ["GET"], handler: Proxy(upstream: "app"))"#,
+        "",
+    );
+    let (mut get_only, _) = ws::connect_h2(d2.addr, "/chat")
+        .await
+        .unwrap_or_else(|status| panic!("GET-only route refused: {status}"));
+    ws::echo_n(&mut get_only, "get only", 3).await;
     // Two sockets at once on one HTTP/2 connection would need the same
     // client; a second connection is enough to show the first was not
     // a fluke of state.
