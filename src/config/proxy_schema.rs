@@ -26,6 +26,12 @@ pub struct UpstreamSpec {
     /// it the request gets 504. Default 60 s.
     #[serde(default = "default_read_timeout", with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// An upgraded connection (a WebSocket) that moves no byte either
+    /// way for this long is closed; `read_timeout` does not apply to it
+    /// (nginx applies `proxy_read_timeout` to both, and so closes quiet
+    /// WebSockets unless raised for the whole location). Default 60 s.
+    #[serde(default = "default_tunnel_idle_timeout", with = "humantime_serde")]
+    pub tunnel_idle_timeout: Duration,
     /// Each backend's pool of keep-alive connections.
     #[serde(default)]
     pub pool: PoolSpec,
@@ -317,6 +323,14 @@ fn default_read_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+fn default_tunnel_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_upgrades() -> Vec<String> {
+    vec!["websocket".into()]
+}
+
 /// A `Proxy` route: requests go to a backend of `upstream`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -326,6 +340,15 @@ pub struct ProxySpec {
     /// The `Host` the backend sees. Default `Pass`.
     #[serde(default)]
     pub host: HostSpec,
+    /// The protocols a client may upgrade to through this route (the
+    /// `Upgrade` header's tokens, matched without case; HTTP/2 clients
+    /// ask for `websocket` with an extended CONNECT). A request asking
+    /// for another is sent on as a plain request, its `Upgrade` dropped
+    /// like any hop-by-hop header, so a client cannot, say, switch a
+    /// backend connection to `h2c` behind the proxy's back. `[]` turns
+    /// upgrades off. Default `["websocket"]`.
+    #[serde(default = "default_upgrades")]
+    pub upgrades: Vec<String>,
 }
 
 /// The `Host` header sent to a backend.

@@ -149,6 +149,7 @@ fn compile_one(
         settings: Settings {
             connect_timeout: spec.connect_timeout,
             read_timeout: spec.read_timeout,
+            tunnel_idle_timeout: spec.tunnel_idle_timeout,
             max_idle: spec.pool.max_idle,
             max_total: spec.pool.max_total,
             idle_timeout: spec.pool.idle_timeout,
@@ -196,9 +197,25 @@ pub(super) fn compile_proxy(
             })?)
         }
     };
-    Ok(Proxy::new(
-        upstream.clone(),
-        host,
-        upstreams.trusted.clone(),
-    ))
+    for token in &spec.upgrades {
+        // RFC 9110 §5.6.2: a token; `websocket`, `h2c`, `foo/2`.
+        let ok = !token.is_empty()
+            && token.bytes().all(|b| {
+                b == b'/' || (b.is_ascii_graphic() && !b"\"(),:;<=>?@[\\]{}".contains(&b))
+            });
+        if !ok {
+            return err(
+                Anchor::str(token),
+                format!(
+                    "invalid upgrade protocol `{token}` (expected a token such as `websocket`)"
+                ),
+            );
+        }
+    }
+    let upgrades = spec
+        .upgrades
+        .iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    Ok(Proxy::new(upstream.clone(), host, upstreams.trusted.clone()).with_upgrades(upgrades))
 }

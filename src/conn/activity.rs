@@ -11,7 +11,7 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
@@ -25,6 +25,7 @@ use tokio::{
     net::TcpStream,
     sync::Notify,
 };
+use tokio_util::task::TaskTracker;
 
 /// What the watchdog (or the service) asks the connection driver to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,11 @@ pub(super) struct Activity {
     pub(super) done: Notify,
     /// Shown every read: the smuggling layer's hook in the socket.
     pub(super) sniff: Sniff,
+    /// Upgraded connections taken over by a handler (`pipeline::tunnels`):
+    /// each counts as a request in flight, so the watchdog's header and
+    /// idle timeouts leave it to the tunnel's own idle timeout. Made on
+    /// the first upgrade: most connections never have one.
+    pub(super) tunnels: OnceLock<TaskTracker>,
 }
 
 /// A copy of the counters, taken by the watchdog on each tick.
@@ -121,7 +127,8 @@ impl Activity {
             reads: self.reads.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             reads_settled: self.reads_settled.load(Ordering::Relaxed),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed)
+                + self.tunnels.get().map_or(0, TaskTracker::len),
             http2: self.http2.load(Ordering::Relaxed),
         }
     }

@@ -67,12 +67,14 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use troupe_actors::ConnShutdown;
 
 use crate::{
     pipeline::{
         self, Pipeline,
         layers::{Connection, smuggling::Sniff},
+        tunnels::Tunnels,
     },
     tls::Session,
 };
@@ -111,6 +113,16 @@ struct Ctx<T> {
     peer: SocketAddr,
     max_requests: u64,
     transport: T,
+    /// Fires at the drain deadline: closes this connection's tunnels.
+    cut: CancellationToken,
+}
+
+impl<T> Ctx<T> {
+    /// Where a request that takes the connection over runs it.
+    fn tunnels(&self) -> Tunnels {
+        let tracker = self.activity.tunnels.get_or_init(TaskTracker::new);
+        Tunnels::new(tracker.clone(), self.cut.clone())
+    }
 }
 
 impl<T: Transport> Connection for Ctx<T> {
@@ -185,6 +197,7 @@ async fn run<S, T>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: Transport,
 {
+    let cut = shutdown.cut.clone();
     tokio::spawn(watchdog::watch(activity.clone(), cfg.timeouts, shutdown));
     // Ends the watchdog however this function ends, a panic included.
     let _done = activity::Done(activity.clone());
@@ -201,8 +214,20 @@ async fn run<S, T>(
         peer,
         max_requests: cfg.keepalive_requests,
         transport,
+        cut,
     });
-    let service = service_fn(move |req| pipeline::serve(&ctx, req));
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // Only requests hyper can upgrade (an HTTP/1.1 `Upgrade`, a
+        // CONNECT) carry an `OnUpgrade`; the rest skip the insert.
+        if req
+            .extensions()
+            .get::<hyper::upgrade::OnUpgrade>()
+            .is_some()
+        {
+            req.extensions_mut().insert(ctx.tunnels());
+        }
+        pipeline::serve(&ctx, req)
+    });
     match h2 {
         // ALPN chose.
         Some(h2) => serve_http(&cfg, io, h2, service, &activity, peer).await,
@@ -229,6 +254,12 @@ async fn run<S, T>(
                 None => tracing::debug!(%peer, "no request before the connection was closed"),
             }
         }
+    }
+    // An upgraded connection outlives hyper's: it is still open (and
+    // drained) until its tunnel ends.
+    if let Some(tunnels) = activity.tunnels.get() {
+        tunnels.close();
+        tunnels.wait().await;
     }
 }
 

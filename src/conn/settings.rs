@@ -43,7 +43,9 @@ impl ConnConfig {
         let mut h2 = http2::Builder::new(Deferring);
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_streams)
-            .max_header_list_size(limits.max_header_bytes as u32);
+            .max_header_list_size(limits.max_header_bytes as u32)
+            // WebSocket over HTTP/2 (RFC 8441): CONNECT with `:protocol`.
+            .enable_connect_protocol();
         Self {
             h1,
             h2,

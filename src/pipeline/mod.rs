@@ -26,6 +26,7 @@ pub mod request;
 mod respond;
 pub mod routes;
 pub mod snapshot;
+pub mod tunnels;
 pub mod vhost;
 
 use std::{borrow::Cow, net::SocketAddr, sync::Arc};
@@ -222,7 +223,16 @@ impl Pipeline {
             tls,
         } = req;
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
-        let (route, params) = match server.routes.lookup(&head.method, path) {
+        // A WebSocket over HTTP/2 (RFC 8441) is a CONNECT that stands for
+        // the GET an HTTP/1.1 client sends: routed as one.
+        let method = if head.method == http::Method::CONNECT
+            && head.extensions.get::<hyper::ext::Protocol>().is_some()
+        {
+            &http::Method::GET
+        } else {
+            &head.method
+        };
+        let (route, params) = match server.routes.lookup(method, path) {
             Match::Found { route, params } => (route, params),
             Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
             Match::NotFound => return Err(HttpError::NotFound),

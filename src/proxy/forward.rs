@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! call → head: hop-by-hop out, forwarding headers in, Host, origin-form URI
+//!      → upgrade? (upgrade.rs: Upgrade kept, an HTTP/2 CONNECT made a GET)
 //!      → body: none | ≤ buffer_bytes by Content-Length: read whole (kept
 //!        for a retry) | else streamed as it arrives
 //!      → try: pick (balance.rs; tried, out and full ones skipped; all out:
 //!        any) → InFlight → pooled connection (ready) or connect →
 //!        try_send_request under read_timeout
+//!          101 to an upgrade → the client's 101 (or 200), tunnel.rs
+//!            joins the two connections
 //!          answer → hop-by-hop out, body relayed (body.rs), connection
 //!            back to the pool at its end
 //!          failure → the backend's failure count (passive health); try
@@ -26,7 +29,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Uri, Version, header, request::Parts, uri::PathAndQuery};
+use http::{HeaderValue, StatusCode, Uri, Version, header, request::Parts, uri::PathAndQuery};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 
@@ -39,6 +42,7 @@ use super::{
     retry::{self, Sent},
     transport::Protocol,
     trusted::Trusted,
+    upgrade,
     upstream::Upstream,
 };
 use crate::{
@@ -63,11 +67,13 @@ pub enum HostMode {
 #[derive(Debug, Clone)]
 pub struct Proxy(Arc<Inner>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     upstream: Arc<Upstream>,
     host: HostMode,
     trusted: Arc<Trusted>,
+    /// The protocols a client may upgrade to (lowercase; `upgrade.rs`).
+    upgrades: Arc<[String]>,
 }
 
 impl Proxy {
@@ -77,7 +83,15 @@ impl Proxy {
             upstream,
             host,
             trusted,
+            upgrades: Arc::from([String::from("websocket")]),
         }))
+    }
+
+    /// The same proxy, passing upgrades to `upgrades` (lowercase tokens;
+    /// empty: none).
+    pub fn with_upgrades(mut self, upgrades: Vec<String>) -> Self {
+        Arc::make_mut(&mut self.0).upgrades = upgrades.into();
+        self
     }
 }
 
@@ -105,7 +119,16 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
     let stream = req.take_body_stream();
     let (peer, tls) = (req.peer(), req.is_tls());
     let (mut head, _) = req.into_parts();
-    let idempotent = head.method.is_idempotent();
+    let mut upgrade = upgrade::wanted(&mut head, &inner.upgrades)?;
+    if upgrade.is_some() && s.transport.protocol != Protocol::Http1 {
+        // HTTP/2 has no Upgrade, and an `Auto` group cannot promise an
+        // HTTP/1.1 connection: say so rather than send what cannot work.
+        tracing::warn!(
+            upstream = &*up.name,
+            "an upgrade cannot go to an HTTP/2 upstream group (set `protocol: Http1`)"
+        );
+        return Ok(HttpError::BadGateway("upgrade to an HTTP/2 upstream").into_response());
+    }
 
     // The body: kept whole when small enough to send again, else streamed.
     let (kept, mut stream) = match stream {
@@ -122,6 +145,10 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
     };
 
     prepare_head(&mut head, &inner, peer.ip(), tls);
+    if let Some(u) = &upgrade {
+        u.apply(&mut head);
+    }
+    let idempotent = head.method.is_idempotent();
     let uri = origin_form(&head.uri);
 
     let mut tried = 0u64;
@@ -186,6 +213,25 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                 };
                 match tokio::time::timeout(s.read_timeout, sender.try_send_request(request)).await {
                     Ok(Ok(resp)) => {
+                        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                            return Ok(match upgrade.take() {
+                                Some(u) => {
+                                    u.switched(resp, inflight, s.tunnel_idle_timeout, started)
+                                }
+                                None => {
+                                    tracing::warn!(upstream = &*up.name, backend = %addr, "upstream switched protocols unasked");
+                                    failed(
+                                        Failure {
+                                            error: HttpError::BadGateway(
+                                                "upstream switched protocols unasked",
+                                            ),
+                                            addr,
+                                        },
+                                        started,
+                                    )
+                                }
+                            });
+                        }
                         return Ok(relay(resp, sender, inflight, up, started));
                     }
                     Ok(Err((error, given_back))) => {

@@ -14,6 +14,8 @@
 //! | `trusted.rs` | `trusted_proxies` CIDRs |
 //! | `retry.rs` | when a try may be made again; the retry budget |
 //! | `body.rs` | request and response bodies across the proxy |
+//! | `upgrade.rs` | upgrades (WebSocket over HTTP/1.1 and HTTP/2): what the backend is sent, the answer |
+//! | `tunnel.rs` | an upgraded connection: both sides joined, with its idle timeout |
 //! | `forward.rs` | the handler: one request through all of the above |
 //!
 //! `config/upstreams.rs` compiles the config into [`Upstreams`] (a field
@@ -29,6 +31,8 @@ mod pool;
 mod retry;
 pub mod transport;
 mod trusted;
+mod tunnel;
+mod upgrade;
 pub mod upstream;
 mod verdict;
 

@@ -142,7 +142,9 @@ where
     } else {
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            // With upgrades: after a 101 the socket goes to the tunnel
+            // (`upgrade.rs`) and this task ends.
+            if let Err(error) = conn.with_upgrades().await {
                 tracing::debug!(%error, %addr, "upstream connection ended");
             }
             ended();

@@ -31,6 +31,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Between two reads from the backend.
     pub read_timeout: Duration,
+    /// An upgraded connection idle this long either way is closed.
+    pub tunnel_idle_timeout: Duration,
     /// Idle connections kept per backend.
     pub max_idle: usize,
     /// Connections per backend; `None`: no cap.

@@ -38,4 +38,5 @@ mod tls_reload;
 mod tutorial;
 mod ui;
 mod wasm;
+mod websocket;
 mod zero_downtime;

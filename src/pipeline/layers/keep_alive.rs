@@ -4,7 +4,7 @@
 //! a graceful GOAWAY once its streams are done.
 
 use http::request::Parts;
-use http::{HeaderValue, Version, header};
+use http::{HeaderValue, StatusCode, Version, header};
 
 use super::{Connection, Exchange, Layer};
 use crate::handler::Response;
@@ -29,7 +29,9 @@ impl<C: Connection> Layer<C> for KeepAlive {
         }
         if ex.version == Version::HTTP_2 {
             conn.close_gracefully();
-        } else {
+        } else if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // (A 101's `Connection: upgrade` stays: the connection becomes
+            // a tunnel, whose end closes it anyway.)
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -9,6 +9,7 @@ pub mod modules;
 pub mod reload;
 pub mod server;
 pub mod tls;
+pub mod ws;
 
 use std::{future::Future, time::Duration};
 

@@ -1,0 +1,131 @@
+//! An upgraded connection through the proxy: the client's and the
+//! backend's sockets joined byte for byte, with no framing (a WebSocket's
+//! frames pass as they are, extensions included), until either side
+//! closes, the tunnel idles past its timeout, or the drain deadline
+//! passes (`pipeline::tunnels` drops it then).
+//!
+//! The idle timeout is checked on a coarse tick against a count of the
+//! bytes read on either side, as the connection watchdog does, so that
+//! moving bytes costs no timer work.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Instant,
+};
+
+use super::backend::InFlight;
+
+/// Joins the two sides once both upgrades are done (the client's once our
+/// answer went out). `inflight` keeps the tunnel counted on its backend
+/// (least-connections and peak-EWMA see it) until it ends.
+pub(super) async fn run(client: OnUpgrade, backend: OnUpgrade, idle: Duration, inflight: InFlight) {
+    let addr = inflight.backend().addr;
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(backend = %addr, %error, "upgrade not completed");
+            return;
+        }
+    };
+    let moved = Arc::new(AtomicU64::new(0));
+    let mut client = Counted {
+        inner: TokioIo::new(client),
+        moved: moved.clone(),
+    };
+    let mut backend = Counted {
+        inner: TokioIo::new(backend),
+        moved: moved.clone(),
+    };
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
+    tokio::pin!(copy);
+    let tick = (idle / 4).max(Duration::from_millis(10));
+    let mut seen = 0;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::select! {
+            done = &mut copy => {
+                match done {
+                    Ok((up, down)) => tracing::debug!(backend = %addr, up, down, "tunnel closed"),
+                    Err(error) => tracing::debug!(backend = %addr, %error, "tunnel ended"),
+                }
+                return;
+            }
+            _ = tokio::time::sleep(tick) => {
+                let now = moved.load(Relaxed);
+                if now != seen {
+                    seen = now;
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= idle {
+                    tracing::debug!(backend = %addr, ?idle, "tunnel idle; closed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A side of the tunnel that counts the bytes read from it.
+struct Counted<S> {
+    inner: S,
+    moved: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut me.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            me.moved.fetch_add(n as u64, Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
