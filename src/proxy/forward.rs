@@ -345,7 +345,7 @@ async fn connection(
             if !fresh && let Some(sender) = pool.take_h2(t) {
                 return Ok((sender, true));
             }
-            let mut sender = pool.connect(backend.addr, t, s.connect_timeout).await?;
+            let mut sender = Box::pin(pool.connect(backend.addr, t, s.connect_timeout)).await?;
             sender.ready().await?;
             return Ok((sender, false));
         }
@@ -355,7 +355,11 @@ async fn connection(
             return Ok((sender, true));
         }
     }
-    let mut sender = pool.connect(backend.addr, t, s.connect_timeout).await?;
+    // Boxed: opening a connection (TCP, TLS, an HTTP/2 handshake) is a
+    // large future and, with keep-alive, a rare one. Inline, it made the
+    // whole request's future that large, and moving it into its box cost
+    // a quarter of a proxied request's instructions.
+    let mut sender = Box::pin(pool.connect(backend.addr, t, s.connect_timeout)).await?;
     sender.ready().await?;
     Ok((sender, false))
 }
