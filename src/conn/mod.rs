@@ -51,6 +51,8 @@ macro_rules! writes_pass_through {
         }
     };
 }
+// Also for wrappers elsewhere (the proxy's tunnel).
+pub(crate) use writes_pass_through;
 
 mod activity;
 mod executor;

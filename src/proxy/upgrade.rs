@@ -62,10 +62,12 @@ pub(super) fn wanted(head: &mut Parts, allowed: &[String]) -> Result<Option<Upgr
         }
         HeaderValue::from_static("websocket")
     } else {
-        if allowed.is_empty()
+        // The extension first: hyper marks only the requests it can
+        // upgrade, so a plain request costs no header scan here.
+        if head.extensions.get::<OnUpgrade>().is_none()
+            || allowed.is_empty()
             || head.version != Version::HTTP_11
             || !asks_upgrade(&head.headers)
-            || head.extensions.get::<OnUpgrade>().is_none()
         {
             return Ok(None);
         }
