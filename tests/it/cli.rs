@@ -72,7 +72,8 @@ fn the_supervision_tree_is_logged_at_start() {
         "upstream.app",
     ] {
         let line = tree.iter().find(|l| l.contains(&format!("── {child}")));
-        let line = line.unwrap_or_else(|| panic!("no {child} in the tree:\n{}", tree.join("\n")));
+        let line =
+            line.unwrap_or_else(|| panic!("no {child} in the tree; the daemon said:\n{logs}"));
         assert!(line.ends_with("[Running]"), "{line}");
     }
 }
