@@ -10,8 +10,10 @@
 # Troupe on :18610 and nginx on :18620 proxy `/` to it, nginx with the
 # usual WebSocket location (Upgrade and Connection set, HTTP/1.1, one
 # worker per core). The same client (ws_bench client) runs against each
-# in turn, ROUNDS times; each line is `RESULT ws-echo target=… mps=…`,
-# then the ratio of the medians (Troupe over nginx; ≥ 1.0 is the goal).
+# in turn, ROUNDS times; each line is `RESULT ws-echo target=… mps=…
+# cpu_us_per_msg=…` (the proxy's own CPU, nginx's workers included), then
+# the ratios of the medians (Troupe over nginx: ≥ 1.0 for messages, ≤ 1.0
+# for CPU is the goal).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -45,6 +47,7 @@ Config(
 RON
 "$bin/troupe" -c "$work/config.ron" 2>"$work/troupe.log" &
 pids+=($!)
+troupe_pid=$!
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx.conf" <<NGINX
@@ -75,6 +78,7 @@ http {
 NGINX
 "$nginx" -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
+nginx_pid=$!
 
 # Both proxies up: a WebSocket handshake answers through each.
 for port in 18610 18620; do
@@ -88,16 +92,36 @@ for port in 18610 18620; do
   done
 done
 
+# CPU ticks (user + system) of a process and its children (nginx's
+# workers), from /proc: the client and the echo backend share the machine's
+# two cores with the proxy, so messages per second is mostly theirs; CPU
+# per message is the proxy's own cost.
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
 run() {
-  "$bin/examples/ws_bench" client "ws://127.0.0.1:$2/" "$conns" "$duration" "$window" "$bytes" |
-    sed -n 's/^messages_per_second=\([0-9]*\).*/\1/p' |
-    { read -r mps; echo "RESULT ws-echo target=$1 round=$3 mps=$mps conns=$conns window=$window bytes=$bytes"; }
+  local before after mps
+  before=$(ticks "$4")
+  mps=$("$bin/examples/ws_bench" client "ws://127.0.0.1:$2/" "$conns" "$duration" "$window" "$bytes" |
+    sed -n 's/^messages_per_second=\([0-9]*\).*/\1/p')
+  after=$(ticks "$4")
+  # Microseconds of CPU per message (ticks are 1/CLK_TCK s).
+  local us
+  us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v m="$mps" -v d="$duration" \
+    'BEGIN {printf "%.2f", t / hz * 1e6 / (m * d)}')
+  echo "RESULT ws-echo target=$1 round=$3 mps=$mps cpu_us_per_msg=$us conns=$conns window=$window bytes=$bytes"
 }
 results=$work/results
 for r in $(seq "$rounds"); do
-  run troupe 18610 "$r" | tee -a "$results"
-  run nginx 18620 "$r" | tee -a "$results"
+  run troupe 18610 "$r" "$troupe_pid" | tee -a "$results"
+  run nginx 18620 "$r" "$nginx_pid" | tee -a "$results"
 done
-median() { grep "target=$1 " "$results" | sed 's/.* mps=\([0-9]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-t=$(median troupe) n=$(median nginx)
-echo "RESULT ws-echo median troupe_mps=$t nginx_mps=$n ratio=$(awk -v t="$t" -v n="$n" 'BEGIN {printf "%.3f", t/n}')"
+median() { grep "target=$1 " "$results" | sed "s/.* $2=\([0-9.]*\).*/\1/" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+t=$(median troupe mps) n=$(median nginx mps)
+tc=$(median troupe cpu_us_per_msg) nc=$(median nginx cpu_us_per_msg)
+echo "RESULT ws-echo median troupe_mps=$t nginx_mps=$n ratio=$(awk -v t="$t" -v n="$n" 'BEGIN {printf "%.3f", t/n}')" \
+  "troupe_cpu_us=$tc nginx_cpu_us=$nc cpu_ratio=$(awk -v t="$tc" -v n="$nc" 'BEGIN {printf "%.3f", t/n}')"
