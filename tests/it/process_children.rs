@@ -183,6 +183,35 @@ fn after_a_crash_the_spare_serves_the_next_request_at_once() {
     );
 }
 
+/// `VmData` of `pid` in KiB: what RLIMIT_DATA counts.
+fn vm_data_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmData:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_child_starts_far_below_any_sensible_memory_limit() {
+    // Without a limit, so the allocator reserves what it likes: the
+    // limit is set from the server just after the child starts, and a
+    // child that had reserved past it by then (mimalloc's default arena
+    // is 1 GiB) would fail its next allocation.
+    let (_dir, _path, d) = start(r#"process: (memory: 0)"#);
+    let children = children_of(d.pid());
+    assert_eq!(children.len(), 2, "{children:?}");
+    for child in children {
+        let kib = vm_data_kib(child);
+        assert!(
+            kib < 256 * 1024,
+            "child {child} holds {kib} KiB of data mappings"
+        );
+    }
+}
+
 #[test]
 fn a_child_that_leaks_memory_is_killed_at_its_limit_and_replaced() {
     let limit = 64 * 1024 * 1024;

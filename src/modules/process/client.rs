@@ -143,6 +143,9 @@ pub struct Spawn<'a> {
     pub limits: Limits,
 }
 
+/// The child's mimalloc arena reservation (see [`Client::spawn`]).
+const CHILD_ARENA_RESERVE: &str = "16MiB";
+
 /// Puts a just-started child under `limits`. From the server's side, on
 /// its pid (`prlimit`, `setpriority`), rather than in a `pre_exec` hook:
 /// that would make every spawn a full `fork` of the server instead of a
@@ -177,6 +180,12 @@ impl Client {
         let child = Command::new(s.exe)
             .arg("module-host")
             .arg(s.library)
+            // mimalloc (the binary's allocator) reserves a 1 GiB arena at
+            // its first allocation, which counts against RLIMIT_DATA: a
+            // child that got there before `limit` below would be over its
+            // limit from then on, and fail its next allocation. A small
+            // reservation keeps it under any sensible limit.
+            .env("MIMALLOC_ARENA_RESERVE", CHILD_ARENA_RESERVE)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
             .kill_on_drop(true)
