@@ -20,6 +20,7 @@
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //! - [`control`]: `troupe -s` and the pid file it reads.
+//! - [`allocator`]: the binary's global allocator (mimalloc).
 //! - `admin`: the admin API on its own listener.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
@@ -29,6 +30,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub(crate) mod admin;
+pub mod allocator;
 pub(crate) mod app;
 pub mod config;
 pub(crate) mod conn;

@@ -12,7 +12,7 @@ use troupe::control::{Control, PidFile};
 /// turn; mimalloc's per-thread free lists cost less than glibc's arenas
 /// there (BENCHMARKS.md, "Allocator").
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: troupe::allocator::Allocator = troupe::allocator::Allocator;
 
 /// An nginx-class HTTP server whose every part is a supervised actor.
 #[derive(Debug, Parser)]
