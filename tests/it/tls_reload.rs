@@ -230,11 +230,15 @@ impl Server {
 /// client with `config`: with TLS 1.3 a refused client certificate may
 /// show only on the client's first read, so a request is made.
 async fn m_serves(t: &Server, config: &std::sync::Arc<rustls::ClientConfig>) -> bool {
+    // A refusal is an answer; a server that never answers is a failure,
+    // not a refusal.
     match connect(t.tls, "m.test", config).await {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => panic!("{e}\n{}", t.d.logs()),
         Err(_) => false,
-        Ok(stream) => tls::get(stream, "m.test", "/")
-            .await
-            .is_ok_and(|r| r.status == 200),
+        Ok(stream) => match tls::get(stream, "m.test", "/").await {
+            Err(e) if e.starts_with(tls::NO_ANSWER) => panic!("{e}\n{}", t.d.logs()),
+            r => r.is_ok_and(|r| r.status == 200),
+        },
     }
 }
 

@@ -153,20 +153,42 @@ pub fn client_config(pki: &Pki, alpn: &[&str], identity: Option<&str>) -> Arc<Cl
     Arc::new(config)
 }
 
+/// How long one handshake or one exchange may take before the helpers
+/// give up: a stuck peer fails the test with its reason instead of
+/// holding the suite until CI's limit.
+const STUCK: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How [`get`]'s error for a peer that never answered begins.
+pub const NO_ANSWER: &str = "no answer";
+
 /// Connects and finishes the handshake, asking for `sni`.
 pub async fn connect(
     addr: SocketAddr,
     sni: &str,
     config: &Arc<ClientConfig>,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from(sni.to_owned()).expect("server name");
-    TlsConnector::from(config.clone()).connect(name, tcp).await
+    let handshake = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from(sni.to_owned()).expect("server name");
+        TlsConnector::from(config.clone()).connect(name, tcp).await
+    };
+    tokio::time::timeout(STUCK, handshake).await.map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no handshake with {addr} ({sni}) within {STUCK:?}"),
+        )
+    })?
 }
 
 /// `GET path` for `host` on a TLS connection, over HTTP/2 when ALPN chose
 /// it (`:authority` is `host`), else HTTP/1.1 (`Host: host`).
 pub async fn get(stream: TlsStream<TcpStream>, host: &str, path: &str) -> Result<Resp, String> {
+    tokio::time::timeout(STUCK, exchange(stream, host, path))
+        .await
+        .map_err(|_| format!("{NO_ANSWER} to GET {path} ({host}) within {STUCK:?}"))?
+}
+
+async fn exchange(stream: TlsStream<TcpStream>, host: &str, path: &str) -> Result<Resp, String> {
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(stream);
     let resp = if h2 {
