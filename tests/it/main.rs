@@ -23,6 +23,8 @@ mod module_roles;
 mod modules;
 mod process_children;
 mod proxy;
+mod proxy_big;
+mod proxy_keepalive;
 mod proxy_upstream_tls;
 mod query_params;
 mod reload;
