@@ -25,6 +25,7 @@ mod process_children;
 mod proxy;
 mod proxy_big;
 mod proxy_keepalive;
+mod proxy_names;
 mod proxy_upstream_tls;
 mod query_params;
 mod reload;
