@@ -8,6 +8,7 @@
 //! names the file, line and column.
 
 mod admin;
+mod backends;
 mod compile;
 mod health;
 mod locate;

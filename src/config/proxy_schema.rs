@@ -3,7 +3,7 @@
 //!
 //! Defaults follow nginx where it has one and say why where they differ.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSpec {
-    /// The backends (at most 64), each an `ip:port` and a weight.
+    /// The backends, each an `ip:port` or `host:port` and a weight; at
+    /// most 64 once names are resolved.
     pub backends: Vec<BackendSpec>,
     /// How a backend is chosen for a request. Default `RoundRobin`.
     #[serde(default)]
@@ -62,9 +63,10 @@ pub struct UpstreamTlsSpec {
     /// the system's roots.
     pub ca: Option<PathBuf>,
     /// The name sent as SNI and that the certificate must carry (nginx
-    /// `proxy_ssl_name` with `proxy_ssl_server_name on`). Backends are
-    /// IP addresses, so without it no SNI is sent and the certificate
-    /// must carry the backend's IP address (an IP SAN). Default none.
+    /// `proxy_ssl_name` with `proxy_ssl_server_name on`). Without it, a
+    /// backend given as `host:port` is sent its host name, and one given
+    /// as `ip:port` no SNI, its certificate then having to carry the IP
+    /// address (an IP SAN). Default none.
     pub server_name: Option<String>,
     /// A PEM certificate chain to present to backends that ask for one
     /// (mutual TLS; nginx `proxy_ssl_certificate`). Needs `client_key`.
@@ -91,8 +93,13 @@ pub enum ProtocolSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSpec {
-    /// Its address, `ip:port` (names are not resolved).
-    pub addr: SocketAddr,
+    /// Where it is: `ip:port` (`[v6]:port`), or `host:port`, a DNS name
+    /// resolved when the config is loaded and at each reload, never in
+    /// between (nginx's `server app.internal:8080` without `resolve`).
+    /// Each address a name resolves to is a backend of its own with this
+    /// weight, as in nginx; a name that does not resolve refuses the
+    /// config.
+    pub addr: String,
     /// Its share of the requests relative to the others (1 to 1000).
     /// Default 1.
     #[serde(default = "one")]
@@ -289,7 +296,8 @@ pub enum ProbeSpec {
         /// `(200, 399)`: 2xx and 3xx, as nginx-plus has it.
         #[serde(default = "pass_statuses")]
         status: (u16, u16),
-        /// The `Host` sent. Default the backend's address (`ip:port`).
+        /// The `Host` sent. Default the backend as configured
+        /// (`host:port`, or `ip:port`).
         #[serde(default)]
         host: Option<String>,
     },
@@ -357,7 +365,9 @@ pub enum HostSpec {
     /// The client's own (Caddy's default; nginx `proxy_set_header Host $host`).
     #[default]
     Pass,
-    /// The backend's address, `ip:port` (nginx's default, `$proxy_host`).
+    /// The backend as configured: `host:port` for a name (what nginx
+    /// sends for `proxy_pass http://app.internal:8080`), `ip:port` for an
+    /// address.
     Backend,
     /// A fixed value.
     Set(String),

@@ -2,7 +2,7 @@
 //! checking meaning on the way; each backend's state comes from the
 //! registry, so a reload that keeps a backend keeps its state.
 
-use std::{collections::HashSet, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use http::{HeaderName, HeaderValue};
 
@@ -13,7 +13,7 @@ use super::{
 };
 use crate::proxy::{
     HostMode, Proxy, Registry, Settings, Trusted, Upstream, Upstreams,
-    balance::{Balancer, HashKey, MAX_BACKENDS},
+    balance::{Balancer, HashKey},
 };
 
 /// Compiles every group, taking backends from `registry`.
@@ -63,36 +63,7 @@ fn compile_one(
     registry: &Registry,
 ) -> Result<Upstream, CompileError> {
     let at = Anchor::str(name);
-    if spec.backends.is_empty() || spec.backends.len() > MAX_BACKENDS {
-        return err(
-            at,
-            format!(
-                "upstream `{name}` has {} backends (expected 1 to {MAX_BACKENDS})",
-                spec.backends.len()
-            ),
-        );
-    }
-    let mut seen = HashSet::new();
-    for b in &spec.backends {
-        if !seen.insert(b.addr) {
-            return err(
-                at,
-                format!(
-                    "upstream `{name}` lists {} twice (expected each backend once; give it a weight instead)",
-                    b.addr
-                ),
-            );
-        }
-        if !(1..=1000).contains(&b.weight) {
-            return err(
-                at,
-                format!(
-                    "backend {} of upstream `{name}` has weight {} (expected 1 to 1000)",
-                    b.addr, b.weight
-                ),
-            );
-        }
-    }
+    let resolved = super::backends::resolve(name, &spec.backends)?;
     let r = &spec.retry;
     if !(0.0..=1.0).contains(&r.budget) {
         return err(
@@ -114,12 +85,11 @@ fn compile_one(
     let transport = super::upstream_tls::compile_transport(name, spec, base)?;
     let check = compile_check(name, spec.health.check.as_ref())?;
     let name: Arc<str> = name.into();
-    let backends: Box<[_]> = spec
-        .backends
+    let backends: Box<[_]> = resolved
         .iter()
-        .map(|b| registry.backend(&name, b.addr))
+        .map(|b| registry.backend(&name, b.addr, b.host.clone()))
         .collect();
-    let weights: Box<[u32]> = spec.backends.iter().map(|b| b.weight).collect();
+    let weights: Box<[u32]> = resolved.iter().map(|b| b.weight).collect();
     let balancer = match &spec.policy {
         PolicySpec::RoundRobin => Balancer::round_robin(&weights),
         PolicySpec::LeastConn => Balancer::least_conn(),
@@ -137,7 +107,7 @@ fn compile_one(
                     })?)
                 }
             };
-            let addrs: Vec<_> = spec.backends.iter().map(|b| b.addr).collect();
+            let addrs: Vec<_> = resolved.iter().map(|b| b.addr).collect();
             Balancer::hash(key, &addrs, &weights)
         }
     };

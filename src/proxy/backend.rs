@@ -16,6 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use http::HeaderValue;
+
 use super::{pool::Pool, verdict::Verdict};
 
 /// Milliseconds on the process's monotonic clock (ejection deadlines).
@@ -37,6 +39,13 @@ const DECAY_NS: f64 = 10_000_000_000.0;
 pub struct Backend {
     /// Where it is.
     pub addr: SocketAddr,
+    /// The name it was resolved from (`app.internal` of
+    /// `app.internal:8080`), if the config gave one: SNI when the group
+    /// sets no `server_name`.
+    pub host: Option<Arc<str>>,
+    /// `host:port`, or `ip:port` without a name: the `Host` that
+    /// `host: Backend` and health checks send, made once.
+    pub(crate) authority: HeaderValue,
     inflight: AtomicU32,
     fails: AtomicU32,
     /// `now_ms()` until which it is out; 0: in.
@@ -56,8 +65,23 @@ pub struct Backend {
 impl Backend {
     /// A backend with no history.
     pub fn new(addr: SocketAddr) -> Self {
+        Self::named(addr, None)
+    }
+
+    /// A backend with no history at `addr`, resolved from the name `host`
+    /// (when there is one).
+    pub fn named(addr: SocketAddr, host: Option<Arc<str>>) -> Self {
+        let authority = match &host {
+            Some(h) => format!("{h}:{}", addr.port()),
+            None => addr.to_string(),
+        };
         Self {
             addr,
+            // A name that is not a valid header value was refused at
+            // config load; the address always is one.
+            authority: HeaderValue::try_from(authority)
+                .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+            host,
             inflight: AtomicU32::new(0),
             fails: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),

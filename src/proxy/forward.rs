@@ -57,7 +57,7 @@ use crate::{
 pub enum HostMode {
     /// The client's.
     Pass,
-    /// The backend's `ip:port`.
+    /// The backend's `host:port` as configured (`ip:port` for an address).
     Backend,
     /// A fixed value.
     Set(HeaderValue),
@@ -198,7 +198,7 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
             Ok((mut sender, reused)) => {
                 let request = match unsent.take() {
                     Some(mut r) => {
-                        set_host(&mut r, &inner.host, addr);
+                        set_host(&mut r, &inner.host, backend);
                         r
                     }
                     None => {
@@ -208,7 +208,7 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
                             // A streamed body is never tried twice once sent.
                             (None, None) => UpstreamBody::Full(None),
                         };
-                        build(&head, &uri, &inner.host, addr, body)
+                        build(&head, &uri, &inner.host, backend, body)
                     }
                 };
                 match tokio::time::timeout(s.read_timeout, sender.try_send_request(request)).await {
@@ -345,7 +345,9 @@ async fn connection(
             if !fresh && let Some(sender) = pool.take_h2(t) {
                 return Ok((sender, true));
             }
-            let mut sender = Box::pin(pool.connect(backend.addr, t, s.connect_timeout)).await?;
+            let mut sender =
+                Box::pin(pool.connect(backend.addr, backend.host.as_deref(), t, s.connect_timeout))
+                    .await?;
             sender.ready().await?;
             return Ok((sender, false));
         }
@@ -359,7 +361,8 @@ async fn connection(
     // large future and, with keep-alive, a rare one. Inline, it made the
     // whole request's future that large, and moving it into its box cost
     // a quarter of a proxied request's instructions.
-    let mut sender = Box::pin(pool.connect(backend.addr, t, s.connect_timeout)).await?;
+    let mut sender =
+        Box::pin(pool.connect(backend.addr, backend.host.as_deref(), t, s.connect_timeout)).await?;
     sender.ready().await?;
     Ok((sender, false))
 }
@@ -420,7 +423,7 @@ fn build(
     head: &Parts,
     uri: &Uri,
     host: &HostMode,
-    addr: SocketAddr,
+    backend: &Backend,
     body: UpstreamBody,
 ) -> http::Request<UpstreamBody> {
     let mut r = http::Request::new(body);
@@ -428,16 +431,16 @@ fn build(
     *r.uri_mut() = uri.clone();
     *r.version_mut() = Version::HTTP_11;
     *r.headers_mut() = head.headers.clone();
-    set_host(&mut r, host, addr);
+    set_host(&mut r, host, backend);
     r
 }
 
-/// `HostMode::Backend` names the backend of this try.
-fn set_host<B>(r: &mut http::Request<B>, host: &HostMode, addr: SocketAddr) {
-    if let HostMode::Backend = host
-        && let Ok(v) = HeaderValue::try_from(addr.to_string())
-    {
-        r.headers_mut().insert(header::HOST, v);
+/// `HostMode::Backend` names the backend of this try: `host:port` as
+/// configured, or `ip:port`.
+fn set_host<B>(r: &mut http::Request<B>, host: &HostMode, backend: &Backend) {
+    if let HostMode::Backend = host {
+        r.headers_mut()
+            .insert(header::HOST, backend.authority.clone());
     }
 }
 

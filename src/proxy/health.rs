@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use troupe_actors::{BoxFuture, UpstreamGroup};
 
 use super::{
-    backend::now_ms,
+    backend::{Backend, now_ms},
     body::UpstreamBody,
     pool::to_h2,
     transport::{self, Opened, Transport},
@@ -71,7 +71,7 @@ impl UpstreamGroup for GroupHealth {
                 async move {
                     let outcome = tokio::time::timeout(
                         check.timeout,
-                        probe(b.addr, &check.probe, transport, check.timeout),
+                        probe(b, &check.probe, transport, check.timeout),
                     )
                     .await
                     .unwrap_or_else(|_| Err(format!("no answer within {:?}", check.timeout)));
@@ -110,15 +110,16 @@ impl UpstreamGroup for GroupHealth {
     }
 }
 
-/// One probe of the backend at `addr`; `Err` says why it failed. An
-/// HTTP probe goes the way requests go (`transport`: TLS, HTTP/2), so
-/// what it checks is what requests would meet.
+/// One probe of `backend`; `Err` says why it failed. An HTTP probe goes
+/// the way requests go (`transport`: TLS, HTTP/2, SNI), so what it checks
+/// is what requests would meet.
 async fn probe(
-    addr: std::net::SocketAddr,
+    backend: &Backend,
     probe: &Probe,
     transport: &Transport,
     timeout: Duration,
 ) -> Result<(), String> {
+    let addr = backend.addr;
     let Probe::Http { uri, status, host } = probe else {
         return TcpStream::connect(addr)
             .await
@@ -128,13 +129,10 @@ async fn probe(
     // The driver ends with the connection: `Connection: close` for
     // HTTP/1.1, the dropped sender for HTTP/2, or the probe abandoned at
     // its deadline.
-    let opened = transport::open(addr, transport, timeout, || {})
+    let opened = transport::open(addr, backend.host.as_deref(), transport, timeout, || {})
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let host = match host {
-        Some(h) => h.clone(),
-        None => HeaderValue::try_from(addr.to_string()).map_err(|e| e.to_string())?,
-    };
+    let host = host.clone().unwrap_or_else(|| backend.authority.clone());
     let mut req = Request::get(uri.clone())
         .header(header::HOST, host)
         .header(header::USER_AGENT, "troupe-health-check")
@@ -175,6 +173,7 @@ pub fn status(up: &Upstream) -> serde_json::Value {
         .map(|(b, weight)| {
             serde_json::json!({
                 "addr": b.addr.to_string(),
+                "host": b.host.as_deref(),
                 "weight": weight,
                 "up": b.usable(now, check.is_some()),
                 "down_by_check": check.is_some() && b.down(),

@@ -325,12 +325,13 @@ impl Pool {
         self.opening.lock().await
     }
 
-    /// Opens a new connection to `addr` over `t` and starts its driver
+    /// Opens a new connection to `addr` (named `host`) over `t` and starts its driver
     /// task; an HTTP/2 one joins the shared list, and the sender is a
     /// stream on it.
     pub(crate) async fn connect(
         &self,
         addr: SocketAddr,
+        host: Option<&str>,
         t: &Transport,
         timeout: Duration,
     ) -> Result<Sender, ConnectError> {
@@ -340,7 +341,7 @@ impl Pool {
         };
         // Counted before the driver can end (and decrement).
         self.total.fetch_add(1, Relaxed);
-        let opened = match transport::open(addr, t, timeout, ended).await {
+        let opened = match transport::open(addr, host, t, timeout, ended).await {
             Ok(o) => o,
             Err(e) => {
                 // No driver was started.

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! TCP connect ─ tls? ─ no ──────────────────────────┐
-//!                      yes: handshake (SNI = server_name, if any;
+//!                      yes: handshake (SNI = server_name, else the
+//!                           backend's host name, if any;
 //!                           verified against ca or the system's roots;
 //!                           ALPN by protocol) ──────┤
 //!   h2 = Http2, or Auto and ALPN chose h2 ──────────┴─ hyper http1 | http2
@@ -67,7 +68,8 @@ impl Default for Transport {
 pub struct TlsTo {
     /// The rustls config (roots, client certificate, ALPN).
     pub config: Arc<ClientConfig>,
-    /// SNI and the name verified; `None`: the backend's IP address.
+    /// SNI and the name verified; `None`: the backend's host name when
+    /// it has one, else its IP address.
     pub server_name: Option<ServerName<'static>>,
 }
 
@@ -77,11 +79,12 @@ pub(crate) enum Opened {
     H2(http2::SendRequest<UpstreamBody>),
 }
 
-/// Opens a connection to `addr` the way `t` says, starts its driver task
-/// (which calls `ended` when the connection is gone) and hands back its
-/// sender.
+/// Opens a connection to `addr` (resolved from the name `host`, if any)
+/// the way `t` says, starts its driver task (which calls `ended` when the
+/// connection is gone) and hands back its sender.
 pub(crate) async fn open(
     addr: SocketAddr,
+    host: Option<&str>,
     t: &Transport,
     timeout: Duration,
     ended: impl FnOnce() + Send + 'static,
@@ -94,9 +97,12 @@ pub(crate) async fn open(
     let Some(tls) = &t.tls else {
         return handshake(tcp, t.protocol == Protocol::Http2, addr, ended).await;
     };
+    // The name the config resolved is the one the certificate carries
+    // (checked to be a DNS name at config load).
     let name = tls
         .server_name
         .clone()
+        .or_else(|| host.and_then(|h| ServerName::try_from(h.to_owned()).ok()))
         .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
     let connector = TlsConnector::from(tls.config.clone());
     let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))

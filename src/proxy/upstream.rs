@@ -136,23 +136,32 @@ pub struct Registry {
     backends: Mutex<HashMap<BackendKey, Weak<Backend>>>,
 }
 
-/// (group name, backend address).
-type BackendKey = (Arc<str>, SocketAddr);
+/// (group name, backend address, the name it was resolved from): a
+/// backend that keeps its address under another name is another backend,
+/// since its connections carry the old name's SNI.
+type BackendKey = (Arc<str>, SocketAddr, Option<Arc<str>>);
 
 impl Registry {
-    /// The backend `addr` of group `upstream`: the one a previous
-    /// generation had, if any still lives, else a new one.
-    pub fn backend(&self, upstream: &Arc<str>, addr: SocketAddr) -> Arc<Backend> {
+    /// The backend `addr` (resolved from `host`, if named) of group
+    /// `upstream`: the one a previous generation had, if any still lives,
+    /// else a new one.
+    pub fn backend(
+        &self,
+        upstream: &Arc<str>,
+        addr: SocketAddr,
+        host: Option<Arc<str>>,
+    ) -> Arc<Backend> {
         let Ok(mut map) = self.backends.lock() else {
-            return Arc::new(Backend::new(addr));
+            return Arc::new(Backend::named(addr, host));
         };
         // Forget the ones no generation holds any more.
         map.retain(|_, b| b.strong_count() > 0);
-        if let Some(b) = map.get(&(upstream.clone(), addr)).and_then(Weak::upgrade) {
+        let key = (upstream.clone(), addr, host);
+        if let Some(b) = map.get(&key).and_then(Weak::upgrade) {
             return b;
         }
-        let b = Arc::new(Backend::new(addr));
-        map.insert((upstream.clone(), addr), Arc::downgrade(&b));
+        let b = Arc::new(Backend::named(addr, key.2.clone()));
+        map.insert(key, Arc::downgrade(&b));
         b
     }
 }
@@ -166,13 +175,19 @@ mod tests {
         let r = Registry::default();
         let (app, other): (Arc<str>, Arc<str>) = ("app".into(), "other".into());
         let addr: SocketAddr = ([127, 0, 0, 1], 9001).into();
-        let first = r.backend(&app, addr);
-        assert!(Arc::ptr_eq(&first, &r.backend(&app, addr)));
-        assert!(!Arc::ptr_eq(&first, &r.backend(&other, addr)));
+        let first = r.backend(&app, addr, None);
+        assert!(Arc::ptr_eq(&first, &r.backend(&app, addr, None)));
+        assert!(!Arc::ptr_eq(&first, &r.backend(&other, addr, None)));
+        // The same address under a name is another backend.
+        let named = r.backend(&app, addr, Some("app.internal".into()));
+        assert!(!Arc::ptr_eq(&first, &named));
+        assert_eq!(named.authority, "app.internal:9001");
+        assert_eq!(first.authority, "127.0.0.1:9001");
+        drop(named);
         let weak = Arc::downgrade(&first);
         drop(first);
         assert!(weak.upgrade().is_none());
-        let _ = r.backend(&app, ([127, 0, 0, 1], 9002).into());
+        let _ = r.backend(&app, ([127, 0, 0, 1], 9002).into(), None);
         assert_eq!(r.backends.lock().expect("lock").len(), 1);
     }
 }

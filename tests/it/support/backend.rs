@@ -7,6 +7,10 @@
 //! - `/big?n=BYTES`: that many bytes, streamed in 64 KiB chunks, with a
 //!   Content-Length;
 //! - `/upload`: reads the body as it comes and answers its length;
+//! - `/pattern?n=BYTES`: that many bytes of `support::pattern`, streamed,
+//!   with a Content-Length;
+//! - `/sink`: reads the body as it comes, checking it against
+//!   `support::pattern`, and answers `LEN` or `LEN bad at OFFSET`;
 //! - `/slow?ms=N`: answers after N ms;
 //! - `/die`: reads the request, then drops the connection unanswered;
 //! - `/hop`: an answer with hop-by-hop headers of its own;
@@ -16,8 +20,10 @@
 //! - anything else: `hello from NAME`.
 //!
 //! `delay` slows every answer; `max_age` closes each connection that
-//! long after it opened (once idle), as a backend with a short
-//! keep-alive timeout does.
+//! long after it opened (once idle); `keep_alive` closes each
+//! connection that has been idle that long since its last answer, as a
+//! backend with a short keep-alive timeout does (counted in
+//! [`TestBackend::idle_closed`]).
 //!
 //! A backend speaks HTTP/1.1 on plain TCP by default; `h2` makes it
 //! speak HTTP/2 (prior knowledge), `tls` puts TLS under it (HTTP/2 when
@@ -50,7 +56,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use super::tls::Pki;
+use super::{pattern, tls::Pki};
 
 /// How a backend behaves.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +65,8 @@ pub struct Behaviour {
     pub delay: Duration,
     /// Connections are closed this long after they open.
     pub max_age: Option<Duration>,
+    /// Connections idle this long after their last answer are closed.
+    pub keep_alive: Option<Duration>,
     /// TLS under HTTP; `None`: plain TCP.
     pub tls: Option<Arc<ServerConfig>>,
     /// HTTP/2 with prior knowledge (over TLS: when ALPN chose nothing).
@@ -108,25 +116,42 @@ fn tls_server_with(pki: &Pki, stem: &str, alpn: &[&str], ask: bool) -> Arc<Serve
     Arc::new(config)
 }
 
+/// The counters a connection updates.
+#[derive(Clone)]
+struct Counters {
+    hits: Arc<AtomicU64>,
+    sick: Arc<AtomicBool>,
+    idle_closed: Arc<AtomicU64>,
+}
+
+/// One connection's activity, for `keep_alive`: requests being answered,
+/// and when the last answer was made.
+#[derive(Default)]
+struct Activity {
+    busy: std::sync::atomic::AtomicU32,
+    last: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
 /// Serves one connection, HTTP/2 when `h2`; every answer names `sni`.
-async fn serve<I>(
-    io: I,
-    h2: bool,
-    sni: Option<String>,
-    n: String,
-    h: Arc<AtomicU64>,
-    b: Behaviour,
-    ill: Arc<AtomicBool>,
-) where
+async fn serve<I>(io: I, h2: bool, sni: Option<String>, n: String, c: Counters, b: Behaviour)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_age = b.max_age;
+    let keep_alive = b.keep_alive;
     let max_streams = b.max_streams;
+    let activity = Arc::new(Activity::default());
+    let (h, ill, seen) = (c.hits.clone(), c.sick.clone(), activity.clone());
     let svc = hyper::service::service_fn(move |req| {
         let (n, h, b, sni) = (n.clone(), h.clone(), b.clone(), sni.clone());
         let sick = ill.load(Ordering::Relaxed);
+        let seen = seen.clone();
+        seen.busy.fetch_add(1, Ordering::Relaxed);
         async move {
-            let mut resp = answer(req, &n, &h, &b, sick).await?;
+            let resp = answer(req, &n, &h, &b, sick).await;
+            *seen.last.lock().expect("activity") = Some(tokio::time::Instant::now());
+            seen.busy.fetch_sub(1, Ordering::Relaxed);
+            let mut resp = resp?;
             if let Some(v) = sni.and_then(|s| http::HeaderValue::try_from(s).ok()) {
                 resp.headers_mut().insert("x-sni", v);
             }
@@ -147,6 +172,33 @@ async fn serve<I>(
         .timer(TokioTimer::new())
         .serve_connection(io, svc);
     let mut conn = std::pin::pin!(conn);
+    if let Some(idle) = keep_alive {
+        let opened = tokio::time::Instant::now();
+        let last = || activity.last.lock().expect("activity").unwrap_or(opened);
+        loop {
+            let since = last();
+            // While a request is answered, the clock starts again.
+            let until = match activity.busy.load(Ordering::Relaxed) {
+                0 => since + idle,
+                _ => tokio::time::Instant::now() + idle,
+            };
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = tokio::time::sleep_until(until) => {}
+            }
+            if activity.busy.load(Ordering::Relaxed) == 0
+                && last() == since
+                && since.elapsed() >= idle
+            {
+                // Idle for the whole timeout: close, as a server's
+                // keep-alive timeout does, whatever the client is sending.
+                c.idle_closed.fetch_add(1, Ordering::Relaxed);
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+        }
+    }
     match max_age {
         None => {
             let _ = conn.await;
@@ -175,6 +227,8 @@ pub struct TestBackend {
     pub open: Arc<AtomicI64>,
     /// While set, `/healthz` answers 503.
     pub sick: Arc<AtomicBool>,
+    /// Connections it closed for `keep_alive`.
+    pub idle_closed: Arc<AtomicU64>,
     tasks: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -194,8 +248,13 @@ impl TestBackend {
         let conns = Arc::new(AtomicU64::new(0));
         let open = Arc::new(AtomicI64::new(0));
         let sick = Arc::new(AtomicBool::new(false));
-        let (n, h, accepted) = (name.to_owned(), hits.clone(), conns.clone());
-        let (opened, ill) = (open.clone(), sick.clone());
+        let idle_closed = Arc::new(AtomicU64::new(0));
+        let (n, accepted, opened) = (name.to_owned(), conns.clone(), open.clone());
+        let counters = Counters {
+            hits: hits.clone(),
+            sick: sick.clone(),
+            idle_closed: idle_closed.clone(),
+        };
         let tasks = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
@@ -203,14 +262,14 @@ impl TestBackend {
                     continue;
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
-                let (n, h, b) = (n.clone(), h.clone(), behaviour.clone());
-                let (opened, ill) = (opened.clone(), ill.clone());
+                let (n, c, b) = (n.clone(), counters.clone(), behaviour.clone());
+                let opened = opened.clone();
                 opened.fetch_add(1, Ordering::Relaxed);
                 conns.spawn(async move {
                     match b.tls.clone() {
                         None => {
                             let h2 = b.h2;
-                            serve(tcp, h2, None, n, h, b, ill).await;
+                            serve(tcp, h2, None, n, c, b).await;
                         }
                         Some(config) => {
                             if let Ok(tls) = TlsAcceptor::from(config).accept(tcp).await {
@@ -220,7 +279,7 @@ impl TestBackend {
                                     Some(p) => p == b"h2",
                                     None => b.h2,
                                 };
-                                serve(tls, h2, sni, n, h, b, ill).await;
+                                serve(tls, h2, sni, n, c, b).await;
                             }
                         }
                     }
@@ -236,6 +295,7 @@ impl TestBackend {
             conns,
             open,
             sick,
+            idle_closed,
             tasks: Some(tasks),
         }
     }
@@ -287,12 +347,20 @@ async fn answer(
         .collect();
     let n = query(&req, "n");
     let ms = query(&req, "ms");
-    // Read the body as it comes, keeping only its length.
+    // Read the body as it comes, keeping only its length (and, for
+    // `/sink`, whether it was the pattern).
     let mut body = req.into_body();
     let mut len = 0u64;
+    let mut check = (path == "/sink").then(pattern::Check::default);
     while let Some(frame) = body.frame().await {
         match frame {
-            Ok(f) => len += f.data_ref().map_or(0, |d| d.len() as u64),
+            Ok(f) => {
+                let data = f.data_ref().map_or(&[][..], |d| &d[..]);
+                len += data.len() as u64;
+                if let Some(c) = &mut check {
+                    c.feed(data);
+                }
+            }
             Err(e) => return Err(std::io::Error::other(e)),
         }
     }
@@ -304,6 +372,12 @@ async fn answer(
     let resp = match path.as_str() {
         "/headers" => resp.body(full(head + &headers)),
         "/upload" => resp.body(full(len.to_string())),
+        "/sink" => resp.body(full(check.map(|c| c.verdict()).unwrap_or_default())),
+        "/pattern" => {
+            let n = n.unwrap_or(0);
+            resp.header("content-length", n)
+                .body(BodyExt::boxed(StreamBody::new(pattern::frames(n))))
+        }
         "/big" => {
             let n = n.unwrap_or(0);
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
