@@ -402,3 +402,17 @@ async fn the_autobahn_fuzzing_client_against_the_echo_module_fails_no_case() {
     let cases = crate::websocket::autobahn(&wstest, dir.path(), &url).await;
     println!("Autobahn: {cases} cases against the echo module");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_serves_the_echo_and_the_room() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = Daemon::start(&modules::shipped_config(dir.path()));
+    let (mut echo, _) = open(&d, "/ws/echo").await.expect("echo");
+    ws::echo_n(&mut echo, "shipped", 3).await;
+    let (mut a, _) = open(&d, "/ws/room").await.expect("room a");
+    let (mut b, _) = ws::connect_h2(d.addr, "/ws/room").await.expect("room b");
+    a.send(Message::text("hi all")).await.expect("send");
+    assert_eq!(ask(&mut b, "and you").await, "hi all");
+    assert_eq!(ws::next_data(&mut a).await, Some(Message::text("hi all")));
+    assert_eq!(ws::next_data(&mut a).await, Some(Message::text("and you")));
+}
