@@ -5,9 +5,10 @@
  *
  *     const troupe_module *troupe_module_entry(void);
  *
- * returning a pointer to a static descriptor. Troupe checks
- * `abi_version == TROUPE_ABI_VERSION` before calling anything else, and
- * refuses the library (naming the file and the symbol) otherwise.
+ * returning a pointer to a static descriptor. Troupe checks its
+ * `abi_version` (set it to TROUPE_ABI_VERSION: the major version must be
+ * the server's, the revision one it knows) before calling anything else,
+ * and refuses the library (naming the file and the symbol) otherwise.
  *
  * Life of a module instance:
  *   init(host, config) once → handle / request_filter / response_filter / log,
@@ -40,7 +41,15 @@
 extern "C" {
 #endif
 
-#define TROUPE_ABI_VERSION 1u
+/* The ABI's major version (what a module must match) in the low 16 bits,
+ * its revision (what it adds, compatibly) in the high 16 bits. A server
+ * takes a module of the same major version and any revision it knows, and
+ * reads only the fields that revision has. Revisions:
+ *   0: the first (a module's abi_version of plain 1);
+ *   1: the WebSocket hooks of troupe_module and functions of troupe_host. */
+#define TROUPE_ABI_MAJOR 1u
+#define TROUPE_ABI_REVISION 1u
+#define TROUPE_ABI_VERSION (TROUPE_ABI_MAJOR | TROUPE_ABI_REVISION << 16)
 
 /* Return codes of init, handle, request_filter and response_filter. */
 #define TROUPE_OK 0          /* success (request_filter: continue to the handler) */
@@ -134,7 +143,28 @@ typedef struct troupe_host {
     void (*add_header)(troupe_response *resp, troupe_str name, troupe_str value);
     void (*set_header)(troupe_response *resp, troupe_str name, troupe_str value);
     void (*append_body)(troupe_response *resp, troupe_str bytes);
+
+    /* ---- WebSocket (revision 1; check host->abi_version >> 16 >= 1) ----
+     * Sockets are named by an id (the `socket` of the ws_ hooks below),
+     * unique in the server's life. Both functions may be called from any
+     * thread, from a hook or not (a broadcast from a thread of the
+     * module's own), and never block.
+     *
+     * ws_send queues one message (TROUPE_WS_TEXT, which must be UTF-8, or
+     * TROUPE_WS_BINARY) for the socket, copying `data`. Returns TROUPE_OK,
+     * or TROUPE_ERROR when the socket is closed or closing, is not this
+     * module's, its queue is full (a client that does not read), or the
+     * text is not UTF-8.
+     * ws_end closes the socket with `code` (1000 normal, 4000-4999 the
+     * module's own) and a short `reason` (at most 123 bytes); messages
+     * queued before it go first. */
+    int32_t (*ws_send)(void *ctx, uint64_t socket, uint32_t kind, troupe_str data);
+    int32_t (*ws_end)(void *ctx, uint64_t socket, uint16_t code, troupe_str reason);
 } troupe_host;
+
+/* The kinds of WebSocket messages, in ws_send and ws_message. */
+#define TROUPE_WS_TEXT 1u
+#define TROUPE_WS_BINARY 2u
 
 /* The descriptor a module exports. Hooks it does not offer are NULL. */
 typedef struct troupe_module {
@@ -161,6 +191,36 @@ typedef struct troupe_module {
 
     /* Frees the instance. No hook runs after it. */
     void (*shutdown)(void *instance);
+
+    /* ---- WebSocket (revision 1) -----------------------------------------
+     * For routes `handler: WebSocket(module: "name")`: the server does the
+     * handshake and the framing, the module sees whole messages. A module
+     * offers ws_message to be used so; ws_open and ws_close are optional.
+     * The calls for one socket never overlap and come in order: ws_open,
+     * ws_message any number of times, ws_close once. Calls for different
+     * sockets may run at once on different threads. A socket stays with
+     * the instance it opened on: after a module reload, the old instance
+     * keeps its sockets (and is shut down once the last one closed) while
+     * new sockets go to the new one.
+     *
+     * ws_open: a client asks to open `socket`, with the request `req` (its
+     * body is empty). TROUPE_OK accepts: the headers set in `resp` go with
+     * the 101 (a Sec-WebSocket-Protocol the module chose, say; its status
+     * and body are ignored), and ws_send may be called at once (messages
+     * wait for the handshake). TROUPE_RESPOND refuses with `resp` (a 403,
+     * say). TROUPE_ERROR: 500, and the module is restarted. */
+    int32_t (*ws_open)(void *instance, uint64_t socket, const troupe_request *req, troupe_response *resp);
+
+    /* One whole message: `kind` is TROUPE_WS_TEXT (valid UTF-8) or
+     * TROUPE_WS_BINARY; `data` is borrowed for the call. TROUPE_ERROR
+     * closes the socket with 1011 (the module is not restarted). */
+    int32_t (*ws_message)(void *instance, uint64_t socket, uint32_t kind, troupe_str data);
+
+    /* The socket is gone: `code` is the close code the client sent or the
+     * server closed with (1001 the server is stopping, 1012 the module was
+     * reloaded, 1006 the connection broke without one). ws_send to it
+     * fails from now on. */
+    void (*ws_close)(void *instance, uint64_t socket, uint16_t code);
 } troupe_module;
 
 /* The one symbol Troupe looks up. */

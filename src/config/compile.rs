@@ -16,7 +16,7 @@ use regex::Regex;
 
 use super::{
     locate::{Anchor, CompileError, err},
-    schema::{self, Config, HandlerSpec, MiddlewareSpec},
+    schema::{self, Config, HandlerSpec, MiddlewareSpec, WebSocketSpec},
 };
 use crate::{
     handler::{Handler, Middleware},
@@ -25,6 +25,7 @@ use crate::{
     modules::{
         ModuleEntry, ModuleUse, Role, Slot,
         route::{ModuleFilter, ModuleHandler, ModuleLogger},
+        ws::{WsHandler, WsSettings},
     },
     pipeline::{
         log_hook::LogHook,
@@ -281,6 +282,7 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             HandlerSpec::Redirect(_) => "Redirect".into(),
             HandlerSpec::Module(name) => format!("Module({name})").into(),
             HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
+            HandlerSpec::WebSocket(w) => format!("WebSocket({})", w.module).into(),
         };
         let route = Route {
             pattern: pattern.as_str().into(),
@@ -289,7 +291,8 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             handler,
             describe,
             module: match &r.handler {
-                HandlerSpec::Module(name) => {
+                HandlerSpec::Module(name)
+                | HandlerSpec::WebSocket(WebSocketSpec { module: name, .. }) => {
                     Some(ctx.entry(name)?.slot.clone() as Arc<dyn CountedModule>)
                 }
                 _ => None,
@@ -430,6 +433,15 @@ fn compile_handler(
             at,
         )?)),
         HandlerSpec::Proxy(p) => Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams)?),
+        HandlerSpec::WebSocket(w) => Arc::new(WsHandler::new(
+            ctx.use_module(&w.module, Role::WebSocket, at)?,
+            WsSettings {
+                max_message: w.max_message_bytes,
+                max_frame: w.max_frame_bytes,
+                queue: w.send_queue,
+                reload_drain: w.reload_drain,
+            },
+        )),
     })
 }
 

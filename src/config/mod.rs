@@ -18,6 +18,7 @@ pub mod schema;
 mod tls;
 mod upstream_tls;
 mod upstreams;
+mod ws_schema;
 
 use std::path::{Path, PathBuf};
 

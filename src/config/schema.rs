@@ -15,6 +15,7 @@ pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
+pub use super::ws_schema::WebSocketSpec;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -691,6 +692,8 @@ pub enum HandlerSpec {
     Module(String),
     /// A reverse proxy to an upstream group (nginx `proxy_pass`).
     Proxy(ProxySpec),
+    /// WebSockets handled by a module (its `ws_` hooks).
+    WebSocket(WebSocketSpec),
 }
 
 /// A static file tree.

@@ -38,6 +38,10 @@ impl Timeouts {
     }
 }
 
+/// How long tunnels get between the drain deadline and the abort of their
+/// connection (within the listener's one-second grace).
+const TUNNEL_GOODBYE: Duration = Duration::from_millis(300);
+
 /// Watches one connection until it is done.
 pub(super) async fn watch(activity: Arc<Activity>, timeouts: Timeouts, shutdown: ConnShutdown) {
     let mut state = Watch::new(activity.counters(), Instant::now());
@@ -47,6 +51,12 @@ pub(super) async fn watch(activity: Arc<Activity>, timeouts: Timeouts, shutdown:
         tokio::select! {
             _ = activity.done.notified() => return,
             _ = shutdown.cut.cancelled() => {
+                // Tunnels that say goodbye at the deadline (a module's
+                // WebSocket sends close 1001) get a moment to, before an
+                // HTTP/2 connection carrying them goes.
+                if activity.tunnels.get().is_some_and(|t| !t.is_empty()) {
+                    tokio::time::sleep(TUNNEL_GOODBYE).await;
+                }
                 activity.signal(Action::Abort);
                 return;
             }

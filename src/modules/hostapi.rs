@@ -261,6 +261,8 @@ impl HostTable {
             add_header: table::add_header,
             set_header: table::set_header,
             append_body: table::append_body,
+            ws_send: table::ws_send,
+            ws_end: table::ws_end,
         }));
         Self { table, ctx }
     }
@@ -405,6 +407,36 @@ mod table {
             && b.headers.try_insert(n, v).is_err()
         {
             b.invalid("too many response headers");
+        }
+    }
+
+    // ---- WebSocket (revision 1): sockets by id, `ws/registry.rs` ----
+
+    pub(super) unsafe extern "C" fn ws_send(
+        c: *mut c_void,
+        socket: u64,
+        kind: u32,
+        data: abi::Str,
+    ) -> i32 {
+        // SAFETY: the table's contract.
+        let (c, data) = unsafe { (ctx(c), data.as_bytes()) };
+        match super::super::ws::registry::send(&c.module, socket, kind, data) {
+            Ok(()) => abi::OK,
+            Err(_) => abi::ERROR,
+        }
+    }
+
+    pub(super) unsafe extern "C" fn ws_end(
+        c: *mut c_void,
+        socket: u64,
+        code: u16,
+        reason: abi::Str,
+    ) -> i32 {
+        // SAFETY: the table's contract.
+        let (c, reason) = unsafe { (ctx(c), reason.as_bytes()) };
+        match super::super::ws::registry::end(&c.module, socket, code, reason) {
+            Ok(()) => abi::OK,
+            Err(_) => abi::ERROR,
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Hooks {
     pub response_filter: bool,
     /// It sees every finished request.
     pub log: bool,
+    /// It handles WebSocket messages (`WebSocket(module: ..)` routes).
+    #[serde(default)]
+    pub ws: bool,
 }
 
 /// What a request filter decided.
@@ -60,6 +63,40 @@ pub trait Instance: Send + Sync + 'static {
 
     /// Runs the log hook. Default: nothing.
     fn log(&self, _line: &LogLine) {}
+
+    /// A client asks to open WebSocket `socket` with `req`: accept (with
+    /// the headers for the 101) or refuse (with this answer). Default:
+    /// refused (the config refuses such a module for a WebSocket route).
+    fn ws_open(&self, _socket: u64, _req: &Request) -> Result<WsOpen, HttpError> {
+        Err(HttpError::Internal(
+            "the module has no WebSocket hooks".into(),
+        ))
+    }
+
+    /// One whole message on `socket`; `Err` closes the socket (1011).
+    fn ws_message(&self, _socket: u64, _msg: WsData<'_>) -> Result<(), String> {
+        Err("the module has no WebSocket hooks".into())
+    }
+
+    /// `socket` is gone, with this close code.
+    fn ws_close(&self, _socket: u64, _code: u16) {}
+}
+
+/// What a module said to a WebSocket handshake.
+pub enum WsOpen {
+    /// Open it; these headers go with the 101.
+    Accept(http::HeaderMap),
+    /// Answer with this instead.
+    Refuse(Response),
+}
+
+/// One whole WebSocket message, borrowed for a hook call.
+#[derive(Debug, Clone, Copy)]
+pub enum WsData<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
 }
 
 /// A module's answer as an HTTP response (validated when it was built).

@@ -48,6 +48,7 @@ pub mod slot;
 pub(crate) mod table;
 #[cfg(feature = "wasm")]
 pub(crate) mod wasm;
+pub(crate) mod ws;
 
 pub use entry::{FileStamp, ModuleEntry};
 pub use instance::{Filtered, Hooks, Instance};

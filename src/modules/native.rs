@@ -56,7 +56,9 @@ pub enum LoadError {
     },
     /// Built against another version of the ABI.
     #[error(
-        "{file}: `{symbol}` reports ABI version {found}, but this server speaks version {expected} (rebuild the module against plugins/include/troupe_module.h)"
+        "{file}: `{symbol}` reports ABI version {found}, but this server speaks version {expected} (rebuild the module against plugins/include/troupe_module.h)",
+        found = version_text(*found),
+        expected = version_text(*expected)
     )]
     AbiMismatch {
         /// The library.
@@ -75,6 +77,14 @@ pub enum LoadError {
         file: PathBuf,
         hook: &'static str,
     },
+}
+
+/// An `abi_version` as people read it: `1`, or `1 revision 2`.
+fn version_text(v: u32) -> String {
+    match abi::revision(v) {
+        0 => abi::major(v).to_string(),
+        r => format!("{} revision {r}", abi::major(v)),
+    }
 }
 
 /// What `troupe -t` learns of a native module: its library opens (the
@@ -154,7 +164,11 @@ impl Library {
         }
         // SAFETY: non-null, static in the library, which outlives `desc`.
         let desc: &'static abi::Module = unsafe { &*desc };
-        if desc.abi_version != abi::ABI_VERSION {
+        // A revision we do not know has fields we would not read, and may
+        // count on host functions we do not have.
+        if abi::major(desc.abi_version) != abi::ABI_MAJOR
+            || abi::revision(desc.abi_version) > abi::ABI_REVISION
+        {
             return Err(LoadError::AbiMismatch {
                 file: file.to_owned(),
                 symbol,
@@ -187,8 +201,30 @@ impl Library {
             request_filter: self.desc.request_filter.is_some(),
             response_filter: self.desc.response_filter.is_some(),
             log: self.desc.log.is_some(),
+            ws: self.ws().message.is_some(),
         }
     }
+
+    /// The WebSocket hooks, which only a descriptor of revision 1 or
+    /// later has (an older one ends before them).
+    fn ws(&self) -> WsHooks {
+        if abi::revision(self.desc.abi_version) < abi::REVISION_WEBSOCKET {
+            return WsHooks::default();
+        }
+        WsHooks {
+            open: self.desc.ws_open,
+            message: self.desc.ws_message,
+            close: self.desc.ws_close,
+        }
+    }
+}
+
+/// A module's WebSocket hooks (none for an older descriptor).
+#[derive(Default, Clone, Copy)]
+struct WsHooks {
+    open: Option<abi::WsOpenFn>,
+    message: Option<abi::WsMessageFn>,
+    close: Option<abi::WsCloseFn>,
 }
 
 /// A hook failed; the request gets 500.
@@ -308,6 +344,45 @@ impl Native {
         if let Some(hook) = self.lib.desc.log {
             // SAFETY: the ABI; `entry` is borrowed for the call.
             unsafe { hook(self.ptr, entry) }
+        }
+    }
+
+    /// `ws_open`: `(true, headers)` to accept (the headers go with the
+    /// 101), `(false, response)` to refuse. A module without the hook
+    /// accepts every socket.
+    pub fn ws_open(&self, socket: u64, req: &abi::Request) -> Result<(bool, Builder), CallError> {
+        let Some(hook) = self.lib.ws().open else {
+            return Ok((true, Builder::new()));
+        };
+        let mut out = Builder::new();
+        // SAFETY: as in `handle`.
+        let code = unsafe { hook(self.ptr, socket, req, (&mut out as *mut Builder).cast()) };
+        check("ws_open", code, &[abi::OK, abi::RESPOND], out).map(|(code, b)| (code == abi::OK, b))
+    }
+
+    /// `ws_message`: one whole message; `Err` closes the socket.
+    pub fn ws_message(&self, socket: u64, kind: u32, data: &[u8]) -> Result<(), CallError> {
+        let hook = self
+            .lib
+            .ws()
+            .message
+            .ok_or(CallError::Missing("ws_message"))?;
+        // SAFETY: the ABI; `data` is borrowed for the call.
+        let code = unsafe { hook(self.ptr, socket, kind, abi::Str::new(data)) };
+        match code {
+            abi::OK => Ok(()),
+            code => Err(CallError::Code {
+                hook: "ws_message",
+                code,
+            }),
+        }
+    }
+
+    /// `ws_close`: the socket is gone.
+    pub fn ws_close(&self, socket: u64, code: u16) {
+        if let Some(hook) = self.lib.ws().close {
+            // SAFETY: the ABI.
+            unsafe { hook(self.ptr, socket, code) }
         }
     }
 }

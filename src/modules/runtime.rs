@@ -181,6 +181,8 @@ pub enum Role {
     Middleware,
     /// A server's `loggers`: needs a `log` hook.
     Logger,
+    /// `handler: WebSocket(module: "name")`: needs a `ws_message` hook.
+    WebSocket,
 }
 
 impl Role {
@@ -190,6 +192,7 @@ impl Role {
             Role::Handler => hooks.handle,
             Role::Middleware => hooks.request_filter || hooks.response_filter,
             Role::Logger => hooks.log,
+            Role::WebSocket => hooks.ws,
         }
     }
 
@@ -199,6 +202,7 @@ impl Role {
             Role::Handler => ("a handler", "`handle` hook"),
             Role::Middleware => ("middleware", "request or response filter"),
             Role::Logger => ("a logger", "`log` hook"),
+            Role::WebSocket => ("a WebSocket handler", "`ws_message` hook"),
         }
     }
 }

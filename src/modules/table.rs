@@ -57,6 +57,17 @@ impl ModuleUse {
     pub(crate) fn problem(&self, kind: RuntimeKind, hooks: Option<Hooks>) -> Option<String> {
         let runtime = kind.runtime().ok()?;
         let (role, needs) = self.role.needs();
+        if self.role == Role::WebSocket && !runtime.roles().contains(&self.role) {
+            return Some(format!(
+                "module `{}` cannot be used as a WebSocket handler: {} (expected a native module without `isolation: Process`)",
+                self.module,
+                match kind {
+                    RuntimeKind::Process =>
+                        "WebSockets are not carried to a module's own process yet",
+                    _ => "only native modules handle WebSockets yet",
+                }
+            ));
+        }
         if !runtime.roles().contains(&self.role) {
             let can: Vec<&str> = runtime.roles().iter().map(|r| r.needs().0).collect();
             return Some(format!(

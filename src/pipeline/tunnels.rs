@@ -41,4 +41,15 @@ impl Tunnels {
             cut.run_until_cancelled(tunnel).await;
         });
     }
+
+    /// Runs what `start` makes as part of its connection, handing it the
+    /// drain deadline's token instead of dropping it then: for a
+    /// connection that says goodbye (a WebSocket's close 1001). It must
+    /// end soon after the token fires (the listener waits one second).
+    pub fn spawn_until_cut<F>(&self, start: impl FnOnce(CancellationToken) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(start(self.cut.clone()));
+    }
 }

@@ -20,6 +20,7 @@ mod isolation;
 mod kv_quota;
 mod lua;
 mod module_roles;
+mod module_ws;
 mod modules;
 mod process_children;
 mod proxy;

@@ -432,7 +432,7 @@ fn alive(pid: i32) -> bool {
 /// The Autobahn suite's `wstest`, installed by `tests/ws/autobahn.sh`
 /// when missing; `None` (the test skips, saying why) where there is no
 /// Python 2.7 to run it.
-fn wstest() -> Option<String> {
+pub(crate) fn wstest() -> Option<String> {
     let out = Command::new(repo_root().join("tests/ws/autobahn.sh"))
         .output()
         .expect("run tests/ws/autobahn.sh");
@@ -467,16 +467,25 @@ async fn the_autobahn_fuzzing_client_through_the_proxy_fails_no_case() {
     };
     let b = EchoBackend::start(false).await;
     let (dir, d) = start(b.addr, "", ROUTES, "");
-    let reports = dir.path().join("reports");
-    let spec = dir.path().join("fuzzingclient.json");
+    let url = format!("ws://{}/autobahn", d.addr);
+    let cases = autobahn(&wstest, dir.path(), &url).await;
+    println!("Autobahn: {cases} cases through the proxy");
+}
+
+/// Runs Autobahn's fuzzing client against the WebSocket at `url`, with
+/// its spec and reports under `dir`: panics on any failed case, returns
+/// how many ran.
+pub(crate) async fn autobahn(wstest: &str, dir: &std::path::Path, url: &str) -> usize {
+    let reports = dir.join("reports");
+    let spec = dir.join("fuzzingclient.json");
     // Every case group but the performance ones (9.*: up to 16 MiB
     // messages, minutes in Python 2) and compression (12.*, 13.*: no
-    // permessage-deflate in the echo backend, so all UNIMPLEMENTED).
+    // permessage-deflate, so all UNIMPLEMENTED).
     std::fs::write(
         &spec,
         serde_json::json!({
             "outdir": reports,
-            "servers": [{"agent": "troupe", "url": format!("ws://{}/autobahn", d.addr)}],
+            "servers": [{"agent": "troupe", "url": url}],
             "cases": ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"],
             "exclude-cases": [],
             "exclude-agent-cases": {}
@@ -485,7 +494,7 @@ async fn the_autobahn_fuzzing_client_through_the_proxy_fails_no_case() {
     )
     .expect("spec");
     let out = tokio::task::spawn_blocking({
-        let (dir, spec) = (dir.path().to_owned(), spec.clone());
+        let (dir, spec, wstest) = (dir.to_owned(), spec.clone(), wstest.to_owned());
         move || {
             run_within(
                 Command::new(&wstest)
@@ -510,9 +519,9 @@ async fn the_autobahn_fuzzing_client_through_the_proxy_fails_no_case() {
         })
         .map(|(case, r)| format!("{case}: {} / {}", r["behavior"], r["behaviorClose"]))
         .collect();
-    println!("Autobahn: {} cases through the proxy", cases.len());
     assert!(cases.len() >= 240, "only {} cases ran:\n{out}", cases.len());
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
+    cases.len()
 }
 
 /// Runs `cmd` to its end (output captured), or kills it after `within`.

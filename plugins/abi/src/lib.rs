@@ -12,8 +12,32 @@
 
 use std::ffi::{c_char, c_void};
 
-/// The ABI version this crate describes (`TROUPE_ABI_VERSION`).
-pub const ABI_VERSION: u32 = 1;
+/// The ABI's major version (`TROUPE_ABI_MAJOR`): a module must match it.
+pub const ABI_MAJOR: u32 = 1;
+/// The revision of the major version this crate describes
+/// (`TROUPE_ABI_REVISION`): 1 added the WebSocket hooks and functions.
+pub const ABI_REVISION: u32 = 1;
+/// The ABI version this crate describes (`TROUPE_ABI_VERSION`): the major
+/// version in the low 16 bits, the revision in the high 16.
+pub const ABI_VERSION: u32 = ABI_MAJOR | ABI_REVISION << 16;
+
+/// The major version of an `abi_version`.
+pub const fn major(version: u32) -> u32 {
+    version & 0xffff
+}
+
+/// The revision of an `abi_version`.
+pub const fn revision(version: u32) -> u32 {
+    version >> 16
+}
+
+/// The first revision with the WebSocket hooks and host functions.
+pub const REVISION_WEBSOCKET: u32 = 1;
+
+/// `TROUPE_WS_TEXT`: a text message (UTF-8).
+pub const WS_TEXT: u32 = 1;
+/// `TROUPE_WS_BINARY`: a binary message.
+pub const WS_BINARY: u32 = 2;
 
 /// The one symbol a module exports (`TROUPE_ENTRY_SYMBOL`).
 pub const ENTRY_SYMBOL: &str = "troupe_module_entry";
@@ -166,6 +190,13 @@ pub struct Host {
     pub set_header: unsafe extern "C" fn(resp: *mut Response, name: Str, value: Str),
     /// Appends to the body.
     pub append_body: unsafe extern "C" fn(resp: *mut Response, bytes: Str),
+
+    // ---- WebSocket (revision 1) ----
+    /// Queues a message ([`WS_TEXT`] or [`WS_BINARY`]) for a socket:
+    /// [`OK`] or [`ERROR`] (gone, not the module's, queue full, bad UTF-8).
+    pub ws_send: unsafe extern "C" fn(ctx: *mut c_void, socket: u64, kind: u32, data: Str) -> i32,
+    /// Closes a socket with a code and a reason, after what is queued.
+    pub ws_end: unsafe extern "C" fn(ctx: *mut c_void, socket: u64, code: u16, reason: Str) -> i32,
 }
 
 /// `init`: creates an instance.
@@ -178,6 +209,18 @@ pub type HandleFn =
 pub type ResponseFilterFn = unsafe extern "C" fn(instance: *mut c_void, resp: *mut Response) -> i32;
 /// `log`: sees a finished request.
 pub type LogFn = unsafe extern "C" fn(instance: *mut c_void, entry: *const LogEntry);
+/// `ws_open`: a socket asks to open (same codes as `request_filter`).
+pub type WsOpenFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    socket: u64,
+    req: *const Request,
+    resp: *mut Response,
+) -> i32;
+/// `ws_message`: one whole message.
+pub type WsMessageFn =
+    unsafe extern "C" fn(instance: *mut c_void, socket: u64, kind: u32, data: Str) -> i32;
+/// `ws_close`: the socket is gone.
+pub type WsCloseFn = unsafe extern "C" fn(instance: *mut c_void, socket: u64, code: u16);
 /// `shutdown`: frees the instance.
 pub type ShutdownFn = unsafe extern "C" fn(instance: *mut c_void);
 
@@ -185,7 +228,8 @@ pub type ShutdownFn = unsafe extern "C" fn(instance: *mut c_void);
 #[repr(C)]
 #[derive(Debug)]
 pub struct Module {
-    /// Must equal [`ABI_VERSION`].
+    /// [`ABI_VERSION`]: its [`major`] must be [`ABI_MAJOR`]; its
+    /// [`revision`] says which of the fields below it has.
     pub abi_version: u32,
     /// NUL-terminated name, for logs.
     pub name: *const c_char,
@@ -201,6 +245,14 @@ pub struct Module {
     pub log: Option<LogFn>,
     /// Frees the instance.
     pub shutdown: Option<ShutdownFn>,
+
+    // ---- WebSocket (revision 1): absent from a revision 0 descriptor ----
+    /// A socket asks to open.
+    pub ws_open: Option<WsOpenFn>,
+    /// One whole message on a socket.
+    pub ws_message: Option<WsMessageFn>,
+    /// A socket is gone.
+    pub ws_close: Option<WsCloseFn>,
 }
 
 // SAFETY: a descriptor is an immutable static in the module.

@@ -17,9 +17,9 @@ use troupe_actors::Failures;
 use super::{
     entry::ModuleEntry,
     hostapi::Builder,
-    instance::{Filtered, Hooks, Instance, into_response},
+    instance::{Filtered, Hooks, Instance, WsData, WsOpen, into_response},
     native::{self, CallError, Library, Native, RequestParts, peer_text, with_raw_request},
-    runtime::{LoadCx, Loaded, Memo, Refused, Runtime, no_outbound},
+    runtime::{LoadCx, Loaded, Memo, Refused, Role, Runtime, no_outbound},
 };
 use crate::{
     HttpError,
@@ -34,6 +34,15 @@ pub(crate) struct InProcessRuntime;
 impl Runtime for InProcessRuntime {
     fn file_word(&self) -> &'static str {
         "library"
+    }
+
+    fn roles(&self) -> &'static [Role] {
+        &[
+            Role::Handler,
+            Role::Middleware,
+            Role::Logger,
+            Role::WebSocket,
+        ]
     }
 
     fn check(&self, spec: &ModuleSpec, _file: &Path) -> Result<Option<Hooks>, Refused> {
@@ -203,5 +212,32 @@ impl Instance for InProcess {
             bytes: line.bytes,
             duration_us: u64::try_from(line.duration.as_micros()).unwrap_or(u64::MAX),
         });
+    }
+
+    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+        match with_raw(req, |raw| self.native.ws_open(socket, raw)) {
+            Ok((true, b)) => {
+                b.status_code().map_err(|w| HttpError::Internal(w.into()))?;
+                Ok(WsOpen::Accept(b.headers))
+            }
+            Ok((false, b)) => answer(Ok(b), &self.failures).map(WsOpen::Refuse),
+            Err(e) => Err(fail(e, &self.failures)),
+        }
+    }
+
+    fn ws_message(&self, socket: u64, msg: WsData<'_>) -> Result<(), String> {
+        let (kind, data) = match msg {
+            WsData::Text(t) => (abi::WS_TEXT, t.as_bytes()),
+            WsData::Binary(b) => (abi::WS_BINARY, b),
+        };
+        // A failed message closes its socket; it does not restart the
+        // module (a client could otherwise restart it at will).
+        self.native
+            .ws_message(socket, kind, data)
+            .map_err(|e| e.to_string())
+    }
+
+    fn ws_close(&self, socket: u64, code: u16) {
+        self.native.ws_close(socket, code);
     }
 }

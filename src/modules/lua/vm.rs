@@ -174,6 +174,7 @@ impl Vm {
             request_filter: self.access.is_some(),
             response_filter: self.header_filter.is_some(),
             log: self.log.is_some(),
+            ws: false,
         }
     }
 

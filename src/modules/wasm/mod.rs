@@ -61,6 +61,7 @@ const HOOKS: Hooks = Hooks {
     request_filter: false,
     response_filter: false,
     log: false,
+    ws: false,
 };
 
 impl Runtime for WasmRuntime {

@@ -223,6 +223,29 @@ impl AnyWs {
         };
         assert_eq!(got, Some(msg), "echo of {text:?}");
     }
+
+    /// Sends `text`.
+    pub async fn send(&mut self, text: &str) {
+        let msg = Message::text(text.to_owned());
+        match self {
+            AnyWs::H1(ws) => ws.send(msg).await.expect("send"),
+            AnyWs::H2(ws) => ws.send(msg).await.expect("send"),
+        }
+    }
+
+    /// The next text message (10 s at most); `None` when closed.
+    pub async fn next_text(&mut self) -> Option<String> {
+        let next = async {
+            match self {
+                AnyWs::H1(ws) => next_data(ws).await,
+                AnyWs::H2(ws) => next_data(ws).await,
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(10), next).await {
+            Ok(Some(Message::Text(t))) => Some(t.to_string()),
+            _ => None,
+        }
+    }
 }
 
 async fn send_and_read<S>(ws: &mut WebSocketStream<S>, msg: Message) -> Option<Message>

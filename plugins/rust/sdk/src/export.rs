@@ -12,7 +12,7 @@ use std::{
 
 use troupe_abi as abi;
 
-use crate::{Filter, Host, Level, LogEntry, Module, Request, Response};
+use crate::{Filter, Host, Level, LogEntry, Module, Request, Response, WebSocket, WsMessage};
 
 /// An instance as the host holds it: the module and its host table.
 struct Instance<M> {
@@ -144,6 +144,63 @@ pub unsafe extern "C" fn log<M: Module>(ptr: *mut c_void, entry: *const abi::Log
 }
 
 /// # Safety
+/// Called by the host only, as `ws_open`.
+pub unsafe extern "C" fn ws_open<M: Module>(
+    ptr: *mut c_void,
+    socket: u64,
+    req: *const abi::Request,
+    resp: *mut abi::Response,
+) -> i32 {
+    // SAFETY: as in `handle`.
+    let (me, req) = unsafe { (instance::<M>(ptr), &*req) };
+    guarded(me.host, "ws_open", || {
+        let mut resp = Response::from_raw(me.host, resp);
+        let ws = WebSocket::from_raw(me.host, socket);
+        Ok(
+            match me.module.ws_open(ws, &Request::from_raw(req), &mut resp)? {
+                Filter::Continue => abi::OK,
+                Filter::Respond => abi::RESPOND,
+            },
+        )
+    })
+}
+
+/// # Safety
+/// Called by the host only, as `ws_message`.
+pub unsafe extern "C" fn ws_message<M: Module>(
+    ptr: *mut c_void,
+    socket: u64,
+    kind: u32,
+    data: abi::Str,
+) -> i32 {
+    // SAFETY: as in `handle`; `data` is borrowed for the call.
+    let (me, data) = unsafe { (instance::<M>(ptr), data.as_bytes()) };
+    guarded(me.host, "ws_message", || {
+        let msg = match kind {
+            abi::WS_TEXT => WsMessage::Text(
+                std::str::from_utf8(data).map_err(|_| crate::Error::new("text is not UTF-8"))?,
+            ),
+            _ => WsMessage::Binary(data),
+        };
+        me.module
+            .ws_message(WebSocket::from_raw(me.host, socket), msg)?;
+        Ok(abi::OK)
+    })
+}
+
+/// # Safety
+/// Called by the host only, as `ws_close`.
+pub unsafe extern "C" fn ws_close<M: Module>(ptr: *mut c_void, socket: u64, code: u16) {
+    // SAFETY: as in `handle`.
+    let me = unsafe { instance::<M>(ptr) };
+    guarded(me.host, "ws_close", || {
+        me.module
+            .ws_close(WebSocket::from_raw(me.host, socket), code);
+        Ok(abi::OK)
+    });
+}
+
+/// # Safety
 /// Called by the host only, once, as `shutdown`.
 pub unsafe extern "C" fn shutdown<M: Module>(ptr: *mut c_void) {
     // SAFETY: the host calls shutdown once, after every other hook.
@@ -190,6 +247,21 @@ macro_rules! export_module {
                     None
                 },
                 shutdown: Some(x::shutdown::<$module>),
+                ws_open: if <$module as $crate::Module>::HOOKS.websocket {
+                    Some(x::ws_open::<$module>)
+                } else {
+                    None
+                },
+                ws_message: if <$module as $crate::Module>::HOOKS.websocket {
+                    Some(x::ws_message::<$module>)
+                } else {
+                    None
+                },
+                ws_close: if <$module as $crate::Module>::HOOKS.websocket {
+                    Some(x::ws_close::<$module>)
+                } else {
+                    None
+                },
             };
             &DESCRIPTOR
         }

@@ -32,6 +32,29 @@
 //!
 //! export_module!(Hello);
 //! ```
+//!
+//! A WebSocket echo (route it with `handler: WebSocket(module: "echo")`):
+//! ```
+//! use troupe_module::{export_module, Error, Hooks, Host, Module, WebSocket, WsMessage};
+//!
+//! struct Echo;
+//!
+//! impl Module for Echo {
+//!     const HOOKS: Hooks = Hooks::WEBSOCKET;
+//!
+//!     fn init(_host: Host, _config: &str) -> Result<Self, Error> {
+//!         Ok(Echo)
+//!     }
+//!
+//!     fn ws_message(&self, ws: WebSocket, msg: WsMessage<'_>) -> Result<(), Error> {
+//!         // Fails only for a client that is gone or not reading.
+//!         let _ = ws.send(msg);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_module!(Echo);
+//! ```
 #![deny(missing_docs)]
 
 #[doc(hidden)]
@@ -40,10 +63,12 @@ pub mod __export;
 mod host;
 mod query;
 mod request;
+mod ws;
 
 pub use host::{Host, KvError, Level};
 pub use query::query_param;
 pub use request::{LogEntry, Request, Response};
+pub use ws::{WebSocket, WsError, WsMessage};
 
 #[doc(hidden)]
 pub use troupe_abi as abi;
@@ -93,6 +118,9 @@ pub struct Hooks {
     pub response_filter: bool,
     /// [`Module::log`]: called after every response.
     pub log: bool,
+    /// [`Module::ws_open`], [`Module::ws_message`] and [`Module::ws_close`]:
+    /// the module handles WebSockets (`handler: WebSocket(module: ..)`).
+    pub websocket: bool,
 }
 
 impl Hooks {
@@ -102,6 +130,16 @@ impl Hooks {
         request_filter: false,
         response_filter: false,
         log: false,
+        websocket: false,
+    };
+
+    /// WebSockets and nothing else.
+    pub const WEBSOCKET: Hooks = Hooks {
+        handle: false,
+        request_filter: false,
+        response_filter: false,
+        log: false,
+        websocket: true,
     };
 }
 
@@ -141,6 +179,33 @@ pub trait Module: Send + Sync + Sized + 'static {
     /// its `loggers`.
     fn log(&self, entry: &LogEntry<'_>) {
         let _ = entry;
+    }
+
+    /// A client asks to open the WebSocket `ws` (with [`Hooks::websocket`]).
+    /// [`Filter::Continue`] accepts it (headers set on `resp` go with the
+    /// answer; messages sent now wait for the handshake);
+    /// [`Filter::Respond`] refuses it with `resp`. Default: accept.
+    fn ws_open(
+        &self,
+        ws: WebSocket,
+        req: &Request<'_>,
+        resp: &mut Response<'_>,
+    ) -> Result<Filter, Error> {
+        let _ = (ws, req, resp);
+        Ok(Filter::Continue)
+    }
+
+    /// One whole message on `ws`. Calls for one socket never overlap. An
+    /// `Err` closes the socket with 1011.
+    fn ws_message(&self, ws: WebSocket, msg: WsMessage<'_>) -> Result<(), Error> {
+        let _ = (ws, msg);
+        Err(Error::new("this module has no WebSocket handler"))
+    }
+
+    /// `ws` is gone, with this close code (1001 the server is stopping,
+    /// 1012 the module was reloaded, 1006 the connection broke).
+    fn ws_close(&self, ws: WebSocket, code: u16) {
+        let _ = (ws, code);
     }
 
     /// Runs once, after the last hook call, before the module is dropped.

@@ -12,6 +12,7 @@ impl Module for Panicky {
         request_filter: true,
         response_filter: true,
         log: false,
+        websocket: false,
     };
 
     fn init(_host: Host, _config: &str) -> Result<Self, Error> {
