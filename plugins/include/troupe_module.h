@@ -134,6 +134,18 @@ typedef struct troupe_host {
     void (*add_header)(troupe_response *resp, troupe_str name, troupe_str value);
     void (*set_header)(troupe_response *resp, troupe_str name, troupe_str value);
     void (*append_body)(troupe_response *resp, troupe_str bytes);
+
+    /* ---- Added after ABI version 1 first shipped: appended, so a module
+     * built before (which never reads past append_body) keeps working.
+     * A module that calls them needs a server that has them. ---- */
+
+    /* request_filter only, on a route whose handler is Proxy(..): send
+     * this request to the upstream group `name` (a name in `upstreams`)
+     * instead of the route's, then return TROUPE_OK. A later call (or a
+     * later module's) wins. A name the config has not answers 502; a
+     * route with another handler ignores it, and so does TROUPE_RESPOND.
+     * Copied, like every argument. */
+    void (*set_upstream)(troupe_response *resp, troupe_str name);
 } troupe_host;
 
 /* The descriptor a module exports. Hooks it does not offer are NULL. */

@@ -166,6 +166,12 @@ pub struct Host {
     pub set_header: unsafe extern "C" fn(resp: *mut Response, name: Str, value: Str),
     /// Appends to the body.
     pub append_body: unsafe extern "C" fn(resp: *mut Response, bytes: Str),
+
+    // Added after ABI version 1 first shipped, at the end so the fields
+    // above keep their offsets: a module built before never reads them.
+    /// From `request_filter`: sends this request to the upstream group
+    /// `name` instead of its `Proxy` route's (`TROUPE_OK` to go on).
+    pub set_upstream: unsafe extern "C" fn(resp: *mut Response, name: Str),
 }
 
 /// `init`: creates an instance.
