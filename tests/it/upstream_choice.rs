@@ -241,3 +241,31 @@ async fn an_unknown_choice_is_logged_with_the_module_and_the_route() {
         "hello from app"
     );
 }
+
+/// A config reload that drops the chosen group: the next steered request
+/// answers 502 (the new generation's groups are looked up), the others
+/// still reach the route's group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_drops_the_chosen_group_makes_the_choice_unknown() {
+    let app = TestBackend::start("app", Behaviour::default()).await;
+    let canary = TestBackend::start("canary", Behaviour::default()).await;
+    let kind = native("");
+    let srv = TestServer::start(&config(&kind, &app, &canary)).await;
+    modules::ready(&srv, "steer").await;
+    assert_eq!(fetch(&srv, "/x", kind.steer).await.1, "hello from canary");
+
+    // The same config without the canary group.
+    let without = config(&kind, &app, &canary).replace(&group("canary", &[&canary], ""), "");
+    std::fs::write(srv.dir.path().join("config.ron"), without).expect("write config");
+    srv.running()
+        .reload_config(troupe::Trigger::Admin)
+        .await
+        .expect("reload the config");
+    assert_eq!(
+        fetch(&srv, "/x", kind.steer).await.0,
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(fetch(&srv, "/x", &[]).await.1, "hello from app");
+    assert_eq!(canary.hits(), 1);
+    srv.stop().await;
+}
