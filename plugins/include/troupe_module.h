@@ -160,6 +160,15 @@ typedef struct troupe_host {
      * queued before it go first. */
     int32_t (*ws_send)(void *ctx, uint64_t socket, uint32_t kind, troupe_str data);
     int32_t (*ws_end)(void *ctx, uint64_t socket, uint16_t code, troupe_str reason);
+
+    /* ---- Request filters (revision 1) ----
+     * request_filter only, on a route whose handler is Proxy(..): send
+     * this request to the upstream group `name` (a name in `upstreams`)
+     * instead of the route's, then return TROUPE_OK. A later call (or a
+     * later module's) wins. A name the config has not answers 502; a
+     * route with another handler ignores it, and so does TROUPE_RESPOND.
+     * Copied, like every argument. */
+    void (*set_upstream)(troupe_response *resp, troupe_str name);
 } troupe_host;
 
 /* The kinds of WebSocket messages, in ws_send and ws_message. */

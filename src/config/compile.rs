@@ -432,7 +432,14 @@ fn compile_handler(
             Role::Handler,
             at,
         )?)),
-        HandlerSpec::Proxy(p) => Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams)?),
+        HandlerSpec::Proxy(p) => {
+            // The route's pattern, for the log line of a bad module choice.
+            let route = match at {
+                Anchor::Str { value, .. } => value.as_str(),
+                _ => "",
+            };
+            Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams, route)?)
+        }
         HandlerSpec::WebSocket(w) => Arc::new(WsHandler::new(
             ctx.use_module(&w.module, Role::WebSocket, at)?,
             WsSettings {

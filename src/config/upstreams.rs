@@ -2,7 +2,7 @@
 //! checking meaning on the way; each backend's state comes from the
 //! registry, so a reload that keeps a backend keeps its state.
 
-use std::{path::Path, sync::Arc};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use http::{HeaderName, HeaderValue};
 
@@ -48,9 +48,9 @@ pub(super) fn compile_upstreams(
                 Arc::new(compile_one(name, spec, base, registry)?),
             ))
         })
-        .collect::<Result<_, CompileError>>()?;
+        .collect::<Result<BTreeMap<_, _>, CompileError>>()?;
     Ok(Upstreams {
-        groups,
+        groups: Arc::new(groups),
         trusted: Arc::new(trusted),
         registry: registry.clone(),
     })
@@ -141,6 +141,7 @@ fn compile_one(
 pub(super) fn compile_proxy(
     spec: &ProxySpec,
     upstreams: &Upstreams,
+    route: &str,
 ) -> Result<Proxy, CompileError> {
     let Some(upstream) = upstreams.groups.get(&spec.upstream) else {
         let names: Vec<&str> = upstreams.groups.keys().map(String::as_str).collect();
@@ -187,5 +188,9 @@ pub(super) fn compile_proxy(
         .iter()
         .map(|t| t.to_ascii_lowercase())
         .collect();
-    Ok(Proxy::new(upstream.clone(), host, upstreams.trusted.clone()).with_upgrades(upgrades))
+    Ok(
+        Proxy::new(upstream.clone(), host, upstreams.trusted.clone())
+            .with_upgrades(upgrades)
+            .with_choices(upstreams.groups.clone(), route),
+    )
 }

@@ -152,6 +152,8 @@ pub struct Builder {
     body_open: bool,
     /// The first invalid thing the module did (a bad header name, say).
     pub invalid: Option<&'static str>,
+    /// The upstream group a request filter chose (`set_upstream`).
+    pub upstream: Option<String>,
 }
 
 impl Builder {
@@ -163,6 +165,7 @@ impl Builder {
             body: Vec::new(),
             body_open: true,
             invalid: None,
+            upstream: None,
         }
     }
 
@@ -174,6 +177,7 @@ impl Builder {
             body: Vec::new(),
             body_open: false,
             invalid: None,
+            upstream: None,
         }
     }
 
@@ -263,6 +267,7 @@ impl HostTable {
             append_body: table::append_body,
             ws_send: table::ws_send,
             ws_end: table::ws_end,
+            set_upstream: table::set_upstream,
         }));
         Self { table, ctx }
     }
@@ -270,6 +275,11 @@ impl HostTable {
     /// The pointer passed to `init`.
     pub fn as_ptr(&self) -> *const abi::Host {
         self.table
+    }
+
+    /// The module's name.
+    pub fn module(&self) -> &std::sync::Arc<str> {
+        &self.ctx.module
     }
 }
 
@@ -438,6 +448,12 @@ mod table {
             Ok(()) => abi::OK,
             Err(_) => abi::ERROR,
         }
+    }
+
+    pub(super) unsafe extern "C" fn set_upstream(resp: *mut abi::Response, name: abi::Str) {
+        // SAFETY: the table's contract.
+        let (b, name) = unsafe { (builder(resp), text(name)) };
+        b.upstream = Some(name.into_owned());
     }
 
     pub(super) unsafe extern "C" fn append_body(resp: *mut abi::Response, bytes: abi::Str) {

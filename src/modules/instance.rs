@@ -110,3 +110,16 @@ pub(crate) fn into_response(
     *resp.headers_mut() = headers;
     resp
 }
+
+/// The request a filter lets go on, with the upstream group it chose, if
+/// any (`proxy::UpstreamChoice`; only a `Proxy` route reads it).
+pub(crate) fn steer(
+    mut req: Request,
+    module: &std::sync::Arc<str>,
+    group: Option<String>,
+) -> Request {
+    if let Some(group) = group {
+        crate::proxy::UpstreamChoice::set(&mut req, module, group);
+    }
+    req
+}

@@ -303,6 +303,11 @@ impl Native {
         self.lib.hooks()
     }
 
+    /// The module's name.
+    pub fn module(&self) -> &Arc<str> {
+        self.table.module()
+    }
+
     /// `handle`: the module's answer.
     pub fn handle(&self, req: &abi::Request) -> Result<Builder, CallError> {
         let hook = self.lib.desc.handle.ok_or(CallError::Missing("handle"))?;

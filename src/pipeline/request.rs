@@ -170,6 +170,17 @@ impl Request {
     pub fn head(&self) -> &Parts {
         &self.head
     }
+
+    /// Typed values that travel with the request from middleware to the
+    /// handler (a module's `proxy::UpstreamChoice`).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.head.extensions
+    }
+
+    /// The request's extensions, to add to.
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.head.extensions
+    }
 }
 
 /// The first value of the parameter `name` in `query` (raw, without `?`),

@@ -2,7 +2,8 @@
 //! answer back, with the retries that are safe.
 //!
 //! ```text
-//! call → head: hop-by-hop out, forwarding headers in, Host, origin-form URI
+//! call → group: the route's, or one a module chose (choice.rs; unknown: 502)
+//!      → head: hop-by-hop out, forwarding headers in, Host, origin-form URI
 //!      → upgrade? (upgrade.rs: Upgrade kept, an HTTP/2 CONNECT made a GET)
 //!      → body: none | ≤ buffer_bytes by Content-Length: read whole (kept
 //!        for a retry) | else streamed as it arrives
@@ -23,6 +24,7 @@
 //! connection).
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
@@ -37,6 +39,7 @@ use super::{
     backend::{Backend, InFlight, now_ms},
     balance::Key,
     body::{Lease, Relay, UpstreamBody},
+    choice,
     headers::{Hop, add_forwarding, strip_hop_by_hop},
     pool::{ConnectError, Sender},
     retry::{self, Sent},
@@ -74,6 +77,10 @@ struct Inner {
     trusted: Arc<Trusted>,
     /// The protocols a client may upgrade to (lowercase; `upgrade.rs`).
     upgrades: Arc<[String]>,
+    /// Every group of the generation, for a module's choice (`choice.rs`).
+    groups: Arc<BTreeMap<String, Arc<Upstream>>>,
+    /// The route's pattern, for the log.
+    route: Arc<str>,
 }
 
 impl Proxy {
@@ -84,7 +91,22 @@ impl Proxy {
             host,
             trusted,
             upgrades: Arc::from([String::from("websocket")]),
+            groups: Arc::default(),
+            route: Arc::from(""),
         }))
+    }
+
+    /// The same proxy, letting modules choose any of `groups` for a
+    /// request (`UpstreamChoice`); `route` names the route in the log.
+    pub fn with_choices(
+        mut self,
+        groups: Arc<BTreeMap<String, Arc<Upstream>>>,
+        route: &str,
+    ) -> Self {
+        let inner = Arc::make_mut(&mut self.0);
+        inner.groups = groups;
+        inner.route = Arc::from(route);
+        self
     }
 
     /// The same proxy, passing upgrades to `upgrades` (lowercase tokens;
@@ -112,7 +134,10 @@ struct Failure {
 }
 
 async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
-    let up = &inner.upstream;
+    let up = match choice::group(&req, &inner.upstream, &inner.groups, &inner.route) {
+        Ok(up) => up,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let s = &up.settings;
     let started = Instant::now();
     up.budget.request();

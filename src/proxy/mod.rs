@@ -16,6 +16,7 @@
 //! | `body.rs` | request and response bodies across the proxy |
 //! | `upgrade.rs` | upgrades (WebSocket over HTTP/1.1 and HTTP/2): what the backend is sent, the answer |
 //! | `tunnel.rs` | an upgraded connection: both sides joined, with its idle timeout |
+//! | `choice.rs` | a module's choice of group for one request ([`UpstreamChoice`]) |
 //! | `forward.rs` | the handler: one request through all of the above |
 //!
 //! `config/upstreams.rs` compiles the config into [`Upstreams`] (a field
@@ -24,6 +25,7 @@
 mod backend;
 pub mod balance;
 mod body;
+mod choice;
 mod forward;
 pub mod headers;
 pub mod health;
@@ -37,6 +39,7 @@ pub mod upstream;
 mod verdict;
 
 pub use backend::Backend;
+pub use choice::UpstreamChoice;
 pub use forward::{HostMode, Proxy};
 pub use trusted::Trusted;
 pub use upstream::{HealthCheck, Probe, Registry, Settings, Upstream, Upstreams};

@@ -121,8 +121,9 @@ pub struct Upstream {
 /// next generation takes its backends from.
 #[derive(Debug, Default)]
 pub struct Upstreams {
-    /// The groups, by name.
-    pub groups: BTreeMap<String, Arc<Upstream>>,
+    /// The groups, by name (shared with every `Proxy` route, which
+    /// looks up a group a module chose).
+    pub groups: Arc<BTreeMap<String, Arc<Upstream>>>,
     /// `trusted_proxies`.
     pub trusted: Arc<Trusted>,
     /// Backends' state across generations.

@@ -41,6 +41,7 @@ mod tls_outside;
 mod tls_reload;
 mod tutorial;
 mod ui;
+mod upstream_choice;
 mod wasm;
 mod websocket;
 mod zero_downtime;

@@ -197,6 +197,11 @@ pub struct Host {
     pub ws_send: unsafe extern "C" fn(ctx: *mut c_void, socket: u64, kind: u32, data: Str) -> i32,
     /// Closes a socket with a code and a reason, after what is queued.
     pub ws_end: unsafe extern "C" fn(ctx: *mut c_void, socket: u64, code: u16, reason: Str) -> i32,
+
+    // ---- Request filters (revision 1) ----
+    /// From `request_filter`: sends this request to the upstream group
+    /// `name` instead of its `Proxy` route's (`TROUPE_OK` to go on).
+    pub set_upstream: unsafe extern "C" fn(resp: *mut Response, name: Str),
 }
 
 /// `init`: creates an instance.

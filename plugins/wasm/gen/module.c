@@ -235,28 +235,34 @@ extern void __wasm_import_wasi_http_types_method_future_incoming_response_get(in
 __attribute__((__import_module__("wasi:http/types@0.2.12"), __import_name__("http-error-code")))
 extern void __wasm_import_wasi_http_types_http_error_code(int32_t, uint8_t *);
 
-// Imported Functions from `troupe:host/api@0.2.1`
+// Imported Functions from `troupe:host/api@0.2.2`
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("log")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("log")))
 extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-get")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("kv-get")))
 extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-set")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("kv-set")))
 extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("kv-delete")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("kv-delete")))
 extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("metric")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("metric")))
 extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("query-param")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("query-param")))
 extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.1"), __import_name__("respond")))
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("respond")))
 extern void __wasm_import_troupe_host_api_respond(int32_t, int32_t, uint8_t *, size_t, uint8_t *, size_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("pass")))
+extern void __wasm_import_troupe_host_api_pass(int32_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.2"), __import_name__("set-upstream")))
+extern void __wasm_import_troupe_host_api_set_upstream(uint8_t *, size_t);
 
 // Imported Functions from `wasi:clocks/wall-clock@0.2.12`
 
@@ -5193,6 +5199,14 @@ bool troupe_host_api_query_param(module_string_t *query, module_string_t *name, 
 
 void troupe_host_api_respond(troupe_host_api_own_response_outparam_t out, uint16_t status, module_list_tuple2_string_list_u8_t *headers, module_list_u8_t *body) {
   __wasm_import_troupe_host_api_respond((out).__handle, (int32_t) (status), (uint8_t *) (*headers).ptr, (*headers).len, (uint8_t *) (*body).ptr, (*body).len);
+}
+
+void troupe_host_api_pass(troupe_host_api_own_response_outparam_t out) {
+  __wasm_import_troupe_host_api_pass((out).__handle);
+}
+
+void troupe_host_api_set_upstream(module_string_t *name) {
+  __wasm_import_troupe_host_api_set_upstream((uint8_t *) (*name).ptr, (*name).len);
 }
 
 void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret) {

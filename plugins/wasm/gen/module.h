@@ -1125,7 +1125,7 @@ extern bool wasi_http_types_method_future_incoming_response_get(wasi_http_types_
 // http-related errors.
 extern bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, wasi_http_types_error_code_t *ret);
 
-// Imported Functions from `troupe:host/api@0.2.1`
+// Imported Functions from `troupe:host/api@0.2.2`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
 // Reads the key-value store shared by every module of every kind.
@@ -1160,6 +1160,19 @@ extern bool troupe_host_api_query_param(module_string_t *query, module_string_t 
 // with a Content-Length. (Since 0.2.1: components importing 0.2.0 still
 // load.)
 extern void troupe_host_api_respond(troupe_host_api_own_response_outparam_t out, uint16_t status, module_list_tuple2_string_list_u8_t *headers, module_list_u8_t *body);
+// As middleware (`middleware: [Module(..)]` in the config): lets the
+// request go on to the route's handler instead of answering it, using
+// `out` up. A component that answers (through `out` or `respond`)
+// stops the request there, as a native filter's TROUPE_RESPOND does.
+// Called by a component that is the route's handler, it answers the
+// client 500. (Since 0.2.2: components importing 0.2.1 still load.)
+extern void troupe_host_api_pass(troupe_host_api_own_response_outparam_t out);
+// The upstream group for this request, a name in the config's
+// `upstreams`: a middleware component that then calls `pass` sends the
+// request to that group instead of its `Proxy(..)` route's (a name the
+// config has not answers 502; a route with another handler ignores
+// it). The last call before `pass` wins. (Since 0.2.2.)
+extern void troupe_host_api_set_upstream(module_string_t *name);
 
 // Imported Functions from `wasi:clocks/wall-clock@0.2.12`
 // Read the current value of the clock.

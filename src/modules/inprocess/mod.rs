@@ -17,7 +17,7 @@ use troupe_actors::Failures;
 use super::{
     entry::ModuleEntry,
     hostapi::Builder,
-    instance::{Filtered, Hooks, Instance, WsData, WsOpen, into_response},
+    instance::{Filtered, Hooks, Instance, WsData, WsOpen, into_response, steer},
     native::{self, CallError, Library, Native, RequestParts, peer_text, with_raw_request},
     runtime::{LoadCx, Loaded, Memo, Refused, Role, Runtime, no_outbound},
 };
@@ -176,9 +176,10 @@ impl Instance for InProcess {
     fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
         let result = with_raw(&req, |raw| self.native.request_filter(raw));
         let failures = self.failures.clone();
+        let module = self.native.module().clone();
         Box::pin(async move {
             match result {
-                Ok((false, _)) => Ok(Filtered::Continue(req)),
+                Ok((false, b)) => Ok(Filtered::Continue(steer(req, &module, b.upstream))),
                 Ok((true, b)) => answer(Ok(b), &failures).map(Filtered::Respond),
                 Err(e) => Err(fail(e, &failures)),
             }

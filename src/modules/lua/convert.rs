@@ -6,7 +6,8 @@
 //! `req.method`, `req.path`, `req.body`, `req.peer`, `req.query`,
 //! `req.headers`, `req.params` (the last three are tables), and the
 //! shortcuts `req:header(name)`, `req:query_param(name)` (also
-//! `req:arg(name)`), `req:param(name)`. Query values are decoded by the
+//! `req:arg(name)`), `req:param(name)`, and, in `access`,
+//! `req:set_upstream(group)`. Query values are decoded by the
 //! rules every module language shares (`crate::pipeline::request::query_param`).
 
 use bytes::Bytes;
@@ -26,9 +27,10 @@ pub struct Keys {
     pub(super) body: mlua::LuaString,
 }
 
-/// The request, lent to a script for a call. A script must not keep `req`
-/// past its call: it may find it empty, or holding a later request.
-pub struct LuaRequest(pub Option<Request>);
+/// The request, lent to a script for a call, and the module's name. A
+/// script must not keep `req` past its call: it may find it empty, or
+/// holding a later request.
+pub struct LuaRequest(pub Option<Request>, pub std::sync::Arc<str>);
 
 impl LuaRequest {
     fn get(&self) -> mlua::Result<&Request> {
@@ -88,6 +90,16 @@ impl UserData for LuaRequest {
         }
         methods.add_method("param", |_, r, name: String| {
             Ok(r.get()?.param(&name).map(str::to_owned))
+        });
+        // In `access`: the upstream group for this request, on a route
+        // whose handler is `Proxy(..)` (others ignore it).
+        methods.add_method_mut("set_upstream", |_, r, name: String| {
+            let module = r.1.clone();
+            let req = r.0.as_mut().ok_or_else(|| {
+                mlua::Error::runtime("req is only valid during the call it was passed to")
+            })?;
+            crate::proxy::UpstreamChoice::set(req, &module, name);
+            Ok(())
         });
     }
 }

@@ -233,7 +233,7 @@ impl Vm {
             headers: lua.create_string("headers")?,
             body: lua.create_string("body")?,
         };
-        let req = lua.create_userdata(LuaRequest(None))?;
+        let req = lua.create_userdata(LuaRequest(None, spec.module.clone()))?;
         // Made after the hook is set: a thread takes the hook there is.
         let thread = lua.create_thread(lua.create_function(|_, ()| Ok(()))?)?;
         budget

@@ -261,6 +261,7 @@ fn to_wire(b: Builder, respond: bool) -> WireResponse {
             .collect(),
         body: b.body,
         respond,
+        upstream: b.upstream,
     }
 }
 

@@ -144,6 +144,11 @@ impl Children {
         Ok(self)
     }
 
+    /// The module's name.
+    pub(crate) fn module(&self) -> &Arc<str> {
+        &self.recipe.module
+    }
+
     /// The child to call: the active one, or the spare if the active one
     /// has failed (it then becomes the active one).
     pub(crate) fn current(&self) -> Guard<Arc<Client>> {

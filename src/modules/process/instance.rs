@@ -11,7 +11,7 @@ use crate::{
     HttpError,
     handler::{BoxFuture, HandlerFuture, HandlerResult, Response},
     modules::{
-        instance::{Filtered, Hooks, Instance, into_response},
+        instance::{Filtered, Hooks, Instance, into_response, steer},
         native::peer_text,
     },
     pipeline::{log_hook::LogLine, request::Request},
@@ -86,12 +86,13 @@ impl Instance for Children {
         let reply = self
             .current()
             .call(|id| call_frame(id, Hook::RequestFilter, &req, peer));
+        let module = self.module().clone();
         Box::pin(async move {
             let reply = reply.await?;
             if reply.respond {
                 response(reply).map(Filtered::Respond)
             } else {
-                Ok(Filtered::Continue(req))
+                Ok(Filtered::Continue(steer(req, &module, reply.upstream)))
             }
         })
     }

@@ -69,6 +69,9 @@ pub struct WireResponse {
     pub body: Vec<u8>,
     /// From a request filter: answer now.
     pub respond: bool,
+    /// From a request filter that goes on: the upstream group it chose
+    /// (`set_upstream`).
+    pub upstream: Option<String>,
 }
 
 /// Why a call failed.

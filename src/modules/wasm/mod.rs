@@ -12,7 +12,10 @@
 //! (`egress.rs`). A trap answers 500 and logs the wasm backtrace, running
 //! out of time 504, too many instances 503; none restarts the module.
 //! Components may import `troupe:host/api`, the host API native and Lua
-//! modules have (`plugins/wasm/wit/deps/troupe-host.wit`).
+//! modules have (`plugins/wasm/wit/deps/troupe-host.wit`). As middleware a
+//! component is called as a handler too, on a copy of the head; its
+//! `pass` (a marked response, [`state::Passed`]) lets the request go on,
+//! with the group its `set-upstream` chose.
 
 mod cache;
 mod egress;
@@ -36,7 +39,7 @@ use super::{
     bulkhead::{Admission, Lost, Offload, Slice},
     entry::ModuleEntry,
     hostapi::Services,
-    instance::{Hooks, Instance},
+    instance::{Filtered, Hooks, Instance, steer},
     pool::Pool,
     runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime, load_blocking},
     slot::Slot,
@@ -49,16 +52,17 @@ use crate::{
 };
 use egress::{AllowList, Egress};
 use engine::MAX_MEMORY;
-use state::State;
+use state::{Passed, State};
 
 /// The runtime of `source: Wasm(..)` modules.
 pub(crate) struct WasmRuntime;
 
-/// A `wasi:http/proxy` component answers requests; it has no filter or
-/// log hook.
+/// A `wasi:http/proxy` component answers requests; as middleware it
+/// answers them too, unless it calls `troupe:host/api` `pass` (its
+/// request filter). It has no response filter or log hook.
 const HOOKS: Hooks = Hooks {
     handle: true,
-    request_filter: false,
+    request_filter: true,
     response_filter: false,
     log: false,
     ws: false,
@@ -70,7 +74,7 @@ impl Runtime for WasmRuntime {
     }
 
     fn roles(&self) -> &'static [Role] {
-        &[Role::Handler]
+        &[Role::Handler, Role::Middleware]
     }
 
     /// The limits fit an instance, each `allow_hosts` entry parses, and
@@ -206,7 +210,11 @@ struct Warm {
 }
 
 impl Inner {
-    async fn serve(self: Arc<Self>, req: Request) -> Result<Response, HttpError> {
+    async fn serve(
+        self: Arc<Self>,
+        head: http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response, HttpError> {
         // Held until the guest's call ends, which can be after the
         // handler returns (a streamed body).
         let permit = self
@@ -229,7 +237,7 @@ impl Inner {
         let wasi_req = store
             .data_mut()
             .http()
-            .new_incoming_request(Scheme::Http, hyper_request(req))
+            .new_incoming_request(Scheme::Http, hyper_request(head, body))
             .map_err(internal)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let out = store
@@ -330,6 +338,7 @@ impl Inner {
     /// spent it is interrupted.
     fn arm(&self, store: &mut Store<State>) {
         store.data_mut().meter = Arc::default();
+        store.data_mut().upstream = None;
         store.set_epoch_deadline(1);
     }
 
@@ -490,9 +499,9 @@ where
 
 /// The request as wasi:http takes it: the head, and the buffered body.
 fn hyper_request(
-    req: Request,
+    head: http::request::Parts,
+    body: Bytes,
 ) -> hyper::Request<impl http_body::Body<Data = Bytes, Error = hyper::Error> + Send + 'static> {
-    let (head, body) = req.into_parts();
     hyper::Request::from_parts(
         head,
         Full::new(body).map_err(|never: std::convert::Infallible| match never {}),
@@ -505,6 +514,35 @@ impl Instance for WasmModule {
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
-        HandlerFuture::new(self.inner.clone().serve(req))
+        let (head, body) = req.into_parts();
+        let serve = self.inner.clone().serve(head, body);
+        HandlerFuture::new(async move {
+            let resp = serve.await?;
+            if resp.extensions().get::<Passed>().is_some() {
+                return Err(HttpError::Internal(
+                    "the component called `pass`, but it is the route's handler".into(),
+                ));
+            }
+            Ok(resp)
+        })
+    }
+
+    /// The component sees a copy of the head (and the buffered body, if
+    /// any); the request itself waits here for the route's handler.
+    fn request_filter(&self, req: Request) -> BoxFuture<'static, Result<Filtered, HttpError>> {
+        let (mut head, ()) = http::Request::new(()).into_parts();
+        head.method = req.method().clone();
+        head.uri = req.uri().clone();
+        head.version = req.version();
+        head.headers = req.headers().clone();
+        let serve = self.inner.clone().serve(head, req.body().clone());
+        let module = self.inner.name.clone();
+        Box::pin(async move {
+            let resp = serve.await?;
+            Ok(match resp.extensions().get::<Passed>() {
+                Some(passed) => Filtered::Continue(steer(req, &module, passed.upstream.clone())),
+                None => Filtered::Respond(resp),
+            })
+        })
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use wasmtime::{
     StoreLimits,
     component::{HasSelf, Linker, Resource, ResourceTable},
@@ -22,7 +23,10 @@ mod bindings {
         path: "plugins/wasm/wit",
         world: "troupe:host/host",
         require_store_data_send: true,
-        imports: { "troupe:host/api.respond": trappable },
+        imports: {
+            "troupe:host/api.respond": trappable,
+            "troupe:host/api.pass": trappable,
+        },
         // `respond` takes wasi:http's `response-outparam`: the same
         // resource wasmtime-wasi-http hands the guest.
         with: {
@@ -71,6 +75,17 @@ pub struct State {
     pub meter: Arc<Meter>,
     module: Arc<str>,
     services: Arc<dyn Services>,
+    /// The group `set-upstream` named, until `pass` takes it (cleared for
+    /// each request a kept instance serves).
+    pub upstream: Option<String>,
+}
+
+/// The mark on the response `pass` sends: not an answer, the request goes
+/// on (to the group the component chose, if any).
+#[derive(Debug, Clone)]
+pub struct Passed {
+    /// From `set-upstream`.
+    pub upstream: Option<String>,
 }
 
 impl State {
@@ -90,6 +105,7 @@ impl State {
             meter: Arc::default(),
             module,
             services,
+            upstream: None,
         }
     }
 }
@@ -164,6 +180,23 @@ impl api::Host for State {
             body,
         ));
         Ok(())
+    }
+
+    fn pass(&mut self, out: Resource<HostResponseOutparam>) -> wasmtime::Result<()> {
+        let out = self.table.delete(out)?;
+        let body = http_body_util::Empty::new()
+            .map_err(|never: std::convert::Infallible| match never {})
+            .boxed_unsync();
+        let mut mark = hyper::Response::new(body);
+        mark.extensions_mut().insert(Passed {
+            upstream: self.upstream.take(),
+        });
+        (out.send)(Ok(mark));
+        Ok(())
+    }
+
+    fn set_upstream(&mut self, name: String) {
+        self.upstream = Some(name);
     }
 }
 

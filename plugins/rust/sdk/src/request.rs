@@ -214,6 +214,28 @@ impl Response<'_> {
         unsafe { (self.host.table().append_body)(self.raw, abi::Str::new(bytes.as_ref())) };
         self
     }
+
+    /// In [`crate::Module::request_filter`], before returning
+    /// [`crate::Filter::Continue`]: sends the request to the upstream group
+    /// `name` (a name in the config's `upstreams`) instead of its
+    /// `Proxy(..)` route's. A name the config has not answers 502; a route
+    /// with another handler ignores it.
+    ///
+    /// ```
+    /// use troupe_module::{Error, Filter, Request, Response};
+    ///
+    /// fn canary(req: &Request<'_>, resp: &mut Response<'_>) -> Result<Filter, Error> {
+    ///     if req.header("x-canary") == Some("1") {
+    ///         resp.set_upstream("canary");
+    ///     }
+    ///     Ok(Filter::Continue)
+    /// }
+    /// ```
+    pub fn set_upstream(&mut self, name: &str) -> &mut Self {
+        // SAFETY: the host copies the borrowed string.
+        unsafe { (self.host.table().set_upstream)(self.raw, abi::Str::new(name.as_bytes())) };
+        self
+    }
 }
 
 /// What the log hook sees about one finished request.
