@@ -82,23 +82,41 @@ function drawTree(tree) {
 
 // ---- modules ----------------------------------------------------------
 
+// Rows are kept and updated in place, not rebuilt on every poll: a click
+// whose press and release straddled a rebuild landed on two different
+// buttons, and the browser sent no click at all.
 function drawModules(modules) {
+  const body = $("modules").tBodies[0];
+  const old = new Map([...body.rows].map((r) => [r.dataset.module, r]));
   const rows = modules.map((m) => {
-    const actions = el("td", { class: "actions" });
-    for (const action of ["reload", "disable", "enable"]) {
-      const button = el("button", { type: "button", "data-action": action }, action);
-      button.addEventListener("click", () => act(m.name, action));
-      actions.append(button, " ");
-    }
-    return el("tr", { "data-module": m.name },
-      el("td", {}, el("code", {}, m.name)),
-      el("td", {}, m.kind),
-      el("td", { class: `status status-${m.status}` }, m.status),
-      el("td", { class: "num generation" }, String(m.loads)),
-      el("td", { class: "num restarts" }, String(m.restarts ?? 0)),
-      actions);
+    const row = old.get(m.name) ?? moduleRow(m.name);
+    const [, kind, status, generation, restarts] = row.cells;
+    kind.textContent = m.kind;
+    status.textContent = m.status;
+    status.className = `status status-${m.status}`;
+    generation.textContent = String(m.loads);
+    restarts.textContent = String(m.restarts ?? 0);
+    return row;
   });
-  $("modules").tBodies[0].replaceChildren(...rows);
+  if (rows.length !== body.rows.length || rows.some((r, i) => body.rows[i] !== r)) {
+    body.replaceChildren(...rows);
+  }
+}
+
+function moduleRow(name) {
+  const actions = el("td", { class: "actions" });
+  for (const action of ["reload", "disable", "enable"]) {
+    const button = el("button", { type: "button", "data-action": action }, action);
+    button.addEventListener("click", () => act(name, action));
+    actions.append(button, " ");
+  }
+  return el("tr", { "data-module": name },
+    el("td", {}, el("code", {}, name)),
+    el("td", {}),
+    el("td", { class: "status" }),
+    el("td", { class: "num generation" }),
+    el("td", { class: "num restarts" }),
+    actions);
 }
 
 async function act(name, action) {
