@@ -80,20 +80,7 @@ type Ws = ws::Ws;
 
 /// Opens a WebSocket over HTTP/1.1 without offering a subprotocol.
 async fn open(d: &Daemon, path: &str) -> Result<(Ws, http::Response<Option<Vec<u8>>>), String> {
-    let url = format!("ws://{}{path}", d.addr);
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    {
-        Err(_) => Err("handshake timed out".into()),
-        Ok(Ok(pair)) => Ok(pair),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
-            Err(format!("refused: {}", resp.status().as_u16()))
-        }
-        Ok(Err(e)) => Err(e.to_string()),
-    }
+    ws::handshake(format!("ws://{}{path}", d.addr)).await
 }
 
 /// Reads until the server's close frame: its code (`None`: the
@@ -411,8 +398,11 @@ async fn the_shipped_config_serves_the_echo_and_the_room() {
     ws::echo_n(&mut echo, "shipped", 3).await;
     let (mut a, _) = open(&d, "/ws/room").await.expect("room a");
     let (mut b, _) = ws::connect_h2(d.addr, "/ws/room").await.expect("room b");
+    // One message at a time: the two sockets' messages reach the module
+    // on two tasks, in either order, so `b` speaks once `a`'s was heard.
     a.send(Message::text("hi all")).await.expect("send");
-    assert_eq!(ask(&mut b, "and you").await, "hi all");
     assert_eq!(ws::next_data(&mut a).await, Some(Message::text("hi all")));
+    assert_eq!(ws::next_data(&mut b).await, Some(Message::text("hi all")));
+    assert_eq!(ask(&mut b, "and you").await, "and you");
     assert_eq!(ws::next_data(&mut a).await, Some(Message::text("and you")));
 }

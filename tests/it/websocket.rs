@@ -235,9 +235,13 @@ async fn the_tunnel_idle_timeout_closes_an_idle_tunnel_but_not_a_busy_one() {
     );
     let url = format!("ws://{}/chat", d.addr);
     let (mut busy, _) = ws::connect(&url).await.expect("busy");
+    // Each tunnel's idle clock starts when it opens: timed from its own
+    // handshake, not from the last one (which may come 100 ms later on a
+    // loaded machine).
     let (mut idle, _) = ws::connect(&url).await.expect("idle");
-    let (mut h2_idle, _) = ws::connect_h2(d.addr, "/chat").await.expect("h2 idle");
     let opened = Instant::now();
+    let (mut h2_idle, _) = ws::connect_h2(d.addr, "/chat").await.expect("h2 idle");
+    let h2_opened = Instant::now();
     let busy_task = tokio::spawn(async move {
         // A message every 300 ms for 4 s: never idle for 1.5 s.
         for i in 0..13 {
@@ -260,7 +264,7 @@ async fn the_tunnel_idle_timeout_closes_an_idle_tunnel_but_not_a_busy_one() {
         closed >= Duration::from_millis(1400) && closed < Duration::from_secs(3),
         "closed after {closed:?}"
     );
-    let h2_closed = h2_task.await.expect("h2 idle").duration_since(opened);
+    let h2_closed = h2_task.await.expect("h2 idle").duration_since(h2_opened);
     assert!(
         h2_closed >= Duration::from_millis(1400) && h2_closed < Duration::from_secs(3),
         "HTTP/2 tunnel closed after {h2_closed:?}"

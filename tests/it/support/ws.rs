@@ -130,6 +130,14 @@ pub async fn connect(url: &str) -> Result<(Ws, http::Response<Option<Vec<u8>>>),
             .map_err(|e| e.to_string())?;
     req.headers_mut()
         .insert("sec-websocket-protocol", HeaderValue::from_static("chat"));
+    handshake(req).await
+}
+
+/// Opens a WebSocket for `req` over HTTP/1.1, within 10 s: the socket and
+/// the handshake's answer, or `refused: STATUS`, or why it failed.
+pub async fn handshake(
+    req: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> Result<(Ws, http::Response<Option<Vec<u8>>>), String> {
     match tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(req),
