@@ -183,6 +183,17 @@ impl Request {
     }
 }
 
+/// Whether the comma-separated field `name` (in any of its lines) lists
+/// `token`, case-insensitively: `Connection: keep-alive, Upgrade`.
+pub fn lists_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 /// The first value of the parameter `name` in `query` (raw, without `?`),
 /// decoded: `+` is a space, `%XX` a byte, any other `%` kept as it is,
 /// ill-formed UTF-8 replaced by U+FFFD; a piece without `=` has the empty

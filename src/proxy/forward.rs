@@ -370,9 +370,7 @@ async fn connection(
             if !fresh && let Some(sender) = pool.take_h2(t) {
                 return Ok((sender, true));
             }
-            let mut sender =
-                Box::pin(pool.connect(backend.addr, backend.host.as_deref(), t, s.connect_timeout))
-                    .await?;
+            let mut sender = Box::pin(pool.connect(backend, t, s.connect_timeout)).await?;
             sender.ready().await?;
             return Ok((sender, false));
         }
@@ -386,8 +384,7 @@ async fn connection(
     // large future and, with keep-alive, a rare one. Inline, it made the
     // whole request's future that large, and moving it into its box cost
     // a quarter of a proxied request's instructions.
-    let mut sender =
-        Box::pin(pool.connect(backend.addr, backend.host.as_deref(), t, s.connect_timeout)).await?;
+    let mut sender = Box::pin(pool.connect(backend, t, s.connect_timeout)).await?;
     sender.ready().await?;
     Ok((sender, false))
 }

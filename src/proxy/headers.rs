@@ -11,6 +11,8 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
+use crate::pipeline::request::lists_token;
+
 /// The hop-by-hop headers every message drops, besides those named in
 /// its `Connection` (`TE` is handled apart: `TE: trailers` is kept).
 static HOP_BY_HOP: [HeaderName; 5] = [
@@ -75,11 +77,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    if let Some(te) = headers.get(header::TE) {
-        let trailers = te.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
+    if headers.contains_key(header::TE) {
+        let trailers = lists_token(headers, header::TE, "trailers");
         headers.remove(header::TE);
         if trailers {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));

@@ -129,7 +129,7 @@ async fn probe(
     // The driver ends with the connection: `Connection: close` for
     // HTTP/1.1, the dropped sender for HTTP/2, or the probe abandoned at
     // its deadline.
-    let opened = transport::open(addr, backend.host.as_deref(), transport, timeout, || {})
+    let opened = transport::open(backend, transport, timeout, || {})
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let host = host.clone().unwrap_or_else(|| backend.authority.clone());

@@ -20,7 +20,6 @@
 
 use std::{
     collections::VecDeque,
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, Ordering::Relaxed},
@@ -35,6 +34,7 @@ use hyper::{
 };
 
 use super::{
+    backend::Backend,
     body::UpstreamBody,
     transport::{self, Opened, Protocol, Transport},
 };
@@ -325,13 +325,12 @@ impl Pool {
         self.opening.lock().await
     }
 
-    /// Opens a new connection to `addr` (named `host`) over `t` and starts its driver
+    /// Opens a new connection to `backend` over `t` and starts its driver
     /// task; an HTTP/2 one joins the shared list, and the sender is a
     /// stream on it.
     pub(crate) async fn connect(
         &self,
-        addr: SocketAddr,
-        host: Option<&str>,
+        backend: &Backend,
         t: &Transport,
         timeout: Duration,
     ) -> Result<Sender, ConnectError> {
@@ -341,7 +340,7 @@ impl Pool {
         };
         // Counted before the driver can end (and decrement).
         self.total.fetch_add(1, Relaxed);
-        let opened = match transport::open(addr, host, t, timeout, ended).await {
+        let opened = match transport::open(backend, t, timeout, ended).await {
             Ok(o) => o,
             Err(e) => {
                 // No driver was started.

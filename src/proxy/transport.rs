@@ -25,7 +25,7 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::{body::UpstreamBody, pool::ConnectError};
+use super::{backend::Backend, body::UpstreamBody, pool::ConnectError};
 
 /// The HTTP version spoken to a group's backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,16 +79,16 @@ pub(crate) enum Opened {
     H2(http2::SendRequest<UpstreamBody>),
 }
 
-/// Opens a connection to `addr` (resolved from the name `host`, if any)
-/// the way `t` says, starts its driver task (which calls `ended` when the
-/// connection is gone) and hands back its sender.
+/// Opens a connection to `backend` the way `t` says, starts its driver
+/// task (which calls `ended` when the connection is gone) and hands back
+/// its sender.
 pub(crate) async fn open(
-    addr: SocketAddr,
-    host: Option<&str>,
+    backend: &Backend,
     t: &Transport,
     timeout: Duration,
     ended: impl FnOnce() + Send + 'static,
 ) -> Result<Opened, ConnectError> {
+    let addr = backend.addr;
     let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| ConnectError::Timeout)??;
@@ -102,7 +102,7 @@ pub(crate) async fn open(
     let name = tls
         .server_name
         .clone()
-        .or_else(|| host.and_then(|h| ServerName::try_from(h.to_owned()).ok()))
+        .or_else(|| (backend.host.as_deref()).and_then(|h| ServerName::try_from(h.to_owned()).ok()))
         .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
     let connector = TlsConnector::from(tls.config.clone());
     let stream = tokio::time::timeout(timeout, connector.connect(name, tcp))

@@ -27,7 +27,7 @@ use crate::{
     error::HttpError,
     handler::Response,
     observe::access_log::UpstreamTiming,
-    pipeline::{body::Body, tunnels::Tunnels},
+    pipeline::{body::Body, request::lists_token, tunnels::Tunnels},
 };
 
 static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
@@ -67,7 +67,7 @@ pub(super) fn wanted(head: &mut Parts, allowed: &[String]) -> Result<Option<Upgr
         if head.extensions.get::<OnUpgrade>().is_none()
             || allowed.is_empty()
             || head.version != Version::HTTP_11
-            || !asks_upgrade(&head.headers)
+            || !lists_token(&head.headers, header::CONNECTION, "upgrade")
         {
             return Ok(None);
         }
@@ -90,16 +90,6 @@ pub(super) fn wanted(head: &mut Parts, allowed: &[String]) -> Result<Option<Upgr
         connect,
         protocol,
     }))
-}
-
-/// Whether `Connection` names `upgrade`.
-fn asks_upgrade(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// The protocols of `Upgrade` the route allows, in the client's order

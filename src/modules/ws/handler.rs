@@ -17,7 +17,11 @@ use crate::{
         instance::{Instance, WsOpen},
         slot::Slot,
     },
-    pipeline::{body::Body, request::Request, tunnels::Tunnels},
+    pipeline::{
+        body::Body,
+        request::{Request, lists_token},
+        tunnels::Tunnels,
+    },
 };
 
 static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
@@ -178,8 +182,8 @@ fn handshake(req: &Request) -> Result<Asked, NotWs> {
     }
     let asks = head.method == Method::GET
         && head.version == Version::HTTP_11
-        && has_token(&head.headers, header::CONNECTION, "upgrade")
-        && has_token(&head.headers, header::UPGRADE, "websocket");
+        && lists_token(&head.headers, header::CONNECTION, "upgrade")
+        && lists_token(&head.headers, header::UPGRADE, "websocket");
     if !asks {
         return Err(NotWs::Plain);
     }
@@ -201,16 +205,6 @@ fn version_13(headers: &http::HeaderMap) -> bool {
     headers
         .get(&SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13")
-}
-
-/// Whether the comma-separated header `name` lists `token`.
-fn has_token(headers: &http::HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response {
