@@ -155,6 +155,13 @@ pub struct Admin {
     /// An environment variable holding the token, instead of a file.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Host names the admin API answers to besides its own address
+    /// (`"admin.internal"` for any port, `"admin.internal:8443"` for one),
+    /// when it is reached through a tunnel or a proxy. A request naming
+    /// another `Host`, or sent from a page of another `Origin`, gets 403:
+    /// a web page cannot drive the API, even through DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_admin_listen() -> SocketAddr {

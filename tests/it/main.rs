@@ -10,6 +10,7 @@ mod support;
 mod access_log;
 mod acme;
 mod admin;
+mod admin_guard;
 mod bulkhead;
 mod cli;
 mod config_errors;
