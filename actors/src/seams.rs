@@ -43,6 +43,13 @@ pub trait App: Send + Sync + 'static {
         listen: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()>;
+
+    /// Asked before each accept: `None` to accept now, or a future that
+    /// ends when there is room for another connection (a cap on open
+    /// connections that pauses accepting; clients wait in the backlog).
+    fn room(&self) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
 }
 
 /// The admin API's connections, served under their own listener actor

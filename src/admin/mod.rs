@@ -23,7 +23,8 @@
 //! without `Content-Type: application/json` (415). A missing or wrong
 //! token gets 401 (logged with the peer; repeated wrong ones are answered
 //! slowly, then 429), an unknown path 404, another method 405 with
-//! `Allow`. The admin connections never touch the request path's state.
+//! `Allow`. At most 16 admin connections are open at once (more are
+//! closed). The admin connections never touch the request path's state.
 
 mod guard;
 mod ui;
@@ -44,6 +45,9 @@ use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry, tls
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Open admin connections; more are closed at once, so that a flood of
+/// them cannot take the descriptors the operator needs to get in.
+const MAX_CONNECTIONS: usize = 16;
 
 /// The admin endpoints, matched by path (`matchit`, as routes are).
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +122,8 @@ pub struct Admin {
     tree: TreeHandle,
     /// The certificates in force, for `GET /tls`.
     certs: Arc<LiveCerts>,
+    /// Places for open connections (`MAX_CONNECTIONS`).
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 impl Admin {
@@ -138,6 +144,7 @@ impl Admin {
             endpoints: Endpoint::table(),
             tree,
             certs,
+            places: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         })
     }
 
@@ -145,7 +152,15 @@ impl Admin {
     pub fn app(self: &Arc<Self>) -> AdminApp {
         let admin = self.clone();
         AdminApp::new(move |stream, peer, shutdown| {
-            Box::pin(admin.clone().serve(stream, peer, shutdown))
+            let Ok(place) = admin.places.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = MAX_CONNECTIONS, "admin API: too many connections; closing this one");
+                return Box::pin(std::future::ready(()));
+            };
+            let conn = admin.clone().serve(stream, peer, shutdown);
+            Box::pin(async move {
+                conn.await;
+                drop(place);
+            })
         })
     }
 

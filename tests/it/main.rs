@@ -14,6 +14,7 @@ mod admin_guard;
 mod bulkhead;
 mod cli;
 mod config_errors;
+mod conn_caps;
 mod control;
 mod health;
 mod http;
