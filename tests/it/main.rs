@@ -23,6 +23,8 @@ mod kv_quota;
 mod lua;
 mod module_roles;
 mod module_ws;
+mod module_ws_reload;
+mod module_ws_upkeep;
 mod modules;
 mod process_children;
 mod proxy;
