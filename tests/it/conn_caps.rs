@@ -173,3 +173,67 @@ async fn the_admin_api_has_its_own_small_cap() {
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     assert_eq!(ask(&mut s, SOON).await, Some(true));
 }
+
+#[test]
+fn out_of_descriptors_the_listener_backs_off_logs_once_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.ron");
+    std::fs::write(&path, config("", "")).unwrap();
+    let d = crate::support::daemon::Daemon::start(&path);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
+    // Room for a few connections more than it holds now.
+    let limit = fds() + 8;
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", d.pid()))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // More clients than descriptors: the kernel takes them all (the
+        // backlog), the server can accept only some.
+        let mut clients = Vec::new();
+        for _ in 0..24 {
+            clients.push(TcpStream::connect(d.addr).await.unwrap());
+        }
+        let mut served = 0;
+        for c in &mut clients {
+            if ask(c, Duration::from_millis(300)).await == Some(true) {
+                served += 1;
+            }
+        }
+        assert!(
+            served < 24,
+            "every client was served: the limit did not bite"
+        );
+        // It keeps trying (backing off) without a line per try.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let logs = d.logs();
+        assert_eq!(
+            logs.matches("accept failed; backing off").count(),
+            1,
+            "{logs}"
+        );
+        drop(clients);
+        // Descriptors come back as those connections close.
+        let mut ok = false;
+        for _ in 0..100 {
+            let mut s = TcpStream::connect(d.addr).await.unwrap();
+            if ask(&mut s, Duration::from_millis(500)).await == Some(true) {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "never served again:\n{}", d.logs());
+    });
+    assert!(
+        d.wait_for_log("accepting again", Duration::from_secs(5)),
+        "{}",
+        d.logs()
+    );
+}
