@@ -4,8 +4,9 @@
 //! clients (tokio-tungstenite over HTTP/1.1 Upgrade and HTTP/2 extended
 //! CONNECT): messages both ways, a broadcast, the handshake refused or
 //! completed by `on-open`, a hook that loops, traps or runs out of memory
-//! closing only its socket (1011), and a component without the export
-//! refused on a WebSocket route.
+//! closing only its socket (1011), a component without the export
+//! refused on a WebSocket route, and the Autobahn fuzzing client against
+//! the echo.
 
 use std::time::Duration;
 
@@ -266,12 +267,11 @@ async fn the_shipped_config_serves_the_wasm_echo_and_room() {
     assert_eq!(ws::next_data(&mut b).await, Some(Message::text("hi all")));
 }
 
-/// The Autobahn fuzzing client against the wasm echo; not in the suite
-/// (a fresh instance per message makes it take minutes), run by hand:
-/// `cargo test --test it module_ws_wasm::autobahn -- --ignored`.
+/// The Autobahn fuzzing client against the wasm echo: every message of
+/// its 247 cases on a fresh instance (about 12 s here). Skipped, saying
+/// why, where there is no Python 2.7 to run it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes long; run by hand"]
-async fn autobahn_against_the_wasm_echo() {
+async fn the_autobahn_fuzzing_client_against_the_wasm_echo_fails_no_case() {
     let Some(wstest) = tokio::task::spawn_blocking(crate::websocket::wstest)
         .await
         .expect("set-up")
