@@ -25,6 +25,7 @@ mod module_roles;
 mod module_ws;
 mod module_ws_reload;
 mod module_ws_upkeep;
+mod module_ws_wasm;
 mod modules;
 mod process_children;
 mod proxy;

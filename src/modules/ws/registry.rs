@@ -123,3 +123,15 @@ pub(crate) fn end(module: &str, id: u64, code: u16, reason: &[u8]) -> Result<(),
         .map_err(|_| Refused::Invalid)?;
     queue(module, id, Out::End(code, reason))
 }
+
+/// The ids of `module`'s open sockets, in no order (a WebAssembly room's
+/// `sockets`, whose instances keep nothing between calls). Walks every
+/// open socket of the server.
+#[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+pub(crate) fn open(module: &str) -> Vec<u64> {
+    SOCKETS
+        .iter()
+        .filter(|e| *e.value().module == *module)
+        .map(|e| *e.key())
+        .collect()
+}
