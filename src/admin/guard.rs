@@ -12,7 +12,7 @@
 //!   preflight a browser sends first is refused (405).
 //! - **Wrong tokens** are counted per client address: after a few, each
 //!   further one is answered only after a delay (one guess a second),
-//!   and past a queue of ten seconds of guesses, 429.
+//!   and past a queue of five seconds of guesses, 429.
 //!
 //! Caddy's admin endpoint does the same Host and Origin checks.
 
@@ -33,7 +33,7 @@ const FREE_GUESSES: u32 = 5;
 /// Then, one guess per this.
 const GUESS_PERIOD: Duration = Duration::from_secs(1);
 /// A guess that would wait longer is refused (429) rather than queued.
-const MAX_WAIT: Duration = Duration::from_secs(10);
+const MAX_WAIT: Duration = Duration::from_secs(5);
 /// Addresses remembered before the quiet ones are forgotten.
 const MAX_KEYS: usize = 4096;
 

@@ -223,10 +223,11 @@ fn wrong_tokens_are_slowed_down_then_refused() {
         "{:?}",
         t2.elapsed()
     );
-    // Guesses in parallel queue a second apart; beyond ten seconds of
-    // queue they are refused at once, with when to come back.
+    // Guesses in parallel queue a second apart; beyond five seconds of
+    // queue they are refused at once, with when to come back. (15: the
+    // admin API takes 16 connections at most.)
     let answers = rt.block_on(async {
-        let guesses: Vec<_> = (0..24)
+        let guesses: Vec<_> = (0..15)
             .map(|_| {
                 let host = host.clone();
                 tokio::spawn(async move {
@@ -257,7 +258,7 @@ fn wrong_tokens_are_slowed_down_then_refused() {
             other => panic!("{other}: {answer}"),
         }
     }
-    assert!(refused >= 5, "{refused} of 24 refused");
+    assert!(refused >= 3, "{refused} of 15 refused");
     let logs = d.logs();
     assert!(logs.contains("repeated wrong tokens"), "{logs}");
 }
