@@ -39,6 +39,7 @@ mod robustness;
 mod routing;
 mod shutdown;
 mod static_files;
+mod strict_http;
 mod supervision;
 mod timeouts;
 mod tls;

@@ -244,9 +244,16 @@ struct Warm {
 impl Inner {
     async fn serve(
         self: Arc<Self>,
-        head: http::request::Parts,
+        mut head: http::request::Parts,
         body: Bytes,
     ) -> Result<Response, HttpError> {
+        // wasi:http refuses a request with no authority at all, which an
+        // HTTP/1.0 one may be (the core refuses an HTTP/1.1 one without
+        // `Host`): the component sees an empty one, as the client sent.
+        if head.uri.authority().is_none() && !head.headers.contains_key(http::header::HOST) {
+            head.headers
+                .insert(http::header::HOST, http::HeaderValue::from_static(""));
+        }
         // Held until the guest's call ends, which can be after the
         // handler returns (a streamed body).
         let permit = self

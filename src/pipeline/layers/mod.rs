@@ -3,6 +3,7 @@
 //!
 //! | layer              | on the way down                              | on the way up                         |
 //! |--------------------|----------------------------------------------|---------------------------------------|
+//! | `host.rs`          | refuse a missing (HTTP/1.1), repeated or invalid `Host` (400) | —                    |
 //! | `smuggling.rs`     | refuse a head with a length and a chunked coding (400) | —                           |
 //! | `keep_alive.rs`    | count the request on its connection          | close after `keepalive_requests`      |
 //! | `server_header.rs` | —                                            | `Server: troupe`                      |
@@ -21,6 +22,7 @@
 //! request's future.
 
 mod access_log;
+mod host;
 mod keep_alive;
 pub(crate) mod log_hooks;
 mod metrics;
@@ -117,12 +119,15 @@ impl<C: Connection, A: Layer<C>, B: Layer<C>> Layer<C> for (A, B) {
 
 /// Every request's layers, outermost first (the table above).
 pub(crate) type Builtins = (
-    smuggling::Smuggling,
+    host::HostCheck,
     (
-        keep_alive::KeepAlive,
+        smuggling::Smuggling,
         (
-            server_header::ServerHeader,
-            (access_log::Logging, metrics::Metrics),
+            keep_alive::KeepAlive,
+            (
+                server_header::ServerHeader,
+                (access_log::Logging, metrics::Metrics),
+            ),
         ),
     ),
 );
@@ -130,12 +135,15 @@ pub(crate) type Builtins = (
 /// The built-in stack, over the server's access log and series.
 pub(crate) fn builtins(access: Option<AccessLog>, metrics: &HttpMetrics) -> Builtins {
     (
-        smuggling::Smuggling,
+        host::HostCheck,
         (
-            keep_alive::KeepAlive,
+            smuggling::Smuggling,
             (
-                server_header::ServerHeader,
-                (access_log::Logging(access), metrics::Metrics::new(metrics)),
+                keep_alive::KeepAlive,
+                (
+                    server_header::ServerHeader,
+                    (access_log::Logging(access), metrics::Metrics::new(metrics)),
+                ),
             ),
         ),
     )
