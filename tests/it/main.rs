@@ -21,6 +21,7 @@ mod kv_quota;
 mod lua;
 mod module_roles;
 mod module_ws;
+mod module_ws_lua;
 mod modules;
 mod process_children;
 mod proxy;

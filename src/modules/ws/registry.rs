@@ -123,3 +123,13 @@ pub(crate) fn end(module: &str, id: u64, code: u16, reason: &[u8]) -> Result<(),
         .map_err(|_| Refused::Invalid)?;
     queue(module, id, Out::End(code, reason))
 }
+
+/// The ids of `module`'s open sockets (a Lua broadcast's list): a walk
+/// over every open socket, fine for a room, not for a hot path.
+pub(crate) fn sockets(module: &str) -> Vec<u64> {
+    SOCKETS
+        .iter()
+        .filter(|e| *e.module == *module)
+        .map(|e| *e.key())
+        .collect()
+}
