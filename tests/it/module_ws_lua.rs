@@ -6,7 +6,8 @@
 //! `ws_message` closing only its socket (1011) while another socket and a
 //! plain route go on; a call that moves to the module pool keeping the
 //! socket's order; the shipped config's Lua routes; `troupe -t` refusing
-//! a script without `ws_message`.
+//! a script without `ws_message`; and the Autobahn fuzzing client against
+//! the Lua echo (247 cases, about 11 s).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -313,7 +314,6 @@ fn troupe_t_refuses_a_script_without_ws_message_naming_the_module() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes: run with --ignored to check the Lua echo against Autobahn"]
 async fn the_autobahn_fuzzing_client_against_the_lua_echo_fails_no_case() {
     let Some(wstest) = tokio::task::spawn_blocking(crate::websocket::wstest)
         .await
