@@ -5,7 +5,7 @@
 //! its answer, failing (500); a looping, failing or memory-hungry
 //! `ws_message` closing only its socket (1011) while another socket and a
 //! plain route go on; a call that moves to the module pool keeping the
-//! socket's order; the shipped config's Lua routes; `troupe -t` refusing
+//! socket's order, and a client that outruns it closed (1011); the shipped config's Lua routes; `troupe -t` refusing
 //! a script without `ws_message`; and the Autobahn fuzzing client against
 //! the Lua echo (247 cases, about 11 s).
 
@@ -29,6 +29,7 @@ const ROUTES: &str = r#"
     (path: "/echo", handler: WebSocket(module: "echo")),
     (path: "/room", handler: WebSocket(module: "room")),
     (path: "/probe", handler: WebSocket(module: "probe")),
+    (path: "/patient", handler: WebSocket(module: "patient")),
 "#;
 
 /// Starts the binary with the echo and room examples and the test probe
@@ -40,9 +41,11 @@ fn start() -> (tempfile::TempDir, Daemon) {
         r#"(name: "echo", source: Lua({})),
            (name: "room", source: Lua({})),
            (name: "probe", source: Lua({}), timeout: "5s",
-            sandbox: (memory: 8388608, instructions: 2000000))"#,
+            sandbox: (memory: 8388608, instructions: 2000000)),
+           (name: "patient", source: Lua({}), sandbox: (instructions: 200000000))"#,
         lua("examples/ws_echo.lua"),
         lua("examples/ws_room.lua"),
+        lua("testing/ws_probe.lua"),
         lua("testing/ws_probe.lua"),
     );
     std::fs::write(&path, config(&modules, ROUTES)).expect("write");
@@ -260,6 +263,38 @@ async fn a_call_that_moves_to_the_module_pool_keeps_the_sockets_order() {
         "{}",
         d.logs()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_outruns_a_moved_call_is_closed_with_1011() {
+    let (_dir, d) = start();
+    let mut s = open(&d, "/patient").await.expect("open");
+    // Tens of milliseconds on the module pool; the 40 messages behind it
+    // arrive at once, past the 32 a socket may have waiting.
+    s.send(Message::text("crawl")).await.expect("send");
+    for i in 0..40 {
+        s.send(Message::text(format!("m{i}"))).await.expect("send");
+    }
+    assert_eq!(
+        close_code(&mut s, Duration::from_secs(10)).await,
+        Some(1011),
+        "{}",
+        d.logs()
+    );
+    assert!(
+        d.wait_for_log("messages wait for the script", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    // ws_close still ran, after the calls that waited.
+    assert!(
+        d.wait_for_log(" with 1011", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    // The module serves the next socket.
+    let mut next = open(&d, "/patient").await.expect("next");
+    assert_eq!(ask(&mut next, "hi").await, "text:hi");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

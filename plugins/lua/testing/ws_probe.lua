@@ -3,7 +3,8 @@
 -- that Sec-WebSocket-Protocol, and fails ?fail. Messages: "loop" runs
 -- until its budget stops it, "fail" raises an error, "bye" closes with
 -- 4000, "memory" grows past the VM's memory, "slow" runs past its first
--- slice and then answers "slow done"; anything else is echoed with its
+-- slice and then answers "slow done", "crawl" the same for longer
+-- (a module with a large budget); anything else is echoed with its
 -- kind ("text:hi"). ws_close logs the code.
 
 function ws_open(socket, req)
@@ -29,6 +30,10 @@ function ws_message(socket, data, kind)
   elseif data == "memory" then
     local t = {}
     for i = 1, 1e9 do t[i] = string.rep("x", 1024) .. i end
+  elseif data == "crawl" then
+    local n = 0
+    for i = 1, 5000000 do n = n + i end
+    troupe.ws.send(socket, "crawl done")
   elseif data == "slow" then
     local n = 0
     for i = 1, 300000 do n = n + i end

@@ -164,6 +164,8 @@ pub(super) fn message(inner: &Arc<Inner>, socket: u64, msg: WsData<'_>) -> Resul
         }
         let over = b.later.len() >= BEHIND_MESSAGES || b.bytes + data.len() > BEHIND_BYTES;
         if over && !b.later.is_empty() {
+            // The socket closes: what waits is dropped, `ws_close` runs.
+            b.failed = true;
             return Err(format!(
                 "{} messages wait for the script: the client outruns it",
                 b.later.len()
