@@ -14,8 +14,11 @@ use troupe_actors::{
 };
 
 use crate::{
-    config::Loaded,
-    conn,
+    config::{Loaded, schema::AtConnectionCap},
+    conn::{
+        self,
+        caps::{CapLimits, Caps, Refused},
+    },
     generation::Generation,
     modules::{
         Slot,
@@ -46,6 +49,8 @@ pub struct Http {
     generation: Arc<ArcSwap<Generation>>,
     /// The TLS acceptor, for connections on `tls` addresses.
     tls: Arc<Tls>,
+    /// Open connections, for the caps (kept across reloads).
+    caps: Arc<Caps>,
 }
 
 impl App for Http {
@@ -60,24 +65,67 @@ impl App for Http {
     ) -> BoxFuture<'static, ()> {
         let generation = self.generation.load();
         let cfg = generation.conn.clone();
+        let permit = match self.caps.admit(peer.ip(), &cfg.caps) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                refuse(refused, peer, &cfg.caps);
+                // Closed at once: the stream is dropped here.
+                return Box::pin(std::future::ready(()));
+            }
+        };
         // The one branch TLS adds to a plain connection.
         if generation.is_tls(listen) {
-            return Box::pin(conn::serve_tls(
+            let conn = conn::serve_tls(
                 self.pipeline.clone(),
                 cfg,
                 self.tls.clone(),
                 stream,
                 peer,
                 shutdown,
-            ));
+            );
+            return Box::pin(async move {
+                conn.await;
+                drop(permit);
+            });
         }
-        Box::pin(conn::serve(
-            self.pipeline.clone(),
-            cfg,
-            stream,
-            peer,
-            shutdown,
-        ))
+        let conn = conn::serve(self.pipeline.clone(), cfg, stream, peer, shutdown);
+        Box::pin(async move {
+            conn.await;
+            drop(permit);
+        })
+    }
+
+    fn room(&self) -> Option<BoxFuture<'static, ()>> {
+        let caps = self.generation.load().conn.caps;
+        if caps.at_cap != AtConnectionCap::Pause || self.caps.open() < caps.max {
+            return None;
+        }
+        tracing::warn!(
+            max_connections = caps.max,
+            "connection cap reached: not accepting until a connection closes"
+        );
+        let open = self.caps.clone();
+        Some(Box::pin(async move { open.room(caps.max).await }))
+    }
+}
+
+/// Logs a connection closed by a cap: the first of each second only, as
+/// a flood would otherwise write a line per connection.
+fn refuse(refused: Refused, peer: SocketAddr, caps: &CapLimits) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST.swap(now, std::sync::atomic::Ordering::Relaxed) == now {
+        return;
+    }
+    match refused {
+        Refused::Full => {
+            tracing::warn!(%peer, max_connections = caps.max, "connection cap reached: closing new connections")
+        }
+        Refused::PerIp => {
+            tracing::warn!(%peer, max_connections_per_ip = caps.per_ip, "per-address connection cap reached: closing its new connections")
+        }
     }
 }
 
@@ -306,6 +354,7 @@ pub async fn start_with(
         )),
         generation: generation.clone(),
         tls: tls.clone(),
+        caps: Arc::default(),
     };
     let admin = match admin {
         Some(spec) => {

@@ -175,7 +175,9 @@ pub async fn module(
             .map_err(|e| failed(e.to_string()))?;
     tokio::spawn(conn);
     let mut req = http::Request::post(format!("/modules/{name}/{action}"))
-        .header(http::header::HOST, addr.to_string());
+        .header(http::header::HOST, addr.to_string())
+        // The admin API takes mutating calls only as JSON (`admin/guard.rs`).
+        .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(token) = &admin.token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }

@@ -17,6 +17,7 @@
 //!   its own plugin-host actor.
 //! - [`proxy`]: the reverse proxy: upstream groups, balancing, pools,
 //!   the `Proxy` handler.
+//! - [`limit`]: rate limiting (a keyed GCRA that can delay as well as refuse).
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
 //! - [`control`]: `troupe -s` and the pid file it reads.
@@ -39,6 +40,7 @@ pub mod error;
 pub(crate) mod generation;
 pub mod handler;
 pub(crate) mod handlers;
+pub mod limit;
 pub(crate) mod listen;
 pub(crate) mod middleware;
 pub mod modules;

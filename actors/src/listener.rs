@@ -199,18 +199,35 @@ impl<A: App> AcceptLoop<A> {
         // Accept errors (EMFILE, ENFILE, ENOBUFS) are transient: back off
         // instead of spinning, and reset after a success.
         let mut backoff = Duration::from_millis(5);
+        // Failures in a row: the first is logged, the recovery too.
+        let mut failures = 0u64;
         loop {
+            if let Some(room) = self.app.room() {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = room => {}
+                }
+            }
             let accepted = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 accepted = self.listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(ok) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "accepting again");
+                        failures = 0;
+                    }
                     backoff = Duration::from_millis(5);
                     ok
                 }
                 Err(err) => {
-                    tracing::warn!(%err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(%err, "accept failed; backing off until it works again");
+                    } else {
+                        tracing::debug!(%err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    }
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}

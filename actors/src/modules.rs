@@ -211,14 +211,20 @@ impl ModulesState {
                 }
             };
             match self.hosts.iter_mut().find(|(n, _)| *n == actor) {
-                Some(entry) => entry.1 = host,
+                Some(entry) => std::mem::replace(&mut entry.1, host).superseded(),
                 None => self.hosts.push((actor, host)),
             }
         }
         for module in remove {
             let actor = actor_name(&module);
             let gone = self.children.forget(&actor);
-            self.hosts.retain(|(n, _)| *n != actor);
+            self.hosts.retain(|(n, h)| {
+                let keep = *n != actor;
+                if !keep {
+                    h.superseded();
+                }
+                keep
+            });
             if let Some(h) = gone {
                 let _ = ActorRef::<PluginHostMsg>::from(h).cast(PluginHostMsg::Release);
             }

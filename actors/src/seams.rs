@@ -43,6 +43,13 @@ pub trait App: Send + Sync + 'static {
         listen: SocketAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()>;
+
+    /// Asked before each accept: `None` to accept now, or a future that
+    /// ends when there is room for another connection (a cap on open
+    /// connections that pauses accepting; clients wait in the backlog).
+    fn room(&self) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
 }
 
 /// The admin API's connections, served under their own listener actor
@@ -101,6 +108,13 @@ pub trait ModuleHost: Send + Sync + 'static {
 
     /// Unpublishes the module: it failed for good, or it is stopping.
     fn retire(&self, why: Retired);
+
+    /// A config reload replaced this host by another (the module's
+    /// declaration or file changed) or removed the module, and the new
+    /// config is in force. Nothing is unpublished (requests that found
+    /// the old generation finish on it); what outlives a request on the
+    /// old instance (a WebSocket) is told to move on.
+    fn superseded(&self) {}
 }
 
 /// Why a module no longer serves.

@@ -65,7 +65,7 @@ def get(conn: http.client.HTTPConnection, path: str) -> bytes:
 
 
 def post(conn: http.client.HTTPConnection, path: str) -> int:
-    conn.request("POST", path)
+    conn.request("POST", path, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     resp.read()
     return resp.status

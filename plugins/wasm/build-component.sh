@@ -2,7 +2,9 @@
 # Builds one C file into a Troupe WebAssembly component, from any directory:
 #   /path/to/troupe/plugins/wasm/build-component.sh mine.c mine.wasm [more.c ...]
 # It compiles for wasm32-wasi with clang-19 against the committed bindings
-# (plugins/wasm/gen) and helpers (plugins/wasm/common), then wraps the core
+# (plugins/wasm/gen: the `module` world, or the `ws-module` world when
+# SOURCE.c includes "ws_module.h", a WebSocket handler) and helpers
+# (plugins/wasm/common), then wraps the core
 # module into a component with troupe-componentize, which it builds from
 # plugins/wasm/componentize the first time (the server's release build does
 # not include it). clang-19, lld-19, wasi-libc and libclang-rt-19-dev-wasm32
@@ -33,10 +35,16 @@ fi
 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p troupe-componentize
 componentize="$target/release/troupe-componentize"
 
+# A WebSocket component is built against the ws-module world's bindings.
+world=module
+if grep -q '^#include "ws_module.h"' "$src"; then
+    world=ws_module
+fi
+
 core="$out.core.wasm"
 "$clang" --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wall -Werror \
     -I "$wasm/gen" -I "$wasm/common" \
-    "$src" "$@" "$wasm/gen/module.c" "$wasm/gen/module_component_type.o" -o "$core"
+    "$src" "$@" "$wasm/gen/$world.c" "$wasm/gen/${world}_component_type.o" -o "$core"
 "$componentize" "$core" "$out.tmp"
 rm -f "$core"
 mv "$out.tmp" "$out"

@@ -18,10 +18,15 @@
 //! | `POST /modules/{name}/reload` | a new instance swapped in (old keeps serving if it fails: 409) |
 //! | `POST /modules/{name}/disable`, `…/enable` | its routes answer 503 until enabled |
 //!
-//! A missing or wrong token gets 401 (logged with the peer), an unknown
-//! path 404, another method 405 with `Allow`. The admin connections never
-//! touch the request path's state.
+//! Before anything else, `guard.rs` refuses what a web page could send:
+//! a `Host` or `Origin` that is not the admin API's own (403), and a POST
+//! without `Content-Type: application/json` (415). A missing or wrong
+//! token gets 401 (logged with the peer; repeated wrong ones are answered
+//! slowly, then 429), an unknown path 404, another method 405 with
+//! `Allow`. At most 16 admin connections are open at once (more are
+//! closed). The admin connections never touch the request path's state.
 
+mod guard;
 mod ui;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -40,6 +45,9 @@ use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry, tls
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Open admin connections; more are closed at once, so that a flood of
+/// them cannot take the descriptors the operator needs to get in.
+const MAX_CONNECTIONS: usize = 16;
 
 /// The admin endpoints, matched by path (`matchit`, as routes are).
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +112,7 @@ impl Endpoint {
 /// What the admin endpoints read.
 pub struct Admin {
     token: Option<String>,
+    guard: guard::Guard,
     registry: prometheus::Registry,
     /// The generation in force: routes, config and modules, read
     /// together (a reload replaces it whole).
@@ -113,6 +122,8 @@ pub struct Admin {
     tree: TreeHandle,
     /// The certificates in force, for `GET /tls`.
     certs: Arc<LiveCerts>,
+    /// Places for open connections (`MAX_CONNECTIONS`).
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 impl Admin {
@@ -127,11 +138,13 @@ impl Admin {
     ) -> Arc<Self> {
         Arc::new(Self {
             token: spec.token.clone(),
+            guard: guard::Guard::new(spec),
             registry,
             generation,
             endpoints: Endpoint::table(),
             tree,
             certs,
+            places: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         })
     }
 
@@ -139,14 +152,26 @@ impl Admin {
     pub fn app(self: &Arc<Self>) -> AdminApp {
         let admin = self.clone();
         AdminApp::new(move |stream, peer, shutdown| {
-            Box::pin(admin.clone().serve(stream, peer, shutdown))
+            let Ok(place) = admin.places.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = MAX_CONNECTIONS, "admin API: too many connections; closing this one");
+                return Box::pin(std::future::ready(()));
+            };
+            let conn = admin.clone().serve(stream, peer, shutdown);
+            Box::pin(async move {
+                conn.await;
+                drop(place);
+            })
         })
     }
 
     async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: ConnShutdown) {
+        // The address the client reached: what `Host` must name.
+        let Ok(local) = stream.local_addr() else {
+            return;
+        };
         let service = service_fn(move |req| {
             let admin = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(admin.answer(req, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(admin.answer(req, peer, local).await) }
         });
         // A client that never finishes its head (or idles between
         // requests) is dropped: the admin port must not be slowloris bait.
@@ -167,14 +192,41 @@ impl Admin {
         }
     }
 
-    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         let (req, body) = req.into_parts();
+        if let Err(refused) = self.guard.admit(&req, local) {
+            tracing::warn!(%peer, path = req.uri.path(), reason = refused.message(), "admin API: request refused");
+            let status = match refused {
+                guard::Refusal::NoHost => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return json_response(status, &json!({"error": refused.message()}));
+        }
         let is_get = req.method == Method::GET || req.method == Method::HEAD;
         if is_get && let Some(page) = ui::asset(req.uri.path()) {
             return page;
         }
         if !self.authorized(&req) {
             tracing::warn!(%peer, path = req.uri.path(), "admin API: missing or wrong token");
+            // A token that was sent and is wrong is a guess: slowed down.
+            if req.headers.contains_key(header::AUTHORIZATION)
+                && let Err(wait) = self.guard.wrong_token(peer.ip()).await
+            {
+                let mut resp = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({"error": "too many wrong tokens from this address; try again later"}),
+                );
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+                return resp;
+            }
             let mut resp = json_response(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "a bearer token is required (Authorization: Bearer <token>)"}),
@@ -199,6 +251,12 @@ impl Admin {
         };
         if !allowed {
             return wrong_method(path, endpoint.allow());
+        }
+        if req.method == Method::POST && !guard::is_json(&req.headers) {
+            return json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &json!({"error": format!("{path} takes Content-Type: application/json (an empty body is fine)")}),
+            );
         }
         match endpoint {
             Endpoint::Health => json_response(StatusCode::OK, &json!({"status": "ok"})),

@@ -1,5 +1,6 @@
-//! The `admin` section, checked: where the admin API listens and the
-//! token its requests must present (read from a file or the environment).
+//! The `admin` section, checked: where the admin API listens, the token
+//! its requests must present (read from a file or the environment), and
+//! the host names it answers to.
 
 use std::{net::SocketAddr, path::Path};
 
@@ -15,6 +16,9 @@ pub struct AdminSpec {
     pub listen: SocketAddr,
     /// The bearer token requests must present, if any.
     pub token: Option<String>,
+    /// Host names it answers to besides its own address, lowercased:
+    /// `name` (any port) or `name:port`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Checks the admin section and reads its token.
@@ -59,8 +63,22 @@ pub(super) fn compile_admin(cfg: &Config, base: &Path) -> Result<Option<AdminSpe
             ),
         );
     }
+    let mut allowed_hosts = Vec::with_capacity(admin.allowed_hosts.len());
+    for name in &admin.allowed_hosts {
+        // A name as a browser sends it in `Host`: no scheme, no path.
+        if name.parse::<http::uri::Authority>().is_err() || name.contains('@') {
+            return err(
+                Anchor::str(name),
+                format!(
+                    "admin `allowed_hosts`: `{name}` is not a host name (expected `name` or `name:port`, without a scheme)"
+                ),
+            );
+        }
+        allowed_hosts.push(name.to_ascii_lowercase());
+    }
     Ok(Some(AdminSpec {
         listen: admin.listen,
         token,
+        allowed_hosts,
     }))
 }

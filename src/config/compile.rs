@@ -447,6 +447,7 @@ fn compile_handler(
                 max_frame: w.max_frame_bytes,
                 queue: w.send_queue,
                 reload_drain: w.reload_drain,
+                idle_timeout: (!w.idle_timeout.is_zero()).then_some(w.idle_timeout),
             },
         )),
     })

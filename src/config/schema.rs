@@ -155,6 +155,13 @@ pub struct Admin {
     /// An environment variable holding the token, instead of a file.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Host names the admin API answers to besides its own address
+    /// (`"admin.internal"` for any port, `"admin.internal:8443"` for one),
+    /// when it is reached through a tunnel or a proxy. A request naming
+    /// another `Host`, or sent from a page of another `Origin`, gets 403:
+    /// a web page cannot drive the API, even through DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -446,6 +453,26 @@ pub struct Limits {
     /// client that connects and stalls must not hold a slot). Default 10 s.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// Open connections, all listeners together (nginx
+    /// `worker_connections`). Default 16384.
+    pub max_connections: usize,
+    /// Open connections per client address, IPv6 counted by /64 (nginx
+    /// `limit_conn`); more are closed at once. Default: no cap.
+    pub max_connections_per_ip: Option<u32>,
+    /// What the listeners do at `max_connections`. Default `Pause`.
+    pub at_connection_cap: AtConnectionCap,
+}
+
+/// What the listeners do when `max_connections` are open. Connections
+/// already open are served either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum AtConnectionCap {
+    /// Stop accepting until one closes: new clients wait in the kernel's
+    /// backlog (nginx's way).
+    #[default]
+    Pause,
+    /// Accept and close at once: new clients learn it without waiting.
+    Close,
 }
 
 impl Default for Limits {
@@ -461,6 +488,9 @@ impl Default for Limits {
             h2_max_streams: 256,
             drain_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 16384,
+            max_connections_per_ip: None,
+            at_connection_cap: AtConnectionCap::Pause,
         }
     }
 }

@@ -28,6 +28,12 @@ pub struct WebSocketSpec {
     /// may close before). Default 60 s.
     #[serde(default = "default_reload_drain", with = "humantime_serde")]
     pub reload_drain: Duration,
+    /// A socket with no frame either way (a client's ping counts) for
+    /// this long is closed with 1001 (going away), as nginx closes a
+    /// quiet proxied WebSocket after `proxy_read_timeout`; `"0s"` never
+    /// closes it. Default 60 s, like an upstream's `tunnel_idle_timeout`.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 fn default_max_message() -> usize {
@@ -37,5 +43,8 @@ fn default_queue() -> usize {
     256
 }
 fn default_reload_drain() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
 }

@@ -55,6 +55,7 @@ macro_rules! writes_pass_through {
 pub(crate) use writes_pass_through;
 
 mod activity;
+pub(crate) mod caps;
 mod executor;
 mod preface;
 pub(crate) mod settings;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::TokioTimer;
 
-use super::{executor::Deferring, watchdog::Timeouts};
+use super::{caps::CapLimits, executor::Deferring, watchdog::Timeouts};
 use crate::config::schema::Limits;
 
 /// hyper's own default; setting it explicitly costs a heap buffer per request.
@@ -25,6 +25,8 @@ pub struct ConnConfig {
     pub(super) timeouts: Timeouts,
     pub(super) keepalive_requests: u64,
     pub(super) handshake_timeout: Duration,
+    /// The connection caps, read at each accept.
+    pub caps: CapLimits,
 }
 
 impl ConnConfig {
@@ -55,6 +57,11 @@ impl ConnConfig {
             },
             keepalive_requests: limits.keepalive_requests,
             handshake_timeout: limits.handshake_timeout,
+            caps: CapLimits {
+                max: limits.max_connections,
+                per_ip: limits.max_connections_per_ip,
+                at_cap: limits.at_connection_cap,
+            },
         }
     }
 }

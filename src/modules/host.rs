@@ -106,6 +106,10 @@ impl ModuleHost for Hosted {
         })
     }
 
+    fn superseded(&self) {
+        self.entry.slot.supersede();
+    }
+
     fn retire(&self, why: Retired) {
         self.entry.slot.retire(match why {
             Retired::Failed(reason) => Published::Failed(reason),

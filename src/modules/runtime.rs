@@ -202,7 +202,10 @@ impl Role {
             Role::Handler => ("a handler", "`handle` hook"),
             Role::Middleware => ("middleware", "request or response filter"),
             Role::Logger => ("a logger", "`log` hook"),
-            Role::WebSocket => ("a WebSocket handler", "`ws_message` hook"),
+            Role::WebSocket => (
+                "a WebSocket handler",
+                "`ws_message` hook (a component: the troupe:host/websocket-handler export)",
+            ),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use arc_swap::{ArcSwap, Guard};
@@ -36,6 +36,10 @@ pub struct Slot {
     name: Arc<str>,
     state: ArcSwap<Published>,
     loads: AtomicU64,
+    /// A config reload gave the module another slot (its declaration or
+    /// file changed) or removed it: nothing new is published here, and
+    /// what outlives a request on this slot (a WebSocket) must move on.
+    superseded: AtomicBool,
     /// Its series, set once the server's registry exists.
     metrics: std::sync::OnceLock<ModuleMetrics>,
     /// Serializes the writers (the host, enable/disable) so a publish
@@ -59,6 +63,7 @@ impl Slot {
             name: name.into(),
             state: ArcSwap::from_pointee(Published::Loading),
             loads: AtomicU64::new(0),
+            superseded: AtomicBool::new(false),
             metrics: std::sync::OnceLock::new(),
             writers: Mutex::new(()),
         }
@@ -146,6 +151,19 @@ impl Slot {
     /// Instances loaded so far: the first, then one per restart or reload.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+
+    /// Marks the slot as left behind by a config reload (see
+    /// [`Slot::superseded`]). What it publishes stays: requests that
+    /// loaded the old generation still finish on its instance.
+    pub fn supersede(&self) {
+        self.superseded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a config reload has given the module another slot, or
+    /// removed it.
+    pub fn superseded(&self) -> bool {
+        self.superseded.load(Ordering::Relaxed)
     }
 
     /// A word for the state: `loading`, `ready`, `failed`, `stopped` or

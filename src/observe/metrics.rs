@@ -110,6 +110,7 @@ pub struct ModuleSeries {
     restarts: IntCounterVec,
     moved: IntCounterVec,
     generation: IntGaugeVec,
+    websockets: IntGaugeVec,
 }
 
 impl ModuleSeries {
@@ -128,6 +129,14 @@ impl ModuleSeries {
             &["module"],
         )?;
         registry.register(Box::new(generation.clone()))?;
+        let websockets = IntGaugeVec::new(
+            Opts::new(
+                "troupe_module_websockets",
+                "WebSockets open on the module's routes (`WebSocket(module: ..)`), on any of its instances",
+            ),
+            &["module"],
+        )?;
+        registry.register(Box::new(websockets.clone()))?;
         Ok(Self {
             calls: counter(
                 "troupe_module_calls_total",
@@ -146,6 +155,7 @@ impl ModuleSeries {
                 "Calls that outran their first slice on the request's thread and went on on the low-priority module pool (Lua, WebAssembly)",
             )?,
             generation,
+            websockets,
         })
     }
 
@@ -157,6 +167,7 @@ impl ModuleSeries {
             restarts: self.restarts.with_label_values(&[name]),
             moved: self.moved.with_label_values(&[name]),
             generation: self.generation.with_label_values(&[name]),
+            websockets: self.websockets.with_label_values(&[name]),
         }
     }
 }
@@ -337,6 +348,8 @@ pub struct ModuleMetrics {
     pub moved: IntCounter,
     /// Instances loaded so far.
     pub generation: IntGauge,
+    /// WebSockets open on it (the old slot's and the new one's alike).
+    pub websockets: IntGauge,
 }
 
 /// One route's cached handles.

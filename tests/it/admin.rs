@@ -266,6 +266,7 @@ fn the_shipped_config_serves_the_admin_api() {
 fn post(url: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     http::Request::post(url)
         .header("authorization", bearer(TOKEN))
+        .header("content-type", "application/json")
         .body(http_body_util::Full::default())
         .unwrap()
 }
@@ -356,6 +357,7 @@ async fn modules_are_listed_reloaded_disabled_and_enabled() {
     }
     let huge = http::Request::post(format!("{admin}/config/reload"))
         .header("authorization", bearer(TOKEN))
+        .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes::Bytes::from(vec![
             b' ';
             100_000

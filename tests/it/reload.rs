@@ -155,7 +155,10 @@ async fn a_bad_config_is_refused_with_its_position_and_the_old_one_serves() {
     let api = format!("http://{}", srv.running().admin_addr().unwrap());
     let path = srv.dir.path().join("config.ron");
     let post = |url: String| async move {
-        let req = http::Request::post(url).body(Default::default()).unwrap();
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Default::default())
+            .unwrap();
         client::send(&client::h1(), req).await
     };
 

@@ -195,6 +195,8 @@ impl Server {
         let out = curl(&[
             "-X",
             method,
+            "-H",
+            "content-type: application/json",
             "-w",
             "\n%{http_code}",
             &format!("http://{}{path}", self.admin),

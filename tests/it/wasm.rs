@@ -143,7 +143,8 @@ fn components_built_against_an_older_host_api_still_link() {
     // 0.1.0 links against it (semver-compatible). 0.2.0 made `kv-set`
     // return a result: a component of either track links, with the
     // `kv-set` of its own version (0.2.2, which added `pass` and
-    // `set-upstream`, too); one importing 0.3.0 does not. These
+    // `set-upstream`, and 0.2.3, which added the WebSocket interfaces,
+    // too); one importing 0.3.0 does not. These
     // import it and export nothing, so the only complaint left for those
     // that link is that they are no wasi:http handler.
     let old = r#"(export "kv-set" (func (param "key" string) (param "value" (list u8))))"#;
@@ -156,6 +157,7 @@ fn components_built_against_an_older_host_api_still_link() {
         ("0.2.0", old, false),
         ("0.2.1", new, true),
         ("0.2.2", new, true),
+        ("0.2.3", new, true),
         ("0.3.0", new, false),
     ] {
         let wat = dir.path().join(format!(

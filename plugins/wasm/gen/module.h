@@ -1125,7 +1125,7 @@ extern bool wasi_http_types_method_future_incoming_response_get(wasi_http_types_
 // http-related errors.
 extern bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, wasi_http_types_error_code_t *ret);
 
-// Imported Functions from `troupe:host/api@0.2.2`
+// Imported Functions from `troupe:host/api@0.2.3`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
 // Reads the key-value store shared by every module of every kind.

@@ -18,6 +18,8 @@ const $ = (id) => document.getElementById(id);
 /** Calls the admin API; a 401 asks for the token. */
 async function api(path, options = {}) {
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  // The API takes a POST only as JSON, so that no form elsewhere can send one.
+  if (options.method === "POST") headers["Content-Type"] = "application/json";
   const resp = await fetch(path, { ...options, headers });
   if (resp.status === 401) {
     showLogin(token ? "that token was refused" : "");

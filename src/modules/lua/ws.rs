@@ -326,7 +326,7 @@ pub(super) fn api(lua: &Lua, module: &Arc<str>) -> mlua::Result<Table> {
     let m = module.clone();
     ws.set(
         "sockets",
-        lua.create_function(move |_, ()| Ok(registry::sockets(&m)))?,
+        lua.create_function(move |_, ()| Ok(registry::open(&m)))?,
     )?;
     Ok(ws)
 }

@@ -15,13 +15,16 @@
 //! modules have (`plugins/wasm/wit/deps/troupe-host.wit`). As middleware a
 //! component is called as a handler too, on a copy of the head; its
 //! `pass` (a marked response, [`state::Passed`]) lets the request go on,
-//! with the group its `set-upstream` chose.
+//! with the group its `set-upstream` chose. A component that exports
+//! `troupe:host/websocket-handler` handles WebSockets (`ws.rs`): a fresh
+//! instance per socket event, with the same limits.
 
 mod cache;
 mod egress;
 mod engine;
 mod respond;
 mod state;
+mod ws;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -39,7 +42,7 @@ use super::{
     bulkhead::{Admission, Lost, Offload, Slice},
     entry::ModuleEntry,
     hostapi::Services,
-    instance::{Filtered, Hooks, Instance, steer},
+    instance::{Filtered, Hooks, Instance, WsData, WsOpen, steer},
     pool::Pool,
     runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime, load_blocking},
     slot::Slot,
@@ -59,14 +62,18 @@ pub(crate) struct WasmRuntime;
 
 /// A `wasi:http/proxy` component answers requests; as middleware it
 /// answers them too, unless it calls `troupe:host/api` `pass` (its
-/// request filter). It has no response filter or log hook.
-const HOOKS: Hooks = Hooks {
-    handle: true,
-    request_filter: true,
-    response_filter: false,
-    log: false,
-    ws: false,
-};
+/// request filter). One that exports `troupe:host/websocket-handler`
+/// handles WebSockets. None has a response filter or log hook.
+fn hooks(linked: &Linked) -> Hooks {
+    let http = linked.http.is_some();
+    Hooks {
+        handle: http,
+        request_filter: http,
+        response_filter: false,
+        log: false,
+        ws: linked.ws.is_some(),
+    }
+}
 
 impl Runtime for WasmRuntime {
     fn file_word(&self) -> &'static str {
@@ -74,7 +81,7 @@ impl Runtime for WasmRuntime {
     }
 
     fn roles(&self) -> &'static [Role] {
-        &[Role::Handler, Role::Middleware]
+        &[Role::Handler, Role::Middleware, Role::WebSocket]
     }
 
     /// The limits fit an instance, each `allow_hosts` entry parses, and
@@ -93,14 +100,14 @@ impl Runtime for WasmRuntime {
                 at: Part::Value(host.clone()),
             })?;
         }
-        load(file).map_err(|message| {
+        let linked = load(file).map_err(|message| {
             Refused::file(format!(
                 "module `{}`: {}: {message}",
                 spec.name,
                 file.display()
             ))
         })?;
-        Ok(Some(HOOKS))
+        Ok(Some(hooks(&linked)))
     }
 
     fn load(
@@ -141,15 +148,32 @@ impl Limits {
     }
 }
 
-fn load(path: &Path) -> Result<ProxyPre<State>, String> {
+/// A component linked, with the exports it has.
+struct Linked {
+    /// `wasi:http/incoming-handler`.
+    http: Option<ProxyPre<State>>,
+    /// `troupe:host/websocket-handler`.
+    ws: Option<ws::WsPre>,
+}
+
+fn load(path: &Path) -> Result<Linked, String> {
     let engine = engine::engine()?;
     let component = cache::component(engine, path)?;
     let linker = linker(engine)?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| format!("{e:#}"))?;
-    ProxyPre::new(pre)
-        .map_err(|e| format!("{e:#} (expected a component of the wasi:http/proxy world)"))
+    let ws = ws::pre(pre.clone());
+    match ProxyPre::new(pre) {
+        Ok(http) => Ok(Linked {
+            http: Some(http),
+            ws,
+        }),
+        Err(_) if ws.is_some() => Ok(Linked { http: None, ws }),
+        Err(e) => Err(format!(
+            "{e:#} (expected a component of the wasi:http/proxy world, or one exporting troupe:host/websocket-handler)"
+        )),
+    }
 }
 
 fn linker(engine: &wasmtime::Engine) -> Result<Linker<State>, String> {
@@ -158,6 +182,7 @@ fn linker(engine: &wasmtime::Engine) -> Result<Linker<State>, String> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(|e| e.to_string())?;
     state::add_host_api(&mut linker).map_err(|e| e.to_string())?;
+    ws::add_to_linker(&mut linker).map_err(|e| e.to_string())?;
     Ok(linker)
 }
 
@@ -170,7 +195,11 @@ struct Inner {
     name: Arc<str>,
     /// Where the module's series are.
     slot: Arc<Slot>,
-    pre: ProxyPre<State>,
+    /// Its HTTP handler, if it exports one.
+    pre: Option<ProxyPre<State>>,
+    /// Its socket hooks, if it exports them.
+    ws: Option<ws::WsPre>,
+    hooks: Hooks,
     limits: Limits,
     services: Arc<dyn Services>,
     allow: Arc<AllowList>,
@@ -183,7 +212,8 @@ struct Inner {
 impl WasmModule {
     /// Compiles and links the component.
     pub fn new(entry: &ModuleEntry, services: Arc<dyn Services>) -> Result<Self, String> {
-        let pre = load(&entry.path)?;
+        let linked = load(&entry.path)?;
+        let hooks = hooks(&linked);
         let sandbox = &entry.spec.sandbox;
         let allow = Arc::new(AllowList::parse(&sandbox.allow_hosts)?);
         let limits = Limits::of(&entry.spec);
@@ -191,7 +221,9 @@ impl WasmModule {
             inner: Arc::new(Inner {
                 name: entry.slot.name().clone(),
                 slot: entry.slot.clone(),
-                pre,
+                pre: linked.http,
+                ws: linked.ws,
+                hooks,
                 running: Arc::new(Admission::new(limits.instances as usize)),
                 limits,
                 services,
@@ -292,6 +324,20 @@ impl Inner {
     /// A fresh store and instance, armed with its time limit (which also
     /// covers the component's start-up code).
     async fn instantiate(&self) -> wasmtime::Result<Warm> {
+        let pre = self.pre.as_ref().ok_or_else(|| {
+            wasmtime::Error::msg("the component exports no wasi:http/incoming-handler")
+        })?;
+        let mut store = self.store()?;
+        let proxy = pre.instantiate_async(&mut store).await?;
+        Ok(Warm {
+            store,
+            proxy,
+            served: 0,
+        })
+    }
+
+    /// A fresh store with the module's limits, armed.
+    fn store(&self) -> wasmtime::Result<Store<State>> {
         let engine = engine::engine().map_err(wasmtime::Error::msg)?;
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory)
@@ -324,12 +370,7 @@ impl Inner {
             })
         });
         self.arm(&mut store);
-        let proxy = self.pre.instantiate_async(&mut store).await?;
-        Ok(Warm {
-            store,
-            proxy,
-            served: 0,
-        })
+        Ok(store)
     }
 
     /// Gives this request its time budget, counted afresh. Every tick
@@ -340,6 +381,35 @@ impl Inner {
         store.data_mut().meter = Arc::default();
         store.data_mut().upstream = None;
         store.set_epoch_deadline(1);
+    }
+
+    /// Runs one socket hook on a fresh instance, with the limits a
+    /// request has (its place among `instances`, memory, CPU time, the
+    /// module pool past its first slice, `timeout` there).
+    async fn socket_event(self: Arc<Self>, event: ws::Event) -> Result<ws::Returned, HttpError> {
+        let permit = self
+            .running
+            .enter_owned()
+            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        let pre = self.ws.as_ref().ok_or_else(|| {
+            HttpError::Internal("the component exports no troupe:host/websocket-handler".into())
+        })?;
+        let mut store = self.store().map_err(|e| self.failure(Err(e)))?;
+        let guest = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.failure(Err(e)))?;
+        let meter = store.data().meter.clone();
+        let call: SocketCall = Box::pin(async move {
+            let _permit = permit;
+            ws::call(&guest, &mut store, event).await
+        });
+        let moved = self.slot.metrics().map(|m| m.moved.clone());
+        match Offload::new(call, meter, self.limits.ceiling, moved).await {
+            Ok(Ok(returned)) => Ok(returned),
+            Ok(Err(e)) => Err(self.failure(Err(e))),
+            Err(lost) => Err(self.failure(Err(wasmtime::Error::new(lost)))),
+        }
     }
 
     fn take_warm(&self) -> Option<Warm> {
@@ -390,6 +460,9 @@ type Guest = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>
 
 /// The guest's call, which moves to the module pool if it runs long.
 type Call = Offload<Guest>;
+
+/// A socket hook's call.
+type SocketCall = std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<ws::Returned>> + Send>>;
 
 /// How a call ended, wherever it ran.
 fn ended(call: Result<wasmtime::Result<()>, Lost>) -> wasmtime::Result<()> {
@@ -510,7 +583,7 @@ fn hyper_request(
 
 impl Instance for WasmModule {
     fn hooks(&self) -> Hooks {
-        HOOKS
+        self.inner.hooks
     }
 
     fn handle(&self, req: Request) -> HandlerFuture {
@@ -544,5 +617,29 @@ impl Instance for WasmModule {
                 None => Filtered::Respond(resp),
             })
         })
+    }
+
+    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+        let event = ws::Event::Open(socket, ws::request(req));
+        match ws::wait(self.inner.clone().socket_event(event))? {
+            ws::Returned::Opened(answer) => ws::opened(answer),
+            ws::Returned::Done => Err(HttpError::Internal("on-open gave no answer".into())),
+        }
+    }
+
+    /// A failed call (a trap, out of time or memory, no free instance)
+    /// closes the socket (1011); the module goes on serving.
+    fn ws_message(&self, socket: u64, msg: WsData<'_>) -> Result<(), String> {
+        let event = ws::Event::Message(socket, ws::message(msg));
+        ws::wait(self.inner.clone().socket_event(event))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn ws_close(&self, socket: u64, code: u16) {
+        let event = ws::Event::Close(socket, code);
+        if let Err(error) = ws::wait(self.inner.clone().socket_event(event)) {
+            tracing::debug!(module = %self.inner.name, %error, "on-close failed");
+        }
     }
 }

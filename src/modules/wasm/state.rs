@@ -108,6 +108,11 @@ impl State {
             upstream: None,
         }
     }
+
+    /// The module it runs for.
+    pub fn module(&self) -> &str {
+        &self.module
+    }
 }
 
 impl WasiView for State {

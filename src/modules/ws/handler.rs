@@ -8,7 +8,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::{
     registry::Registration,
-    socket::{self, Socket},
+    socket::{self, Counted, Socket},
 };
 use crate::{
     HttpError,
@@ -39,6 +39,8 @@ pub struct WsSettings {
     pub queue: usize,
     /// How long sockets stay on a replaced instance before 1012.
     pub reload_drain: Duration,
+    /// How long a socket may carry no frame before 1001 (`None`: forever).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// `handler: WebSocket(module: "name")`.
@@ -123,6 +125,7 @@ impl WsHandler {
             }
         }
         let sock = Socket {
+            _open: Counted::new(&self.slot),
             reg,
             rx,
             instance,

@@ -14,11 +14,15 @@
 //! ```
 //!
 //! A socket keeps the instance (an `Arc`) it opened with. When the
-//! module's slot publishes another one (a module reload or restart), the
-//! socket stays on the old instance for the route's `reload_drain`, then
-//! is closed with 1012; at the server's drain deadline it is closed with
-//! 1001. A config reload that keeps the listener keeps the connection,
-//! and with it the socket.
+//! module has another one (its slot published another: a module reload
+//! or restart; or a config reload that changed the module's declaration
+//! or file gave it a new slot, or removed it, and superseded the old
+//! one), the socket stays on the old instance for the route's
+//! `reload_drain`, then is closed with 1012; after the route's
+//! `idle_timeout` with no frame either way, and at the server's drain
+//! deadline, it is closed with 1001. A config reload that keeps the
+//! listener and the module keeps the connection, and with it the
+//! socket. Open sockets are counted in `troupe_module_websockets`.
 
 mod handler;
 pub(crate) mod registry;

@@ -1,7 +1,8 @@
 //! One module WebSocket's task: frames in → the module's hooks, its send
 //! queue → frames out, until the socket closes, the module closes it, its
-//! instance is replaced and the reload drain runs out (1012), or the
-//! server's drain deadline passes (1001).
+//! instance is replaced and the reload drain runs out (1012), no frame
+//! goes either way for the route's `idle_timeout` (1001), or the server's
+//! drain deadline passes (1001).
 //!
 //! Calls for one socket are made here, one at a time and in order, so a
 //! module sees `ws_open`, its messages, then one `ws_close`. The framing
@@ -13,6 +14,7 @@ use std::{sync::Arc, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use prometheus::IntGauge;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::{
     WebSocketStream,
@@ -50,6 +52,8 @@ const ABNORMAL: u16 = 1006;
 
 /// An accepted socket, before its connection is upgraded.
 pub(super) struct Socket {
+    /// Its place in the module's open-socket gauge, for its life.
+    pub _open: Counted,
     pub reg: Registration,
     pub rx: mpsc::Receiver<Out>,
     /// The instance it opened with, whatever the slot publishes later.
@@ -58,6 +62,29 @@ pub(super) struct Socket {
     /// The slot's count of instances when it opened.
     pub loads: u64,
     pub settings: WsSettings,
+}
+
+/// Counts a socket in `troupe_module_websockets` from its accept to its
+/// end (however the task ends, or if it never runs).
+pub(super) struct Counted(Option<IntGauge>);
+
+impl Counted {
+    /// One more open socket of the module published in `slot`.
+    pub fn new(slot: &Slot) -> Self {
+        let gauge = slot.metrics().map(|m| m.websockets.clone());
+        if let Some(g) = &gauge {
+            g.inc();
+        }
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(g) = &self.0 {
+            g.dec();
+        }
+    }
 }
 
 type Stream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -89,13 +116,21 @@ pub(super) async fn run(mut s: Socket, upgrade: OnUpgrade, cut: CancellationToke
 /// The socket's life; returns the close code the module hears.
 async fn serve(s: &mut Socket, ws: &mut Stream, cut: &CancellationToken) -> u16 {
     let id = s.reg.id();
-    // How often to look for a replaced instance: often enough for the
-    // drain deadline, rarely enough for many idle sockets.
-    let every =
-        (s.settings.reload_drain / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    // How often to look for a replaced instance and a quiet socket: often
+    // enough for the drain and idle deadlines, rarely enough for many
+    // idle sockets.
+    let shortest = match s.settings.idle_timeout {
+        Some(idle) => idle.min(s.settings.reload_drain),
+        None => s.settings.reload_drain,
+    };
+    let every = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut replaced_at: Option<Instant> = None;
+    // A frame went either way since the last tick: a flag, not a clock
+    // read per frame; the tick turns it into `quiet_since`.
+    let mut active = false;
+    let mut quiet_since = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -104,6 +139,7 @@ async fn serve(s: &mut Socket, ws: &mut Stream, cut: &CancellationToken) -> u16 
             }
             out = s.rx.recv() => match out {
                 Some(Out::Message(m)) => {
+                    active = true;
                     if ws.send(m).await.is_err() {
                         return ABNORMAL;
                     }
@@ -115,6 +151,7 @@ async fn serve(s: &mut Socket, ws: &mut Stream, cut: &CancellationToken) -> u16 
                 None => return goodbye(ws, CloseCode::Error, "").await,
             },
             msg = ws.next() => {
+                active = true;
                 let data = match msg {
                     Some(Ok(Message::Text(ref t))) => WsData::Text(t.as_str()),
                     Some(Ok(Message::Binary(ref b))) => WsData::Binary(b),
@@ -142,15 +179,26 @@ async fn serve(s: &mut Socket, ws: &mut Stream, cut: &CancellationToken) -> u16 
                     }
                     _ => {}
                 }
+                if std::mem::take(&mut active) {
+                    quiet_since = now;
+                } else if s
+                    .settings
+                    .idle_timeout
+                    .is_some_and(|idle| now.duration_since(quiet_since) >= idle)
+                {
+                    return goodbye(ws, CloseCode::Away, "idle").await;
+                }
             }
         }
     }
 }
 
-/// Whether the slot has published another instance since the socket
-/// opened (a reload, or a restart after a failure).
+/// Whether the module has another instance than the one the socket
+/// opened with: its slot published another (a module reload, or a
+/// restart after a failure), or a config reload gave the module a new
+/// slot (its declaration or file changed) or removed it.
 fn replaced(s: &Socket) -> bool {
-    if s.slot.loads() != s.loads {
+    if s.slot.loads() != s.loads || s.slot.superseded() {
         return true;
     }
     match &**s.slot.load() {
