@@ -59,12 +59,12 @@ impl ModuleUse {
         let (role, needs) = self.role.needs();
         if self.role == Role::WebSocket && !runtime.roles().contains(&self.role) {
             return Some(format!(
-                "module `{}` cannot be used as a WebSocket handler: {} (expected a native module without `isolation: Process`)",
+                "module `{}` cannot be used as a WebSocket handler: {} (expected a native module without `isolation: Process`, a Lua script or a WebAssembly component)",
                 self.module,
                 match kind {
                     RuntimeKind::Process =>
                         "WebSockets are not carried to a module's own process yet",
-                    _ => "only native modules handle WebSockets yet",
+                    _ => "this runtime does not handle WebSockets",
                 }
             ));
         }

@@ -23,6 +23,7 @@ mod kv_quota;
 mod lua;
 mod module_roles;
 mod module_ws;
+mod module_ws_lua;
 mod module_ws_reload;
 mod module_ws_upkeep;
 mod module_ws_wasm;

@@ -85,7 +85,7 @@ async fn open(d: &Daemon, path: &str) -> Result<(Ws, http::Response<Option<Vec<u
 
 /// Reads until the server's close frame: its code (`None`: the
 /// connection ended without one).
-async fn close_code<S>(ws: &mut WebSocketStream<S>, within: Duration) -> Option<u16>
+pub(crate) async fn close_code<S>(ws: &mut WebSocketStream<S>, within: Duration) -> Option<u16>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -108,7 +108,7 @@ where
 }
 
 /// Sends `text` and returns the text answer.
-async fn ask<S>(ws: &mut WebSocketStream<S>, text: &str) -> String
+pub(crate) async fn ask<S>(ws: &mut WebSocketStream<S>, text: &str) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {

@@ -3,6 +3,7 @@
 //! - [`vm`]: one VM: safe libraries only, memory limit, instruction budget,
 //!   the host API as `troupe`, the script compiled once.
 //! - `convert`: the `req` userdata and the response table.
+//! - `ws`: the WebSocket hooks and `troupe.ws`.
 //!
 //! A request takes a VM from the pool, calls the script's hook on it, and
 //! puts it back; the pool grows to about one VM per thread that calls at
@@ -16,6 +17,7 @@
 mod convert;
 mod raw;
 mod vm;
+mod ws;
 
 use std::{
     path::Path,
@@ -27,9 +29,9 @@ use super::{
     bulkhead::{self, Admission},
     entry::ModuleEntry,
     hostapi::{Detached, Services},
-    instance::{Filtered, Hooks, Instance},
+    instance::{Filtered, Hooks, Instance, WsData, WsOpen},
     pool::Pool,
-    runtime::{LoadCx, Loaded, Refused, Runtime, load_blocking, no_outbound},
+    runtime::{LoadCx, Loaded, Refused, Role, Runtime, load_blocking, no_outbound},
     slot::Slot,
 };
 use crate::{
@@ -48,6 +50,15 @@ pub(crate) struct LuaRuntime;
 impl Runtime for LuaRuntime {
     fn file_word(&self) -> &'static str {
         "script"
+    }
+
+    fn roles(&self) -> &'static [Role] {
+        &[
+            Role::Handler,
+            Role::Middleware,
+            Role::Logger,
+            Role::WebSocket,
+        ]
     }
 
     /// The script exists, compiles and runs its top level in a VM with
@@ -118,7 +129,7 @@ fn hooks_of(
 fn some_hook(script: &str, hooks: Hooks) -> Result<Hooks, String> {
     if hooks == Hooks::default() {
         return Err(format!(
-            "{script}: defines none of handle, access, header_filter or log"
+            "{script}: defines none of handle, access, header_filter, log or ws_message"
         ));
     }
     Ok(hooks)
@@ -169,6 +180,11 @@ struct Inner {
     limits: Limits,
     services: Arc<dyn Services>,
     hooks: Hooks,
+    /// Whether the script defines `ws_open`, `ws_close` (both optional).
+    ws_open: bool,
+    ws_close: bool,
+    /// Sockets whose calls wait behind one on the module pool.
+    backlogs: ws::Backlogs,
     /// Boxed: a call moves its VM in and out of the pool and through the
     /// call's steps, and a pointer moves for less than the VM's fields.
     pool: Pool<Box<Vm>>,
@@ -202,6 +218,12 @@ enum Arg {
     Req,
     /// A table made for the call.
     Table(mlua::Table),
+    /// `ws_open(socket, req)`, `req` holding a copy of the handshake.
+    Open(u64),
+    /// `ws_message(socket, data, kind)`.
+    Message(u64, mlua::LuaString, &'static str),
+    /// `ws_close(socket, code)`.
+    Close(u64, u16),
 }
 
 /// Where a call stands after a slice.
@@ -268,10 +290,15 @@ impl LuaModule {
             limits,
             services,
             hooks: Hooks::default(),
+            ws_open: false,
+            ws_close: false,
+            backlogs: ws::Backlogs::default(),
             pool: Pool::default(),
         };
         let first = inner.vm().map_err(|e| e.to_string())?;
         inner.hooks = some_hook(&inner.script, first.hooks())?;
+        inner.ws_open = first.ws_open.is_some();
+        inner.ws_close = first.ws_close.is_some();
         inner.pool.put(Box::new(first));
         Ok(Self {
             inner: Arc::new(inner),
@@ -321,7 +348,8 @@ impl Inner {
             Ok(vm) => vm,
             Err(e) => return Run::Done(Err(e)),
         };
-        vm.budget.reset(self.limits.instructions, Some(FIRST_SLICE));
+        let slice = call.moves.then_some(FIRST_SLICE);
+        vm.budget.reset(self.limits.instructions, slice);
         let (arg, kept) = match start(&vm) {
             Ok(started) => started,
             Err(e) => return Run::Done(self.settle(vm, e)),
@@ -333,6 +361,9 @@ impl Inner {
         let first = match arg {
             Arg::Req => vm.start(f, &vm.req, call.respond),
             Arg::Table(t) => vm.start(f, t, call.respond),
+            Arg::Open(socket) => vm.start(f, (socket, &vm.req), call.respond),
+            Arg::Message(socket, data, kind) => vm.start(f, (socket, data, kind), call.respond),
+            Arg::Close(socket, code) => vm.start(f, (socket, code), call.respond),
         };
         let answer = match first {
             Started::Read(response) => Answer::Response(response),
@@ -489,27 +520,34 @@ struct Call {
     /// Whether its answer is a response, read at once when it has the
     /// common shape.
     respond: bool,
+    /// Whether a call that outruns its first slice moves to the module
+    /// pool; one that may not runs its whole budget where it started.
+    moves: bool,
 }
 
 const HANDLE: Call = Call {
     hook: |vm| vm.handle.as_ref(),
     name: "handle(req)",
     respond: true,
+    moves: true,
 };
 const ACCESS: Call = Call {
     hook: |vm| vm.access.as_ref(),
     name: "access(req)",
     respond: true,
+    moves: true,
 };
 const HEADER_FILTER: Call = Call {
     hook: |vm| vm.header_filter.as_ref(),
     name: "header_filter(resp)",
     respond: false,
+    moves: true,
 };
 const LOG: Call = Call {
     hook: |vm| vm.log.as_ref(),
     name: "log(entry)",
     respond: false,
+    moves: true,
 };
 
 /// What a hook returned.
@@ -613,6 +651,18 @@ impl Instance for LuaModule {
                 HandlerFuture::new(async move { apply(head.await) })
             }
         }
+    }
+
+    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+        ws::open(&self.inner, socket, req)
+    }
+
+    fn ws_message(&self, socket: u64, msg: WsData<'_>) -> Result<(), String> {
+        ws::message(&self.inner, socket, msg)
+    }
+
+    fn ws_close(&self, socket: u64, code: u16) {
+        ws::close(&self.inner, socket, code);
     }
 
     fn log(&self, line: &LogLine) {

@@ -15,7 +15,7 @@ use std::os::raw::c_int;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use mlua::{Function, IntoLua, Lua, Thread, Value, ffi};
+use mlua::{Function, IntoLuaMulti, Lua, Thread, Value, ffi};
 
 use super::convert::Keys;
 use crate::{handler::Response, modules::instance::into_response};
@@ -37,10 +37,11 @@ pub enum Started {
 const STATUS_AT: c_int = 1;
 const ANSWER_AT: c_int = 4;
 
-/// Starts a call of `f` with `arg` in the VM's coroutine and runs its
-/// first slice, all in one protected call: the coroutine is reset and
-/// resumed with raw `lua_*` calls, and, with `respond`, an answer of
-/// the common shape is read off the stack there ([`read_response`]).
+/// Starts a call of `f` with `arg` (one value, or a tuple of them) in the
+/// VM's coroutine and runs its first slice, all in one protected call:
+/// the coroutine is reset and resumed with raw `lua_*` calls, and, with
+/// `respond`, an answer of the common shape is read off the stack there
+/// ([`read_response`]).
 /// A call that yields goes on through [`Thread::resume`]: the coroutine
 /// is left as mlua's own resume leaves it.
 pub(super) fn start(
@@ -48,16 +49,17 @@ pub(super) fn start(
     thread: &Thread,
     keys: &Keys,
     f: &Function,
-    arg: impl IntoLua,
+    arg: impl IntoLuaMulti,
     respond: bool,
 ) -> Started {
     let co = thread.state();
     let mut status = ffi::LUA_OK;
     let mut read = None;
     // SAFETY: the closure runs inside mlua's protected call on the
-    // main state, whose frame holds the three keys (1..=3), `f` and
-    // `arg`; `co` is the VM's own coroutine, alive as long as
-    // `thread`, and not running (a VM runs one call at a time).
+    // main state, whose frame holds the three keys (1..=3), `f` (4,
+    // where its answer will go) and its arguments (5..); `co` is the
+    // VM's own coroutine, alive as long as `thread`, and not running (a
+    // VM runs one call at a time).
     // Nothing in the closure raises a Lua error while a Rust value of
     // its own is alive: the only calls that may raise (`luaL_tolstring`,
     // `luaL_traceback`, on the error path) come after the answer was
@@ -71,10 +73,11 @@ pub(super) fn start(
             }
             ffi::lua_settop(co, 0);
             // A fresh coroutine has LUA_MINSTACK (20) slots: room
-            // for the function and its argument.
-            ffi::lua_xmove(state, co, 2);
+            // for the function and its few arguments.
+            let nargs = ffi::lua_gettop(state) - ANSWER_AT;
+            ffi::lua_xmove(state, co, nargs + 1);
             let mut results: c_int = 0;
-            status = ffi::lua_resume(co, state, 1, &mut results);
+            status = ffi::lua_resume(co, state, nargs, &mut results);
             match status {
                 ffi::LUA_OK => {
                     // The first result is the answer (nil if none).

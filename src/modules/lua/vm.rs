@@ -12,7 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, IntoLua, Lua, LuaOptions, StdLib, Thread, Value, VmState};
+use mlua::{Function, HookTriggers, IntoLuaMulti, Lua, LuaOptions, StdLib, Thread, Value, VmState};
 
 use super::{
     Limits,
@@ -122,6 +122,9 @@ pub struct Vm {
     pub(super) access: Option<Function>,
     pub(super) header_filter: Option<Function>,
     pub(super) log: Option<Function>,
+    pub(super) ws_open: Option<Function>,
+    pub(super) ws_message: Option<Function>,
+    pub(super) ws_close: Option<Function>,
     /// The coroutine every call runs in (reset for each): a coroutine can
     /// yield at the end of a slice and be resumed on another thread.
     pub(super) thread: Thread,
@@ -174,15 +177,16 @@ impl Vm {
             request_filter: self.access.is_some(),
             response_filter: self.header_filter.is_some(),
             log: self.log.is_some(),
-            ws: false,
+            // `ws_open` and `ws_close` are optional, as in C.
+            ws: self.ws_message.is_some(),
         }
     }
 
     /// Starts a call of `f` with `arg` in the VM's coroutine and runs its
     /// first slice in one protected call (see [`raw::start`]); with
     /// `respond`, an answer of the common shape is read there too.
-    pub fn start(&self, f: &Function, arg: impl IntoLua, respond: bool) -> Started {
-        raw::start(&self.lua, &self.thread, &self.keys, f, arg, respond)
+    pub fn start(&self, f: &Function, args: impl IntoLuaMulti, respond: bool) -> Started {
+        raw::start(&self.lua, &self.thread, &self.keys, f, args, respond)
     }
 
     /// A fresh VM with the script run once (defining its hooks).
@@ -246,6 +250,9 @@ impl Vm {
             access: hook("access")?,
             header_filter: hook("header_filter")?,
             log: hook("log")?,
+            ws_open: hook("ws_open")?,
+            ws_message: hook("ws_message")?,
+            ws_close: hook("ws_close")?,
             thread,
             budget,
             lua,
@@ -254,7 +261,7 @@ impl Vm {
 }
 
 /// `troupe.log`, `troupe.kv.get/set/delete`, `troupe.metric`, `troupe.config`,
-/// `troupe.query_param`;
+/// `troupe.query_param`, `troupe.ws.send/close/sockets` (`super::ws`);
 /// `print` goes to the log too (stdout belongs to the access log).
 fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
     let troupe = lua.create_table()?;
@@ -335,6 +342,7 @@ fn install_host_api(lua: &Lua, spec: &Spec<'_>) -> mlua::Result<()> {
             )
         })?,
     )?;
+    troupe.set("ws", super::ws::api(lua, spec.module)?)?;
     lua.globals().set("troupe", troupe)
 }
 

@@ -125,9 +125,10 @@ pub(crate) fn end(module: &str, id: u64, code: u16, reason: &[u8]) -> Result<(),
 }
 
 /// The ids of `module`'s open sockets, in no order (a WebAssembly room's
-/// `sockets`, whose instances keep nothing between calls). Walks every
-/// open socket of the server.
-#[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+/// `sockets`, whose instances keep nothing between calls, and Lua's
+/// `troupe.ws.sockets()`, whose VMs share nothing). Walks every open
+/// socket of the server.
+#[cfg_attr(not(any(feature = "wasm", feature = "lua")), allow(dead_code))]
 pub(crate) fn open(module: &str) -> Vec<u64> {
     SOCKETS
         .iter()
