@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{Message, protocol::frame::coding::CloseCode},
@@ -83,30 +83,6 @@ async fn open(d: &Daemon, path: &str) -> Result<(Ws, http::Response<Option<Vec<u
     ws::handshake(format!("ws://{}{path}", d.addr)).await
 }
 
-/// Reads until the server's close frame: its code (`None`: the
-/// connection ended without one).
-pub(crate) async fn close_code<S>(ws: &mut WebSocketStream<S>, within: Duration) -> Option<u16>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let read = async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(frame))) => {
-                    // Reading on sends tungstenite's reply, as a client should.
-                    while let Some(Ok(_)) = ws.next().await {}
-                    return frame.map(|f| u16::from(f.code));
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => return None,
-            }
-        }
-    };
-    tokio::time::timeout(within, read)
-        .await
-        .expect("no close frame in time")
-}
-
 /// Sends `text` and returns the text answer.
 pub(crate) async fn ask<S>(ws: &mut WebSocketStream<S>, text: &str) -> String
 where
@@ -138,7 +114,7 @@ async fn the_c_echo_module_echoes_over_http1_and_http2() {
         .await
         .expect("send");
     assert_eq!(
-        close_code(&mut h1, Duration::from_secs(10)).await,
+        ws::close_code(&mut h1, Duration::from_secs(10)).await,
         Some(1009)
     );
     // A plain request to a WebSocket route: 426.
@@ -158,28 +134,23 @@ async fn the_module_refuses_accepts_and_closes_sockets() {
         Some(403)
     );
     // Headers the module sets in ws_open go with the 101.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/probe?protocol=chat", d.addr),
-    )
-    .expect("request");
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        http::HeaderValue::from_static("chat"),
-    );
-    let (mut s, resp) = tokio_tungstenite::connect_async(req).await.expect("open");
+    // `ws::connect` offers the `chat` subprotocol.
+    let (mut s, resp) = ws::connect(&format!("ws://{}/probe?protocol=chat", d.addr))
+        .await
+        .expect("open");
     assert_eq!(resp.headers()["sec-websocket-protocol"], "chat");
     assert_eq!(ask(&mut s, "instance?").await, "instance 1");
     // The module closes with its own code.
     s.send(Message::text("bye")).await.expect("send");
     assert_eq!(
-        close_code(&mut s, Duration::from_secs(10)).await,
+        ws::close_code(&mut s, Duration::from_secs(10)).await,
         Some(4000)
     );
     // A failing ws_message: 1011, and the module is not restarted.
     let (mut f, _) = open(&d, "/probe").await.expect("open");
     f.send(Message::text("fail")).await.expect("send");
     assert_eq!(
-        close_code(&mut f, Duration::from_secs(10)).await,
+        ws::close_code(&mut f, Duration::from_secs(10)).await,
         Some(1011)
     );
     let (mut again, _) = open(&d, "/probe").await.expect("open");
@@ -249,11 +220,11 @@ async fn the_drain_waits_for_module_sockets_then_closes_them_with_1001() {
     ws::echo_n(&mut h1, "draining", 3).await;
     ws::echo_n(&mut h2, "draining h2", 3).await;
     assert_eq!(
-        close_code(&mut h1, Duration::from_secs(10)).await,
+        ws::close_code(&mut h1, Duration::from_secs(10)).await,
         Some(1001)
     );
     assert_eq!(
-        close_code(&mut h2, Duration::from_secs(10)).await,
+        ws::close_code(&mut h2, Duration::from_secs(10)).await,
         Some(1001)
     );
     let took = started.elapsed();
@@ -300,11 +271,11 @@ async fn a_module_reload_keeps_old_sockets_on_their_instance_until_the_drain_the
     assert_eq!(ask(&mut old_h2, "instance?").await, "instance 1");
     // The route's reload_drain (2 s), then 1012 (service restart).
     assert_eq!(
-        close_code(&mut old_h1, Duration::from_secs(10)).await,
+        ws::close_code(&mut old_h1, Duration::from_secs(10)).await,
         Some(1012)
     );
     assert_eq!(
-        close_code(&mut old_h2, Duration::from_secs(10)).await,
+        ws::close_code(&mut old_h2, Duration::from_secs(10)).await,
         Some(1012)
     );
     let took = reloaded.elapsed();

@@ -15,7 +15,7 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    module_ws::{ask, close_code},
+    module_ws::ask,
     support::{
         client,
         daemon::{self, Daemon},
@@ -128,7 +128,10 @@ async fn the_lua_room_sends_every_message_to_all_three_clients() {
         unreachable!()
     };
     ann.send(Message::binary(vec![1u8, 2])).await.expect("send");
-    assert_eq!(close_code(ann, Duration::from_secs(10)).await, Some(1003));
+    assert_eq!(
+        ws::close_code(ann, Duration::from_secs(10)).await,
+        Some(1003)
+    );
     socks[1].send("still here").await;
     for s in &mut socks[1..] {
         assert_eq!(s.next_text().await.as_deref(), Some("bob: still here"));
@@ -164,20 +167,15 @@ async fn ws_open_accepts_with_headers_refuses_with_its_answer_and_fails_with_500
         open(&d, "/probe?fail=1").await.err().as_deref(),
         Some("refused: 500")
     );
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/probe?protocol=chat", d.addr),
-    )
-    .expect("request");
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        http::HeaderValue::from_static("chat"),
-    );
-    let (mut s, resp) = ws::handshake(req).await.expect("open");
+    // `ws::connect` offers the `chat` subprotocol.
+    let (mut s, resp) = ws::connect(&format!("ws://{}/probe?protocol=chat", d.addr))
+        .await
+        .expect("open");
     assert_eq!(resp.headers()["sec-websocket-protocol"], "chat");
     assert_eq!(ask(&mut s, "hi").await, "text:hi");
     s.send(Message::text("bye")).await.expect("send");
     assert_eq!(
-        close_code(&mut s, Duration::from_secs(10)).await,
+        ws::close_code(&mut s, Duration::from_secs(10)).await,
         Some(4000)
     );
     assert!(
@@ -202,7 +200,7 @@ async fn a_looping_failing_or_greedy_ws_message_closes_only_its_socket_with_1011
         let hello = client::get(&format!("http://{}/hello", d.addr)).await;
         assert_eq!(hello.status, 200, "{bad}");
         assert_eq!(
-            close_code(&mut s, Duration::from_secs(10)).await,
+            ws::close_code(&mut s, Duration::from_secs(10)).await,
             Some(1011),
             "{bad}:\n{}",
             d.logs()
@@ -276,7 +274,7 @@ async fn a_client_that_outruns_a_moved_call_is_closed_with_1011() {
         s.send(Message::text(format!("m{i}"))).await.expect("send");
     }
     assert_eq!(
-        close_code(&mut s, Duration::from_secs(10)).await,
+        ws::close_code(&mut s, Duration::from_secs(10)).await,
         Some(1011),
         "{}",
         d.logs()

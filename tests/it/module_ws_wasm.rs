@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
     client,
@@ -19,6 +19,9 @@ use crate::support::{
     modules,
     ws::{self, AnyWs},
 };
+
+/// How long a close frame may take.
+const TEN_S: Duration = Duration::from_secs(10);
 
 /// A config with the three components, a plain route, and `time` as the
 /// test component's CPU limit per hook. `time` counts CPU, which a loop on
@@ -59,29 +62,6 @@ async fn open(d: &Daemon, path: &str) -> Result<ws::Ws, String> {
     ws::handshake(format!("ws://{}{path}", d.addr))
         .await
         .map(|(s, _)| s)
-}
-
-/// Reads until the server's close frame: its code (`None`: the
-/// connection ended without one).
-async fn close_code<S>(ws: &mut WebSocketStream<S>) -> Option<u16>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let read = async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(frame))) => {
-                    while let Some(Ok(_)) = ws.next().await {}
-                    return frame.map(|f| u16::from(f.code));
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => return None,
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("no close frame in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,19 +131,14 @@ async fn on_open_refuses_or_adds_headers_and_the_component_closes_with_its_code(
         Some("refused: 403")
     );
     assert_eq!(ws::connect_h2(d.addr, "/odd?refuse").await.err(), Some(403));
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/odd?protocol=chat", d.addr),
-    )
-    .expect("request");
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        http::HeaderValue::from_static("chat"),
-    );
-    let (mut s, resp) = tokio_tungstenite::connect_async(req).await.expect("open");
+    // `ws::connect` offers the `chat` subprotocol.
+    let (mut s, resp) = ws::connect(&format!("ws://{}/odd?protocol=chat", d.addr))
+        .await
+        .expect("open");
     assert_eq!(resp.headers()["sec-websocket-protocol"], "chat");
     ws::echo_n(&mut s, "odd", 3).await;
     s.send(Message::text("bye")).await.expect("send");
-    assert_eq!(close_code(&mut s).await, Some(4000));
+    assert_eq!(ws::close_code(&mut s, TEN_S).await, Some(4000));
     assert!(
         d.wait_for_log("closed with 4000", Duration::from_secs(10)),
         "on-close did not run:\n{}",
@@ -187,7 +162,7 @@ async fn a_looping_or_trapping_hook_closes_its_socket_with_1011_and_the_rest_kee
         assert_eq!(plain.status, 200);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(close_code(&mut looping).await, Some(1011));
+    assert_eq!(ws::close_code(&mut looping, TEN_S).await, Some(1011));
     assert!(
         d.wait_for_log("ws_message failed; socket closed", Duration::from_secs(10)),
         "{}",
@@ -201,7 +176,7 @@ async fn a_looping_or_trapping_hook_closes_its_socket_with_1011_and_the_rest_kee
     for what in ["trap", "memory"] {
         let mut s = open(&d, "/odd").await.expect("open");
         s.send(Message::text(what)).await.expect("send");
-        assert_eq!(close_code(&mut s).await, Some(1011), "{what}");
+        assert_eq!(ws::close_code(&mut s, TEN_S).await, Some(1011), "{what}");
     }
     // Nothing was restarted: the open sockets go on, new ones open.
     ws::echo_n(&mut bystander, "after", 3).await;

@@ -266,3 +266,27 @@ where
         .ok()
         .flatten()
 }
+
+/// Reads until the server's close frame: its code (`None`: the
+/// connection ended without one).
+pub async fn close_code<S>(ws: &mut WebSocketStream<S>, within: Duration) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let read = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    // Reading on sends tungstenite's reply, as a client should.
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => return None,
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("no close frame in time")
+}
