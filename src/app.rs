@@ -83,16 +83,15 @@ impl App for Http {
                 peer,
                 shutdown,
             );
-            return Box::pin(async move {
-                conn.await;
-                drop(permit);
-            });
+            return permit.hold(conn);
         }
-        let conn = conn::serve(self.pipeline.clone(), cfg, stream, peer, shutdown);
-        Box::pin(async move {
-            conn.await;
-            drop(permit);
-        })
+        permit.hold(conn::serve(
+            self.pipeline.clone(),
+            cfg,
+            stream,
+            peer,
+            shutdown,
+        ))
     }
 
     fn room(&self) -> Option<BoxFuture<'static, ()>> {

@@ -41,13 +41,23 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
 use troupe_actors::{AdminApp, ConnShutdown, Node, TreeHandle};
 
-use crate::{config::AdminSpec, generation::Generation, modules::ModuleEntry, tls::LiveCerts};
+use crate::{
+    config::{AdminSpec, schema::AtConnectionCap},
+    conn::caps::{CapLimits, Caps},
+    generation::Generation,
+    modules::ModuleEntry,
+    tls::LiveCerts,
+};
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Open admin connections; more are closed at once, so that a flood of
-/// them cannot take the descriptors the operator needs to get in.
-const MAX_CONNECTIONS: usize = 16;
+/// Open admin connections (16); more are closed at once, so that a flood
+/// of them cannot take the descriptors the operator needs to get in.
+const CAPS: CapLimits = CapLimits {
+    max: 16,
+    per_ip: None,
+    at_cap: AtConnectionCap::Close,
+};
 
 /// The admin endpoints, matched by path (`matchit`, as routes are).
 #[derive(Debug, Clone, Copy)]
@@ -122,8 +132,8 @@ pub struct Admin {
     tree: TreeHandle,
     /// The certificates in force, for `GET /tls`.
     certs: Arc<LiveCerts>,
-    /// Places for open connections (`MAX_CONNECTIONS`).
-    places: Arc<tokio::sync::Semaphore>,
+    /// Open connections, capped by `CAPS` (as the request path's are).
+    conns: Arc<Caps>,
 }
 
 impl Admin {
@@ -144,7 +154,7 @@ impl Admin {
             endpoints: Endpoint::table(),
             tree,
             certs,
-            places: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            conns: Arc::default(),
         })
     }
 
@@ -152,15 +162,11 @@ impl Admin {
     pub fn app(self: &Arc<Self>) -> AdminApp {
         let admin = self.clone();
         AdminApp::new(move |stream, peer, shutdown| {
-            let Ok(place) = admin.places.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max = MAX_CONNECTIONS, "admin API: too many connections; closing this one");
+            let Ok(place) = admin.conns.admit(peer.ip(), &CAPS) else {
+                tracing::warn!(%peer, max = CAPS.max, "admin API: too many connections; closing this one");
                 return Box::pin(std::future::ready(()));
             };
-            let conn = admin.clone().serve(stream, peer, shutdown);
-            Box::pin(async move {
-                conn.await;
-                drop(place);
-            })
+            place.hold(admin.clone().serve(stream, peer, shutdown))
         })
     }
 

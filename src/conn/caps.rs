@@ -14,9 +14,11 @@ use std::{
     net::IpAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
     },
 };
+
+use futures_util::future::BoxFuture;
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
@@ -63,13 +65,13 @@ pub struct Permit {
 impl Caps {
     /// Open connections.
     pub fn open(&self) -> usize {
-        self.open.load(Relaxed)
+        self.open.load(SeqCst)
     }
 
     /// Counts a connection from `ip`, unless a cap says no.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, limits: &CapLimits) -> Result<Permit, Refused> {
-        if self.open.fetch_add(1, Relaxed) >= limits.max {
-            self.open.fetch_sub(1, Relaxed);
+        if self.open.fetch_add(1, SeqCst) >= limits.max {
+            self.open.fetch_sub(1, SeqCst);
             return Err(Refused::Full);
         }
         // From here the permit gives back whatever was taken.
@@ -81,6 +83,9 @@ impl Caps {
             let key = key_of(ip);
             let mut n = self.per_ip.entry(key).or_insert(0);
             if *n >= cap {
+                // A cap of 0 would otherwise leave the key behind.
+                drop(n);
+                self.per_ip.remove_if(&key, |_, n| *n == 0);
                 return Err(Refused::PerIp);
             }
             *n += 1;
@@ -92,14 +97,25 @@ impl Caps {
     /// Waits until fewer than `max` connections are open.
     pub async fn room(&self, max: usize) {
         loop {
-            // Made before the check, so a close in between is not missed.
+            // Both before the check: a close after it sees `waiting` and
+            // wakes `closed`, a close before it shows in `open`.
             let closed = self.room.notified();
+            self.waiting.store(true, SeqCst);
             if self.open() < max {
                 return;
             }
-            self.waiting.store(true, Relaxed);
             closed.await;
         }
+    }
+}
+
+impl Permit {
+    /// `conn`, holding this place until it ends.
+    pub fn hold(self, conn: impl Future<Output = ()> + Send + 'static) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            conn.await;
+            drop(self);
+        })
     }
 }
 
@@ -113,8 +129,8 @@ impl Drop for Permit {
                 *n == 0
             });
         }
-        self.caps.open.fetch_sub(1, Relaxed);
-        if self.caps.waiting.swap(false, Relaxed) {
+        self.caps.open.fetch_sub(1, SeqCst);
+        if self.caps.waiting.swap(false, SeqCst) {
             self.caps.room.notify_waiters();
         }
     }
@@ -172,5 +188,17 @@ mod tests {
         );
         assert!(caps.admit("2001:db8:1:3::1".parse().unwrap(), &l).is_ok());
         assert_eq!(caps.per_ip.len(), 1, "the dropped one left the map");
+    }
+
+    #[test]
+    fn a_refused_address_leaves_nothing_behind() {
+        let caps = Arc::new(Caps::default());
+        let l = limits(10, Some(0));
+        assert_eq!(
+            caps.admit("10.0.0.1".parse().unwrap(), &l).unwrap_err(),
+            Refused::PerIp
+        );
+        assert!(caps.per_ip.is_empty());
+        assert_eq!(caps.open(), 0);
     }
 }
