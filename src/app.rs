@@ -289,6 +289,7 @@ pub async fn start_with(
     let (access, logs) = logging::open_access_log(&first.config.log, &first.base)?;
     let registry = prometheus::Registry::new();
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
+    first.zones.register(&registry).map_err(io::Error::other)?;
     let addrs = listeners
         .iter()
         .map(|l| l.local_addr())
@@ -343,6 +344,8 @@ pub async fn start_with(
         challenges.clone(),
         AcmeMetrics::new(&registry).map_err(io::Error::other)?,
     );
+    // The registry every generation takes its zones from: one sweeper.
+    let first_zones: Arc<dyn troupe_actors::Sweep> = first.zones.clone();
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(
@@ -396,6 +399,7 @@ pub async fn start_with(
         certs: Arc::new(CertSource(certs)),
         acme: Arc::new(AcmeSource(Arc::new(acme))),
         upstreams,
+        limits: first_zones,
     })
     .await?;
     Ok(Running {

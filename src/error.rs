@@ -43,6 +43,15 @@ pub enum HttpError {
         /// The full length, for `Content-Range: bytes */len`.
         len: u64,
     },
+    /// A rate limit refused the request (429 unless configured), with
+    /// `Retry-After`.
+    #[error("rate limited")]
+    RateLimited {
+        /// The status the limit answers with.
+        status: StatusCode,
+        /// Seconds until a retry would be accepted.
+        retry_after: u64,
+    },
     /// A module is not loaded, failed, or disabled (503).
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -78,6 +87,7 @@ impl HttpError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::RateLimited { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -87,7 +97,8 @@ impl HttpError {
 
     /// Whose fault it is.
     pub fn side(&self) -> Side {
-        if self.status().is_server_error() {
+        // A limit answering 503 (as nginx does) is still the client's doing.
+        if self.status().is_server_error() && !matches!(self, Self::RateLimited { .. }) {
             Side::Server
         } else {
             Side::Client
@@ -121,6 +132,9 @@ impl HttpError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

@@ -40,6 +40,9 @@ pub struct Generation {
     /// The upstream groups (`Proxy` routes hold theirs) and the registry
     /// the next generation takes its backends from.
     pub upstreams: Arc<crate::proxy::Upstreams>,
+    /// The rate-limit zones in force (the registry the `limits` actor
+    /// sweeps and the next generation takes its zones from).
+    pub zones: Arc<crate::limit::Zones>,
     /// The listen addresses (as configured) whose connections start with
     /// a TLS handshake; empty without TLS.
     pub tls_listen: Box<[SocketAddr]>,
@@ -63,6 +66,7 @@ impl Generation {
             uses: _,
             certs,
             upstreams,
+            zones,
         } = loaded;
         Self {
             snapshot,
@@ -75,6 +79,7 @@ impl Generation {
                 .collect(),
             certs,
             upstreams,
+            zones,
             config,
             modules,
             path,

@@ -33,6 +33,7 @@
 pub(crate) mod admin;
 pub mod allocator;
 pub(crate) mod app;
+pub mod client;
 pub mod config;
 pub(crate) mod conn;
 pub mod control;

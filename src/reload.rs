@@ -81,10 +81,13 @@ impl Reconfigure for Reloader {
         );
         Box::pin(async move {
             let (path, previous) = (now.path.clone(), now.modules.clone());
-            let registry = now.upstreams.registry.clone();
+            let carry = config::Carry {
+                upstreams: now.upstreams.registry.clone(),
+                zones: now.zones.clone(),
+            };
             // Checking compiles scripts and components: off the runtime.
             let loaded =
-                tokio::task::spawn_blocking(move || config::reload(&path, &previous, &registry))
+                tokio::task::spawn_blocking(move || config::reload(&path, &previous, &carry))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;

@@ -48,6 +48,7 @@ pub mod acme;
 pub mod certs;
 pub mod children;
 pub mod config;
+pub mod limits;
 pub mod listener;
 pub mod listeners;
 pub mod metrics;
@@ -68,7 +69,7 @@ pub use restart::RestartPolicy;
 pub use root::{Tree, TreeSpec, spawn_tree};
 pub use seams::{
     AcmeRun, AdminApp, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost,
-    NoAuthority, NoCertificates, Plan, Reconfigure, Retired, UpstreamGroup,
+    NoAuthority, NoCertificates, NoSweep, Plan, Reconfigure, Retired, Sweep, UpstreamGroup,
 };
 pub use tree::Node;
 pub use wiring::TreeHandle;

@@ -1,7 +1,7 @@
 //! The root supervisor and the handle the binary holds on to ([`Tree`]).
 //!
 //! The root is a plain supervisor. It starts its children in order, each
-//! after those it depends on: metrics, router, modules, upstreams, certs, acme,
+//! after those it depends on: metrics, router, modules, upstreams, limits, certs, acme,
 //! then config (which calls those before it on a reload), then listeners, so nothing is
 //! accepted before the routes and modules exist. It restarts any child
 //! that fails through the shared [`Children`] table, and fails itself
@@ -21,12 +21,15 @@ use crate::{
     certs::{self, CertsActor, CertsArgs},
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History, Siblings},
+    limits::{self, Limits, LimitsArgs},
     listeners::{self, Bound, Listeners, ListenersArgs, ListenersMsg},
     metrics::{Metrics, MetricsArgs},
     modules::{self, Modules, ModulesArgs},
     restart::RestartPolicy,
     router::{Router, RouterArgs},
-    seams::{AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure, UpstreamGroup},
+    seams::{
+        AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure, Sweep, UpstreamGroup,
+    },
     slot::Slot,
     upstreams::{self, Upstreams, UpstreamsArgs},
     wiring::TreeHandle,
@@ -67,6 +70,9 @@ pub struct TreeSpec<A: App> {
     /// The upstream groups of the config started with (see
     /// [`crate::Plan::upstreams`]).
     pub upstreams: Vec<Arc<dyn UpstreamGroup>>,
+    /// The rate-limit zones the `limits` actor sweeps ([`crate::NoSweep`]
+    /// for a tree without any).
+    pub limits: Arc<dyn Sweep>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -253,6 +259,14 @@ impl<A: App> Actor for Root<A> {
             },
         );
         children.start(upstreams::NAME, start, &cell).await?;
+
+        let for_limits = LimitsArgs {
+            zones: spec.limits.clone(),
+        };
+        let start = start_fn(&labels, limits::NAME, None, move || {
+            (Limits, for_limits.clone())
+        });
+        children.start(limits::NAME, start, &cell).await?;
 
         let for_certs = CertsArgs {
             source: spec.certs.clone(),

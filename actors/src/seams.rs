@@ -252,6 +252,31 @@ pub trait Certificates: Send + Sync + 'static {
     fn reload(&self, trigger: &'static str) -> BoxFuture<'static, Result<String, String>>;
 }
 
+/// State the request path grows and only time shrinks (rate-limit keys
+/// whose arrival times have passed): the `limits` actor sweeps it on a
+/// timer, so no request ever pays for the sweep.
+pub trait Sweep: Send + Sync + 'static {
+    /// How long between sweeps.
+    fn every(&self) -> Duration;
+
+    /// Forgets what has expired, and refreshes the gauges that count what
+    /// is kept. Synchronous and bounded by the state's size; a panic
+    /// restarts the `limits` actor alone.
+    fn sweep(&self);
+}
+
+/// Nothing to sweep.
+#[derive(Debug, Default)]
+pub struct NoSweep;
+
+impl Sweep for NoSweep {
+    fn every(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+
+    fn sweep(&self) {}
+}
+
 /// Certificates for a tree that serves none.
 #[derive(Debug, Default)]
 pub struct NoCertificates;

@@ -172,6 +172,7 @@ async fn start_with(
         certs,
         acme,
         upstreams: Vec::new(),
+        limits: Arc::new(troupe_actors::NoSweep),
     })
     .await
     .unwrap();
@@ -232,6 +233,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
                  ├── acme [Running]\n\
                  ├── certs [Running]\n\
                  ├── config [Running]\n\
+                 ├── limits [Running]\n\
                  ├── listeners [Running]\n\
                  │   └── listener.{} [Running]\n\
                  ├── metrics [Running]\n\
@@ -268,7 +270,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 8);
+    assert_eq!(handle.walk().children.len(), 9);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.
@@ -286,6 +288,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         certs: Arc::new(troupe_actors::NoCertificates),
         acme: Arc::new(troupe_actors::NoAuthority),
         upstreams: Vec::new(),
+        limits: Arc::new(troupe_actors::NoSweep),
     })
     .await;
     assert!(again.is_err());

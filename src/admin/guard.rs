@@ -80,7 +80,7 @@ impl Guard {
             .collect();
         Self {
             allowed,
-            guesses: Gcra::new(GUESS_PERIOD, FREE_GUESSES),
+            guesses: Gcra::new(GUESS_PERIOD),
         }
     }
 
@@ -157,7 +157,7 @@ impl Guard {
                 return Err(GUESS_PERIOD);
             }
         }
-        match self.guesses.reserve(&ip, now, MAX_WAIT) {
+        match self.guesses.reserve(&ip, now, FREE_GUESSES, MAX_WAIT).0 {
             Decision::Now => Ok(()),
             Decision::After(wait) => {
                 tracing::warn!(peer = %ip, wait_ms = wait.as_millis() as u64, "admin API: repeated wrong tokens, answering slowly");

@@ -42,6 +42,8 @@ struct Ctx<'a> {
     upstreams: &'a crate::proxy::Upstreams,
     modules: HashMap<&'a str, &'a Arc<ModuleEntry>>,
     uses: RefCell<Vec<ModuleUse>>,
+    zones: super::limits::ZoneMap,
+    client: Arc<crate::client::ClientAddr>,
     locate: &'a dyn Fn(&Anchor) -> String,
 }
 
@@ -90,7 +92,7 @@ pub(super) fn compile(
     cfg: &Config,
     base: &Path,
     previous: &[Arc<ModuleEntry>],
-    registry: &Arc<crate::proxy::Registry>,
+    carry: &super::Carry,
     locate: &dyn Fn(&Anchor) -> String,
 ) -> Result<Compiled, CompileError> {
     if cfg.listen.is_empty() {
@@ -142,12 +144,17 @@ pub(super) fn compile(
     }
     let declared_at = |name: &str| locate(&Anchor::str(name));
     let modules = super::modules::compile_modules(cfg, base, previous, &declared_at)?;
-    let upstreams = super::upstreams::compile_upstreams(cfg, base, registry)?;
+    let upstreams = super::upstreams::compile_upstreams(cfg, base, &carry.upstreams)?;
     let ctx = Ctx {
         base,
         upstreams: &upstreams,
         modules: modules.iter().map(|m| (m.name.as_str(), m)).collect(),
         uses: RefCell::default(),
+        zones: super::limits::compile_zones(cfg, &carry.zones)?,
+        client: Arc::new(crate::client::ClientAddr::new(
+            (*upstreams.trusted).clone(),
+            cfg.client_ip_header,
+        )),
         locate,
     };
     let default = defaults.first().copied().unwrap_or(0);
@@ -186,7 +193,7 @@ pub(super) fn compile(
             .collect::<Result<Vec<_>, CompileError>>()?;
         servers.push(Server {
             names: server.names.clone(),
-            routes: compile_routes(&server.routes, &ctx)?,
+            routes: compile_routes(server, &ctx)?,
             loggers: loggers.into(),
             https: https.next().unwrap_or_default(),
         });
@@ -235,10 +242,11 @@ fn check_server_name(name: &str) -> Result<(), CompileError> {
     }
 }
 
-fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable, CompileError> {
+fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, CompileError> {
     let mut paths = Vec::new();
     let mut regexes = Vec::new();
-    for r in routes {
+    let label = server.names.first().map_or("_", String::as_str);
+    for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
             (Some(p), _) | (None, Some(p)) => Anchor::str(p),
@@ -284,8 +292,17 @@ fn compile_routes(routes: &[schema::Route], ctx: &Ctx<'_>) -> Result<RouteTable,
             HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
             HandlerSpec::WebSocket(w) => format!("WebSocket({})", w.module).into(),
         };
+        let limits = super::limits::compile_limits(
+            &server.rate_limits,
+            &r.rate_limits,
+            &ctx.zones,
+            pattern,
+            label,
+            &ctx.client,
+        )?;
         let route = Route {
             pattern: pattern.as_str().into(),
+            limits,
             methods,
             middleware: middleware.into(),
             handler,

@@ -11,6 +11,8 @@ mod admin;
 mod backends;
 mod compile;
 mod health;
+mod limit_schema;
+mod limits;
 mod locate;
 mod modules;
 mod proxy_schema;
@@ -49,6 +51,19 @@ pub struct Loaded {
     pub certs: crate::tls::Certs,
     /// The upstream groups `Proxy` routes use.
     pub upstreams: Arc<crate::proxy::Upstreams>,
+    /// The rate-limit zones in force, the next reload's to keep.
+    pub zones: Arc<crate::limit::Zones>,
+}
+
+/// What a reload takes from the config in force: state that outlives one
+/// config (upstream backends, rate-limit zones), reused where the new
+/// config keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    /// Upstream backends, with their health and pooled connections.
+    pub upstreams: Arc<crate::proxy::Registry>,
+    /// Rate-limit zones, with their clients' counts.
+    pub zones: Arc<crate::limit::Zones>,
 }
 
 /// A config that cannot be used.
@@ -142,30 +157,30 @@ fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
 /// Checks and compiles config text; `path` names it in errors and anchors
 /// relative paths.
 pub fn load_str(src: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    load_next(src, path, &[], &Arc::default())
+    load_next(src, path, &[], &Carry::default())
 }
 
 /// Reads and checks a config file again for a reload: modules of the
 /// running config (`previous`) whose declaration and file did not change
 /// are reused as they are, with their running instances, and upstream
-/// backends it keeps get their state from `registry`.
+/// backends and rate-limit zones it keeps get their state from `carry`.
 pub fn reload(
     path: &Path,
     previous: &[Arc<ModuleEntry>],
-    registry: &Arc<crate::proxy::Registry>,
+    carry: &Carry,
 ) -> Result<Loaded, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    load_next(&src, path, previous, registry)
+    load_next(&src, path, previous, carry)
 }
 
 fn load_next(
     src: &str,
     path: &Path,
     previous: &[Arc<ModuleEntry>],
-    registry: &Arc<crate::proxy::Registry>,
+    carry: &Carry,
 ) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let config = parse(src, path)?;
@@ -182,7 +197,7 @@ fn load_next(
         uses,
         certs,
         upstreams,
-    } = compile::compile(&config, &base, previous, registry, &locate).map_err(at)?;
+    } = compile::compile(&config, &base, previous, carry, &locate).map_err(at)?;
     Ok(Loaded {
         config,
         snapshot,
@@ -193,5 +208,6 @@ fn load_next(
         admin,
         certs,
         upstreams: Arc::new(upstreams),
+        zones: carry.zones.clone(),
     })
 }

@@ -11,11 +11,13 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
 pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
 pub use super::ws_schema::WebSocketSpec;
+pub use crate::client::ClientIpHeader;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -68,6 +70,16 @@ pub struct Config {
     /// else they are replaced (Caddy's `trusted_proxies`). Default none.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The header a trusted proxy names the client in: `XForwardedFor`
+    /// (default) or `Forwarded`. The client is its right-most address that
+    /// is not a trusted proxy (nginx `real_ip_header` with
+    /// `real_ip_recursive on`); rate limits key by it.
+    #[serde(default)]
+    pub client_ip_header: ClientIpHeader,
+    /// Rate-limit zones, by name, that servers and routes apply in their
+    /// `rate_limits` (nginx `limit_req_zone`). Default none.
+    #[serde(default)]
+    pub rate_zones: BTreeMap<String, RateZoneSpec>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
 }
@@ -560,6 +572,11 @@ pub struct Server {
     /// sent over. Leave it out for a plain-HTTP-only server.
     #[serde(default)]
     pub tls: Option<ServerTls>,
+    /// Rate limits on every route of this server, before the route's own
+    /// (nginx `limit_req` in a `server`; unlike nginx, a route that has
+    /// its own keeps these too).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -706,6 +723,10 @@ pub struct Route {
     /// Middleware, outermost first: the first one sees the request first.
     #[serde(default)]
     pub middleware: Vec<MiddlewareSpec>,
+    /// Rate limits on this route, after its server's (nginx `limit_req`
+    /// in a `location`). They run before the body is read.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitSpec>,
 }
 
 /// The handlers a route can name.

@@ -1,8 +1,21 @@
-//! Rate limiting: [`gcra::Gcra`], a keyed GCRA that reserves a place for
-//! a request that may wait (nginx's `limit_req` without `nodelay`), which
-//! governor cannot do: it only answers "now" or "not yet". Used by the
-//! admin API to slow down token guessing (`admin/guard.rs`).
+//! Rate limiting (nginx `limit_req`).
+//!
+//! | file          | owns |
+//! |---------------|------|
+//! | `gcra.rs`     | [`Gcra`]: per-key arrival times in governor's store; a request may reserve a place and wait, which governor's own check cannot |
+//! | `zone.rs`     | [`Zone`]: a rate, what it keys by, a key cap with an overflow bucket, its series |
+//! | `rule.rs`     | [`Limit`]: a zone as a route applies it (burst, delay, dry run, status) and [`check`] |
+//! | `registry.rs` | [`Zones`]: the zones in force, kept across reloads that keep them, swept by the `limits` actor |
+//!
+//! The admin API also uses [`Gcra`] to slow down token guessing
+//! (`admin/guard.rs`).
 
 pub mod gcra;
+mod registry;
+mod rule;
+mod zone;
 
 pub use gcra::{Decision, Gcra};
+pub use registry::Zones;
+pub use rule::{Limit, Terms, Verdict, check};
+pub use zone::{Key, KeyKind, Zone, ZoneParams};

@@ -8,7 +8,8 @@
 //!           load the generation → normalize the path (400) → pick
 //!           the server → [TLS: 421 if SNI picked another, HSTS; plain:
 //!           redirect to HTTPS] → [its module log hooks] → match the route
-//!           (404/405) → body? buffer it (413/408) : call now → chain
+//!           (404/405) → [its rate limits: 429, or wait for its turn]
+//!           → body? buffer it (413/408) : call now → chain
 //!         the answer (an error becomes its page) back up the layers
 //! ```
 //!
@@ -37,6 +38,7 @@ use http::header;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::limit::Verdict;
 use crate::{
     error::HttpError,
     generation::Generation,
@@ -246,6 +248,36 @@ impl Pipeline {
                 })
                 .clone(),
         );
+        if !route.limits.is_empty() {
+            match crate::limit::check(&route.limits, peer.ip(), &head.headers) {
+                Verdict::Go => {}
+                Verdict::Refuse {
+                    status,
+                    retry_after,
+                } => {
+                    return Err(HttpError::RateLimited {
+                        status,
+                        retry_after,
+                    });
+                }
+                // Its turn comes later: the body is read (and the handler
+                // called) only then, as nginx delays before reading it.
+                Verdict::Wait(wait) => {
+                    let chain = Next::new(route.middleware.clone(), route.handler.clone());
+                    let streams = route.handler.streams_body();
+                    return Ok(HandlerFuture::new(async move {
+                        tokio::time::sleep(wait).await;
+                        let (body, stream) = if streams {
+                            (Bytes::new(), Some(stream_body(body, limits)?))
+                        } else {
+                            (read_body(body, limits).await?, None)
+                        };
+                        let req = Request::new(head, normalized, params, body, peer);
+                        chain.run(req.with_stream(stream, tls)).await
+                    }));
+                }
+            }
+        }
         if http_body::Body::is_end_stream(&body) {
             let req =
                 Request::new(head, normalized, params, Bytes::new(), peer).with_stream(None, tls);
@@ -257,11 +289,7 @@ impl Pipeline {
         }
         let chain = Next::new(route.middleware.clone(), route.handler.clone());
         if route.handler.streams_body() {
-            // Refuse a declared length up front, as `read_body` does.
-            if http_body::Body::size_hint(&body).lower() > limits.max_body_bytes {
-                return Err(HttpError::BodyTooLarge);
-            }
-            let stream = Limited::new(body, limits.max_body_bytes as usize);
+            let stream = stream_body(body, limits)?;
             let req = Request::new(head, normalized, params, Bytes::new(), peer);
             return Ok(chain.run(req.with_stream(Some(stream), tls)));
         }
@@ -294,6 +322,16 @@ pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>)
         },
     };
     Respond::new(conn, chain, trail, ex)
+}
+
+/// The body as a stream a handler reads itself, capped at
+/// `max_body_bytes`; a declared length past it is refused up front, as
+/// `read_body` does.
+fn stream_body(body: Incoming, limits: RequestLimits) -> Result<request::BodyStream, HttpError> {
+    if http_body::Body::size_hint(&body).lower() > limits.max_body_bytes {
+        return Err(HttpError::BodyTooLarge);
+    }
+    Ok(Limited::new(body, limits.max_body_bytes as usize))
 }
 
 /// Buffers the request body within the size and time limits.

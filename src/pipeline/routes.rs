@@ -34,6 +34,8 @@ pub struct Route {
     pub pattern: Arc<str>,
     /// Methods answered; `None` means any.
     pub methods: Option<Vec<Method>>,
+    /// Rate limits, checked before the body is read (its server's first).
+    pub limits: Box<[crate::limit::Limit]>,
     /// Middleware, outermost first.
     pub middleware: Arc<[Arc<dyn Middleware>]>,
     /// The handler at the end of the chain.
@@ -246,6 +248,7 @@ mod tests {
 
     fn route(pattern: &str, methods: Option<Vec<Method>>, body: &'static str) -> Route {
         Route {
+            limits: Box::default(),
             pattern: pattern.into(),
             methods,
             middleware: Arc::new([]),

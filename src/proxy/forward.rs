@@ -23,6 +23,7 @@
 //! future, and with it the upstream request (hyper then closes that
 //! connection).
 
+use crate::client::Trusted;
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -44,7 +45,6 @@ use super::{
     pool::{ConnectError, Sender},
     retry::{self, Sent},
     transport::Protocol,
-    trusted::Trusted,
     upgrade,
     upstream::Upstream,
 };

@@ -11,7 +11,6 @@
 //! | `verdict.rs` | one backend's active-health verdict: up or down, rise/fall counts |
 //! | `health.rs` | active checks (HTTP or TCP probes) and upkeep, as the `upstreams` actors drive them |
 //! | `headers.rs` | hop-by-hop stripping, forwarding headers |
-//! | `trusted.rs` | `trusted_proxies` CIDRs |
 //! | `retry.rs` | when a try may be made again; the retry budget |
 //! | `body.rs` | request and response bodies across the proxy |
 //! | `upgrade.rs` | upgrades (WebSocket over HTTP/1.1 and HTTP/2): what the backend is sent, the answer |
@@ -32,14 +31,13 @@ pub mod health;
 mod pool;
 mod retry;
 pub mod transport;
-mod trusted;
 mod tunnel;
 mod upgrade;
 pub mod upstream;
 mod verdict;
 
+pub use crate::client::Trusted;
 pub use backend::Backend;
 pub use choice::UpstreamChoice;
 pub use forward::{HostMode, Proxy};
-pub use trusted::Trusted;
 pub use upstream::{HealthCheck, Probe, Registry, Settings, Upstream, Upstreams};

@@ -9,6 +9,7 @@
 //! estimate and pooled connections. The registry holds them weakly, so a
 //! backend no generation has any more is dropped with its connections.
 
+use crate::client::Trusted;
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
@@ -21,7 +22,6 @@ use http::{HeaderValue, Uri};
 
 use super::{
     backend::Backend, balance::Balancer, pool::PoolLimits, retry::Budget, transport::Transport,
-    trusted::Trusted,
 };
 
 /// One group's timeouts and limits.

@@ -162,6 +162,7 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
             "acme",
             "certs",
             "config",
+            "limits",
             "listeners",
             "metrics",
             "modules",

@@ -58,6 +58,7 @@ fn the_supervision_tree_is_logged_at_start() {
     assert_eq!(tree.first().copied(), Some("troupe [Running]"), "{logs}");
     for child in [
         "config",
+        "limits",
         "metrics",
         "router",
         "modules",

@@ -106,6 +106,7 @@ async fn the_tree_renders_every_actor() {
         "acme",
         "certs",
         "config",
+        "limits",
         "metrics",
         "router",
         "modules",
@@ -115,6 +116,6 @@ async fn the_tree_renders_every_actor() {
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 10, "{text}");
+    assert_eq!(text.lines().count(), 11, "{text}");
     srv.stop().await;
 }
