@@ -18,6 +18,7 @@
 //! from an `ArcSwap`.
 
 pub mod body;
+pub(crate) mod collect;
 pub mod https;
 pub(crate) mod layers;
 pub mod log_hook;
@@ -34,7 +35,7 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 
 use crate::{
@@ -304,9 +305,9 @@ async fn read_body(body: Incoming, limits: RequestLimits) -> Result<Bytes, HttpE
         return Err(HttpError::BodyTooLarge);
     }
     let limited = Limited::new(body, limits.max_body_bytes as usize);
-    match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+    match tokio::time::timeout(limits.body_timeout, collect::collect(limited)).await {
         Err(_) => Err(HttpError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::BodyTooLarge),
         Ok(Err(_)) => Err(HttpError::BadRequest("request body was cut off")),
     }
