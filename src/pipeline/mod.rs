@@ -19,6 +19,7 @@
 //! from an `ArcSwap`.
 
 pub mod body;
+pub(crate) mod collect;
 pub mod https;
 pub(crate) mod layers;
 pub mod log_hook;
@@ -35,7 +36,7 @@ use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 
 use crate::limit::Verdict;
@@ -342,9 +343,9 @@ async fn read_body(body: Incoming, limits: RequestLimits) -> Result<Bytes, HttpE
         return Err(HttpError::BodyTooLarge);
     }
     let limited = Limited::new(body, limits.max_body_bytes as usize);
-    match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+    match tokio::time::timeout(limits.body_timeout, collect::collect(limited)).await {
         Err(_) => Err(HttpError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::BodyTooLarge),
         Ok(Err(_)) => Err(HttpError::BadRequest("request body was cut off")),
     }

@@ -34,7 +34,6 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, Uri, Version, header, request::Parts, uri::PathAndQuery};
 use http_body::Body as _;
-use http_body_util::BodyExt as _;
 
 use super::{
     backend::{Backend, InFlight, now_ms},
@@ -394,9 +393,9 @@ async fn read_whole(
     body: crate::pipeline::request::BodyStream,
     timeout: Duration,
 ) -> Result<Bytes, HttpError> {
-    match tokio::time::timeout(timeout, body.collect()).await {
+    match tokio::time::timeout(timeout, crate::pipeline::collect::collect(body)).await {
         Err(_) => Err(HttpError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::BodyTooLarge),
         Ok(Err(_)) => Err(HttpError::BadRequest("request body was cut off")),
     }

@@ -41,6 +41,7 @@ mod reload;
 mod robustness;
 mod routing;
 mod shutdown;
+mod slow_clients;
 mod static_files;
 mod strict_http;
 mod supervision;
