@@ -204,6 +204,7 @@ pub(super) fn compile(
             max_body_bytes: cfg.limits.max_body_bytes,
             body_timeout: cfg.limits.body_timeout,
         },
+        client: ctx.client.clone(),
     };
     let uses = ctx.uses.into_inner();
     Ok(Compiled {

@@ -5,7 +5,11 @@
 //! disk slows logging, never the reactor. A line is written when the
 //! response head is ready; its byte count is the declared body length.
 
-use std::{io::Write as _, net::SocketAddr, time::Duration};
+use std::{
+    io::Write as _,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use http::{HeaderValue, Method, Uri, Version, header};
 use http_body::Body as _;
@@ -43,7 +47,8 @@ pub struct UpstreamTiming {
 /// What is kept of a request for its log line.
 #[derive(Debug)]
 pub struct Entry {
-    peer: SocketAddr,
+    /// The client: the peer, or whom a trusted proxy forwarded for.
+    client: IpAddr,
     method: Method,
     uri: Uri,
     version: Version,
@@ -53,10 +58,10 @@ pub struct Entry {
 
 impl Entry {
     /// Captures the request fields before the request moves on.
-    pub fn capture(req: &http::request::Parts, peer: SocketAddr) -> Self {
+    pub fn capture(req: &http::request::Parts, client: IpAddr) -> Self {
         let h = &req.headers;
         Self {
-            peer,
+            client,
             method: req.method.clone(),
             uri: req.uri.clone(),
             version: req.version,
@@ -136,7 +141,7 @@ impl AccessLog {
                     .unwrap_or_default();
                 let mut line = format!(
                     "{} - - [{time}] \"{} {} {proto}\" {status} {bytes} \"{}\" \"{}\"",
-                    e.peer.ip(),
+                    e.client,
                     e.method,
                     target.replace('"', "\\x22"),
                     text(&e.referer),
@@ -168,7 +173,7 @@ impl AccessLog {
                     .unwrap_or("");
                 let line = JsonLine {
                     time: &time,
-                    remote_addr: e.peer.ip().to_string(),
+                    remote_addr: e.client.to_string(),
                     method: e.method.as_str(),
                     uri: target.to_owned(),
                     protocol: proto,

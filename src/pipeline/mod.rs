@@ -117,6 +117,17 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// The client of a request from `peer` with `headers`: the peer, or
+    /// behind the current config's trusted proxies, whom they forwarded
+    /// for.
+    pub(crate) fn client(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &http::HeaderMap,
+    ) -> std::net::IpAddr {
+        self.generation.load().snapshot.client.of(peer, headers)
+    }
+
     /// Routes the request on the current generation and starts its chain;
     /// refusals (400, 404, 405…) come back as a ready error. `route` gets
     /// the matched route's series.

@@ -4,9 +4,10 @@
 //! once and keeps that generation to the end, so a reload never changes the
 //! rules under a request in flight.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::vhost::Servers;
+use crate::client::ClientAddr;
 
 /// Per-request limits that a config reload may change.
 #[derive(Debug, Clone, Copy)]
@@ -24,4 +25,6 @@ pub struct Snapshot {
     pub servers: Servers,
     /// Body limits.
     pub limits: RequestLimits,
+    /// Who the client of a request is (the access log's `$remote_addr`).
+    pub client: Arc<ClientAddr>,
 }

@@ -67,3 +67,23 @@ async fn json_lines_parse() {
     let v: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
     assert_eq!(v["status"], 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_logged() {
+    let trusted =
+        config("Combined").replacen("Config(", r#"Config(trusted_proxies: ["127.0.0.1"],"#, 1);
+    let srv = TestServer::start(&trusted).await;
+    let xff = [("x-forwarded-for", "6.6.6.6, 198.51.100.7")];
+    client::get_with(&srv.url("/hello"), &xff).await;
+    client::get_with(&srv.url("/missing"), &xff).await;
+    let text = first_line(&srv).await;
+    // As nginx's realip does: the right-most address the proxy did not
+    // add itself, not the one the client wrote first.
+    assert!(text.starts_with("198.51.100.7 - - ["), "{text}");
+    // Without trust, the peer, whatever it claims.
+    let srv = TestServer::start(&config("Combined")).await;
+    client::get_with(&srv.url("/hello"), &xff).await;
+    client::get_with(&srv.url("/missing"), &xff).await;
+    let text = first_line(&srv).await;
+    assert!(text.starts_with("127.0.0.1 - - ["), "{text}");
+}

@@ -24,9 +24,12 @@ impl<C: Connection> Layer<C> for Logging {
 
     #[inline(always)]
     fn down(&self, req: &Parts, _ex: &mut Exchange, conn: &C) -> Self::Trail {
-        self.0
-            .as_ref()
-            .map(|_| Box::new((Entry::capture(req, conn.peer()), Instant::now())))
+        self.0.as_ref().map(|_| {
+            // nginx's realip: behind a trusted proxy, the client it
+            // forwarded for is `$remote_addr`.
+            let client = conn.pipeline().client(conn.peer().ip(), &req.headers);
+            Box::new((Entry::capture(req, client), Instant::now()))
+        })
     }
 
     #[inline(always)]
