@@ -391,3 +391,44 @@ async fn malformed_http2_requests_are_refused() {
         }
     }
 }
+
+/// RFC 9112 §3.2.2: with an absolute-form target, the server MUST ignore
+/// `Host` and use the target's authority: here, to pick the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_form_picks_the_server_by_its_authority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.ron");
+    std::fs::write(
+        &path,
+        r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: Off),
+    servers: [
+        (names: ["a"], routes: [(path: "/", handler: Return(body: "server a\n"))]),
+        (names: ["b"], routes: [(path: "/", handler: Return(body: "server b\n"))]),
+    ],
+)"#,
+    )
+    .expect("write config");
+    let troupe = tokio::task::spawn_blocking(move || crate::support::daemon::Daemon::start(&path))
+        .await
+        .expect("start");
+    for (wire, want) in [
+        (
+            &b"GET http://a/ HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"[..],
+            "server a",
+        ),
+        (
+            b"GET http://b/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            "server b",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+            "server b",
+        ),
+    ] {
+        let got = exchange(troupe.addr, wire, Duration::from_secs(10)).await;
+        assert_eq!(got.status, Some(200), "{}", got.text);
+        assert!(got.text.ends_with(&format!("{want}\n")), "{}", got.text);
+    }
+}
