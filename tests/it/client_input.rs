@@ -231,7 +231,9 @@ async fn mutated_requests_never_get_a_5xx_on_any_handler_kind() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(n >= 1000, "only {n} requests in the time");
+    // 32 workers whose every request waited out its 1 s would still send
+    // 640; a few thousand is usual (about 2,700 here).
+    assert!(n >= 600, "only {n} requests in the time");
     // Still up.
     let after = exchange(addr, SEEDS[0], Duration::from_secs(5)).await;
     assert_eq!(after.status, Some(200), "{}", after.text);
