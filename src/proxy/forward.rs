@@ -457,9 +457,17 @@ fn build(
 }
 
 /// `HostMode::Backend` names the backend of this try: `host:port` as
-/// configured, or `ip:port`.
+/// configured, or `ip:port`. So does `Pass` when the client sent no host
+/// (HTTP/1.0 may leave it out): the backend is spoken to in HTTP/1.1,
+/// where a request without `Host` is refused (RFC 9112 §3.2), so it gets
+/// the name nginx's default `$proxy_host` would give it.
 fn set_host<B>(r: &mut http::Request<B>, host: &HostMode, backend: &Backend) {
-    if let HostMode::Backend = host {
+    let name = match host {
+        HostMode::Backend => true,
+        HostMode::Pass => !r.headers().contains_key(header::HOST),
+        HostMode::Set(_) => false,
+    };
+    if name {
         r.headers_mut()
             .insert(header::HOST, backend.authority.clone());
     }

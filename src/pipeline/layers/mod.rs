@@ -5,6 +5,8 @@
 //! |--------------------|----------------------------------------------|---------------------------------------|
 //! | `host.rs`          | refuse a missing (HTTP/1.1), repeated or invalid `Host` (400) | —                    |
 //! | `smuggling.rs`     | refuse a head with a length and a chunked coding (400) | —                           |
+//! | `transfer_coding.rs` | refuse any coding but one `chunked` (400)  | —                                     |
+//! | `h2_fields.rs`     | refuse what RFC 9113 §8 calls malformed and h2 lets by (400) | —                    |
 //! | `keep_alive.rs`    | count the request on its connection          | close after `keepalive_requests`      |
 //! | `server_header.rs` | —                                            | `Server: troupe`                      |
 //! | `access_log.rs`    | keep the request line (when the log is on)   | write the line                        |
@@ -22,12 +24,14 @@
 //! request's future.
 
 mod access_log;
+mod h2_fields;
 mod host;
 mod keep_alive;
 pub(crate) mod log_hooks;
 mod metrics;
 mod server_header;
 pub(crate) mod smuggling;
+mod transfer_coding;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -123,10 +127,16 @@ pub(crate) type Builtins = (
     (
         smuggling::Smuggling,
         (
-            keep_alive::KeepAlive,
+            transfer_coding::TransferCoding,
             (
-                server_header::ServerHeader,
-                (access_log::Logging, metrics::Metrics),
+                h2_fields::H2Fields,
+                (
+                    keep_alive::KeepAlive,
+                    (
+                        server_header::ServerHeader,
+                        (access_log::Logging, metrics::Metrics),
+                    ),
+                ),
             ),
         ),
     ),
@@ -139,10 +149,16 @@ pub(crate) fn builtins(access: Option<AccessLog>, metrics: &HttpMetrics) -> Buil
         (
             smuggling::Smuggling,
             (
-                keep_alive::KeepAlive,
+                transfer_coding::TransferCoding,
                 (
-                    server_header::ServerHeader,
-                    (access_log::Logging(access), metrics::Metrics::new(metrics)),
+                    h2_fields::H2Fields,
+                    (
+                        keep_alive::KeepAlive,
+                        (
+                            server_header::ServerHeader,
+                            (access_log::Logging(access), metrics::Metrics::new(metrics)),
+                        ),
+                    ),
                 ),
             ),
         ),

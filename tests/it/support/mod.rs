@@ -9,6 +9,7 @@ pub mod modules;
 pub mod pattern;
 pub mod reload;
 pub mod server;
+pub mod strict;
 pub mod tls;
 pub mod ws;
 
