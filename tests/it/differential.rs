@@ -10,15 +10,8 @@
 //! Troupe never answers 5xx, and accepts every well-formed case. Where
 //! nginx and h11 disagree, docs/strict-http.md says which Troupe follows.
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
-
 use crate::support::{
-    eventually_sync,
+    nginx::{self, Nginx},
     strict::{Strict, python_path, run_python},
 };
 
@@ -46,89 +39,6 @@ const STRICTER: &[(&str, &str)] = &[
     ),
 ];
 
-/// nginx on two loopback ports: the front proxies to the back, which
-/// answers 200 (and reads and drops the body).
-struct Nginx {
-    child: Child,
-    front: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-/// The nginx binary: on PATH or in /usr/sbin, else Debian's nginx-light
-/// installed now (CI runs as root); `None` when that fails too.
-fn nginx_binary() -> Option<String> {
-    let find = || {
-        ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .map(str::to_owned)
-    };
-    if let Some(found) = find() {
-        return Some(found);
-    }
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
-             apt-get -o DPkg::Lock::Timeout=300 install -y -qq nginx-light",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    find()
-}
-
-fn start_nginx(bin: &str) -> Nginx {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (front, back) = (free_port(), free_port());
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
-         server {{ listen {front}; location / {{ proxy_pass http://{back}; }} }}\n\
-         server {{ listen {back}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
-    let child = Command::new(bin)
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    assert!(
-        eventually_sync(Duration::from_secs(10), || std::net::TcpStream::connect(
-            front
-        )
-        .is_ok()),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-    );
-    Nginx {
-        child,
-        front,
-        _dir: dir,
-    }
-}
-
 fn verdict(r: &serde_json::Value, party: &str) -> String {
     r[party]["verdict"].as_str().unwrap_or("?").to_owned()
 }
@@ -141,7 +51,7 @@ async fn troupe_agrees_with_nginx_or_h11_on_every_payload() {
     else {
         return;
     };
-    let Some(bin) = tokio::task::spawn_blocking(nginx_binary)
+    let Some(bin) = tokio::task::spawn_blocking(nginx::binary)
         .await
         .expect("set-up")
     else {
@@ -152,11 +62,23 @@ async fn troupe_agrees_with_nginx_or_h11_on_every_payload() {
         );
         return;
     };
-    let nginx = start_nginx(&bin);
+    // nginx proxies to a `return 200` server of its own, so it reads
+    // every body.
+    let (front, back) = (nginx::free_addr(), nginx::free_addr());
+    let _nginx = Nginx::start(
+        &bin,
+        |_| {
+            format!(
+                " server {{ listen {front}; location / {{ proxy_pass http://{back}; }} }}\n\
+                 server {{ listen {back}; location / {{ return 200 \"ok\\n\"; }} }}"
+            )
+        },
+        front,
+    );
     let srv = Strict::start().await;
     let args = vec![
         format!("troupe={}", srv.troupe.addr),
-        format!("nginx={}", nginx.front),
+        format!("nginx={front}"),
     ];
     let results = tokio::task::spawn_blocking(move || run_python(&path, "differential.py", &args))
         .await

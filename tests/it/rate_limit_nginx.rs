@@ -2,113 +2,43 @@
 //! sequences go to the local nginx and to Troupe, configured alike, and
 //! must get the same answers (and, when delayed, about the same waits).
 //!
-//! nginx is installed from Debian (`nginx-light`) when missing; without
-//! it the test says so loudly and passes, as the ACME tests do without
-//! pebble.
+//! nginx is installed from Debian (`nginx-light`) when missing
+//! (`support/nginx.rs`); without it the test says so loudly and passes,
+//! as the ACME tests do without pebble.
 
-use std::{
-    net::SocketAddr,
-    os::unix::process::CommandExt,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::support::server::TestServer;
+use crate::support::{
+    nginx::{self, Nginx},
+    server::TestServer,
+};
 
-/// The local nginx, installing it if needed.
-fn nginx() -> Option<&'static str> {
-    const BIN: &str = "/usr/sbin/nginx";
-    let have = || std::path::Path::new(BIN).exists();
-    if !have() {
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "nginx-light"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-    have().then_some(BIN)
-}
-
-/// nginx in the foreground, killed on drop.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free loopback port (the race with another binder is harmless here:
-/// nginx would fail to start and the test would say so).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-/// Starts nginx with the zones below, serving files from `dir/www`.
-async fn start_nginx(bin: &str, dir: &std::path::Path) -> (Nginx, SocketAddr) {
-    let www = dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    for f in ["nodelay", "delay"] {
-        std::fs::write(www.join(f), "ok\n").unwrap();
-    }
-    let port = free_port();
-    let d = dir.display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    limit_req_zone $binary_remote_addr zone=nd:1m rate=2r/s;
+/// nginx with the same zones, serving files that stand for Troupe's
+/// `Return` routes (nginx's `return` runs before `limit_req`).
+fn start_nginx(bin: &str) -> (Nginx, SocketAddr) {
+    let addr = nginx::free_addr();
+    let http = |dir: &std::path::Path| {
+        let www = dir.join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        for f in ["nodelay", "delay"] {
+            std::fs::write(www.join(f), "ok\n").unwrap();
+        }
+        format!(
+            r#"    limit_req_zone $binary_remote_addr zone=nd:1m rate=2r/s;
     limit_req_zone $binary_remote_addr zone=dl:1m rate=10r/s;
     limit_req_status 429;
     server {{
-        listen 127.0.0.1:{port};
+        listen {addr};
         root {www};
         location = /nodelay {{ limit_req zone=nd burst=3 nodelay; }}
         location = /delay {{ limit_req zone=dl burst=3; }}
-    }}
-}}
-"#,
-        www = www.display()
-    );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-p", &d.to_string(), "-c", &path.display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // If the test process dies without dropping `Nginx`, nginx goes too:
-    // it would otherwise keep the port, and every descriptor it inherited
-    // (the build lock cargo runs under, for one).
-    // SAFETY: only an async-signal-safe system call between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
-    }
-    let nginx = Nginx(cmd.spawn().expect("spawn nginx"));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..100 {
-        if TcpStream::connect(addr).await.is_ok() {
-            return (nginx, addr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
+    }}"#,
+            www = www.display()
+        )
+    };
+    (Nginx::start(bin, http, addr), addr)
 }
 
 /// `GET path` on its own connection: the status and how long it took.
@@ -154,15 +84,14 @@ async fn sequence(to: SocketAddr) -> Answers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_as_nginx_limit_req_does() {
-    let Some(bin) = tokio::task::spawn_blocking(nginx).await.unwrap() else {
+    let Some(bin) = tokio::task::spawn_blocking(nginx::binary).await.unwrap() else {
         eprintln!(
             "\n*** SKIPPED limits_answer_as_nginx_limit_req_does: nginx is not installed and \
              `apt-get install -y nginx-light` failed ***\n"
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (_nginx, nginx_addr) = start_nginx(bin, dir.path()).await;
+    let (_nginx, nginx_addr) = start_nginx(&bin);
     let troupe = TestServer::start(
         r#"Config(
     listen: ["127.0.0.1:0"],

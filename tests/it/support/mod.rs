@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod downloads;
 pub mod load;
 pub mod modules;
+pub mod nginx;
 pub mod pattern;
 pub mod reload;
 pub mod server;
