@@ -55,23 +55,13 @@ fn check(req: &Parts) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use http::{Request, Version};
+    use http::Version;
 
     use super::H2Fields;
-    use crate::pipeline::layers::{
-        Layer,
-        testing::{conn, exchange},
-    };
+    use crate::pipeline::layers::testing::{head_for, refused};
 
     fn status(uri: &str, headers: &[(&str, &str)]) -> Option<u16> {
-        let mut req = Request::get(uri).version(Version::HTTP_2);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let head = req.body(()).expect("a request").into_parts().0;
-        let mut ex = exchange(Version::HTTP_2);
-        H2Fields.down(&head, &mut ex, &conn(100));
-        ex.refused.map(|e| e.status().as_u16())
+        refused(&H2Fields, &head_for(uri, Version::HTTP_2, headers))
     }
 
     #[test]

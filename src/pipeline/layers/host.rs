@@ -76,15 +76,10 @@ mod tests {
     use http::Version;
 
     use super::HostCheck;
-    use crate::pipeline::layers::{
-        Layer,
-        testing::{conn, exchange, head},
-    };
+    use crate::pipeline::layers::testing::{head, refused};
 
     fn status(version: Version, headers: &[(&str, &str)]) -> Option<u16> {
-        let mut ex = exchange(version);
-        HostCheck.down(&head(version, headers), &mut ex, &conn(100));
-        ex.refused.map(|e| e.status().as_u16())
+        refused(&HostCheck, &head(version, headers))
     }
 
     #[test]

@@ -206,11 +206,23 @@ pub(crate) mod testing {
 
     /// A request head of `version` with `headers`.
     pub(crate) fn head(version: Version, headers: &[(&str, &str)]) -> Parts {
-        let mut req = http::Request::get("/").version(version);
+        head_for("/", version, headers)
+    }
+
+    /// A request head for `uri`, of `version`, with `headers`.
+    pub(crate) fn head_for(uri: &str, version: Version, headers: &[(&str, &str)]) -> Parts {
+        let mut req = http::Request::get(uri).version(version);
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
         req.body(()).expect("a valid request").into_parts().0
+    }
+
+    /// The status `layer` refuses `head` with, if it refuses it.
+    pub(crate) fn refused<L: super::Layer<TestConn>>(layer: &L, head: &Parts) -> Option<u16> {
+        let mut ex = exchange(head.version);
+        let _ = layer.down(head, &mut ex, &conn(100));
+        ex.refused.map(|e| e.status().as_u16())
     }
 
     /// A fresh exchange for a request of `version`.
