@@ -22,7 +22,7 @@
 //! request's future.
 
 mod access_log;
-mod host;
+pub(crate) mod host;
 mod keep_alive;
 pub(crate) mod log_hooks;
 mod metrics;
