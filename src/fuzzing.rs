@@ -67,7 +67,7 @@ pub const CONNECTION_CONFIG: &str = r#"Config(
             (regex: "^/re/([a-z]+)/([0-9]+)$", handler: Return(body: "$1 $2\n")),
             (path: "/app/{*rest}", handler: Proxy(upstream: "gone")),
             (
-                path: "/{*path}",
+                path: "/static/{*path}",
                 handler: Static(root: "www", index: ["index.html"]),
                 middleware: [SetHeaders({"x-content-type-options": "nosniff"})],
             ),
@@ -418,7 +418,9 @@ pub fn range(raw: &str, len: u64) {
 /// The real pipeline over an in-memory connection, with
 /// [`CONNECTION_CONFIG`]: everything `troupe` runs for a plain
 /// connection but the accept loop and the supervision tree (so modules
-/// are not loaded).
+/// are not loaded), and with HTTP/1 half-closes allowed: the client
+/// closes its side once it has sent its input, and by default hyper
+/// would then close without answering.
 pub struct Server {
     runtime: tokio::runtime::Runtime,
     pipeline: Arc<Pipeline>,
@@ -437,7 +439,9 @@ impl Server {
         let loaded = load_str(CONNECTION_CONFIG, &fixture.dir().join("fuzz.ron"))
             .map_err(|e| e.to_string())?;
         let generation = Generation::new(loaded);
-        let conn = generation.conn.clone();
+        // The one difference from a served connection: the fuzz client
+        // half-closes once it has sent its bytes (see `half_closing`).
+        let conn = Arc::new(ConnConfig::half_closing(&generation.config.limits));
         let metrics = HttpMetrics::new(&prometheus::Registry::new()).map_err(|e| e.to_string())?;
         let pipeline = Arc::new(Pipeline::new(
             Arc::new(ArcSwap::from_pointee(generation)),

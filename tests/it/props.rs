@@ -359,3 +359,30 @@ fn a_connection_answers_with_responses() {
     ];
     run(400, input, |bytes| server.connection(&bytes));
 }
+
+/// The connection target answers what it is asked, so that its
+/// properties are about real responses, not an empty stream.
+#[test]
+fn the_fuzzed_connection_serves_real_answers() {
+    let fixture = Fixture::new().expect("fixture");
+    let server = Server::new(&fixture).expect("the fuzz config compiles");
+    let status = |req: &str| {
+        let out = server.exchange(req.as_bytes());
+        let out = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(fuzzing::responses(out.as_bytes(), false), Ok(1), "{out}");
+        out[9..12].to_owned()
+    };
+    let get = |path: &str| status(&format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    assert_eq!(get("/hello"), "200");
+    assert_eq!(get("/static/a.txt"), "200");
+    assert_eq!(get("/static/in"), "200", "a link inside the root is served");
+    assert_eq!(get("/static/out"), "404", "a link out of the root is not");
+    assert_eq!(get("/static/%2e%2e/%2e%2e/outside/secret.txt"), "400");
+    assert_eq!(get("/re/ab/12"), "200");
+    assert_eq!(get("/app/x"), "502", "the proxy's backend is a closed port");
+    assert_eq!(status("GET /hello HTTP/1.1\r\n\r\n"), "400", "no Host");
+    let two = server.exchange(
+        b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\nHEAD /static/a.txt HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(fuzzing::responses(&two, true), Ok(2));
+}
