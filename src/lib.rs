@@ -23,6 +23,8 @@
 //! - [`control`]: `troupe -s` and the pid file it reads.
 //! - [`allocator`]: the binary's global allocator (mimalloc).
 //! - `admin`: the admin API on its own listener.
+//! - `fuzzing` (feature `fuzzing`): the invariants the fuzz targets and
+//!   property tests check, over crate-private parts.
 //!
 //! `ARCHITECTURE.md` at the repository root draws the actor tree, the
 //! messages, and the request path.
@@ -38,6 +40,8 @@ pub mod config;
 pub(crate) mod conn;
 pub mod control;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub(crate) mod generation;
 pub mod handler;
 pub(crate) mod handlers;

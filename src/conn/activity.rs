@@ -177,16 +177,16 @@ fn bump(counter: &AtomicU64) {
 /// trickles TLS records after the handshake is seen reading, and its
 /// unfinished head is cut by the header timeout as on a plain connection;
 /// [`Sniffed`] shows the plaintext to the sniff, above the TLS stream.
-pub(super) struct Tracked<const SNIFF: bool> {
-    inner: TcpStream,
+pub(super) struct Tracked<const SNIFF: bool, S = TcpStream> {
+    inner: S,
     activity: Arc<Activity>,
     received: u64,
     sent: u64,
     metrics: HttpMetrics,
 }
 
-impl<const SNIFF: bool> Tracked<SNIFF> {
-    pub fn new(inner: TcpStream, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
+impl<const SNIFF: bool, S> Tracked<SNIFF, S> {
+    pub fn new(inner: S, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
         Self {
             inner,
             activity,
@@ -197,14 +197,14 @@ impl<const SNIFF: bool> Tracked<SNIFF> {
     }
 }
 
-impl<const SNIFF: bool> Drop for Tracked<SNIFF> {
+impl<const SNIFF: bool, S> Drop for Tracked<SNIFF, S> {
     fn drop(&mut self) {
         self.metrics.received.inc_by(self.received);
         self.metrics.sent.inc_by(self.sent);
     }
 }
 
-impl<const SNIFF: bool> AsyncRead for Tracked<SNIFF> {
+impl<const SNIFF: bool, S: AsyncRead + Unpin> AsyncRead for Tracked<SNIFF, S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -224,7 +224,7 @@ impl<const SNIFF: bool> AsyncRead for Tracked<SNIFF> {
     }
 }
 
-impl<const SNIFF: bool> Tracked<SNIFF> {
+impl<const SNIFF: bool, S> Tracked<SNIFF, S> {
     fn wrote(&mut self, res: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = res
             && *n > 0
@@ -235,7 +235,7 @@ impl<const SNIFF: bool> Tracked<SNIFF> {
     }
 }
 
-impl<const SNIFF: bool> AsyncWrite for Tracked<SNIFF> {
+impl<const SNIFF: bool, S: AsyncWrite + Unpin> AsyncWrite for Tracked<SNIFF, S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

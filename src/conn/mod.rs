@@ -186,6 +186,23 @@ pub async fn serve(
     run(pipeline, cfg, io, activity, peer, shutdown, Plain).await;
 }
 
+/// [`serve`] over any byte stream: what the fuzz targets drive, with an
+/// in-memory stream in place of a socket (`src/fuzzing.rs`).
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn serve_io<S>(
+    pipeline: Arc<Pipeline>,
+    cfg: Arc<ConnConfig>,
+    stream: S,
+    peer: SocketAddr,
+    shutdown: ConnShutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let io = Tracked::<true, S>::new(stream, activity.clone(), pipeline.metrics().clone());
+    run(pipeline, cfg, io, activity, peer, shutdown, Plain).await;
+}
+
 /// [`serve`] for any byte stream already wrapped to feed `activity`:
 /// plain TCP, or TLS after its handshake.
 async fn run<S, T>(

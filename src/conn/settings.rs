@@ -65,3 +65,16 @@ impl ConnConfig {
         }
     }
 }
+
+#[cfg(feature = "fuzzing")]
+impl ConnConfig {
+    /// [`ConnConfig::new`] for a client that closes its sending side as
+    /// soon as it has sent everything (the fuzz targets'): hyper then
+    /// answers what it read before it closes, where by default an EOF
+    /// closes the connection at once, requests read or not.
+    pub(crate) fn half_closing(limits: &Limits) -> Self {
+        let mut cfg = Self::new(limits);
+        cfg.h1.half_close(true);
+        cfg
+    }
+}

@@ -31,6 +31,7 @@ mod module_ws_upkeep;
 mod module_ws_wasm;
 mod modules;
 mod process_children;
+mod props;
 mod proxy;
 mod proxy_big;
 mod proxy_keepalive;

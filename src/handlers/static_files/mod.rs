@@ -71,6 +71,28 @@ impl StaticFiles {
     }
 }
 
+/// What the fuzz targets and property tests reach (`src/fuzzing.rs`).
+#[cfg(feature = "fuzzing")]
+impl StaticFiles {
+    /// The file `rel` (a normalized path without its leading `/`) resolves
+    /// to, as the handler would serve it; `None` for anything else.
+    pub(crate) fn resolve_file(&self, rel: &str) -> Option<PathBuf> {
+        match self.resolver.resolve(rel) {
+            Ok(resolve::Found::File(meta)) => Some(meta.path),
+            _ => None,
+        }
+    }
+
+    /// The inclusive byte range a `Range` value selects in a file of
+    /// `len` bytes: `Ok(None)` for the whole file, `Err` for 416.
+    pub(crate) fn byte_range(raw: &str, len: u64) -> Result<Option<(u64, u64)>, HttpError> {
+        Ok(match respond::byte_range(raw, len)? {
+            respond::Part::Whole => None,
+            respond::Part::Range(start, end) => Some((start, end)),
+        })
+    }
+}
+
 const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
 
 impl Handler for StaticFiles {

@@ -19,7 +19,7 @@ use crate::{
 
 /// What part of the file to send.
 #[derive(Debug, PartialEq, Eq)]
-enum Part {
+pub(super) enum Part {
     Whole,
     /// Inclusive byte range.
     Range(u64, u64),
@@ -194,10 +194,14 @@ fn range(headers: &HeaderMap, file: &CachedFile) -> Result<Part, HttpError> {
             return Ok(Part::Whole);
         }
     }
+    byte_range(raw, file.meta.len)
+}
+
+/// What a `Range` value asks of a file of `len` bytes (after `If-Range`).
+pub(super) fn byte_range(raw: &str, len: u64) -> Result<Part, HttpError> {
     let Ok(parsed) = http_range_header::parse_range_header(raw) else {
         return Ok(Part::Whole);
     };
-    let len = file.meta.len;
     match parsed.validate(len) {
         // The crate accepts `bytes=0-` on an empty file as 0..=0; no byte
         // of an empty file can be served, so check the bounds ourselves.

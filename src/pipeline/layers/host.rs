@@ -33,7 +33,8 @@ impl<C: Connection> Layer<C> for HostCheck {
     fn up(&self, (): (), _resp: &mut Response, _ex: &Exchange, _conn: &C) {}
 }
 
-fn check(req: &Parts) -> Result<(), &'static str> {
+/// Why `req`'s `Host` fields are refused, if they are.
+pub(crate) fn check(req: &Parts) -> Result<(), &'static str> {
     let mut hosts = req.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (None, _) if req.version == Version::HTTP_11 => Err("an HTTP/1.1 request needs a Host"),

@@ -25,7 +25,7 @@
 
 mod access_log;
 mod h2_fields;
-mod host;
+pub(crate) mod host;
 mod keep_alive;
 pub(crate) mod log_hooks;
 mod metrics;

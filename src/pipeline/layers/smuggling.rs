@@ -75,7 +75,7 @@ impl<C: Connection> Layer<C> for Smuggling {
 }
 
 /// Whether `bytes` hold a head with both header lines.
-fn sniff(bytes: &[u8]) -> bool {
+pub(crate) fn sniff(bytes: &[u8]) -> bool {
     // Building a searcher costs more than searching a request head.
     static TRANSFER: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"ransfer-"));
