@@ -6,7 +6,7 @@
 //! resolver, the header checks). Each function takes outside input,
 //! runs the code a request would run, and panics when an invariant
 //! breaks; a panic in the code under test is a finding too. See
-//! `FUZZING.md` for the targets and how to run them.
+//! `docs/fuzzing.md` for the targets and how to run them.
 
 use std::{
     io,
@@ -215,6 +215,7 @@ pub fn routes(specs: &[RouteSpec], lookups: &[(String, String)]) {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect()
         }),
+        limits: Box::default(),
         middleware: Arc::new([]),
         handler: handler.clone(),
         describe: "fuzz".into(),
@@ -418,9 +419,9 @@ pub fn range(raw: &str, len: u64) {
 /// The real pipeline over an in-memory connection, with
 /// [`CONNECTION_CONFIG`]: everything `troupe` runs for a plain
 /// connection but the accept loop and the supervision tree (so modules
-/// are not loaded), and with HTTP/1 half-closes allowed: the client
-/// closes its side once it has sent its input, and by default hyper
-/// would then close without answering.
+/// are not loaded). The client closes its side once it has sent its
+/// input, and is answered because served connections allow half-closes
+/// (`ConnConfig::new`).
 pub struct Server {
     runtime: tokio::runtime::Runtime,
     pipeline: Arc<Pipeline>,
@@ -439,9 +440,7 @@ impl Server {
         let loaded = load_str(CONNECTION_CONFIG, &fixture.dir().join("fuzz.ron"))
             .map_err(|e| e.to_string())?;
         let generation = Generation::new(loaded);
-        // The one difference from a served connection: the fuzz client
-        // half-closes once it has sent its bytes (see `half_closing`).
-        let conn = Arc::new(ConnConfig::half_closing(&generation.config.limits));
+        let conn = Arc::new(ConnConfig::new(&generation.config.limits));
         let metrics = HttpMetrics::new(&prometheus::Registry::new()).map_err(|e| e.to_string())?;
         let pipeline = Arc::new(Pipeline::new(
             Arc::new(ArcSwap::from_pointee(generation)),

@@ -38,7 +38,13 @@ impl ConnConfig {
         h1.header_read_timeout(None)
             // Header blocks past this get 431; hyper needs at least 8 KiB.
             .max_buf_size(limits.max_header_bytes.max(8192))
-            .keep_alive(true);
+            .keep_alive(true)
+            // A client that closes its sending side once its request is
+            // out (`printf … | nc -N`, some HTTP/1.0 tools) gets its answer,
+            // as from nginx; hyper's default closes at the EOF, requests
+            // read or not. A half-closed client that goes silent still
+            // meets the watchdog's timeouts.
+            .half_close(true);
         if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
             h1.max_headers(limits.max_headers);
         }
@@ -63,18 +69,5 @@ impl ConnConfig {
                 at_cap: limits.at_connection_cap,
             },
         }
-    }
-}
-
-#[cfg(feature = "fuzzing")]
-impl ConnConfig {
-    /// [`ConnConfig::new`] for a client that closes its sending side as
-    /// soon as it has sent everything (the fuzz targets'): hyper then
-    /// answers what it read before it closes, where by default an EOF
-    /// closes the connection at once, requests read or not.
-    pub(crate) fn half_closing(limits: &Limits) -> Self {
-        let mut cfg = Self::new(limits);
-        cfg.h1.half_close(true);
-        cfg
     }
 }

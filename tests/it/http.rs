@@ -193,3 +193,26 @@ async fn h2_mixes_ready_and_waiting_streams_on_one_connection() {
     // Cache hits are ready answers now; they must still be right.
     assert_eq!(get("/f/small.txt").await.text(), "small\n");
 }
+
+/// `printf 'GET / …' | nc -N host port`: a client that closes its sending
+/// side once its request is out still gets the answer, as from nginx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let srv = TestServer::start(&config_with_routes(
+        r#"(path: "/", handler: Return(body: "half\n"))"#,
+    ))
+    .await;
+    for req in [
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+        let text = client::read_until_close(&mut s, Duration::from_secs(5)).await;
+        let answers = text.matches(" 200 OK\r\n").count();
+        assert_eq!(answers, req.matches("GET").count(), "{req:?} → {text:?}");
+        assert!(text.ends_with("half\n"), "{text:?}");
+    }
+}
