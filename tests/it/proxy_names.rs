@@ -8,6 +8,7 @@
 use std::{
     collections::BTreeSet,
     net::{SocketAddr, ToSocketAddrs},
+    time::Duration,
 };
 
 use http::StatusCode;
@@ -158,7 +159,13 @@ async fn a_named_https_backend_gets_its_name_as_sni_and_is_verified_for_it() {
     // `localhost`) does not carry it.
     let r = client::get(&url(&d, "/set/x")).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
-    assert!(d.logs().contains("TLS handshake failed"), "{}", d.logs());
+    // The daemon's stderr is read by another thread: the line may come a
+    // moment after the answer.
+    assert!(
+        d.wait_for_log("TLS handshake failed", Duration::from_secs(5)),
+        "{}",
+        d.logs()
+    );
 }
 
 #[test]
