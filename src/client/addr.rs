@@ -40,11 +40,6 @@ impl ClientAddr {
         Self { trusted, header }
     }
 
-    /// The trusted proxies.
-    pub fn trusted(&self) -> &Trusted {
-        &self.trusted
-    }
-
     /// The client of a request that came from `peer` with `headers`.
     #[inline]
     pub fn of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {

@@ -68,11 +68,6 @@ impl<K: Hash + Eq + Clone> Gcra<K> {
         }
     }
 
-    /// The period between cells.
-    pub fn period(&self) -> Duration {
-        Duration::from_nanos(self.period)
-    }
-
     fn nanos(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
