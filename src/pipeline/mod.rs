@@ -322,6 +322,7 @@ pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>)
     let (head, body) = req.into_parts();
     let mut ex = Exchange {
         version: head.version,
+        no_body: http_body::Body::is_end_stream(&body),
         refused: None,
         route: None,
     };

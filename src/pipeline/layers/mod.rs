@@ -83,6 +83,9 @@ pub(crate) trait Connection: Send + Sync + 'static {
 pub(crate) struct Exchange {
     /// The request's HTTP version.
     pub version: Version,
+    /// hyper framed no body for it: no `Content-Length` above 0 and no
+    /// `Transfer-Encoding` (which hyper reads as a body to come).
+    pub no_body: bool,
     /// A layer refused the request on the way down: it is answered with
     /// this, without routing.
     pub refused: Option<HttpError>,
@@ -229,6 +232,7 @@ pub(crate) mod testing {
     pub(crate) fn exchange(version: Version) -> Exchange {
         Exchange {
             version,
+            no_body: false,
             refused: None,
             route: None,
         }
