@@ -290,6 +290,7 @@ pub async fn start_with(
     let registry = prometheus::Registry::new();
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
     first.zones.register(&registry).map_err(io::Error::other)?;
+    first.caches.register(&registry).map_err(io::Error::other)?;
     let addrs = listeners
         .iter()
         .map(|l| l.local_addr())

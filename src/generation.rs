@@ -43,6 +43,9 @@ pub struct Generation {
     /// The rate-limit zones in force (the registry the `limits` actor
     /// sweeps and the next generation takes its zones from).
     pub zones: Arc<crate::limit::Zones>,
+    /// The cache zones in force (the registry the admin API purges and
+    /// the next generation takes its zones from).
+    pub caches: Arc<crate::cache::CacheZones>,
     /// The listen addresses (as configured) whose connections start with
     /// a TLS handshake; empty without TLS.
     pub tls_listen: Box<[SocketAddr]>,
@@ -67,6 +70,7 @@ impl Generation {
             certs,
             upstreams,
             zones,
+            caches,
         } = loaded;
         Self {
             snapshot,
@@ -80,6 +84,7 @@ impl Generation {
             certs,
             upstreams,
             zones,
+            caches,
             config,
             modules,
             path,

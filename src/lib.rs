@@ -17,6 +17,8 @@
 //!   its own plugin-host actor.
 //! - [`proxy`]: the reverse proxy: upstream groups, balancing, pools,
 //!   the `Proxy` handler.
+//! - [`cache`]: the response cache (`proxy_cache`): zones, RFC 9111
+//!   freshness, coalescing, stale serving, purge.
 //! - [`limit`]: rate limiting (a keyed GCRA that can delay as well as refuse).
 //! - [`error`]: [`HttpError`], the one error → status mapping.
 //! - [`observe`]: access log and error-log set-up.
@@ -35,6 +37,7 @@
 pub(crate) mod admin;
 pub mod allocator;
 pub(crate) mod app;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub(crate) mod conn;
@@ -45,6 +48,7 @@ pub mod fuzzing;
 pub(crate) mod generation;
 pub mod handler;
 pub(crate) mod handlers;
+pub mod kept;
 pub mod limit;
 pub(crate) mod listen;
 pub(crate) mod middleware;

@@ -84,6 +84,7 @@ impl Reconfigure for Reloader {
             let carry = config::Carry {
                 upstreams: now.upstreams.registry.clone(),
                 zones: now.zones.clone(),
+                caches: now.caches.clone(),
             };
             // Checking compiles scripts and components: off the runtime.
             let loaded =

@@ -27,6 +27,7 @@
 //! closed). The admin connections never touch the request path's state.
 
 mod guard;
+mod purge;
 mod ui;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -75,10 +76,11 @@ enum Endpoint {
     Upstreams,
     /// `/modules/{name}/{action}`.
     Module,
+    CachePurge,
 }
 
 impl Endpoint {
-    const ALL: [(&'static str, Endpoint); 12] = [
+    const ALL: [(&'static str, Endpoint); 13] = [
         ("/health", Endpoint::Health),
         ("/metrics", Endpoint::Metrics),
         ("/tree", Endpoint::Tree),
@@ -91,6 +93,7 @@ impl Endpoint {
         ("/tls/reload", Endpoint::TlsReload),
         ("/upstreams", Endpoint::Upstreams),
         ("/modules/{name}/{action}", Endpoint::Module),
+        ("/cache/purge", Endpoint::CachePurge),
     ];
 
     fn table() -> matchit::Router<Endpoint> {
@@ -105,7 +108,10 @@ impl Endpoint {
     /// The method it answers (GET also answers HEAD).
     fn method(self) -> Method {
         match self {
-            Endpoint::ConfigReload | Endpoint::TlsReload | Endpoint::Module => Method::POST,
+            Endpoint::ConfigReload
+            | Endpoint::TlsReload
+            | Endpoint::Module
+            | Endpoint::CachePurge => Method::POST,
             _ => Method::GET,
         }
     }
@@ -246,7 +252,7 @@ impl Admin {
             return json_response(
                 StatusCode::NOT_FOUND,
                 &json!({"error": format!(
-                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload, /tls, /tls/reload, /upstreams or /modules/{{name}}/reload|enable|disable)"
+                    "no endpoint {path} (expected /health, /metrics, /tree, /modules, /routes, /config, /config/status, /config/reload, /tls, /tls/reload, /upstreams, /cache/purge or /modules/{{name}}/reload|enable|disable)"
                 )}),
             );
         };
@@ -289,6 +295,13 @@ impl Admin {
             }
             Endpoint::TlsReload => match empty_or_object(body).await {
                 Ok(()) => self.reload_tls().await,
+                Err(refused) => refused,
+            },
+            Endpoint::CachePurge => match json_object(body).await {
+                Ok(order) => {
+                    let (status, answer) = purge::purge(&self.generation.load().caches, &order);
+                    json_response(status, &answer)
+                }
                 Err(refused) => refused,
             },
             Endpoint::Module => {
@@ -589,10 +602,17 @@ fn redact(value: &mut Value) {
 /// The largest body a POST may carry.
 const MAX_BODY: usize = 64 * 1024;
 
-/// No endpoint takes parameters in its body yet, so a POST body must be
-/// empty or a JSON object (room for options later); anything else is
-/// refused rather than silently ignored.
+/// A POST body of an endpoint without parameters must be empty or a JSON
+/// object (room for options later); anything else is refused rather than
+/// silently ignored.
 async fn empty_or_object(body: Incoming) -> Result<(), Response<Full<Bytes>>> {
+    json_object(body).await.map(drop)
+}
+
+/// A POST body read as a JSON object (empty: an empty object).
+async fn json_object(
+    body: Incoming,
+) -> Result<serde_json::Map<String, Value>, Response<Full<Bytes>>> {
     use http_body_util::BodyExt as _;
     let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -610,16 +630,14 @@ async fn empty_or_object(body: Incoming) -> Result<(), Response<Full<Bytes>>> {
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(serde_json::Map::new());
     }
-    serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes)
-        .map(|_| ())
-        .map_err(|e| {
-            json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("the body must be empty or a JSON object: {e}")}),
-            )
-        })
+    serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).map_err(|e| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("the body must be empty or a JSON object: {e}")}),
+        )
+    })
 }
 
 fn wrong_method(path: &str, allow: &'static str) -> Response<Full<Bytes>> {

@@ -43,6 +43,7 @@ struct Ctx<'a> {
     modules: HashMap<&'a str, &'a Arc<ModuleEntry>>,
     uses: RefCell<Vec<ModuleUse>>,
     zones: super::limits::ZoneMap,
+    caches: super::caches::CacheMap,
     client: Arc<crate::client::ClientAddr>,
     locate: &'a dyn Fn(&Anchor) -> String,
 }
@@ -151,6 +152,7 @@ pub(super) fn compile(
         modules: modules.iter().map(|m| (m.name.as_str(), m)).collect(),
         uses: RefCell::default(),
         zones: super::limits::compile_zones(cfg, &carry.zones)?,
+        caches: super::caches::compile_cache_zones(cfg, &carry.caches)?,
         client: Arc::new(crate::client::ClientAddr::new(
             (*upstreams.trusted).clone(),
             cfg.client_ip_header,
@@ -256,7 +258,10 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
                 nth: 0,
             },
         };
-        let handler = compile_handler(&r.handler, ctx, &at)?;
+        let mut handler = compile_handler(&r.handler, ctx, &at)?;
+        if let Some(cache) = &r.cache {
+            handler = super::caches::cached(handler, cache, &ctx.caches)?;
+        }
         let middleware = r
             .middleware
             .iter()

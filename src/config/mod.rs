@@ -9,6 +9,8 @@
 
 mod admin;
 mod backends;
+mod cache_schema;
+mod caches;
 mod compile;
 mod health;
 mod limit_schema;
@@ -53,6 +55,8 @@ pub struct Loaded {
     pub upstreams: Arc<crate::proxy::Upstreams>,
     /// The rate-limit zones in force, the next reload's to keep.
     pub zones: Arc<crate::limit::Zones>,
+    /// The cache zones in force, the next reload's to keep.
+    pub caches: Arc<crate::cache::CacheZones>,
 }
 
 /// What a reload takes from the config in force: state that outlives one
@@ -64,6 +68,8 @@ pub struct Carry {
     pub upstreams: Arc<crate::proxy::Registry>,
     /// Rate-limit zones, with their clients' counts.
     pub zones: Arc<crate::limit::Zones>,
+    /// Cache zones, with their entries.
+    pub caches: Arc<crate::cache::CacheZones>,
 }
 
 /// A config that cannot be used.
@@ -209,5 +215,6 @@ fn load_next(
         certs,
         upstreams: Arc::new(upstreams),
         zones: carry.zones.clone(),
+        caches: carry.caches.clone(),
     })
 }

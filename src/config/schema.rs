@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec};
 pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
 pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
@@ -80,6 +81,10 @@ pub struct Config {
     /// `rate_limits` (nginx `limit_req_zone`). Default none.
     #[serde(default)]
     pub rate_zones: BTreeMap<String, RateZoneSpec>,
+    /// Response cache zones, by name, that routes keep answers in with
+    /// their `cache` (nginx `proxy_cache_path`). Default none.
+    #[serde(default)]
+    pub cache_zones: BTreeMap<String, CacheZoneSpec>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
 }
@@ -727,6 +732,10 @@ pub struct Route {
     /// in a `location`). They run before the body is read.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSpec>,
+    /// Keep this route's GET and HEAD answers in a cache zone (nginx
+    /// `proxy_cache`). Default none.
+    #[serde(default)]
+    pub cache: Option<RouteCacheSpec>,
 }
 
 /// The handlers a route can name.

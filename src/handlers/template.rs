@@ -6,6 +6,8 @@
 //! | `$request_uri` | the raw path and query, as received |
 //! | `$uri` | the decoded, normalized path |
 //! | `$request_method` | the method |
+//! | `$scheme` | `http` or `https` |
+//! | `$host` | the host the request names (URI or `Host`), lowercase, without its port |
 //! | `$arg_NAME` | query parameter `NAME`, decoded |
 //! | `$http_NAME` | request header `NAME` (`_` stands for `-`) |
 //! | `$param_NAME` | route parameter `NAME` (`{NAME}` or `{*NAME}`) |
@@ -23,6 +25,8 @@ enum Part {
     RequestUri,
     Uri,
     Method,
+    Scheme,
+    Host,
     Arg(String),
     Header(String),
     Param(String),
@@ -52,6 +56,8 @@ impl Template {
                 "request_uri" => (Some(Part::RequestUri), word_len),
                 "uri" => (Some(Part::Uri), word_len),
                 "request_method" => (Some(Part::Method), word_len),
+                "scheme" => (Some(Part::Scheme), word_len),
+                "host" => (Some(Part::Host), word_len),
                 _ if word.starts_with("arg_") && word.len() > 4 => {
                     (Some(Part::Arg(word[4..].to_owned())), word_len)
                 }
@@ -104,6 +110,18 @@ impl Template {
                 }
                 Part::Uri => out.push_str(req.path()),
                 Part::Method => out.push_str(req.method().as_str()),
+                Part::Scheme => out.push_str(if req.is_tls() { "https" } else { "http" }),
+                Part::Host => {
+                    let host = req.uri().host().or_else(|| {
+                        let h = req.header("host")?;
+                        // `[v6]:port` keeps its brackets; `name:port` loses the port.
+                        Some(match h.rfind(':') {
+                            Some(i) if !h[i..].contains(']') => &h[..i],
+                            _ => h,
+                        })
+                    });
+                    out.extend(host.unwrap_or("").chars().map(|c| c.to_ascii_lowercase()));
+                }
                 Part::Arg(name) => out.push_str(&req.query_param(name).unwrap_or_default()),
                 Part::Header(name) => out.push_str(req.header(name).unwrap_or("")),
                 Part::Param(name) => out.push_str(req.param(name).unwrap_or("")),
@@ -148,6 +166,10 @@ mod tests {
                 "/p?q=a+b"
             ),
             "POST /p (/p?q=a+b) a b/ann/7/cap $$ $nope"
+        );
+        assert_eq!(
+            render("$scheme://$host$request_uri", "http://Example.COM:8080/x?y"),
+            "http://example.com/x?y"
         );
     }
 

@@ -9,13 +9,14 @@
 //! `limits` actor) covers exactly those.
 
 use std::{
-    sync::{Arc, Mutex, Weak},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::zone::{Zone, ZoneParams, ZoneSeries};
+use crate::kept::Kept;
 
 /// How often idle keys are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -23,7 +24,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Every zone in force, and the series they count into.
 #[derive(Debug)]
 pub struct Zones {
-    live: Mutex<Vec<Weak<Zone>>>,
+    live: Kept<Zone>,
     keys: IntGaugeVec,
     requests: IntCounterVec,
 }
@@ -49,7 +50,7 @@ impl Default for Zones {
         )
         .expect("valid series");
         Self {
-            live: Mutex::default(),
+            live: Kept::default(),
             keys,
             requests,
         }
@@ -77,24 +78,14 @@ impl Zones {
     /// The zone `name` with `params`: the one in force if it has them,
     /// else a new one.
     pub fn zone(&self, name: &str, params: ZoneParams) -> Arc<Zone> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|z| z.strong_count() > 0);
-        let kept = live
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|z| z.name() == name && *z.params() == params);
-        if let Some(zone) = kept {
-            return zone;
-        }
-        let zone = Arc::new(Zone::new(name, params, self.series(name)));
-        live.push(Arc::downgrade(&zone));
-        zone
+        self.live.get_or(name, &params, || {
+            Zone::new(name, params.clone(), self.series(name))
+        })
     }
 
     /// The zones in force.
     pub fn live(&self) -> Vec<Arc<Zone>> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.iter().filter_map(Weak::upgrade).collect()
+        self.live.live()
     }
 }
 

@@ -22,7 +22,7 @@ use super::{
     gcra::Decision,
     zone::{Key, KeyKind, Zone},
 };
-use crate::client::ClientAddr;
+use crate::{client::ClientAddr, kept::Named as _};
 
 /// One zone as a route applies it.
 #[derive(Debug)]

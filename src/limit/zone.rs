@@ -135,16 +135,6 @@ impl Zone {
         }
     }
 
-    /// Its name in the config.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// What it was made from.
-    pub fn params(&self) -> &ZoneParams {
-        &self.params
-    }
-
     /// The period between two requests of one key.
     pub fn period(&self) -> Duration {
         self.params.period
@@ -192,6 +182,18 @@ impl Zone {
     pub(super) fn log_now(&self, now: Instant) -> bool {
         let second = now.saturating_duration_since(self.born).as_secs();
         self.logged.swap(second, Ordering::Relaxed) != second
+    }
+}
+
+impl crate::kept::Named for Zone {
+    type Params = ZoneParams;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn params(&self) -> &ZoneParams {
+        &self.params
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod body;
 pub(crate) mod collect;
+pub mod conditional;
 pub mod https;
 pub(crate) mod layers;
 pub mod log_hook;

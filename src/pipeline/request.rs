@@ -83,6 +83,12 @@ impl Request {
         )
     }
 
+    /// The headers, to change before the request is handed on (the cache
+    /// puts its validators in place of the client's).
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.head.headers
+    }
+
     /// The head and the body, for a handler that hands the request on
     /// whole (a WebAssembly component).
     pub fn into_parts(self) -> (Parts, Bytes) {

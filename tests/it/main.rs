@@ -34,6 +34,7 @@ mod process_children;
 mod props;
 mod proxy;
 mod proxy_big;
+mod proxy_cache;
 mod proxy_keepalive;
 mod proxy_names;
 mod proxy_upstream_tls;

@@ -1,0 +1,372 @@
+//! One stored response: its RFC 9111 policy, its head and body, the
+//! request headers its `Vary` names, and the stale allowances its
+//! `Cache-Control` grants.
+//!
+//! `http-cache-semantics` decides storability and freshness. What it does
+//! not cover is here: `stale-while-revalidate` and `stale-if-error` (RFC
+//! 5861), which it does not parse, and the head a hit answers with, which
+//! is kept as the upstream sent it (the crate's copy of the headers keeps
+//! one value per name, which would drop a second `Link` or `Vary`).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use http_cache_semantics::{CachePolicy, RequestLike};
+
+/// The request a policy is judged against: what the cache sent upstream
+/// (or a later request presented to an entry).
+#[derive(Debug)]
+pub(super) struct Asked<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+impl RequestLike for Asked<'_> {
+    fn uri(&self) -> Uri {
+        self.uri.clone()
+    }
+
+    fn is_same_uri(&self, other: &Uri) -> bool {
+        // The cache key already names the resource; the URI of a request
+        // that reached this entry through its key is the same one.
+        self.uri == other
+    }
+
+    fn method(&self) -> &Method {
+        self.method
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+}
+
+/// A stored response.
+#[derive(Debug)]
+pub struct Stored {
+    pub(super) policy: CachePolicy,
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+    /// The request headers the response's `Vary` names, as this response's
+    /// request had them (`None`: absent).
+    vary: Box<[(HeaderName, Option<HeaderValue>)]>,
+    /// Purge tags (`Cache-Tag`, `Surrogate-Key`).
+    pub(super) tags: Box<[Box<str>]>,
+    /// How long past its freshness it may be served while a refresh runs.
+    pub(super) stale_while_revalidate: Duration,
+    /// How long past its freshness it may be served when the upstream fails.
+    pub(super) stale_if_error: Duration,
+    /// Its freshness lifetime (the crate keeps it private).
+    lifetime: Duration,
+}
+
+/// Why a response is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotStored {
+    /// RFC 9111 says no (`no-store`, `private`, `Authorization`, an
+    /// unknown status, no freshness information...).
+    Policy,
+    /// `Set-Cookie` without an explicit permission to share it.
+    Cookie,
+    /// `Vary: *`: no later request can match it.
+    VaryAll,
+    /// A partial response.
+    Partial,
+}
+
+impl Stored {
+    /// Whether `asked`'s response with `status` and `headers` may be
+    /// stored, and its policy if so.
+    pub(super) fn policy(
+        asked: &Asked<'_>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<CachePolicy, NotStored> {
+        if status == StatusCode::PARTIAL_CONTENT || headers.contains_key(header::CONTENT_RANGE) {
+            return Err(NotStored::Partial);
+        }
+        if vary_names(headers).any(|n| n == "*") {
+            return Err(NotStored::VaryAll);
+        }
+        let cc = Directives(headers);
+        if headers.contains_key(header::SET_COOKIE) && !(cc.has("public") || cc.has("s-maxage")) {
+            return Err(NotStored::Cookie);
+        }
+        let res = Head { status, headers };
+        let policy = CachePolicy::new_options(asked, &res, now, Default::default());
+        if policy.is_storable() {
+            Ok(policy)
+        } else {
+            Err(NotStored::Policy)
+        }
+    }
+
+    /// An entry for a response `policy` allows.
+    pub(super) fn new(
+        policy: CachePolicy,
+        asked: &Asked<'_>,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Self {
+        let vary = vary_names(&headers)
+            .filter_map(|n| HeaderName::try_from(n).ok())
+            .map(|n| {
+                let v = asked.headers.get(&n).cloned();
+                (n, v)
+            })
+            .collect();
+        let tags = [header::HeaderName::from_static("cache-tag"), SURROGATE_KEY]
+            .iter()
+            .flat_map(|n| headers.get_all(n))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ' ']))
+            .filter(|t| !t.is_empty())
+            .map(Box::from)
+            .collect();
+        let cc = Directives(&headers);
+        Self {
+            stale_while_revalidate: cc.seconds("stale-while-revalidate"),
+            stale_if_error: cc.seconds("stale-if-error"),
+            lifetime: lifetime(&policy, now),
+            policy,
+            status,
+            headers,
+            body,
+            vary,
+            tags,
+        }
+    }
+
+    /// The same response refreshed by a 304: its new policy and headers,
+    /// its old body.
+    pub(super) fn refreshed(
+        &self,
+        policy: CachePolicy,
+        headers: HeaderMap,
+        now: SystemTime,
+    ) -> Self {
+        let cc = Directives(&headers);
+        Self {
+            lifetime: lifetime(&policy, now),
+            policy,
+            status: self.status,
+            stale_while_revalidate: cc.seconds("stale-while-revalidate"),
+            stale_if_error: cc.seconds("stale-if-error"),
+            headers,
+            body: self.body.clone(),
+            vary: self.vary.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+
+    /// Bytes it weighs in memory (body and head, roughly).
+    pub(super) fn weight(&self) -> u64 {
+        let head: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 32)
+            .sum();
+        (self.body.len() + head + 256) as u64
+    }
+
+    /// Whether `headers` (a later request's) select this variant.
+    pub(super) fn vary_matches(&self, headers: &HeaderMap) -> bool {
+        self.vary.iter().all(|(n, v)| headers.get(n) == v.as_ref())
+    }
+
+    /// Whether `other` is the variant for the same `Vary` selection.
+    pub(super) fn same_selection(&self, other: &Stored) -> bool {
+        self.vary == other.vary
+    }
+
+    /// Seconds of freshness left; negative once stale.
+    pub(super) fn ttl(&self, now: SystemTime) -> i64 {
+        self.lifetime.as_secs() as i64 - self.policy.age(now).as_secs() as i64
+    }
+
+    /// How long it has been stale (zero while fresh).
+    pub(super) fn staleness(&self, now: SystemTime) -> Duration {
+        self.policy.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// The response to send: the stored head with its current `Age`.
+    pub(super) fn head(&self, now: SystemTime) -> (StatusCode, HeaderMap) {
+        let mut headers = self.headers.clone();
+        headers.insert(
+            header::AGE,
+            HeaderValue::from(self.policy.age(now).as_secs()),
+        );
+        (self.status, headers)
+    }
+}
+
+/// The freshness lifetime of a policy made at `now`: its age plus what is
+/// left of it (zero for one stale from the start, such as `max-age=0`).
+fn lifetime(policy: &CachePolicy, now: SystemTime) -> Duration {
+    match policy.time_to_live(now) {
+        Duration::ZERO => Duration::ZERO,
+        left => policy.age(now) + left,
+    }
+}
+
+/// `Surrogate-Key` (Fastly's name for a purge tag).
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+
+fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+}
+
+/// A response head for the policy.
+struct Head<'a> {
+    status: StatusCode,
+    headers: &'a HeaderMap,
+}
+
+impl http_cache_semantics::ResponseLike for Head<'_> {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+}
+
+/// A `Cache-Control` field, read for the directives the crate leaves out.
+pub(super) struct Directives<'a>(pub &'a HeaderMap);
+
+impl Directives<'_> {
+    fn items(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.0
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| match d.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"'))),
+                None => (d.trim(), None),
+            })
+    }
+
+    /// Whether directive `name` is present.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.items().any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+
+    /// Directive `name`'s delta-seconds (zero when absent or malformed).
+    pub(super) fn seconds(&self, name: &str) -> Duration {
+        self.items()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v?.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    HeaderName::try_from(*n).unwrap(),
+                    HeaderValue::try_from(*v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn asked(h: &HeaderMap) -> Asked<'_> {
+        static URI: std::sync::LazyLock<Uri> = std::sync::LazyLock::new(|| Uri::from_static("/a"));
+        Asked {
+            method: &Method::GET,
+            uri: &URI,
+            headers: h,
+        }
+    }
+
+    #[test]
+    fn stale_directives_are_read() {
+        let h = headers(&[(
+            "cache-control",
+            "max-age=1, stale-while-revalidate=30,stale-if-error=\"600\"",
+        )]);
+        let d = Directives(&h);
+        assert_eq!(d.seconds("stale-while-revalidate"), Duration::from_secs(30));
+        assert_eq!(d.seconds("stale-if-error"), Duration::from_secs(600));
+        assert_eq!(d.seconds("max-stale"), Duration::ZERO);
+        assert!(d.has("MAX-AGE"));
+    }
+
+    #[test]
+    fn cookies_partials_and_vary_star_are_not_stored() {
+        let req = HeaderMap::new();
+        let now = SystemTime::now();
+        let ok = |pairs: &[(&str, &str)], status: u16| {
+            Stored::policy(
+                &asked(&req),
+                StatusCode::from_u16(status).unwrap(),
+                &headers(pairs),
+                now,
+            )
+            .map(|_| ())
+        };
+        assert_eq!(ok(&[("cache-control", "max-age=60")], 200), Ok(()));
+        assert_eq!(
+            ok(
+                &[("cache-control", "max-age=60"), ("set-cookie", "a=1")],
+                200
+            ),
+            Err(NotStored::Cookie)
+        );
+        assert_eq!(
+            ok(
+                &[
+                    ("cache-control", "public, max-age=60"),
+                    ("set-cookie", "a=1")
+                ],
+                200
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&[("cache-control", "max-age=60"), ("vary", "*")], 200),
+            Err(NotStored::VaryAll)
+        );
+        assert_eq!(
+            ok(&[("cache-control", "max-age=60")], 206),
+            Err(NotStored::Partial)
+        );
+        assert_eq!(
+            ok(&[("cache-control", "private, max-age=60")], 200),
+            Err(NotStored::Policy)
+        );
+    }
+
+    #[test]
+    fn variants_match_on_the_headers_vary_names() {
+        let req = headers(&[("accept-encoding", "gzip")]);
+        let res = headers(&[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")]);
+        let now = SystemTime::now();
+        let policy = Stored::policy(&asked(&req), StatusCode::OK, &res, now).unwrap();
+        let stored = Stored::new(policy, &asked(&req), StatusCode::OK, res, Bytes::new(), now);
+        assert!(stored.vary_matches(&req));
+        assert!(!stored.vary_matches(&HeaderMap::new()));
+        assert!(!stored.vary_matches(&headers(&[("accept-encoding", "br")])));
+        assert!(stored.ttl(now) > 50);
+    }
+}

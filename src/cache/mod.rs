@@ -1,0 +1,24 @@
+//! The response cache (P8.3): nginx's `proxy_cache`, in front of any
+//! handler (the reverse proxy, usually), with RFC 9111 semantics.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `zone.rs` | a zone: the memory tier (size-weighted), purge, series; the registry that keeps zones across reloads |
+//! | `entry.rs` | one stored response: policy (`http-cache-semantics`), head, body, `Vary` selection, stale allowances |
+//! | `handler.rs` | [`Cached`]: hit, stale, revalidation, fill, bypass for one request |
+//! | `fill.rs` | coalescing: one request per key upstream, the others wait |
+//! | `tee.rs` | a body passed to its client while it is recorded for storing |
+//! | `status.rs` | the `Cache-Status` field (RFC 9211) |
+//!
+//! `config/caches.rs` compiles `cache_zones` and each route's `cache`.
+
+mod entry;
+mod fill;
+mod handler;
+mod status;
+mod tee;
+mod zone;
+
+pub use handler::{Cached, Rules, UseStale};
+pub use status::CACHE_STATUS;
+pub use zone::{CacheZone, CacheZones, ZoneParams};
