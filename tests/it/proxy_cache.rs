@@ -448,3 +448,39 @@ async fn memory_stays_within_the_zone_and_large_answers_pass_unstored() {
             >= 1.0
     );
 }
+
+#[test]
+fn a_bad_cache_config_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ron");
+    let origin: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    for (zone, cache, line, want) in [
+        (
+            "memory_bytes: 1000, max_entry_bytes: 2000",
+            "",
+            6,
+            "`max_entry_bytes` (2000) is larger than `memory_bytes` (1000)",
+        ),
+        ("memory_bytes: 0", "", 6, "must be above 0"),
+        ("", "key: \"all\"", 8, "cache key `all` has no variable"),
+        ("", "use_stale: [Sometimes]", 8, "Sometimes"),
+    ] {
+        let text = config(origin, zone, cache);
+        let err = troupe::config::load_str(&text, &path)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {zone} {cache}"))
+            .to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(
+            err.starts_with(&format!("{}:{line}:", path.display())),
+            "{err}"
+        );
+    }
+    let unknown = config(origin, "", "").replace("zone: \"pages\",", "zone: \"nope\",");
+    let err = troupe::config::load_str(&unknown, &path)
+        .err()
+        .expect("an unknown zone is refused")
+        .to_string();
+    assert!(err.contains("no cache zone named `nope`"), "{err}");
+    assert!(err.contains("pages"), "{err}");
+}
