@@ -10,6 +10,8 @@
 mod admin;
 mod backends;
 mod compile;
+mod compress;
+mod compress_schema;
 mod health;
 mod limit_schema;
 mod limits;

@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::compress_schema::{Algorithm, CompressionSpec};
 pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
 pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
@@ -577,6 +578,10 @@ pub struct Server {
     /// its own keeps these too).
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSpec>,
+    /// Compression on the fly for every route of this server that does
+    /// not set its own. Default none.
+    #[serde(default)]
+    pub compression: Option<CompressionSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -727,6 +732,10 @@ pub struct Route {
     /// in a `location`). They run before the body is read.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSpec>,
+    /// Compression on the fly, replacing its server's (`enabled: false`
+    /// turns it off here). Default: its server's.
+    #[serde(default)]
+    pub compression: Option<CompressionSpec>,
 }
 
 /// The handlers a route can name.
@@ -765,6 +774,13 @@ pub struct StaticSpec {
     /// Total bytes of cached files. Default 64 MiB.
     #[serde(default = "default_cache_total")]
     pub cache_total_bytes: u64,
+    /// Serve `file.zst`, `file.br` or `file.gz` beside a file, in this
+    /// order of preference, to a client that accepts that coding, when
+    /// the sibling is not older than the file (Caddy's `precompressed`,
+    /// nginx `gzip_static`); `troupe precompress DIR` writes them.
+    /// Default none.
+    #[serde(default)]
+    pub precompressed: Vec<Algorithm>,
 }
 
 fn default_index() -> Vec<String> {
