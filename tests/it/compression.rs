@@ -136,6 +136,18 @@ async fn the_coding_follows_q_values_then_the_servers_order() {
         let body = decode(want, &r.body).await;
         assert_eq!(String::from_utf8(body).unwrap(), page(), "{what}");
     }
+    // The same over HTTP/2 (h2c).
+    let h2 = client::send(
+        &client::h2(),
+        Request::get(format!("http://{}/page", d.addr))
+            .header("accept-encoding", "br, gzip")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(h2.version, http::Version::HTTP_2);
+    assert_eq!(h2.header("content-encoding"), Some("br"));
+    assert_eq!(decode(Some("br"), &h2.body).await, page().as_bytes());
     // Without Accept-Encoding: identity, and still Vary.
     let plain = get(d.addr, "/page", &[]).await;
     assert_eq!(plain.header("content-encoding"), None);
