@@ -32,7 +32,7 @@ pub struct CompressionSpec {
     /// gzip level, 1–9. Default 1, as nginx's `gzip_comp_level`.
     pub gzip_level: GzipLevel,
     /// brotli quality, 0–9. Default 4; 10 and 11 are refused here (11
-    /// costs ~150× the CPU of 4): use `troupe precompress` for those.
+    /// costs ~60× the CPU of 4): use `troupe precompress` for those.
     pub brotli_level: BrotliLevel,
     /// zstd level, 1–19. Default 3.
     pub zstd_level: ZstdLevel,

@@ -39,7 +39,7 @@ use crate::{
 pub struct Levels {
     /// 1–9.
     pub gzip: u32,
-    /// 0–9 on the fly (11 is offline only: ~150× the cost of 4).
+    /// 0–9 on the fly (11 is offline only: ~60× the cost of 4, docs/compression.md).
     pub brotli: u32,
     /// 1–19.
     pub zstd: u32,
