@@ -11,7 +11,7 @@
 //!   middleware → handler. Never awaits an actor.
 //! - [`handler`]: the public [`Handler`] and [`Middleware`] traits.
 //! - `handlers`: core handlers (`Return`, `Static`, `Redirect`).
-//! - `middleware`: core middleware (`SetHeaders`, `RequireHeader`).
+//! - `middleware`: core middleware (`SetHeaders`, `RequireHeader`, `Compress`).
 //! - [`modules`]: native modules (C ABI, Rust SDK, in process or in a
 //!   child process), Lua scripts and WebAssembly components, each run by
 //!   its own plugin-host actor.
@@ -63,5 +63,7 @@ pub use app::{Options, Running, StartError, start, start_with};
 pub use error::HttpError;
 pub use handler::{BoxFuture, Handler, HandlerFuture, HandlerResult, Middleware, Next, Response};
 pub use listen::bind;
+/// Compression: the codings, the media-type list, `troupe precompress`.
+pub use middleware::compress;
 pub use pipeline::{body::Body, request::Request};
 pub use reload::Trigger;

@@ -64,6 +64,19 @@ enum Command {
         /// The module's name.
         name: String,
     },
+    /// Write `.zst`, `.br` and `.gz` siblings of the text files under DIR
+    /// at high levels, for a `Static` route with `precompressed`. Files
+    /// whose type is not compressible, smaller than `--min-length`, or
+    /// whose coding does not gain are skipped; siblings newer than their
+    /// file are kept, so running it again writes only what changed.
+    #[cfg(feature = "handler-static")]
+    Precompress {
+        /// The directory (walked recursively).
+        dir: PathBuf,
+        /// Files smaller than this are left alone.
+        #[arg(long, default_value_t = 256)]
+        min_length: u64,
+    },
     /// Host one `Process`-isolated module; the server starts this itself,
     /// with a unix socket as stdin.
     #[command(hide = true)]
@@ -77,6 +90,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ModuleHost { library }) = &cli.command {
         return troupe::modules::process::child::main(library);
+    }
+    #[cfg(feature = "handler-static")]
+    if let Some(Command::Precompress { dir, min_length }) = &cli.command {
+        let types = troupe::compress::TypeList::default_list();
+        return match troupe::compress::precompress(dir, &types, *min_length) {
+            Ok(s) => {
+                println!(
+                    "troupe: precompressed {}: {} written, {} up to date, {} not smaller, {} files skipped",
+                    dir.display(),
+                    s.written,
+                    s.fresh,
+                    s.no_gain,
+                    s.skipped
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("troupe: precompress {}: {err}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(Command::Module { action, name }) = &cli.command {
         return module(&cli.config, *action, name);

@@ -249,6 +249,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let mut paths = Vec::new();
     let mut regexes = Vec::new();
     let label = server.names.first().map_or("_", String::as_str);
+    let server_compression = super::compress::compile(server.compression.as_ref())?;
     for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
@@ -262,11 +263,20 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
         if let Some(cache) = &r.cache {
             handler = super::caches::cached(handler, cache, &ctx.caches)?;
         }
-        let middleware = r
+        let mut middleware = r
             .middleware
             .iter()
             .map(|m| compile_middleware(m, ctx, &at))
             .collect::<Result<Vec<_>, _>>()?;
+        // First in the chain, so it sees what every other middleware
+        // answered; a route's own setting replaces its server's.
+        let compression = match &r.compression {
+            Some(own) => super::compress::compile(Some(own))?,
+            None => server_compression.clone(),
+        };
+        if let Some(compress) = compression {
+            middleware.insert(0, compress);
+        }
         let (pattern, anchor) = match (&r.path, &r.regex) {
             (Some(p), None) => (p, Anchor::str(p)),
             (None, Some(re)) => (re, Anchor::str(re)),
@@ -423,7 +433,13 @@ fn compile_handler(
             .map_err(|e| CompileError {
                 message: format!("static root `{}`: {e}", s.root.display()),
                 anchor,
-            })?;
+            })?
+            .with_precompressed(
+                s.precompressed
+                    .iter()
+                    .map(|&a| super::compress::encoding(a))
+                    .collect(),
+            );
             Arc::new(files)
         }
         #[cfg(not(feature = "handler-static"))]

@@ -12,6 +12,8 @@ mod backends;
 mod cache_schema;
 mod caches;
 mod compile;
+mod compress;
+mod compress_schema;
 mod health;
 mod limit_schema;
 mod limits;

@@ -12,6 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 pub use super::cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec};
+pub use super::compress_schema::{Algorithm, CompressionSpec};
 pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
 pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
@@ -582,6 +583,10 @@ pub struct Server {
     /// its own keeps these too).
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSpec>,
+    /// Compression on the fly for every route of this server that does
+    /// not set its own. Default none.
+    #[serde(default)]
+    pub compression: Option<CompressionSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -736,6 +741,10 @@ pub struct Route {
     /// `proxy_cache`). Default none.
     #[serde(default)]
     pub cache: Option<RouteCacheSpec>,
+    /// Compression on the fly, replacing its server's (`enabled: false`
+    /// turns it off here). Default: its server's.
+    #[serde(default)]
+    pub compression: Option<CompressionSpec>,
 }
 
 /// The handlers a route can name.
@@ -774,6 +783,13 @@ pub struct StaticSpec {
     /// Total bytes of cached files. Default 64 MiB.
     #[serde(default = "default_cache_total")]
     pub cache_total_bytes: u64,
+    /// Serve `file.zst`, `file.br` or `file.gz` beside a file, in this
+    /// order of preference, to a client that accepts that coding, when
+    /// the sibling is not older than the file (Caddy's `precompressed`,
+    /// nginx `gzip_static`); `troupe precompress DIR` writes them.
+    /// Default none.
+    #[serde(default)]
+    pub precompressed: Vec<Algorithm>,
 }
 
 fn default_index() -> Vec<String> {

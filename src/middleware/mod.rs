@@ -1,5 +1,6 @@
 //! The core middleware a route can list in `config.ron`.
 
+pub mod compress;
 mod require_header;
 mod set_headers;
 

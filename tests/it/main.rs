@@ -14,6 +14,7 @@ mod admin_guard;
 mod bulkhead;
 mod cli;
 mod client_input;
+mod compression;
 mod config_errors;
 mod conn_caps;
 mod control;

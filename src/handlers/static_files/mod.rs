@@ -9,6 +9,7 @@
 //! config allows it.
 
 mod cache;
+mod precompressed;
 mod resolve;
 mod respond;
 mod stream;
@@ -20,6 +21,7 @@ use http::Method;
 use crate::{
     error::HttpError,
     handler::{Handler, HandlerFuture},
+    middleware::compress::Encoding,
     pipeline::request::Request,
 };
 
@@ -33,6 +35,8 @@ pub struct StaticFiles {
     resolver: Arc<Resolver>,
     cache: Arc<FileCache>,
     buffers: Arc<stream::BufPool>,
+    /// Sibling codings served (`precompressed.rs`), most preferred first.
+    precompressed: Arc<precompressed::Precompressed>,
 }
 
 impl StaticFiles {
@@ -58,7 +62,15 @@ impl StaticFiles {
             }),
             cache: Arc::new(FileCache::new(limits)),
             buffers: Arc::default(),
+            precompressed: Arc::default(),
         })
+    }
+
+    /// Also serves precompressed siblings (`page.html.br`…) of these
+    /// codings, most preferred first.
+    pub fn with_precompressed(mut self, codings: Vec<Encoding>) -> Self {
+        self.precompressed = Arc::new(precompressed::Precompressed::new(codings));
+        self
     }
 
     /// The file path relative to the root: the route's catch-all parameter
@@ -97,6 +109,20 @@ const GET_HEAD: &[Method] = &[Method::GET, Method::HEAD];
 
 impl Handler for StaticFiles {
     fn call(&self, req: Request) -> HandlerFuture {
+        if !self.precompressed.codings.is_empty() {
+            return precompressed::call(self, req);
+        }
+        self.plain(req)
+    }
+
+    fn default_methods(&self) -> Option<&'static [Method]> {
+        Some(GET_HEAD)
+    }
+}
+
+impl StaticFiles {
+    /// Serves the file itself.
+    fn plain(&self, req: Request) -> HandlerFuture {
         let rel = Self::relative(&req).trim_start_matches('/');
         // A cache hit answers at once, unless the body must be streamed.
         if let Some(hit) = self.cache.get(rel) {
@@ -119,9 +145,5 @@ impl Handler for StaticFiles {
                 resolve::Found::Directory => respond::to_directory(&req),
             }
         })
-    }
-
-    fn default_methods(&self) -> Option<&'static [Method]> {
-        Some(GET_HEAD)
     }
 }
