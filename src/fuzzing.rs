@@ -29,6 +29,7 @@ use crate::{
     generation::Generation,
     handler::{Handler, HandlerFuture},
     handlers::static_files::{CacheLimits, StaticFiles},
+    modules::process::wire::{Hook, ToChild},
     observe::metrics::HttpMetrics,
     pipeline::{
         Pipeline,
@@ -615,4 +616,215 @@ fn chunked(mut b: &[u8]) -> Result<&[u8], String> {
         }
         b = &b[size + 2..];
     }
+}
+
+/// One request as a client may send it, for [`module_request`]: what
+/// hyper would have parsed, before any check.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRequest<'a> {
+    /// The method token.
+    pub method: &'a [u8],
+    /// The request target.
+    pub target: &'a [u8],
+    /// The version.
+    pub version: Version,
+    /// Header fields, in order.
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// The body.
+    pub body: &'a [u8],
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// A request the pipeline would hand a module, or `None` where hyper or
+/// the core refuses it first (an invalid method or target, a path
+/// `normalize` refuses, a `Host` the host check refuses); with the header
+/// fields hyper would have kept (name lower-cased, value as sent).
+fn routed(input: &ClientRequest<'_>) -> Option<(http::request::Parts, Option<String>, Fields)> {
+    let method = Method::from_bytes(input.method).ok()?;
+    let uri = http::Uri::try_from(input.target).ok()?;
+    let (mut head, ()) = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .version(input.version)
+        .body(())
+        .ok()?
+        .into_parts();
+    let mut kept = Vec::new();
+    for (name, value) in input.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            kept.push((n.as_str().as_bytes().to_vec(), value.to_vec()));
+            head.headers.append(n, v);
+        }
+    }
+    crate::pipeline::layers::host::check(&head).ok()?;
+    let normalized = match normalize(head.uri.path()).ok()? {
+        std::borrow::Cow::Borrowed(_) => None,
+        std::borrow::Cow::Owned(p) => Some(p),
+    };
+    kept.sort();
+    Some((head, normalized, kept))
+}
+
+/// Header fields as (lower-case name, value) pairs, sorted.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn sorted(pairs: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Fields {
+    let mut v: Fields = pairs.collect();
+    v.sort();
+    v
+}
+
+/// The pieces of the C ABI's view of a request, copied out.
+#[allow(unsafe_code)]
+fn abi_view(raw: &troupe_abi::Request) -> [Vec<u8>; 5] {
+    // SAFETY: `raw` is valid for the callback that passes it, and so are
+    // the strings and pairs it points at.
+    unsafe {
+        [
+            raw.method.as_bytes().to_vec(),
+            raw.path.as_bytes().to_vec(),
+            raw.query.as_bytes().to_vec(),
+            raw.body.as_bytes().to_vec(),
+            raw.peer.as_bytes().to_vec(),
+        ]
+    }
+}
+
+/// The header fields of the C ABI's view, copied out and sorted.
+#[allow(unsafe_code)]
+fn abi_headers(raw: &troupe_abi::Request) -> Fields {
+    let pairs = if raw.headers_len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: as above: `headers_len` pairs at `headers`.
+        unsafe { std::slice::from_raw_parts(raw.headers, raw.headers_len) }
+    };
+    // SAFETY: as above.
+    sorted(
+        pairs
+            .iter()
+            .map(|p| unsafe { (p.name.as_bytes().to_vec(), p.value.as_bytes().to_vec()) }),
+    )
+}
+
+/// A request converted into each module runtime's form: the C ABI's
+/// `troupe_request` (in process), the process runtime's call frame (encoded,
+/// decoded as the child does, and its `troupe_request` there), Lua's `req`
+/// and a WebAssembly component's `incoming-request` (each read back as a
+/// script or a guest reads it). Invariants: no panic, no refusal (a
+/// refusal would answer the client 500); the method, path, query, body,
+/// peer and every header field arrive as the bytes they were (obs-text
+/// included), except the fields wasi:http withholds from a guest (its
+/// connection fields and `Host`, which it reads as the authority).
+/// Returns whether the request got that far (`false`: hyper or the core
+/// would have refused it first).
+pub fn module_request(input: &ClientRequest<'_>) -> bool {
+    let Some((head, normalized, kept)) = routed(input) else {
+        return false;
+    };
+    let build = || {
+        Request::new(
+            head.clone(),
+            normalized.clone(),
+            vec![("p".to_owned(), "v".to_owned())],
+            bytes::Bytes::copy_from_slice(input.body),
+            input.peer,
+        )
+    };
+    let req = build();
+    let path = req.path().as_bytes().to_vec();
+    let query = head.uri.query().unwrap_or("").as_bytes().to_vec();
+    let peer = input.peer.to_string().into_bytes();
+    let want = [
+        head.method.as_str().as_bytes().to_vec(),
+        path.clone(),
+        query,
+        input.body.to_vec(),
+        peer.clone(),
+    ];
+
+    // Native, in the server's process.
+    crate::modules::inprocess::with_raw(&req, |raw| {
+        assert_eq!(abi_view(raw), want, "the C ABI view");
+        assert_eq!(abi_headers(raw), kept, "the C ABI's header fields");
+        assert_eq!(raw.params_len, 1);
+    });
+
+    // Native, in a child process: the frame, and the child's view.
+    let mut buf = [0u8; 64];
+    let peer_text = crate::modules::native::peer_text(input.peer, &mut buf);
+    let frame = crate::modules::process::call_frame(7, Hook::RequestFilter, &req, peer_text);
+    let Ok(ToChild::Call {
+        id: 7,
+        hook: Hook::RequestFilter,
+        req: wire,
+    }) = postcard::from_bytes::<ToChild>(&frame)
+    else {
+        panic!("the call frame does not decode as the call it is");
+    };
+    assert_eq!(
+        sorted(
+            wire.headers
+                .iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.to_vec()))
+        ),
+        kept,
+        "the wire's header fields"
+    );
+    crate::modules::process::child::with_wire_request(&wire, |raw| {
+        assert_eq!(abi_view(raw), want, "the child's C ABI view");
+        assert_eq!(abi_headers(raw), kept, "the child's header fields");
+    });
+
+    #[cfg(feature = "lua")]
+    {
+        let names: Vec<&str> = req.headers().keys().map(HeaderName::as_str).collect();
+        let firsts: Vec<Option<Vec<u8>>> = req
+            .headers()
+            .keys()
+            .map(|n| req.headers().get(n).map(|v| v.as_bytes().to_vec()))
+            .collect();
+        let seen = crate::modules::lua::fuzz::seen(build(), &names)
+            .unwrap_or_else(|e| panic!("Lua's req: {e}"));
+        assert_eq!(seen.method, want[0], "Lua's req.method");
+        assert_eq!(seen.path, path, "Lua's req.path");
+        assert_eq!(seen.body, input.body, "Lua's req.body");
+        assert_eq!(seen.peer, peer, "Lua's req.peer");
+        assert_eq!(seen.header, firsts, "Lua's req:header");
+        assert_eq!(seen.table, firsts, "Lua's req.headers");
+    }
+
+    #[cfg(feature = "wasm")]
+    {
+        use crate::modules::wasm::fuzz;
+        let seen = fuzz::seen(head.clone(), bytes::Bytes::copy_from_slice(input.body))
+            .unwrap_or_else(|e| panic!("the component's request: {e}"));
+        assert_eq!(seen.method.as_bytes(), want[0], "wasi:http method");
+        assert_eq!(
+            seen.path_with_query.as_deref(),
+            head.uri.path_and_query().map(|p| p.as_str()),
+            "wasi:http path-with-query"
+        );
+        let authority = match head.uri.authority() {
+            Some(a) => a.as_str().to_owned(),
+            None => head
+                .headers
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        };
+        assert_eq!(seen.authority, Some(authority), "wasi:http authority");
+        let shown: Fields = kept
+            .iter()
+            .filter(|(n, _)| HeaderName::from_bytes(n).is_ok_and(|n| !fuzz::dropped(&n)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            sorted(seen.headers.into_iter().map(|(n, v)| (n.into_bytes(), v))),
+            shown,
+            "wasi:http header fields"
+        );
+    }
+    true
 }

@@ -46,9 +46,11 @@ extern "C" {
  * takes a module of the same major version and any revision it knows, and
  * reads only the fields that revision has. Revisions:
  *   0: the first (a module's abi_version of plain 1);
- *   1: the WebSocket hooks of troupe_module and functions of troupe_host. */
+ *   1: the WebSocket hooks of troupe_module and functions of troupe_host
+ *      (and set_upstream);
+ *   2: troupe_host's set_rate_key (troupe_module is as in revision 1). */
 #define TROUPE_ABI_MAJOR 1u
-#define TROUPE_ABI_REVISION 1u
+#define TROUPE_ABI_REVISION 2u
 #define TROUPE_ABI_VERSION (TROUPE_ABI_MAJOR | TROUPE_ABI_REVISION << 16)
 
 /* Return codes of init, handle, request_filter and response_filter. */
@@ -169,6 +171,17 @@ typedef struct troupe_host {
      * route with another handler ignores it, and so does TROUPE_RESPOND.
      * Copied, like every argument. */
     void (*set_upstream)(troupe_response *resp, troupe_str name);
+
+    /* ---- Rate-limit keys (revision 2; check host->abi_version >> 16 >= 2) ----
+     * request_filter only: the key this request counts under in the rate
+     * zones keyed by `Module` (`rate_zones: {"z": (rate: "10r/s", key:
+     * Module)}`) that its route or server applies: a user, a tenant, an API
+     * key the module resolved. Those zones are checked once every
+     * middleware of the route ran, just before its handler; a request no
+     * filter keyed is not limited by them. A later call (or a later
+     * module's) wins; an empty key is no key. Copied, like every argument;
+     * TROUPE_RESPOND ignores it. */
+    void (*set_rate_key)(troupe_response *resp, troupe_str key);
 } troupe_host;
 
 /* The kinds of WebSocket messages, in ws_send and ws_message. */

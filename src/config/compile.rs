@@ -308,14 +308,21 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
             HandlerSpec::WebSocket(w) => format!("WebSocket({})", w.module).into(),
         };
-        let limits = super::limits::compile_limits(
+        let (limits, after_filters) = super::limits::route_limits(
             &server.rate_limits,
             &r.rate_limits,
             &ctx.zones,
             pattern,
             label,
             &ctx.client,
+            r.middleware
+                .iter()
+                .any(|m| matches!(m, MiddlewareSpec::Module(_))),
+            &anchor,
         )?;
+        // Zones keyed by a module's choice: checked last, once every
+        // filter of the route had its say.
+        let middleware: Vec<_> = middleware.into_iter().chain(after_filters).collect();
         let route = Route {
             pattern: pattern.as_str().into(),
             limits,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// rate_zones: {
 ///     "per_client": (rate: "10r/s"),
 ///     "per_key": (rate: "100r/m", key: Header("x-api-key"), max_keys: 10000),
+///     "per_tenant": (rate: "50r/s", key: Module),
 /// },
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -53,6 +54,11 @@ pub enum RateKeySpec {
     /// A request header's value (a request without it is not limited by
     /// the zone).
     Header(String),
+    /// The key a module's request filter chose (`set_rate_key`; the last
+    /// filter to choose wins). Checked after the route's middleware ran,
+    /// just before its handler, so after the body is read; a request no
+    /// filter keyed is not limited by the zone.
+    Module,
 }
 
 /// A zone applied to a server's or a route's requests.

@@ -13,7 +13,9 @@ use super::{
 };
 use crate::{
     client::ClientAddr,
+    handler::Middleware,
     limit::{KeyKind, Limit, Terms, Zone, ZoneParams, Zones},
+    pipeline::after_filters::AfterFilters,
 };
 
 /// The zones of a config, by name.
@@ -52,6 +54,7 @@ fn params(name: &str, spec: &RateZoneSpec) -> Result<ZoneParams, CompileError> {
         }
         RateKeySpec::Route => KeyKind::Route,
         RateKeySpec::Server => KeyKind::Server,
+        RateKeySpec::Module => KeyKind::Module,
         RateKeySpec::Header(h) => {
             KeyKind::Header(HeaderName::try_from(h.as_str()).map_err(|_| CompileError {
                 message: format!("zone `{name}`: `{h}` is not a header name"),
@@ -84,8 +87,58 @@ fn parse_rate(rate: &str) -> Option<Duration> {
     Some(per / n)
 }
 
+/// A route's limits checked before its body is read, and the step that
+/// checks those keyed by a module's choice, if it has any.
+pub(super) type RouteLimits = (Box<[Limit]>, Option<Arc<dyn Middleware>>);
+
+/// The limits of one route, split by when they run: those checked before
+/// its body is read, and those keyed by a module's choice, as the step
+/// that checks them after its module filters (`None`: no such zone, and
+/// nothing added to the chain). `filtered` says whether the route has a
+/// `Module(..)` middleware that could choose a key: without one, its own
+/// limit on such a zone is an error (pointing at `at`, the route), and
+/// its server's is left out, as it would never apply.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn route_limits(
+    server: &[RateLimitSpec],
+    own: &[RateLimitSpec],
+    zones: &ZoneMap,
+    route: &str,
+    server_name: &str,
+    client: &Arc<ClientAddr>,
+    filtered: bool,
+    at: &Anchor,
+) -> Result<RouteLimits, CompileError> {
+    let all = compile_limits(server, own, zones, route, server_name, client)?;
+    let (after, before): (Vec<Limit>, Vec<Limit>) = all
+        .into_vec()
+        .into_iter()
+        .partition(Limit::keyed_by_modules);
+    if after.is_empty() {
+        return Ok((before.into(), None));
+    }
+    if !filtered {
+        if let Some(spec) = own.iter().find(|s| {
+            zones
+                .get(&s.zone)
+                .is_some_and(|z| z.params().key == KeyKind::Module)
+        }) {
+            return err(
+                at.clone(),
+                format!(
+                    "route `{route}` applies the rate zone `{}`, keyed by `Module`, but has no `Module(..)` middleware to choose the key (expected a module in its `middleware` whose request filter calls set_rate_key)",
+                    spec.zone
+                ),
+            );
+        }
+        return Ok((before.into(), None));
+    }
+    let step: Arc<dyn Middleware> = Arc::new(AfterFilters::new(after));
+    Ok((before.into(), Some(step)))
+}
+
 /// The limits of one route: its server's, then its own.
-pub(super) fn compile_limits(
+fn compile_limits(
     server: &[RateLimitSpec],
     own: &[RateLimitSpec],
     zones: &ZoneMap,

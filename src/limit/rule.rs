@@ -24,6 +24,12 @@ use super::{
 };
 use crate::{client::ClientAddr, kept::Named as _};
 
+/// The key a module's request filter chose for a request (the last filter
+/// to choose wins), in the request's extensions: what a zone keyed by
+/// [`KeyKind::Module`] counts it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleKey(pub Box<[u8]>);
+
 /// One zone as a route applies it.
 #[derive(Debug)]
 pub struct Limit {
@@ -80,7 +86,13 @@ impl Limit {
         }
     }
 
-    fn key(&self, peer: IpAddr, headers: &HeaderMap) -> Option<Key> {
+    /// Whether the zone keys by what a module chose, so the limit runs
+    /// after the route's module filters (`pipeline::after_filters`).
+    pub fn keyed_by_modules(&self) -> bool {
+        self.zone.params().key == KeyKind::Module
+    }
+
+    fn key(&self, peer: IpAddr, headers: &HeaderMap, chosen: Option<&[u8]>) -> Option<Key> {
         if let Some(key) = &self.fixed {
             return Some(key.clone());
         }
@@ -92,6 +104,9 @@ impl Limit {
                 .get(name)
                 .filter(|v| !v.is_empty())
                 .map(|v| Key::Bytes(v.as_bytes().into())),
+            KeyKind::Module => chosen
+                .filter(|k| !k.is_empty())
+                .map(|k| Key::Bytes(k.into())),
             KeyKind::Route | KeyKind::Server => None,
         }
     }
@@ -119,10 +134,21 @@ pub enum Verdict {
 /// before it keep their count, unlike nginx, which counts only requests
 /// every zone accepts).
 pub fn check(limits: &[Limit], peer: IpAddr, headers: &HeaderMap) -> Verdict {
+    check_keyed(limits, peer, headers, None)
+}
+
+/// [`check`], with the key the route's module filters chose (`None`: none
+/// did), for zones keyed by `Module`.
+pub fn check_keyed(
+    limits: &[Limit],
+    peer: IpAddr,
+    headers: &HeaderMap,
+    chosen: Option<&[u8]>,
+) -> Verdict {
     let now = Instant::now();
     let mut wait = Duration::ZERO;
     for limit in limits {
-        let Some(key) = limit.key(peer, headers) else {
+        let Some(key) = limit.key(peer, headers, chosen) else {
             continue;
         };
         let zone = &limit.zone;

@@ -38,6 +38,11 @@ pub enum KeyKind {
     /// A request header's value; a request without it is not limited by
     /// the zone (as nginx skips an empty key).
     Header(HeaderName),
+    /// The key a module's request filter chose for the request
+    /// ([`super::ModuleKey`], `set_rate_key`): checked once the route's
+    /// filters ran, so after its body is read. A request no filter keyed
+    /// is not limited by the zone.
+    Module,
 }
 
 /// One key of a zone.
@@ -47,7 +52,7 @@ pub enum Key {
     Addr(u128),
     /// A route's pattern or a server's name.
     Name(Arc<str>),
-    /// A header's value.
+    /// A header's value, or the key a module chose.
     Bytes(Box<[u8]>),
     /// Every new key once the zone is at its cap.
     Overflow,

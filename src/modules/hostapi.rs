@@ -154,6 +154,8 @@ pub struct Builder {
     pub invalid: Option<&'static str>,
     /// The upstream group a request filter chose (`set_upstream`).
     pub upstream: Option<String>,
+    /// The rate-limit key a request filter chose (`set_rate_key`).
+    pub rate_key: Option<Vec<u8>>,
 }
 
 impl Builder {
@@ -166,6 +168,7 @@ impl Builder {
             body_open: true,
             invalid: None,
             upstream: None,
+            rate_key: None,
         }
     }
 
@@ -178,6 +181,7 @@ impl Builder {
             body_open: false,
             invalid: None,
             upstream: None,
+            rate_key: None,
         }
     }
 
@@ -268,6 +272,7 @@ impl HostTable {
             ws_send: table::ws_send,
             ws_end: table::ws_end,
             set_upstream: table::set_upstream,
+            set_rate_key: table::set_rate_key,
         }));
         Self { table, ctx }
     }
@@ -454,6 +459,12 @@ mod table {
         // SAFETY: the table's contract.
         let (b, name) = unsafe { (builder(resp), text(name)) };
         b.upstream = Some(name.into_owned());
+    }
+
+    pub(super) unsafe extern "C" fn set_rate_key(resp: *mut abi::Response, key: abi::Str) {
+        // SAFETY: the table's contract.
+        let (b, key) = unsafe { (builder(resp), key.as_bytes()) };
+        b.rate_key = Some(key.to_vec());
     }
 
     pub(super) unsafe extern "C" fn append_body(resp: *mut abi::Response, bytes: abi::Str) {

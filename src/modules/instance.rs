@@ -112,14 +112,21 @@ pub(crate) fn into_response(
 }
 
 /// The request a filter lets go on, with the upstream group it chose, if
-/// any (`proxy::UpstreamChoice`; only a `Proxy` route reads it).
+/// any (`proxy::UpstreamChoice`; only a `Proxy` route reads it), and the
+/// rate-limit key it chose, if any (`limit::ModuleKey`; only a zone keyed
+/// by `Module` reads it).
 pub(crate) fn steer(
     mut req: Request,
     module: &std::sync::Arc<str>,
     group: Option<String>,
+    rate_key: Option<Vec<u8>>,
 ) -> Request {
     if let Some(group) = group {
         crate::proxy::UpstreamChoice::set(&mut req, module, group);
+    }
+    if let Some(key) = rate_key {
+        req.extensions_mut()
+            .insert(crate::limit::ModuleKey(key.into()));
     }
     req
 }

@@ -9,7 +9,9 @@
 //!           the server → [TLS: 421 if SNI picked another, HSTS; plain:
 //!           redirect to HTTPS] → [its module log hooks] → match the route
 //!           (404/405) → [its rate limits: 429, or wait for its turn]
-//!           → body? buffer it (413/408) : call now → chain
+//!           → body? buffer it (413/408) : call now → chain (its
+//!           middleware, [its zones keyed by `Module`: after_filters.rs],
+//!           its handler)
 //!         the answer (an error becomes its page) back up the layers
 //! ```
 //!
@@ -18,6 +20,7 @@
 //! response (`respond.rs`). No actor is awaited: the generation is read
 //! from an `ArcSwap`.
 
+pub mod after_filters;
 pub mod body;
 pub(crate) mod collect;
 pub mod conditional;

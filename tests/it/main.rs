@@ -40,6 +40,7 @@ mod proxy_keepalive;
 mod proxy_names;
 mod proxy_upstream_tls;
 mod query_params;
+mod rate_key;
 mod rate_limit;
 mod rate_limit_nginx;
 mod reload;

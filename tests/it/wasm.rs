@@ -143,8 +143,8 @@ fn components_built_against_an_older_host_api_still_link() {
     // 0.1.0 links against it (semver-compatible). 0.2.0 made `kv-set`
     // return a result: a component of either track links, with the
     // `kv-set` of its own version (0.2.2, which added `pass` and
-    // `set-upstream`, and 0.2.3, which added the WebSocket interfaces,
-    // too); one importing 0.3.0 does not. These
+    // `set-upstream`, 0.2.3, which added the WebSocket interfaces, and
+    // 0.2.4, which added `set-rate-key`, too); one importing 0.3.0 does not. These
     // import it and export nothing, so the only complaint left for those
     // that link is that they are no wasi:http handler.
     let old = r#"(export "kv-set" (func (param "key" string) (param "value" (list u8))))"#;
@@ -158,6 +158,7 @@ fn components_built_against_an_older_host_api_still_link() {
         ("0.2.1", new, true),
         ("0.2.2", new, true),
         ("0.2.3", new, true),
+        ("0.2.4", new, true),
         ("0.3.0", new, false),
     ] {
         let wat = dir.path().join(format!(

@@ -15,8 +15,9 @@ use std::ffi::{c_char, c_void};
 /// The ABI's major version (`TROUPE_ABI_MAJOR`): a module must match it.
 pub const ABI_MAJOR: u32 = 1;
 /// The revision of the major version this crate describes
-/// (`TROUPE_ABI_REVISION`): 1 added the WebSocket hooks and functions.
-pub const ABI_REVISION: u32 = 1;
+/// (`TROUPE_ABI_REVISION`): 1 added the WebSocket hooks and functions,
+/// 2 the host's `set_rate_key`.
+pub const ABI_REVISION: u32 = 2;
 /// The ABI version this crate describes (`TROUPE_ABI_VERSION`): the major
 /// version in the low 16 bits, the revision in the high 16.
 pub const ABI_VERSION: u32 = ABI_MAJOR | ABI_REVISION << 16;
@@ -33,6 +34,8 @@ pub const fn revision(version: u32) -> u32 {
 
 /// The first revision with the WebSocket hooks and host functions.
 pub const REVISION_WEBSOCKET: u32 = 1;
+/// The first revision whose host table has `set_rate_key`.
+pub const REVISION_RATE_KEY: u32 = 2;
 
 /// `TROUPE_WS_TEXT`: a text message (UTF-8).
 pub const WS_TEXT: u32 = 1;
@@ -202,6 +205,11 @@ pub struct Host {
     /// From `request_filter`: sends this request to the upstream group
     /// `name` instead of its `Proxy` route's (`TROUPE_OK` to go on).
     pub set_upstream: unsafe extern "C" fn(resp: *mut Response, name: Str),
+    // ---- Rate-limit keys (revision 2) ----
+    /// From `request_filter`: the key this request counts under in the
+    /// rate-limit zones keyed by `Module` (`TROUPE_OK` to go on). Only in
+    /// a host table of revision [`REVISION_RATE_KEY`] or later.
+    pub set_rate_key: unsafe extern "C" fn(resp: *mut Response, key: Str),
 }
 
 /// `init`: creates an instance.

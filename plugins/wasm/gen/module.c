@@ -235,34 +235,37 @@ extern void __wasm_import_wasi_http_types_method_future_incoming_response_get(in
 __attribute__((__import_module__("wasi:http/types@0.2.12"), __import_name__("http-error-code")))
 extern void __wasm_import_wasi_http_types_http_error_code(int32_t, uint8_t *);
 
-// Imported Functions from `troupe:host/api@0.2.3`
+// Imported Functions from `troupe:host/api@0.2.4`
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("log")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("log")))
 extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-get")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-get")))
 extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-set")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-set")))
 extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-delete")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-delete")))
 extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("metric")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("metric")))
 extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("query-param")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("query-param")))
 extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("respond")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("respond")))
 extern void __wasm_import_troupe_host_api_respond(int32_t, int32_t, uint8_t *, size_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("pass")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("pass")))
 extern void __wasm_import_troupe_host_api_pass(int32_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("set-upstream")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("set-upstream")))
 extern void __wasm_import_troupe_host_api_set_upstream(uint8_t *, size_t);
+
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("set-rate-key")))
+extern void __wasm_import_troupe_host_api_set_rate_key(uint8_t *, size_t);
 
 // Imported Functions from `wasi:clocks/wall-clock@0.2.12`
 
@@ -5207,6 +5210,10 @@ void troupe_host_api_pass(troupe_host_api_own_response_outparam_t out) {
 
 void troupe_host_api_set_upstream(module_string_t *name) {
   __wasm_import_troupe_host_api_set_upstream((uint8_t *) (*name).ptr, (*name).len);
+}
+
+void troupe_host_api_set_rate_key(module_list_u8_t *key) {
+  __wasm_import_troupe_host_api_set_rate_key((uint8_t *) (*key).ptr, (*key).len);
 }
 
 void wasi_clocks_wall_clock_now(wasi_clocks_wall_clock_datetime_t *ret) {

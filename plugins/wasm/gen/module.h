@@ -1125,7 +1125,7 @@ extern bool wasi_http_types_method_future_incoming_response_get(wasi_http_types_
 // http-related errors.
 extern bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, wasi_http_types_error_code_t *ret);
 
-// Imported Functions from `troupe:host/api@0.2.3`
+// Imported Functions from `troupe:host/api@0.2.4`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, module_string_t *message);
 // Reads the key-value store shared by every module of every kind.
@@ -1173,6 +1173,14 @@ extern void troupe_host_api_pass(troupe_host_api_own_response_outparam_t out);
 // config has not answers 502; a route with another handler ignores
 // it). The last call before `pass` wins. (Since 0.2.2.)
 extern void troupe_host_api_set_upstream(module_string_t *name);
+// The key this request counts under in the rate-limit zones keyed by
+// `Module` that its route applies (a user, a tenant): a middleware
+// component calls it, then `pass`. Those zones are checked once every
+// middleware of the route ran, just before its handler; a request no
+// middleware keyed (or keyed with an empty key) is not limited by them.
+// The last call before `pass` wins. (Since 0.2.4: components importing
+// 0.2.3 still load.)
+extern void troupe_host_api_set_rate_key(module_list_u8_t *key);
 
 // Imported Functions from `wasi:clocks/wall-clock@0.2.12`
 // Read the current value of the clock.

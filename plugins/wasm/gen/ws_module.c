@@ -235,44 +235,47 @@ extern void __wasm_import_wasi_http_types_method_future_incoming_response_get(in
 __attribute__((__import_module__("wasi:http/types@0.2.12"), __import_name__("http-error-code")))
 extern void __wasm_import_wasi_http_types_http_error_code(int32_t, uint8_t *);
 
-// Imported Functions from `troupe:host/api@0.2.3`
+// Imported Functions from `troupe:host/api@0.2.4`
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("log")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("log")))
 extern void __wasm_import_troupe_host_api_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-get")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-get")))
 extern void __wasm_import_troupe_host_api_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-set")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-set")))
 extern void __wasm_import_troupe_host_api_kv_set(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("kv-delete")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("kv-delete")))
 extern void __wasm_import_troupe_host_api_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("metric")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("metric")))
 extern void __wasm_import_troupe_host_api_metric(uint8_t *, size_t, int64_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("query-param")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("query-param")))
 extern void __wasm_import_troupe_host_api_query_param(uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("respond")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("respond")))
 extern void __wasm_import_troupe_host_api_respond(int32_t, int32_t, uint8_t *, size_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("pass")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("pass")))
 extern void __wasm_import_troupe_host_api_pass(int32_t);
 
-__attribute__((__import_module__("troupe:host/api@0.2.3"), __import_name__("set-upstream")))
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("set-upstream")))
 extern void __wasm_import_troupe_host_api_set_upstream(uint8_t *, size_t);
 
-// Imported Functions from `troupe:host/websocket@0.2.3`
+__attribute__((__import_module__("troupe:host/api@0.2.4"), __import_name__("set-rate-key")))
+extern void __wasm_import_troupe_host_api_set_rate_key(uint8_t *, size_t);
 
-__attribute__((__import_module__("troupe:host/websocket@0.2.3"), __import_name__("send")))
+// Imported Functions from `troupe:host/websocket@0.2.4`
+
+__attribute__((__import_module__("troupe:host/websocket@0.2.4"), __import_name__("send")))
 extern void __wasm_import_troupe_host_websocket_send(int64_t, int32_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/websocket@0.2.3"), __import_name__("close")))
+__attribute__((__import_module__("troupe:host/websocket@0.2.4"), __import_name__("close")))
 extern void __wasm_import_troupe_host_websocket_close(int64_t, int32_t, uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("troupe:host/websocket@0.2.3"), __import_name__("sockets")))
+__attribute__((__import_module__("troupe:host/websocket@0.2.4"), __import_name__("sockets")))
 extern void __wasm_import_troupe_host_websocket_sockets(uint8_t *);
 
 // Imported Functions from `wasi:clocks/wall-clock@0.2.12`
@@ -311,9 +314,9 @@ extern int32_t __wasm_import_wasi_cli_stdin_get_stdin(void);
 __attribute__((__import_module__("wasi:http/outgoing-handler@0.2.12"), __import_name__("handle")))
 extern void __wasm_import_wasi_http_outgoing_handler_handle(int32_t, int32_t, int32_t, uint8_t *);
 
-// Exported Functions from `troupe:host/websocket-handler@0.2.3`
+// Exported Functions from `troupe:host/websocket-handler@0.2.4`
 
-__attribute__((__weak__, __export_name__("cabi_post_troupe:host/websocket-handler@0.2.3#on-open")))
+__attribute__((__weak__, __export_name__("cabi_post_troupe:host/websocket-handler@0.2.4#on-open")))
 void __wasm_export_exports_troupe_host_websocket_handler_on_open_post_return(uint8_t * arg0) {
   switch ((int32_t) (int32_t) *((uint8_t*) (arg0 + 0))) {
     case 0: {
@@ -5330,6 +5333,10 @@ void troupe_host_api_set_upstream(ws_module_string_t *name) {
   __wasm_import_troupe_host_api_set_upstream((uint8_t *) (*name).ptr, (*name).len);
 }
 
+void troupe_host_api_set_rate_key(ws_module_list_u8_t *key) {
+  __wasm_import_troupe_host_api_set_rate_key((uint8_t *) (*key).ptr, (*key).len);
+}
+
 bool troupe_host_websocket_send(uint64_t socket, troupe_host_websocket_message_t *msg, troupe_host_websocket_send_error_t *err) {
   __attribute__((__aligned__(1)))
   uint8_t ret_area[2];
@@ -5918,7 +5925,7 @@ bool wasi_http_outgoing_handler_handle(wasi_http_outgoing_handler_own_outgoing_r
   }
 }
 
-__attribute__((__export_name__("troupe:host/websocket-handler@0.2.3#on-open")))
+__attribute__((__export_name__("troupe:host/websocket-handler@0.2.4#on-open")))
 uint8_t * __wasm_export_exports_troupe_host_websocket_handler_on_open(int64_t arg, uint8_t * arg0, size_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5) {
   exports_troupe_host_websocket_handler_request_t arg6 = (exports_troupe_host_websocket_handler_request_t) {
     (ws_module_string_t) (ws_module_string_t) { (uint8_t*)(arg0), (arg1) },
@@ -5951,7 +5958,7 @@ uint8_t * __wasm_export_exports_troupe_host_websocket_handler_on_open(int64_t ar
   return ptr;
 }
 
-__attribute__((__export_name__("troupe:host/websocket-handler@0.2.3#on-message")))
+__attribute__((__export_name__("troupe:host/websocket-handler@0.2.4#on-message")))
 void __wasm_export_exports_troupe_host_websocket_handler_on_message(int64_t arg, int32_t arg0, uint8_t * arg1, size_t arg2) {
   troupe_host_websocket_message_t variant;
   variant.tag = arg0;
@@ -5969,7 +5976,7 @@ void __wasm_export_exports_troupe_host_websocket_handler_on_message(int64_t arg,
   exports_troupe_host_websocket_handler_on_message((uint64_t) (arg), &arg3);
 }
 
-__attribute__((__export_name__("troupe:host/websocket-handler@0.2.3#on-close")))
+__attribute__((__export_name__("troupe:host/websocket-handler@0.2.4#on-close")))
 void __wasm_export_exports_troupe_host_websocket_handler_on_close(int64_t arg, int32_t arg0) {
   exports_troupe_host_websocket_handler_on_close((uint64_t) (arg), (uint16_t) (arg0));
 }

@@ -1180,7 +1180,7 @@ extern bool wasi_http_types_method_future_incoming_response_get(wasi_http_types_
 // http-related errors.
 extern bool wasi_http_types_http_error_code(wasi_http_types_borrow_io_error_t err_, wasi_http_types_error_code_t *ret);
 
-// Imported Functions from `troupe:host/api@0.2.3`
+// Imported Functions from `troupe:host/api@0.2.4`
 // Writes to the server's error log, tagged with the module.
 extern void troupe_host_api_log(troupe_host_api_level_t level, ws_module_string_t *message);
 // Reads the key-value store shared by every module of every kind.
@@ -1228,8 +1228,16 @@ extern void troupe_host_api_pass(troupe_host_api_own_response_outparam_t out);
 // config has not answers 502; a route with another handler ignores
 // it). The last call before `pass` wins. (Since 0.2.2.)
 extern void troupe_host_api_set_upstream(ws_module_string_t *name);
+// The key this request counts under in the rate-limit zones keyed by
+// `Module` that its route applies (a user, a tenant): a middleware
+// component calls it, then `pass`. Those zones are checked once every
+// middleware of the route ran, just before its handler; a request no
+// middleware keyed (or keyed with an empty key) is not limited by them.
+// The last call before `pass` wins. (Since 0.2.4: components importing
+// 0.2.3 still load.)
+extern void troupe_host_api_set_rate_key(ws_module_list_u8_t *key);
 
-// Imported Functions from `troupe:host/websocket@0.2.3`
+// Imported Functions from `troupe:host/websocket@0.2.4`
 // Queues `msg` for `socket`; never waits for the client.
 extern bool troupe_host_websocket_send(uint64_t socket, troupe_host_websocket_message_t *msg, troupe_host_websocket_send_error_t *err);
 // Closes `socket` with `code` (1000-1003, 1007-1014 or 3000-4999) and
@@ -1301,7 +1309,7 @@ extern wasi_cli_stdin_own_input_stream_t wasi_cli_stdin_get_stdin(void);
 // through the `future-incoming-response`.
 extern bool wasi_http_outgoing_handler_handle(wasi_http_outgoing_handler_own_outgoing_request_t request, wasi_http_outgoing_handler_own_request_options_t *maybe_options, wasi_http_outgoing_handler_own_future_incoming_response_t *ret, wasi_http_outgoing_handler_error_code_t *err);
 
-// Exported Functions from `troupe:host/websocket-handler@0.2.3`
+// Exported Functions from `troupe:host/websocket-handler@0.2.4`
 bool exports_troupe_host_websocket_handler_on_open(uint64_t socket, exports_troupe_host_websocket_handler_request_t *req, ws_module_list_tuple2_string_list_u8_t *ret, exports_troupe_host_websocket_handler_answer_t *err);
 void exports_troupe_host_websocket_handler_on_message(uint64_t socket, exports_troupe_host_websocket_handler_message_t *msg);
 void exports_troupe_host_websocket_handler_on_close(uint64_t socket, uint16_t code);

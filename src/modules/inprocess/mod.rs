@@ -115,7 +115,7 @@ impl InProcess {
 }
 
 /// Calls `f` with the request in the ABI's shape.
-fn with_raw<R>(req: &Request, f: impl FnOnce(&abi::Request) -> R) -> R {
+pub(crate) fn with_raw<R>(req: &Request, f: impl FnOnce(&abi::Request) -> R) -> R {
     let mut buf = [0u8; 64];
     let parts = RequestParts {
         method: req.method().as_str(),
@@ -179,7 +179,9 @@ impl Instance for InProcess {
         let module = self.native.module().clone();
         Box::pin(async move {
             match result {
-                Ok((false, b)) => Ok(Filtered::Continue(steer(req, &module, b.upstream))),
+                Ok((false, b)) => Ok(Filtered::Continue(steer(
+                    req, &module, b.upstream, b.rate_key,
+                ))),
                 Ok((true, b)) => answer(Ok(b), &failures).map(Filtered::Respond),
                 Err(e) => Err(fail(e, &failures)),
             }

@@ -7,7 +7,7 @@
 //! `req.headers`, `req.params` (the last three are tables), and the
 //! shortcuts `req:header(name)`, `req:query_param(name)` (also
 //! `req:arg(name)`), `req:param(name)`, and, in `access`,
-//! `req:set_upstream(group)`. Query values are decoded by the
+//! `req:set_upstream(group)` and `req:set_rate_key(key)`. Query values are decoded by the
 //! rules every module language shares (`crate::pipeline::request::query_param`).
 
 use bytes::Bytes;
@@ -99,6 +99,16 @@ impl UserData for LuaRequest {
                 mlua::Error::runtime("req is only valid during the call it was passed to")
             })?;
             crate::proxy::UpstreamChoice::set(req, &module, name);
+            Ok(())
+        });
+        // In `access`: the key of this request in the rate zones keyed by
+        // `Module` (any bytes; the last call wins).
+        methods.add_method_mut("set_rate_key", |_, r, key: mlua::LuaString| {
+            let req = r.0.as_mut().ok_or_else(|| {
+                mlua::Error::runtime("req is only valid during the call it was passed to")
+            })?;
+            req.extensions_mut()
+                .insert(crate::limit::ModuleKey(key.as_bytes().to_vec().into()));
             Ok(())
         });
     }

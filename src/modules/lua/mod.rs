@@ -15,6 +15,8 @@
 //! restarts the module: they are the script's answers to one request.
 
 mod convert;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod raw;
 mod vm;
 mod ws;

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use troupe_abi as abi;
 
-use super::wire::{self, Hook, ToChild, ToServer, WireError, WireResponse};
+use super::wire::{self, Hook, ToChild, ToServer, WireError, WireRequest, WireResponse};
 use crate::modules::{
     hostapi::{Builder, KvRefused, Services},
     native::{Library, Native, RequestParts, with_raw_request},
@@ -180,16 +180,7 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
     };
     let (id, result) = match msg {
         ToChild::Call { id, hook, req } => {
-            let parts = RequestParts {
-                method: req.method,
-                path: req.path,
-                query: req.query,
-                headers: req.headers.iter().map(|(n, v)| (n.as_bytes(), *v)),
-                params: req.params.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-                body: req.body,
-                peer: req.peer,
-            };
-            let result = with_raw_request(parts, |raw| match hook {
+            let result = with_wire_request(&req, |raw| match hook {
                 Hook::Handle => native.handle(raw).map(|b| to_wire(b, false)),
                 Hook::RequestFilter => native
                     .request_filter(raw)
@@ -251,6 +242,21 @@ fn run(native: &Native, frame: &[u8], tx: &mpsc::UnboundedSender<Bytes>) {
     let _ = tx.send(wire::encode_sized(&ToServer::Reply { id, result }, hint));
 }
 
+/// Calls `f` with a request from the server in the ABI's shape, as the
+/// module's hooks get it.
+pub(crate) fn with_wire_request<R>(req: &WireRequest<'_>, f: impl FnOnce(&abi::Request) -> R) -> R {
+    let parts = RequestParts {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: req.headers.iter().map(|(n, v)| (n.as_bytes(), *v)),
+        params: req.params.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        body: req.body,
+        peer: req.peer,
+    };
+    with_raw_request(parts, f)
+}
+
 fn to_wire(b: Builder, respond: bool) -> WireResponse {
     WireResponse {
         status: b.status,
@@ -262,6 +268,7 @@ fn to_wire(b: Builder, respond: bool) -> WireResponse {
         body: b.body,
         respond,
         upstream: b.upstream,
+        rate_key: b.rate_key,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     pipeline::{log_hook::LogLine, request::Request},
 };
 
-fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {
+pub(crate) fn call_frame(id: u64, hook: Hook, req: &Request, peer: &str) -> bytes::Bytes {
     let hint = 512 + req.body().len();
     wire::encode_sized(
         &ToChild::Call {
@@ -92,7 +92,12 @@ impl Instance for Children {
             if reply.respond {
                 response(reply).map(Filtered::Respond)
             } else {
-                Ok(Filtered::Continue(steer(req, &module, reply.upstream)))
+                Ok(Filtered::Continue(steer(
+                    req,
+                    &module,
+                    reply.upstream,
+                    reply.rate_key,
+                )))
             }
         })
     }

@@ -15,6 +15,8 @@ pub mod child;
 mod children;
 pub(crate) mod client;
 mod instance;
+#[cfg(feature = "fuzzing")]
+pub(crate) use instance::call_frame;
 pub(crate) mod services;
 pub(crate) mod wire;
 

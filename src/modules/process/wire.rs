@@ -72,6 +72,10 @@ pub struct WireResponse {
     /// From a request filter that goes on: the upstream group it chose
     /// (`set_upstream`).
     pub upstream: Option<String>,
+    /// From a request filter that goes on: the rate-limit key it chose
+    /// (`set_rate_key`).
+    #[serde(with = "serde_bytes")]
+    pub rate_key: Option<Vec<u8>>,
 }
 
 /// Why a call failed.

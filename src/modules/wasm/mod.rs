@@ -22,6 +22,8 @@
 mod cache;
 mod egress;
 mod engine;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod respond;
 mod state;
 mod ws;
@@ -247,13 +249,7 @@ impl Inner {
         mut head: http::request::Parts,
         body: Bytes,
     ) -> Result<Response, HttpError> {
-        // wasi:http refuses a request with no authority at all, which an
-        // HTTP/1.0 one may be (the core refuses an HTTP/1.1 one without
-        // `Host`): the component sees an empty one, as the client sent.
-        if head.uri.authority().is_none() && !head.headers.contains_key(http::header::HOST) {
-            head.headers
-                .insert(http::header::HOST, http::HeaderValue::from_static(""));
-        }
+        with_authority(&mut head);
         // Held until the guest's call ends, which can be after the
         // handler returns (a streamed body).
         let permit = self
@@ -387,6 +383,7 @@ impl Inner {
     fn arm(&self, store: &mut Store<State>) {
         store.data_mut().meter = Arc::default();
         store.data_mut().upstream = None;
+        store.data_mut().rate_key = None;
         store.set_epoch_deadline(1);
     }
 
@@ -578,6 +575,16 @@ where
 }
 
 /// The request as wasi:http takes it: the head, and the buffered body.
+/// wasi:http refuses a request with no authority at all, which an
+/// HTTP/1.0 one may be (the core refuses an HTTP/1.1 one without `Host`):
+/// the component sees an empty one, as the client sent.
+fn with_authority(head: &mut http::request::Parts) {
+    if head.uri.authority().is_none() && !head.headers.contains_key(http::header::HOST) {
+        head.headers
+            .insert(http::header::HOST, http::HeaderValue::from_static(""));
+    }
+}
+
 fn hyper_request(
     head: http::request::Parts,
     body: Bytes,
@@ -620,7 +627,12 @@ impl Instance for WasmModule {
         Box::pin(async move {
             let resp = serve.await?;
             Ok(match resp.extensions().get::<Passed>() {
-                Some(passed) => Filtered::Continue(steer(req, &module, passed.upstream.clone())),
+                Some(passed) => Filtered::Continue(steer(
+                    req,
+                    &module,
+                    passed.upstream.clone(),
+                    passed.rate_key.clone(),
+                )),
                 None => Filtered::Respond(resp),
             })
         })

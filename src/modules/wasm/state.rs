@@ -78,6 +78,9 @@ pub struct State {
     /// The group `set-upstream` named, until `pass` takes it (cleared for
     /// each request a kept instance serves).
     pub upstream: Option<String>,
+    /// The key `set-rate-key` chose, until `pass` takes it (cleared as
+    /// `upstream` is).
+    pub rate_key: Option<Vec<u8>>,
 }
 
 /// The mark on the response `pass` sends: not an answer, the request goes
@@ -86,6 +89,8 @@ pub struct State {
 pub struct Passed {
     /// From `set-upstream`.
     pub upstream: Option<String>,
+    /// From `set-rate-key`.
+    pub rate_key: Option<Vec<u8>>,
 }
 
 impl State {
@@ -106,6 +111,7 @@ impl State {
             module,
             services,
             upstream: None,
+            rate_key: None,
         }
     }
 
@@ -195,6 +201,7 @@ impl api::Host for State {
         let mut mark = hyper::Response::new(body);
         mark.extensions_mut().insert(Passed {
             upstream: self.upstream.take(),
+            rate_key: self.rate_key.take(),
         });
         (out.send)(Ok(mark));
         Ok(())
@@ -202,6 +209,10 @@ impl api::Host for State {
 
     fn set_upstream(&mut self, name: String) {
         self.upstream = Some(name);
+    }
+
+    fn set_rate_key(&mut self, key: Vec<u8>) {
+        self.rate_key = Some(key);
     }
 }
 

@@ -1,5 +1,5 @@
 //! WebSockets a component handles (`troupe:host/websocket-handler`,
-//! `troupe:host/websocket` 0.2.3): the bindings, the socket functions a
+//! `troupe:host/websocket` 0.2.4): the bindings, the socket functions a
 //! component imports, and running one hook to its end for the socket's
 //! task.
 //!

@@ -236,6 +236,35 @@ impl Response<'_> {
         unsafe { (self.host.table().set_upstream)(self.raw, abi::Str::new(name.as_bytes())) };
         self
     }
+
+    /// In [`crate::Module::request_filter`], before returning
+    /// [`crate::Filter::Continue`]: the key this request counts under in
+    /// the rate-limit zones keyed by `Module` that its route applies (a
+    /// user, a tenant). Those zones are checked once the route's
+    /// middleware ran, before its handler; a request no filter keyed is
+    /// not limited by them, and the last key set wins. `false` (nothing
+    /// set) on a server older than ABI revision 2, which lacks the call.
+    ///
+    /// ```
+    /// use troupe_module::{Error, Filter, Request, Response};
+    ///
+    /// fn per_tenant(req: &Request<'_>, resp: &mut Response<'_>) -> Result<Filter, Error> {
+    ///     if let Some(tenant) = req.header("x-tenant") {
+    ///         resp.set_rate_key(tenant);
+    ///     }
+    ///     Ok(Filter::Continue)
+    /// }
+    /// ```
+    pub fn set_rate_key(&mut self, key: impl AsRef<[u8]>) -> bool {
+        let table = self.host.table();
+        if abi::revision(table.abi_version) < abi::REVISION_RATE_KEY {
+            return false;
+        }
+        // SAFETY: the host copies the borrowed bytes; a table of this
+        // revision has the field.
+        unsafe { (table.set_rate_key)(self.raw, abi::Str::new(key.as_ref())) };
+        true
+    }
 }
 
 /// What the log hook sees about one finished request.

@@ -1,6 +1,7 @@
 //! TEST-ONLY: panics when the query has `panic=1`, else answers `ok`.
-//! Also a request filter that refuses requests without `x-token`, and a
-//! response filter that tags answers, to exercise the middleware hooks.
+//! Also a request filter that refuses requests without `x-token` (and
+//! makes the token the request's rate-limit key), and a response filter
+//! that tags answers, to exercise the middleware hooks.
 
 use troupe_module::{Error, Filter, Hooks, Host, Module, Request, Response, export_module};
 
@@ -31,7 +32,10 @@ impl Module for Panicky {
         if req.query_param("panic").as_deref() == Some("filter") {
             panic!("asked to panic in the filter");
         }
-        if req.header("x-token").is_some() {
+        if let Some(token) = req.header("x-token") {
+            if !token.is_empty() {
+                resp.set_rate_key(token);
+            }
             return Ok(Filter::Continue);
         }
         resp.set_status(401).body("token required\n");
