@@ -53,6 +53,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod proxy;
 pub(crate) mod reload;
+pub(crate) mod sendfile;
 pub mod tls;
 
 pub use app::{Options, Running, StartError, start, start_with};

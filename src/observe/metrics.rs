@@ -12,6 +12,7 @@
 //! | `troupe_http_connections` (gauge, open now) | |
 //! | `troupe_http_connections_total` | |
 //! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
+//! | `troupe_http_sendfile_bytes_total` (file bytes the kernel sent with `sendfile`, never copied through user space; part of the sent bytes) | |
 //! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (requests it answered, filtered or logged; its own 5xx) |
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 //! | `troupe_module_calls_moved_total` (Lua and WebAssembly calls that outran their first slice and went on on the module pool) | `module` |
@@ -42,6 +43,8 @@ pub struct HttpMetrics {
     pub received: IntCounter,
     /// Bytes written to clients.
     pub sent: IntCounter,
+    /// Of those, file bytes sent with `sendfile` (`src/sendfile.rs`).
+    pub sendfile: IntCounter,
 }
 
 /// Status classes, the `status` label's values.
@@ -75,6 +78,11 @@ impl HttpMetrics {
             "Bytes read from clients",
         )?;
         let sent = IntCounter::new("troupe_http_sent_bytes_total", "Bytes written to clients")?;
+        let sendfile = IntCounter::new(
+            "troupe_http_sendfile_bytes_total",
+            "File bytes sent to clients with sendfile",
+        )?;
+        registry.register(Box::new(sendfile.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(connections.clone()))?;
@@ -88,6 +96,7 @@ impl HttpMetrics {
             connections_total,
             received,
             sent,
+            sendfile,
         })
     }
 

@@ -22,6 +22,7 @@ mod health;
 mod http;
 mod isolation;
 mod kv_quota;
+mod large_files;
 mod lua;
 mod module_roles;
 mod module_ws;

@@ -128,7 +128,8 @@ impl FileCache {
 }
 
 impl CachedFile {
-    fn new(meta: FileMeta, body: Option<Bytes>, checked_ms: u64) -> Self {
+    /// An entry for `meta`; `checked_ms` 0 for one that is not cached.
+    pub(super) fn new(meta: FileMeta, body: Option<Bytes>, checked_ms: u64) -> Self {
         let secs = meta
             .modified
             .duration_since(UNIX_EPOCH)
