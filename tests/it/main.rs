@@ -46,6 +46,7 @@ mod robustness;
 mod routing;
 mod shutdown;
 mod slow_clients;
+mod static_cache;
 mod static_files;
 mod strict_http;
 mod strict_rfc;
