@@ -57,6 +57,9 @@ pub mod observe;
 pub mod pipeline;
 pub mod proxy;
 pub(crate) mod reload;
+// Without the static handler nothing maps a file: the mapping half is unused.
+#[cfg_attr(not(feature = "handler-static"), allow(dead_code))]
+pub(crate) mod sendfile;
 pub mod tls;
 
 pub use app::{Options, Running, StartError, start, start_with};

@@ -777,10 +777,12 @@ pub struct StaticSpec {
     /// Serve symlinks whose target is outside `root`. Default false.
     #[serde(default)]
     pub follow_symlinks_outside_root: bool,
-    /// Files up to this size are kept in memory. Default 256 KiB.
+    /// Files up to this size are kept in memory. Default 256 KiB. Larger
+    /// ones are sent from disk (with `sendfile` on plain HTTP/1.1).
     #[serde(default = "default_cache_max_file")]
     pub cache_max_file_bytes: u64,
-    /// Total bytes of cached files. Default 64 MiB.
+    /// Bound on the file cache: bodies kept plus about 512 bytes per file
+    /// known. Past it the coldest entries are evicted. Default 64 MiB.
     #[serde(default = "default_cache_total")]
     pub cache_total_bytes: u64,
     /// Serve `file.zst`, `file.br` or `file.gz` beside a file, in this

@@ -8,6 +8,7 @@
 //! per-request path (see `BENCHMARKS.md` for what it saved).
 
 use std::{
+    any::Any,
     io,
     pin::Pin,
     sync::{
@@ -19,7 +20,9 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-use crate::{observe::metrics::HttpMetrics, pipeline::layers::smuggling::Sniff};
+use crate::{
+    observe::metrics::HttpMetrics, pipeline::layers::smuggling::Sniff, sendfile::FileRegions,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -64,6 +67,9 @@ pub(super) struct Activity {
     /// idle timeouts leave it to the tunnel's own idle timeout. Made on
     /// the first upgrade: most connections never have one.
     pub(super) tunnels: OnceLock<TaskTracker>,
+    /// File mappings the socket wrapper sends with `sendfile`; enabled on
+    /// plain TCP only (`src/sendfile.rs`).
+    pub(super) regions: Arc<FileRegions>,
 }
 
 /// A copy of the counters, taken by the watchdog on each tick.
@@ -201,6 +207,11 @@ impl<const SNIFF: bool, S> Drop for Tracked<SNIFF, S> {
     fn drop(&mut self) {
         self.metrics.received.inc_by(self.received);
         self.metrics.sent.inc_by(self.sent);
+        if SNIFF {
+            self.metrics
+                .sendfile
+                .inc_by(self.activity.regions.take_sent());
+        }
     }
 }
 
@@ -235,7 +246,7 @@ impl<const SNIFF: bool, S> Tracked<SNIFF, S> {
     }
 }
 
-impl<const SNIFF: bool, S: AsyncWrite + Unpin> AsyncWrite for Tracked<SNIFF, S> {
+impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<SNIFF, S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -253,6 +264,15 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin> AsyncWrite for Tracked<SNIFF, S> 
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // A plain TCP socket sends file regions itself (`src/sendfile.rs`);
+        // the downcast is decided at compile time.
+        if SNIFF
+            && let Some(sock) = (&mut this.inner as &mut dyn Any).downcast_mut::<TcpStream>()
+            && let Some(res) = this.activity.regions.poll_write_vectored(sock, cx, bufs)
+        {
+            this.wrote(&res);
+            return res;
+        }
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(&res);
         res

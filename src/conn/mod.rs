@@ -79,6 +79,7 @@ use crate::{
         layers::{Connection, smuggling::Sniff},
         tunnels::Tunnels,
     },
+    sendfile::FileRegions,
     tls::Session,
 };
 use activity::{Action, Activity, Sniffed, Tracked};
@@ -169,6 +170,12 @@ impl<T: Transport> Connection for Ctx<T> {
     fn tls(&self) -> Option<&Session> {
         self.transport.session()
     }
+
+    #[inline(always)]
+    fn file_regions(&self) -> Option<&Arc<FileRegions>> {
+        let regions = &self.activity.regions;
+        (regions.enabled() && !self.activity.is_http2()).then_some(regions)
+    }
 }
 
 /// Serves one plain connection until it closes, the watchdog closes it
@@ -182,6 +189,8 @@ pub async fn serve(
     shutdown: ConnShutdown,
 ) {
     let activity = Arc::new(Activity::default());
+    // Only this wrapper, over a TcpStream, sends file regions itself.
+    activity.regions.enable();
     let io = Tracked::<true>::new(stream, activity.clone(), pipeline.metrics().clone());
     run(pipeline, cfg, io, activity, peer, shutdown, Plain).await;
 }

@@ -12,6 +12,8 @@
 //! | `troupe_http_connections` (gauge, open now) | |
 //! | `troupe_http_connections_total` | |
 //! | `troupe_http_received_bytes_total`, `troupe_http_sent_bytes_total` | |
+//! | `troupe_static_cache_hits_total`, `troupe_static_cache_misses_total`, `troupe_static_cache_evictions_total`; gauges `troupe_static_cache_bytes`, `troupe_static_cache_entries` (every static handler's file cache, summed) | |
+//! | `troupe_http_sendfile_bytes_total` (file bytes the kernel sent with `sendfile`, never copied through user space; part of the sent bytes) | |
 //! | `troupe_module_calls_total`, `troupe_module_errors_total` (5xx) | `module` (requests it answered, filtered or logged; its own 5xx) |
 //! | `troupe_module_restarts_total`, `troupe_module_generation` (instances loaded) | `module` |
 //! | `troupe_module_calls_moved_total` (Lua and WebAssembly calls that outran their first slice and went on on the module pool) | `module` |
@@ -42,6 +44,65 @@ pub struct HttpMetrics {
     pub received: IntCounter,
     /// Bytes written to clients.
     pub sent: IntCounter,
+    /// Of those, file bytes sent with `sendfile` (`src/sendfile.rs`).
+    pub sendfile: IntCounter,
+}
+
+/// The static-file caches' series, shared by every `Static` handler of
+/// every generation (each handler's cache adds its own part).
+#[derive(Clone, Debug)]
+pub struct StaticCacheMetrics {
+    /// Requests answered from an entry without a `stat`.
+    pub hits: IntCounter,
+    /// Requests that had to look the file up (absent or due a re-check).
+    pub misses: IntCounter,
+    /// Entries evicted to stay within the byte bound.
+    pub evictions: IntCounter,
+    /// Weight held now (bodies plus a per-entry overhead).
+    pub bytes: IntGauge,
+    /// Entries held now.
+    pub entries: IntGauge,
+}
+
+impl StaticCacheMetrics {
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            hits: IntCounter::new(
+                "troupe_static_cache_hits_total",
+                "Static-file requests answered from the cache",
+            )?,
+            misses: IntCounter::new(
+                "troupe_static_cache_misses_total",
+                "Static-file requests that looked the file up",
+            )?,
+            evictions: IntCounter::new(
+                "troupe_static_cache_evictions_total",
+                "Static-file cache entries evicted",
+            )?,
+            bytes: IntGauge::new(
+                "troupe_static_cache_bytes",
+                "Bytes held by the static-file caches",
+            )?,
+            entries: IntGauge::new(
+                "troupe_static_cache_entries",
+                "Entries held by the static-file caches",
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.hits.clone()))?;
+        registry.register(Box::new(self.misses.clone()))?;
+        registry.register(Box::new(self.evictions.clone()))?;
+        registry.register(Box::new(self.bytes.clone()))?;
+        registry.register(Box::new(self.entries.clone()))
+    }
+}
+
+/// The process's static-file cache series (registered with the HTTP ones).
+pub fn static_cache() -> &'static StaticCacheMetrics {
+    static SERIES: std::sync::OnceLock<StaticCacheMetrics> = std::sync::OnceLock::new();
+    SERIES.get_or_init(|| StaticCacheMetrics::new().expect("valid metric names"))
 }
 
 /// Status classes, the `status` label's values.
@@ -75,6 +136,12 @@ impl HttpMetrics {
             "Bytes read from clients",
         )?;
         let sent = IntCounter::new("troupe_http_sent_bytes_total", "Bytes written to clients")?;
+        let sendfile = IntCounter::new(
+            "troupe_http_sendfile_bytes_total",
+            "File bytes sent to clients with sendfile",
+        )?;
+        registry.register(Box::new(sendfile.clone()))?;
+        static_cache().register(registry)?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(connections.clone()))?;
@@ -88,6 +155,7 @@ impl HttpMetrics {
             connections_total,
             received,
             sent,
+            sendfile,
         })
     }
 

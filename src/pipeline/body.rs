@@ -6,12 +6,15 @@
 use std::{
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
+
+use crate::sendfile::{FileRegions, Sendable};
 
 /// A response body.
 #[derive(Debug, Default)]
@@ -23,6 +26,9 @@ pub enum Body {
     Full(Bytes),
     /// A stream of chunks, e.g. a large file read 256 KiB at a time.
     Stream(UnsyncBoxBody<Bytes, io::Error>),
+    /// A file, which a plain HTTP/1.1 connection sends with `sendfile`
+    /// when no middleware replaced it ([`Body::use_sendfile`]).
+    File(Box<dyn Sendable>),
 }
 
 impl Body {
@@ -43,6 +49,19 @@ impl Body {
     {
         Self::Stream(UnsyncBoxBody::new(body))
     }
+
+    /// A file body the connection may send with `sendfile`.
+    pub fn file(body: impl Sendable) -> Self {
+        Self::File(Box::new(body))
+    }
+
+    /// Called by a connection that can `sendfile` with the final response
+    /// (after every middleware): a file body yields mapped chunks for it.
+    pub fn use_sendfile(&mut self, regions: &Arc<FileRegions>) {
+        if let Body::File(file) = self {
+            file.use_sendfile(regions);
+        }
+    }
 }
 
 impl http_body::Body for Body {
@@ -62,6 +81,7 @@ impl http_body::Body for Body {
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Body::Stream(s) => Pin::new(s).poll_frame(cx),
+            Body::File(f) => Pin::new(&mut **f).poll_frame(cx),
         }
     }
 
@@ -70,6 +90,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(b) => b.is_empty(),
             Body::Stream(s) => s.is_end_stream(),
+            Body::File(f) => f.is_end_stream(),
         }
     }
 
@@ -78,6 +99,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.len() as u64),
             Body::Stream(s) => s.size_hint(),
+            Body::File(f) => f.size_hint(),
         }
     }
 }

@@ -88,6 +88,10 @@ fn finish<C: Connection>(
         err.into_response()
     });
     conn.pipeline().layers.up(trail, &mut resp, ex, conn);
+    // Last, so no middleware or layer ever reads a mapped body.
+    if let Some(regions) = conn.file_regions() {
+        resp.body_mut().use_sendfile(regions);
+    }
     conn.answered();
     resp
 }

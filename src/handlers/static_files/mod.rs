@@ -1,8 +1,8 @@
 //! `Static`: files under a root directory (P4.3).
 //!
 //! A request resolves its path against the root once, then is served from
-//! the `cache.rs`: small files from memory, large ones streamed from disk in
-//! 256 KiB chunks. `respond.rs` applies the HTTP rules (conditional requests,
+//! the `cache.rs`: small files from memory, large ones from disk
+//! (`stream.rs`: `sendfile` on plain HTTP/1.1, else 256 KiB reads). `respond.rs` applies the HTTP rules (conditional requests,
 //! ranges, HEAD). Traversal is stopped twice: the pipeline refuses any path
 //! that climbs out of `/` before routing, and `resolve.rs` refuses any file
 //! whose real path (symlinks followed) lies outside the root, unless the

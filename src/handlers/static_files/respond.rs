@@ -9,12 +9,14 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::{
     cache::CachedFile,
+    resolve::FileMeta,
     stream::{BufPool, FileBody},
 };
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
     pipeline::{body::Body, request::Request},
+    sendfile::Stamp,
 };
 
 /// What part of the file to send.
@@ -71,8 +73,45 @@ pub(super) fn file(req: Request, file: Arc<CachedFile>, pool: &Arc<BufPool>) -> 
         }) => {
             let pool = pool.clone();
             HandlerFuture::new(async move {
-                *resp.body_mut() = stream(&file, start, count, pool).await?;
-                Ok(resp)
+                let body = open(&file, start, pool.clone()).await?;
+                if body.stamp() == stamp_of(&file) {
+                    *resp.body_mut() = Body::file(body.limit(count));
+                    return Ok(resp);
+                }
+                // The file changed since it was cached: the headers must
+                // describe the file opened, whose bytes are sent.
+                let stamp = body.stamp();
+                let fresh = Arc::new(CachedFile::new(
+                    FileMeta {
+                        path: file.meta.path.clone(),
+                        len: stamp.len,
+                        modified: stamp.modified,
+                    },
+                    None,
+                    0,
+                ));
+                match plan(&req, &fresh)? {
+                    Plan::Done(resp) => Ok(resp),
+                    Plan::Stream {
+                        mut resp,
+                        start: again,
+                        count,
+                    } => {
+                        let body = if again == start {
+                            body
+                        } else {
+                            let body = open(&fresh, again, pool).await?;
+                            if body.stamp() != stamp {
+                                return Err(HttpError::Internal(
+                                    "file changed twice while being opened".into(),
+                                ));
+                            }
+                            body
+                        };
+                        *resp.body_mut() = Body::file(body.limit(count));
+                        Ok(resp)
+                    }
+                }
             })
         }
     }
@@ -138,16 +177,19 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     })
 }
 
-async fn stream(
-    file: &CachedFile,
-    start: u64,
-    count: u64,
-    pool: Arc<BufPool>,
-) -> Result<Body, HttpError> {
-    let body = FileBody::open(file.meta.path.clone(), start, count, pool)
+/// Opens the file positioned at `start`, on a blocking thread.
+async fn open(file: &CachedFile, start: u64, pool: Arc<BufPool>) -> Result<FileBody, HttpError> {
+    FileBody::open(file.meta.path.clone(), start, pool)
         .await
-        .map_err(|e| HttpError::Internal(e.to_string()))?;
-    Ok(Body::stream(body))
+        .map_err(|e| HttpError::Internal(e.to_string()))
+}
+
+/// What the entry's headers say of the file.
+fn stamp_of(file: &CachedFile) -> Stamp {
+    Stamp {
+        len: file.meta.len,
+        modified: file.meta.modified,
+    }
 }
 
 /// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.

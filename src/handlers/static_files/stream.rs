@@ -1,4 +1,6 @@
-//! A file body streamed from disk in large chunks, one blocking read each.
+//! A file body streamed from disk in large chunks, one blocking read each,
+//! or, on a plain HTTP/1.1 connection, sent by the kernel with `sendfile`
+//! (`src/sendfile.rs`) without passing through user space.
 //!
 //! `tokio::fs::File` reads into its own buffer, which `ReaderStream` then
 //! copies again; here each chunk is read straight into the buffer that
@@ -19,6 +21,8 @@ use std::{
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
+
+use crate::sendfile::{FileRegions, Mapping, Sendable, Stamp};
 
 /// Chunk size: large enough to keep blocking hops and syscalls rare.
 pub(super) const CHUNK: u64 = 256 * 1024;
@@ -69,60 +73,108 @@ impl Drop for Pooled {
     }
 }
 
-/// A finished read: the file (for the next one) and the chunk.
-type Chunk = (File, io::Result<Bytes>);
-
-/// `count` bytes of a file from `start`, as an `http_body::Body`. If the
-/// client leaves mid-download, the read in progress finishes on its own
-/// thread and its chunk is dropped; nothing waits for it.
+/// `count` bytes of a file from `start`, as an `http_body::Body`: read in
+/// chunks on the blocking pool, or, once the connection asks for it
+/// ([`Sendable::use_sendfile`]), one mapped chunk the socket sends with
+/// `sendfile`. If the client leaves mid-download, the read in progress
+/// finishes on its own thread and its chunk is dropped; nothing waits for
+/// it.
+#[derive(Debug)]
 pub(super) struct FileBody {
+    file: Arc<File>,
+    /// What the response's headers were made from.
+    stamp: Stamp,
+    /// The file offset of the first byte not yet handed out.
+    offset: u64,
     /// The read in progress, if any.
-    pending: Option<JoinHandle<Chunk>>,
+    pending: Option<JoinHandle<io::Result<Bytes>>>,
+    /// The whole rest of the body as one mapped chunk (sendfile mode).
+    mapped: Option<Bytes>,
     /// Bytes not yet handed out, including the read in progress.
     remaining: u64,
     pool: Arc<BufPool>,
 }
 
 impl FileBody {
-    /// Opens `path` on a blocking thread and starts the first read.
+    /// Opens `path` on a blocking thread, positioned at `start`, with
+    /// nothing to send yet ([`FileBody::limit`] says how much). No byte is
+    /// read until the first poll: the connection may choose sendfile. The
+    /// stamp is the opened file's own (`fstat`); the headers are made from
+    /// it.
     pub async fn open(
         path: std::path::PathBuf,
         start: u64,
-        count: u64,
         pool: Arc<BufPool>,
     ) -> io::Result<Self> {
-        let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
+        let (file, stamp) = tokio::task::spawn_blocking(move || -> io::Result<(File, Stamp)> {
             let mut f = File::open(path)?;
+            let stamp = Stamp::of(&f)?;
             if start > 0 {
                 f.seek(SeekFrom::Start(start))?;
             }
-            Ok(f)
+            Ok((f, stamp))
         })
         .await
         .map_err(io::Error::other)??;
-        let mut body = Self {
+        Ok(Self {
+            file: Arc::new(file),
+            stamp,
+            offset: start,
             pending: None,
-            remaining: count,
+            mapped: None,
+            remaining: 0,
             pool,
-        };
-        body.read_next(file);
-        Ok(body)
+        })
     }
 
-    fn read_next(&mut self, mut file: File) {
+    /// Sends `count` bytes from where the file was opened.
+    pub fn limit(mut self, count: u64) -> Self {
+        self.remaining = count;
+        self
+    }
+
+    /// The opened file's length and mtime.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    fn read_next(&mut self) {
         if self.remaining == 0 || self.pending.is_some() {
             return;
         }
         let n = self.remaining.min(CHUNK);
+        let last = n == self.remaining;
         let pool = self.pool.clone();
+        let file = self.file.clone();
+        let stamp = self.stamp;
         self.pending = Some(tokio::task::spawn_blocking(move || {
             let mut buf = pool.take();
-            let read = (&mut file)
-                .take(n)
-                .read_to_end(&mut buf)
-                .map(|_| Bytes::from_owner(Pooled { buf, pool }));
-            (file, read)
+            (&*file).take(n).read_to_end(&mut buf)?;
+            // The last chunk leaves only if the file is still the one the
+            // headers describe: else the response is cut, never a mix.
+            if last && Stamp::of(&file)? != stamp {
+                return Err(io::Error::other(
+                    "file changed while being sent; response cut",
+                ));
+            }
+            Ok(Bytes::from_owner(Pooled { buf, pool }))
         }));
+    }
+}
+
+impl Sendable for FileBody {
+    fn use_sendfile(&mut self, regions: &Arc<FileRegions>) {
+        if self.pending.is_some() || self.mapped.is_some() || self.remaining == 0 {
+            return;
+        }
+        let Ok(len) = usize::try_from(self.remaining) else {
+            return;
+        };
+        match Mapping::bytes(&self.file, self.offset, len, self.stamp, regions) {
+            Ok(bytes) => self.mapped = Some(bytes),
+            // Reading still works: serve it that way.
+            Err(err) => tracing::debug!(%err, "mmap failed; file sent by reads"),
+        }
     }
 }
 
@@ -135,13 +187,17 @@ impl http_body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        if let Some(chunk) = this.mapped.take() {
+            this.remaining = 0;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        this.read_next();
         let Some(pending) = this.pending.as_mut() else {
             return Poll::Ready(None);
         };
         let joined = ready!(Pin::new(pending).poll(cx));
         this.pending = None;
-        let (file, read) = joined.map_err(io::Error::other)?;
-        let chunk = read?;
+        let chunk = joined.map_err(io::Error::other)??;
         if chunk.is_empty() {
             // The file shrank under us: end early rather than spin.
             return Poll::Ready(Some(Err(io::Error::new(
@@ -150,7 +206,9 @@ impl http_body::Body for FileBody {
             ))));
         }
         this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
-        this.read_next(file);
+        this.offset += chunk.len() as u64;
+        // Overlap the next disk read with this chunk's socket write.
+        this.read_next();
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 

@@ -76,6 +76,12 @@ pub(crate) trait Connection: Send + Sync + 'static {
     fn tls(&self) -> Option<&crate::tls::Session> {
         None
     }
+    /// Where a file body's mappings go when the connection sends them with
+    /// `sendfile` (plain HTTP/1.1); `None` elsewhere.
+    #[inline(always)]
+    fn file_regions(&self) -> Option<&std::sync::Arc<crate::sendfile::FileRegions>> {
+        None
+    }
 }
 
 /// One request as the layers see it between their two halves.
