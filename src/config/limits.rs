@@ -14,6 +14,7 @@ use super::{
 use crate::{
     client::ClientAddr,
     handler::Middleware,
+    kept::Named as _,
     limit::{KeyKind, Limit, Terms, Zone, ZoneParams, Zones},
     pipeline::after_filters::AfterFilters,
 };

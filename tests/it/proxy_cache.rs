@@ -478,8 +478,7 @@ fn a_bad_cache_config_is_refused_with_its_position() {
     }
     let unknown = config(origin, "", "").replace("zone: \"pages\",", "zone: \"nope\",");
     let err = troupe::config::load_str(&unknown, &path)
-        .err()
-        .expect("an unknown zone is refused")
+        .expect_err("an unknown zone is refused")
         .to_string();
     assert!(err.contains("no cache zone named `nope`"), "{err}");
     assert!(err.contains("pages"), "{err}");
