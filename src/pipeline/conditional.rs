@@ -77,7 +77,7 @@ mod tests {
         let mut h = req(header::IF_NONE_MATCH, "\"other\"");
         h.insert(
             header::IF_MODIFIED_SINCE,
-            HeaderValue::from_static("Sun, 06 Nov 2094 08:49:37 GMT"),
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
         );
         let tag = HeaderValue::from_static("\"a\"");
         assert!(!not_modified(&h, Some(&tag), Some(UNIX_EPOCH)));
