@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec},
-    locate::{Anchor, CompileError, err},
+    locate::{Anchor, CompileError, err, unknown},
     schema::Config,
 };
 use crate::{
@@ -57,18 +57,9 @@ pub(super) fn cached(
     spec: &RouteCacheSpec,
     zones: &CacheMap,
 ) -> Result<Arc<dyn Handler>, CompileError> {
-    let zone = zones.get(&spec.zone).ok_or_else(|| CompileError {
-        message: format!(
-            "no cache zone named `{}` (expected one of the names in `cache_zones`: {})",
-            spec.zone,
-            if zones.is_empty() {
-                "none is configured".to_owned()
-            } else {
-                zones.keys().cloned().collect::<Vec<_>>().join(", ")
-            }
-        ),
-        anchor: Anchor::str(&spec.zone),
-    })?;
+    let zone = zones
+        .get(&spec.zone)
+        .ok_or_else(|| unknown("cache zone", &spec.zone, "cache_zones", zones.keys()))?;
     let key = Template::parse(&spec.key);
     if key.as_static().is_some() {
         return err(

@@ -15,7 +15,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::Regex;
 
 use super::{
-    locate::{Anchor, CompileError, err},
+    locate::{Anchor, CompileError, err, unknown},
     schema::{self, Config, HandlerSpec, MiddlewareSpec, WebSocketSpec},
 };
 use crate::{
@@ -68,21 +68,10 @@ impl Ctx<'_> {
     }
 
     fn entry(&self, name: &str) -> Result<&Arc<ModuleEntry>, CompileError> {
-        self.modules.get(name).copied().ok_or_else(|| CompileError {
-            message: format!(
-                "no module named `{name}` (expected one of the names in `modules`: {})",
-                {
-                    let mut names: Vec<_> = self.modules.keys().copied().collect();
-                    names.sort_unstable();
-                    if names.is_empty() {
-                        "none is configured".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                }
-            ),
-            anchor: Anchor::str(name),
-        })
+        self.modules
+            .get(name)
+            .copied()
+            .ok_or_else(|| unknown("module", name, "modules", self.modules.keys()))
     }
 }
 

@@ -8,7 +8,7 @@ use http::{HeaderName, StatusCode};
 
 use super::{
     limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec},
-    locate::{Anchor, CompileError, err},
+    locate::{Anchor, CompileError, err, unknown},
     schema::Config,
 };
 use crate::{
@@ -151,18 +151,9 @@ fn compile_limits(
         .iter()
         .chain(own)
         .map(|spec| {
-            let zone = zones.get(&spec.zone).ok_or_else(|| CompileError {
-                message: format!(
-                    "no rate zone named `{}` (expected one of the names in `rate_zones`: {})",
-                    spec.zone,
-                    if zones.is_empty() {
-                        "none is configured".to_owned()
-                    } else {
-                        zones.keys().cloned().collect::<Vec<_>>().join(", ")
-                    }
-                ),
-                anchor: Anchor::str(&spec.zone),
-            })?;
+            let zone = zones
+                .get(&spec.zone)
+                .ok_or_else(|| unknown("rate zone", &spec.zone, "rate_zones", zones.keys()))?;
             Ok(Limit::new(
                 zone.clone(),
                 terms(spec)?,

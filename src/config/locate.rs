@@ -19,6 +19,30 @@ pub(crate) fn err<T>(anchor: Anchor, message: impl Into<String>) -> Result<T, Co
     })
 }
 
+/// "No `what` named `name`": the error for a name that `list` (the
+/// config's section) does not declare, listing the names it does.
+pub(crate) fn unknown<S: AsRef<str>>(
+    what: &str,
+    name: &str,
+    list: &str,
+    names: impl IntoIterator<Item = S>,
+) -> CompileError {
+    let mut names: Vec<S> = names.into_iter().collect();
+    names.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    CompileError {
+        message: format!(
+            "no {what} named `{name}` (expected one of the names in `{list}`: {})",
+            if names.is_empty() {
+                "none is configured".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+        anchor: Anchor::str(name),
+    }
+}
+
 /// What a semantic error points at.
 #[derive(Debug, Clone)]
 pub(super) enum Anchor {

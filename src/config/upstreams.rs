@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::{
     health::compile_check,
-    locate::{Anchor, CompileError, err},
+    locate::{Anchor, CompileError, err, unknown},
     schema::{Config, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
 };
 use crate::proxy::{
@@ -143,21 +143,14 @@ pub(super) fn compile_proxy(
     upstreams: &Upstreams,
     route: &str,
 ) -> Result<Proxy, CompileError> {
-    let Some(upstream) = upstreams.groups.get(&spec.upstream) else {
-        let names: Vec<&str> = upstreams.groups.keys().map(String::as_str).collect();
-        return err(
-            Anchor::str(&spec.upstream),
-            format!(
-                "no upstream named `{}` (expected one of the names in `upstreams`: {})",
-                spec.upstream,
-                if names.is_empty() {
-                    "none is configured".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            ),
-        );
-    };
+    let upstream = upstreams.groups.get(&spec.upstream).ok_or_else(|| {
+        unknown(
+            "upstream",
+            &spec.upstream,
+            "upstreams",
+            upstreams.groups.keys(),
+        )
+    })?;
     let host = match &spec.host {
         HostSpec::Pass => HostMode::Pass,
         HostSpec::Backend => HostMode::Backend,
