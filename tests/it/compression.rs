@@ -720,15 +720,8 @@ fn redbot(site: &str, url: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn redbot_finds_nothing_wrong_with_compressed_and_precompressed_files() {
-    let setup = Command::new(crate::support::repo_root().join("tests/compress/redbot.sh"))
-        .output()
-        .expect("tests/compress/redbot.sh");
-    assert!(
-        setup.status.success(),
-        "REDbot could not be installed (offline?):\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let site = String::from_utf8_lossy(&setup.stdout).trim().to_owned();
+    let site = crate::support::pypi("redbot", &["redbot==2.7.1"])
+        .unwrap_or_else(|why| panic!("REDbot could not be installed (offline?):\n{why}"));
     let config = r#"Config(
     listen: ["127.0.0.1:0"],
     log: (access: Off),

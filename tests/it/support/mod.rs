@@ -52,3 +52,19 @@ pub fn eventually_sync(within: Duration, mut check: impl FnMut() -> bool) -> boo
 pub fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Python 3 `packages` from PyPI (`"h11==0.16.0"`), installed under
+/// `target/tools/NAME` by `tests/tools/pypi.sh` when missing: the
+/// directory to put on `PYTHONPATH`, or why they could not be had.
+pub fn pypi(name: &str, packages: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(repo_root().join("tests/tools/pypi.sh"))
+        .arg(name)
+        .args(packages)
+        .output()
+        .map_err(|e| format!("cannot run tests/tools/pypi.sh: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

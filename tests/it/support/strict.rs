@@ -103,23 +103,21 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8], within: Duration) -> Answe
     }
 }
 
-/// The directory to put on `PYTHONPATH` for h11 and h2
-/// (`tests/strict/python.sh` installs them under target/ when missing);
-/// `None`, said loudly, where there is no Python 3 or no registry.
+/// The directory to put on `PYTHONPATH` for h11 and h2 (installed under
+/// target/ when missing); `None`, said loudly, where there is no Python 3
+/// or no registry.
 pub fn python_path() -> Option<String> {
-    let out = Command::new(repo_root().join("tests/strict/python.sh"))
-        .output()
-        .expect("run tests/strict/python.sh");
-    if !out.status.success() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: h11/h2 (PyPI) could not be installed (tests/strict/python.sh):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
+    match super::pypi("python", &["h11==0.16.0", "h2==4.3.0"]) {
+        Ok(site) => Some(site),
+        Err(why) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: h11/h2 (PyPI) could not be installed (tests/tools/pypi.sh):\n{why}"
+            );
+            None
+        }
     }
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Runs `tests/strict/<script>` with `args`; its stdout, one JSON object
