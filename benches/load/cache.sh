@@ -111,15 +111,6 @@ curl -fsS -D - -o /dev/null http://127.0.0.1:18710/static/1m.bin | grep -qi '^ca
   echo "troupe did not answer from its cache" >&2; exit 1; }
 origin_before=$(wc -l <"$work/origin.log")
 
-# CPU ticks (user + system) of a process and its children (nginx's
-# worker), from /proc.
-ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
 run() { # run PATH TARGET PORT PID ROUND
   local before after rps us
   before=$(ticks "$4")

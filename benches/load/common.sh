@@ -10,3 +10,13 @@ wait_for() {
   echo "$1 does not answer" >&2
   return 1
 }
+
+# ticks PID: CPU ticks (user + system, 1/CLK_TCK s each) of a process and
+# its children (nginx's workers), from /proc.
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}

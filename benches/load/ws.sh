@@ -17,6 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
 profile=${PROFILE:-release}
 duration=${DURATION:-10} rounds=${ROUNDS:-3}
 conns=${CONNS:-50} window=${WINDOW:-16} bytes=${BYTES:-32}
@@ -92,17 +93,9 @@ for port in 18610 18620; do
   done
 done
 
-# CPU ticks (user + system) of a process and its children (nginx's
-# workers), from /proc: the client and the echo backend share the machine's
-# two cores with the proxy, so messages per second is mostly theirs; CPU
-# per message is the proxy's own cost.
-ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
+# The client and the echo backend share the machine's two cores with the
+# proxy, so messages per second is mostly theirs; CPU per message
+# (`ticks`, common.sh) is the proxy's own cost.
 run() {
   local before after mps
   before=$(ticks "$4")
