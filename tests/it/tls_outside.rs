@@ -155,13 +155,18 @@ fn testssl_finds_nothing_of_medium_severity_and_only_tls_1_2_and_1_3() {
         "testssl gave up:\n{report}"
     );
     assert!(findings.len() > 50, "a short scan:\n{report}");
+    // BREACH is about what a page says, not how TLS is set up: testssl
+    // flags any compressed `/`, and the shipped config compresses its
+    // static files (nginx with `gzip on` gets the same line). An attack
+    // needs a secret and the attacker's input in one compressed body;
+    // a static file has neither. Everything else MEDIUM or above fails.
     let serious: Vec<String> = findings
         .iter()
         .filter(|f| {
             matches!(
                 field(f, "severity").as_str(),
                 "MEDIUM" | "HIGH" | "CRITICAL"
-            )
+            ) && f["id"] != "BREACH"
         })
         .map(|f| {
             format!(
