@@ -18,7 +18,10 @@
 //! Every answer carries `Cache-Status` (status.rs). A hit answers a
 //! conditional request with 304 itself.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
@@ -122,17 +125,18 @@ impl Handler for Cached {
             return with_status(inner.handler.call(req), CacheStatus::fwd(Fwd::Bypass));
         }
         let key: Arc<str> = inner.rules.key.render(&req).into();
-        let now = CacheZone::now();
+        let now = SystemTime::now();
         let (stale, why) = match inner.zone.lookup(&key, req.headers()) {
             None => (None, Fwd::UriMiss),
             Some(Lookup::OtherVariant) => (None, Fwd::VaryMiss),
             Some(Lookup::Variant(entry)) => {
-                if fresh(&entry, &req) {
+                if fresh(&entry, &req, now) {
                     series.hit.inc();
                     return HandlerFuture::ready(Ok(serve(
                         &entry,
                         req.headers(),
                         CacheStatus::hit(entry.ttl(now)),
+                        now,
                     )));
                 }
                 let asks_forward = wants_forward(req.headers());
@@ -149,7 +153,7 @@ impl Handler for Cached {
                         detail: Some("stale-while-revalidate"),
                         ..CacheStatus::hit(entry.ttl(now))
                     };
-                    return HandlerFuture::ready(Ok(serve(&entry, req.headers(), status)));
+                    return HandlerFuture::ready(Ok(serve(&entry, req.headers(), status, now)));
                 }
                 let why = if asks_forward {
                     Fwd::Request
@@ -172,13 +176,13 @@ impl Handler for Cached {
 }
 
 /// Whether `entry` (the variant `req` selects) answers `req` as it is.
-fn fresh(entry: &Stored, req: &Request) -> bool {
+fn fresh(entry: &Stored, req: &Request, now: SystemTime) -> bool {
     let h = req.headers();
     // Without request directives, freshness is the entry's alone; the
     // crate's full check builds a copy of the head, which a hit does not
     // need.
     if !h.contains_key(header::CACHE_CONTROL) && !h.contains_key(header::PRAGMA) {
-        return !entry.policy.is_stale(CacheZone::now());
+        return !entry.policy.is_stale(now);
     }
     let asked = Asked {
         method: req.method(),
@@ -186,7 +190,7 @@ fn fresh(entry: &Stored, req: &Request) -> bool {
         headers: h,
     };
     matches!(
-        entry.policy.before_request(&asked, CacheZone::now()),
+        entry.policy.before_request(&asked, now),
         BeforeRequest::Fresh(_)
     )
 }
@@ -204,26 +208,22 @@ fn wants_forward(h: &HeaderMap) -> bool {
 }
 
 /// The answer from a stored entry: 304 when the request already has it.
-fn serve(entry: &Stored, req: &HeaderMap, status: CacheStatus) -> Response {
-    let (code, mut headers) = entry.head(CacheZone::now());
+fn serve(entry: &Stored, req: &HeaderMap, status: CacheStatus, now: SystemTime) -> Response {
+    let (code, mut headers) = entry.head(now);
     headers.append(CACHE_STATUS, status.value());
     let modified = headers
         .get(header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok());
-    let body = if code == StatusCode::OK
-        && conditional::not_modified(req, headers.get(header::ETAG), modified)
-    {
-        None
+    let unchanged = code == StatusCode::OK
+        && conditional::not_modified(req, headers.get(header::ETAG), modified);
+    let (code, body) = if unchanged {
+        (StatusCode::NOT_MODIFIED, Body::Empty)
     } else {
-        Some(entry.body.clone())
+        (code, Body::full(entry.body.clone()))
     };
-    let mut resp = http::Response::new(body.clone().map_or(Body::Empty, Body::full));
-    *resp.status_mut() = if body.is_some() {
-        code
-    } else {
-        StatusCode::NOT_MODIFIED
-    };
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() = code;
     *resp.headers_mut() = headers;
     resp
 }
@@ -258,7 +258,7 @@ async fn fetch(
                     collapsed: true,
                     ..CacheStatus::fwd(why)
                 };
-                return Ok(serve(&entry, req.headers(), status));
+                return Ok(serve(&entry, req.headers(), status, SystemTime::now()));
             }
             // No entry to share (or too long a wait): go on our own, and
             // store nothing (the fill has a writer, or had one).
@@ -294,7 +294,7 @@ async fn forward(
         .call(req)
         .await
         .unwrap_or_else(HttpError::into_response);
-    let now = CacheZone::now();
+    let now = SystemTime::now();
     let asked = Asked {
         method: &asked_method,
         uri: &asked_uri,
@@ -325,6 +325,7 @@ async fn forward(
                 &refreshed,
                 client.as_ref().unwrap_or(&asked_headers),
                 status,
+                now,
             ));
         }
         if code.is_server_error()
@@ -342,6 +343,7 @@ async fn forward(
                 entry,
                 client.as_ref().unwrap_or(&asked_headers),
                 status,
+                now,
             ));
         }
     }

@@ -6,7 +6,7 @@
 //! holds its variants (one per `Vary` selection), replaced whole on
 //! every store: readers never lock more than a shard for a lookup.
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use http::HeaderMap;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -156,11 +156,6 @@ impl CacheZone {
     fn refresh_gauges(&self) {
         self.series.bytes.set(self.memory.weight() as i64);
         self.series.entries.set(self.memory.len() as i64);
-    }
-
-    /// The time a request is judged at.
-    pub(super) fn now() -> SystemTime {
-        SystemTime::now()
     }
 }
 

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
-    pipeline::{body::Body, request::Request},
+    pipeline::{body::Body, conditional, request::Request},
     sendfile::Stamp,
 };
 
@@ -129,7 +129,7 @@ enum Plan {
 
 fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     let headers = req.headers();
-    if not_modified(headers, file) {
+    if conditional::not_modified(headers, Some(&file.etag), Some(file.meta.modified)) {
         let mut resp = http::Response::new(Body::Empty);
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         let h = resp.headers_mut();
@@ -192,37 +192,6 @@ fn stamp_of(file: &CachedFile) -> Stamp {
     }
 }
 
-/// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.
-fn not_modified(headers: &HeaderMap, file: &CachedFile) -> bool {
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
-        return inm
-            .to_str()
-            .map(|v| etag_list_matches(v, &file.etag))
-            .unwrap_or(false);
-    }
-    let Some(ims) = headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-    else {
-        return false;
-    };
-    // HTTP dates have whole seconds: compare at that precision.
-    let secs = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    secs(file.meta.modified) <= secs(ims)
-}
-
-/// Weak comparison, as `If-None-Match` asks: `W/` prefixes are ignored.
-fn etag_list_matches(list: &str, etag: &HeaderValue) -> bool {
-    let ours = etag.as_bytes();
-    list.split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == ours)
-}
-
 /// The part of the file a `Range` header asks for. A malformed header is
 /// ignored (RFC 9110 §14.2); several ranges get the whole file, which the
 /// RFC allows and which costs the client nothing it cannot handle.
@@ -259,6 +228,7 @@ pub(super) fn byte_range(raw: &str, len: u64) -> Result<Part, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::conditional::etag_list_matches;
 
     #[test]
     fn weak_etags_match() {
