@@ -347,6 +347,7 @@ pub async fn start_with(
     );
     // The registry every generation takes its zones from: one sweeper.
     let first_zones: Arc<dyn troupe_actors::Sweep> = first.zones.clone();
+    let first_caches: Arc<dyn troupe_actors::Sweep> = first.caches.clone();
     let generation = Arc::new(ArcSwap::from_pointee(first));
     let http = Http {
         pipeline: Arc::new(Pipeline::new(
@@ -401,6 +402,7 @@ pub async fn start_with(
         acme: Arc::new(AcmeSource(Arc::new(acme))),
         upstreams,
         limits: first_zones,
+        caches: first_caches,
     })
     .await?;
     Ok(Running {

@@ -1,7 +1,7 @@
 //! The root supervisor and the handle the binary holds on to ([`Tree`]).
 //!
 //! The root is a plain supervisor. It starts its children in order, each
-//! after those it depends on: metrics, router, modules, upstreams, limits, certs, acme,
+//! after those it depends on: metrics, router, modules, upstreams, limits, cache, certs, acme,
 //! then config (which calls those before it on a reload), then listeners, so nothing is
 //! accepted before the routes and modules exist. It restarts any child
 //! that fails through the shared [`Children`] table, and fails itself
@@ -21,7 +21,6 @@ use crate::{
     certs::{self, CertsActor, CertsArgs},
     children::{Children, start_fn},
     config::{ConfigActor, ConfigArgs, History, Siblings},
-    limits::{self, Limits, LimitsArgs},
     listeners::{self, Bound, Listeners, ListenersArgs, ListenersMsg},
     metrics::{Metrics, MetricsArgs},
     modules::{self, Modules, ModulesArgs},
@@ -31,6 +30,7 @@ use crate::{
         AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure, Sweep, UpstreamGroup,
     },
     slot::Slot,
+    sweeper::{self, Sweeper, SweeperArgs},
     upstreams::{self, Upstreams, UpstreamsArgs},
     wiring::TreeHandle,
 };
@@ -73,6 +73,9 @@ pub struct TreeSpec<A: App> {
     /// The rate-limit zones the `limits` actor sweeps ([`crate::NoSweep`]
     /// for a tree without any).
     pub limits: Arc<dyn Sweep>,
+    /// The cache zones' disk tiers the `cache` actor loads and sweeps
+    /// ([`crate::NoSweep`] for a tree without any).
+    pub caches: Arc<dyn Sweep>,
 }
 
 /// The running tree, as held by the binary or a test.
@@ -260,13 +263,14 @@ impl<A: App> Actor for Root<A> {
         );
         children.start(upstreams::NAME, start, &cell).await?;
 
-        let for_limits = LimitsArgs {
-            zones: spec.limits.clone(),
-        };
-        let start = start_fn(&labels, limits::NAME, None, move || {
-            (Limits, for_limits.clone())
-        });
-        children.start(limits::NAME, start, &cell).await?;
+        for (name, state) in [
+            (sweeper::LIMITS, spec.limits.clone()),
+            (sweeper::CACHE, spec.caches.clone()),
+        ] {
+            let args = SweeperArgs { state };
+            let start = start_fn(&labels, name, None, move || (Sweeper, args.clone()));
+            children.start(name, start, &cell).await?;
+        }
 
         let for_certs = CertsArgs {
             source: spec.certs.clone(),

@@ -253,16 +253,23 @@ pub trait Certificates: Send + Sync + 'static {
 }
 
 /// State the request path grows and only time shrinks (rate-limit keys
-/// whose arrival times have passed): the `limits` actor sweeps it on a
-/// timer, so no request ever pays for the sweep.
+/// whose arrival times have passed, cache files past their size or their
+/// `inactive` time): a [`crate::sweeper::Sweeper`] sweeps it on a timer, so
+/// no request ever pays for the sweep.
 pub trait Sweep: Send + Sync + 'static {
     /// How long between sweeps.
     fn every(&self) -> Duration;
 
     /// Forgets what has expired, and refreshes the gauges that count what
-    /// is kept. Synchronous and bounded by the state's size; a panic
-    /// restarts the `limits` actor alone.
+    /// is kept. Runs once at start and then every [`Sweep::every`]; a
+    /// panic restarts its sweeper alone.
     fn sweep(&self);
+
+    /// Whether the next sweep may block on the disk (it then runs on a
+    /// blocking thread rather than the actor's).
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// Nothing to sweep.

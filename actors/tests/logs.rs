@@ -95,6 +95,7 @@ async fn events_are_logged_with_the_actor_path() {
         acme: Arc::new(troupe_actors::NoAuthority),
         upstreams: Vec::new(),
         limits: Arc::new(troupe_actors::NoSweep),
+        caches: Arc::new(troupe_actors::NoSweep),
     })
     .await
     .unwrap();
@@ -118,7 +119,7 @@ async fn events_are_logged_with_the_actor_path() {
         format!("started actor=troupe/listeners/listener.{addr}"),
         format!("listening addr={addr}"),
         "started actor=troupe/config".into(),
-        "supervision tree:\ntroupe [Running]\n├── acme [Running]\n├── certs [Running]\n├── config [Running]\n├── limits [Running]\n├── listeners [Running]".into(),
+        "supervision tree:\ntroupe [Running]\n├── acme [Running]\n├── cache [Running]\n├── certs [Running]\n├── config [Running]\n├── limits [Running]\n├── listeners [Running]".into(),
         "child failed; restarting actor=troupe/router".into(),
         "restarted actor=troupe/router".into(),
         format!("draining connections actor=troupe/listeners/listener.{addr}"),

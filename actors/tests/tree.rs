@@ -173,6 +173,7 @@ async fn start_with(
         acme,
         upstreams: Vec::new(),
         limits: Arc::new(troupe_actors::NoSweep),
+        caches: Arc::new(troupe_actors::NoSweep),
     })
     .await
     .unwrap();
@@ -231,6 +232,7 @@ async fn two_trees_with_the_same_names_share_one_process() {
             format!(
                 "troupe [Running]\n\
                  ├── acme [Running]\n\
+                 ├── cache [Running]\n\
                  ├── certs [Running]\n\
                  ├── config [Running]\n\
                  ├── limits [Running]\n\
@@ -270,7 +272,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
     assert_eq!(applied.generation, 2);
     assert_eq!(**f.snapshot.load(), 2);
     assert_eq!(handle.config_status().await.unwrap().generation, 2);
-    assert_eq!(handle.walk().children.len(), 9);
+    assert_eq!(handle.walk().children.len(), 10);
     assert_eq!(handle.render(), f.tree.render());
 
     // One handle drives one tree at a time.
@@ -289,6 +291,7 @@ async fn a_handle_made_before_the_tree_drives_it() {
         acme: Arc::new(troupe_actors::NoAuthority),
         upstreams: Vec::new(),
         limits: Arc::new(troupe_actors::NoSweep),
+        caches: Arc::new(troupe_actors::NoSweep),
     })
     .await;
     assert!(again.is_err());

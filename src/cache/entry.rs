@@ -43,6 +43,10 @@ impl RequestLike for Asked<'_> {
     }
 }
 
+/// The request headers a response's `Vary` names, as its request had them
+/// (`None`: absent).
+pub(super) type Selection = Box<[(HeaderName, Option<HeaderValue>)]>;
+
 /// A stored response.
 #[derive(Debug)]
 pub struct Stored {
@@ -51,8 +55,8 @@ pub struct Stored {
     pub(super) headers: HeaderMap,
     pub(super) body: Bytes,
     /// The request headers the response's `Vary` names, as this response's
-    /// request had them (`None`: absent).
-    vary: Box<[(HeaderName, Option<HeaderValue>)]>,
+    /// request had them.
+    pub(super) vary: Selection,
     /// Purge tags (`Cache-Tag`, `Surrogate-Key`).
     pub(super) tags: Box<[Box<str>]>,
     /// How long past its freshness it may be served while a refresh runs.
@@ -121,25 +125,29 @@ impl Stored {
                 (n, v)
             })
             .collect();
-        let tags = [header::HeaderName::from_static("cache-tag"), SURROGATE_KEY]
-            .iter()
-            .flat_map(|n| headers.get_all(n))
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split([',', ' ']))
-            .filter(|t| !t.is_empty())
-            .map(Box::from)
-            .collect();
+        Self::restored(policy, status, headers, body, vary, now)
+    }
+
+    /// An entry from its parts (as a disk tier's file holds them).
+    pub(super) fn restored(
+        policy: CachePolicy,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        vary: Selection,
+        now: SystemTime,
+    ) -> Self {
         let cc = Directives(&headers);
         Self {
             stale_while_revalidate: cc.seconds("stale-while-revalidate"),
             stale_if_error: cc.seconds("stale-if-error"),
             lifetime: lifetime(&policy, now),
+            tags: tags_of(&headers),
             policy,
             status,
             headers,
             body,
             vary,
-            tags,
         }
     }
 
@@ -177,7 +185,7 @@ impl Stored {
 
     /// Whether `headers` (a later request's) select this variant.
     pub(super) fn vary_matches(&self, headers: &HeaderMap) -> bool {
-        self.vary.iter().all(|(n, v)| headers.get(n) == v.as_ref())
+        selects(&self.vary, headers)
     }
 
     /// Whether `other` is the variant for the same `Vary` selection.
@@ -213,6 +221,24 @@ fn lifetime(policy: &CachePolicy, now: SystemTime) -> Duration {
         Duration::ZERO => Duration::ZERO,
         left => policy.age(now) + left,
     }
+}
+
+/// Whether a request with `headers` selects the variant stored for
+/// `selection`.
+pub(super) fn selects(selection: &Selection, headers: &HeaderMap) -> bool {
+    selection.iter().all(|(n, v)| headers.get(n) == v.as_ref())
+}
+
+/// A response's purge tags (`Cache-Tag`, `Surrogate-Key`).
+pub(super) fn tags_of(headers: &HeaderMap) -> Box<[Box<str>]> {
+    [HeaderName::from_static("cache-tag"), SURROGATE_KEY]
+        .iter()
+        .flat_map(|n| headers.get_all(n))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ' ']))
+        .filter(|t| !t.is_empty())
+        .map(Box::from)
+        .collect()
 }
 
 /// `Surrogate-Key` (Fastly's name for a purge tag).

@@ -125,45 +125,16 @@ impl Handler for Cached {
             return with_status(inner.handler.call(req), CacheStatus::fwd(Fwd::Bypass));
         }
         let key: Arc<str> = inner.rules.key.render(&req).into();
-        let now = SystemTime::now();
-        let (stale, why) = match inner.zone.lookup(&key, req.headers()) {
-            None => (None, Fwd::UriMiss),
-            Some(Lookup::OtherVariant) => (None, Fwd::VaryMiss),
-            Some(Lookup::Variant(entry)) => {
-                if fresh(&entry, &req, now) {
-                    series.hit.inc();
-                    return HandlerFuture::ready(Ok(serve(
-                        &entry,
-                        req.headers(),
-                        CacheStatus::hit(entry.ttl(now)),
-                        now,
-                    )));
-                }
-                let asks_forward = wants_forward(req.headers());
-                if !asks_forward
-                    && (inner.rules.use_stale.updating
-                        || entry.staleness(now) <= entry.stale_while_revalidate)
-                {
-                    // Serve it stale, and have it refreshed once.
-                    if !inner.zone.fills.filling(&key) {
-                        refresh_in_background(self.0.clone(), key, &req, entry.clone());
-                    }
-                    series.stale.inc();
-                    let status = CacheStatus {
-                        detail: Some("stale-while-revalidate"),
-                        ..CacheStatus::hit(entry.ttl(now))
-                    };
-                    return HandlerFuture::ready(Ok(serve(&entry, req.headers(), status, now)));
-                }
-                let why = if asks_forward {
-                    Fwd::Request
-                } else {
-                    Fwd::Stale
-                };
-                (Some(entry), why)
+        match inner.zone.lookup(&key, req.headers()) {
+            None if inner.zone.on_disk(&key) => {
+                let inner = self.0.clone();
+                HandlerFuture::new(async move {
+                    let found = inner.zone.load(&key, req.headers()).await;
+                    answer(&inner, found, key, req).await
+                })
             }
-        };
-        HandlerFuture::new(fetch(self.0.clone(), key, req, stale, why))
+            found => answer(&self.0, found, key, req),
+        }
     }
 
     fn default_methods(&self) -> Option<&'static [Method]> {
@@ -173,6 +144,51 @@ impl Handler for Cached {
     fn streams_body(&self) -> bool {
         self.0.handler.streams_body()
     }
+}
+
+/// The answer for what the zone holds of `key` (`found`): a hit, stale
+/// served at once, or a trip upstream.
+fn answer(inner: &Arc<Inner>, found: Option<Lookup>, key: Arc<str>, req: Request) -> HandlerFuture {
+    let series = &inner.zone.series;
+    let now = SystemTime::now();
+    let (stale, why) = match found {
+        None => (None, Fwd::UriMiss),
+        Some(Lookup::OtherVariant) => (None, Fwd::VaryMiss),
+        Some(Lookup::Variant(entry)) => {
+            if fresh(&entry, &req, now) {
+                series.hit.inc();
+                return HandlerFuture::ready(Ok(serve(
+                    &entry,
+                    req.headers(),
+                    CacheStatus::hit(entry.ttl(now)),
+                    now,
+                )));
+            }
+            let asks_forward = wants_forward(req.headers());
+            if !asks_forward
+                && (inner.rules.use_stale.updating
+                    || entry.staleness(now) <= entry.stale_while_revalidate)
+            {
+                // Serve it stale, and have it refreshed once.
+                if !inner.zone.fills.filling(&key) {
+                    refresh_in_background(inner.clone(), key, &req, entry.clone());
+                }
+                series.stale.inc();
+                let status = CacheStatus {
+                    detail: Some("stale-while-revalidate"),
+                    ..CacheStatus::hit(entry.ttl(now))
+                };
+                return HandlerFuture::ready(Ok(serve(&entry, req.headers(), status, now)));
+            }
+            let why = if asks_forward {
+                Fwd::Request
+            } else {
+                Fwd::Stale
+            };
+            (Some(entry), why)
+        }
+    };
+    HandlerFuture::new(fetch(inner.clone(), key, req, stale, why))
 }
 
 /// Whether `entry` (the variant `req` selects) answers `req` as it is.

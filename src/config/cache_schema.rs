@@ -2,7 +2,7 @@
 //! and a route's `cache` (nginx `proxy_cache` and its companions).
 //! Compiled by `caches.rs` into `crate::cache`.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// ```ron
 /// cache_zones: {
-///     "pages": (memory_bytes: 67108864, max_entry_bytes: 8388608),
+///     "pages": (memory_bytes: 67108864, max_entry_bytes: 8388608,
+///               disk: (path: "cache/pages", max_bytes: 1073741824, inactive: "10m")),
 /// },
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -24,6 +25,35 @@ pub struct CacheZoneSpec {
     /// 8 MiB.
     #[serde(default = "default_max_entry")]
     pub max_entry_bytes: u64,
+    /// Where responses are also kept on disk, so that they outlive the
+    /// memory tier's evictions and restarts. Default none: memory only.
+    #[serde(default)]
+    pub disk: Option<DiskSpec>,
+}
+
+/// A zone's disk tier (nginx `proxy_cache_path`'s path, `max_size` and
+/// `inactive`; the layout is its `levels=2:2`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// The directory (relative paths start at the config file's); made if
+    /// missing. Two zones may not share one.
+    pub path: PathBuf,
+    /// Bytes of files kept at most; past it the least recently used go.
+    /// Default 1 GiB.
+    #[serde(default = "default_disk_max")]
+    pub max_bytes: u64,
+    /// A file unused this long is removed, fresh or not. Default 10 min,
+    /// as nginx.
+    #[serde(default = "default_inactive", with = "humantime_serde")]
+    pub inactive: Duration,
+}
+
+fn default_disk_max() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_inactive() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_memory() -> u64 {

@@ -2,7 +2,11 @@
 //! from the registry (kept, entries and all, across a reload that keeps
 //! them), and each cached route's handler wrapped in [`Cached`].
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use super::{
     cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec},
@@ -10,7 +14,7 @@ use super::{
     schema::Config,
 };
 use crate::{
-    cache::{CacheZone, CacheZones, Cached, Rules, UseStale, ZoneParams},
+    cache::{CacheZone, CacheZones, Cached, DiskParams, Rules, UseStale, ZoneParams},
     handler::Handler,
     handlers::template::Template,
 };
@@ -18,18 +22,45 @@ use crate::{
 /// The cache zones of a config, by name.
 pub(super) type CacheMap = BTreeMap<String, Arc<CacheZone>>;
 
-/// Compiles every zone, taking those in force from `registry`.
+/// Compiles every zone, taking those in force from `registry`; relative
+/// disk paths start at `base`.
 pub(super) fn compile_cache_zones(
     cfg: &Config,
+    base: &Path,
     registry: &CacheZones,
 ) -> Result<CacheMap, CompileError> {
+    let mut paths: BTreeMap<PathBuf, &str> = BTreeMap::new();
     cfg.cache_zones
         .iter()
-        .map(|(name, spec)| Ok((name.clone(), registry.zone(name, params(name, spec)?))))
+        .map(|(name, spec)| {
+            let params = params(name, spec, base)?;
+            if let (Some(disk), Some(d)) = (&params.disk, &spec.disk)
+                && let Some(other) = paths.insert(disk.path.clone(), name)
+            {
+                return err(
+                    Anchor::str(&d.path.to_string_lossy()),
+                    format!(
+                        "cache zones `{other}` and `{name}` both keep their files in `{}` (expected a directory of its own for each)",
+                        d.path.display()
+                    ),
+                );
+            }
+            let zone = registry.zone(name, params).map_err(|e| {
+                let path = spec.disk.as_ref().map(|d| d.path.to_string_lossy().into_owned());
+                CompileError {
+                    anchor: Anchor::str(path.as_deref().unwrap_or(name)),
+                    message: format!(
+                        "cache zone `{name}`: cannot make its directory `{}`: {e}",
+                        path.as_deref().unwrap_or_default()
+                    ),
+                }
+            })?;
+            Ok((name.clone(), zone))
+        })
         .collect()
 }
 
-fn params(name: &str, spec: &CacheZoneSpec) -> Result<ZoneParams, CompileError> {
+fn params(name: &str, spec: &CacheZoneSpec, base: &Path) -> Result<ZoneParams, CompileError> {
     if spec.memory_bytes == 0 || spec.max_entry_bytes == 0 {
         return err(
             Anchor::str(name),
@@ -45,9 +76,26 @@ fn params(name: &str, spec: &CacheZoneSpec) -> Result<ZoneParams, CompileError> 
             ),
         );
     }
+    let disk = spec.disk.as_ref().map(|d| DiskParams {
+        path: base.join(&d.path),
+        max_bytes: d.max_bytes,
+        inactive: d.inactive,
+    });
+    if let Some(d) = &spec.disk
+        && d.max_bytes < spec.max_entry_bytes
+    {
+        return err(
+            Anchor::str(&d.path.to_string_lossy()),
+            format!(
+                "cache zone `{name}`: its disk's `max_bytes` ({}) is smaller than `max_entry_bytes` ({}) (expected an entry to fit on disk)",
+                d.max_bytes, spec.max_entry_bytes
+            ),
+        );
+    }
     Ok(ZoneParams {
         memory_bytes: spec.memory_bytes,
         max_entry_bytes: spec.max_entry_bytes,
+        disk,
     })
 }
 

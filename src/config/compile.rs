@@ -141,7 +141,7 @@ pub(super) fn compile(
         modules: modules.iter().map(|m| (m.name.as_str(), m)).collect(),
         uses: RefCell::default(),
         zones: super::limits::compile_zones(cfg, &carry.zones)?,
-        caches: super::caches::compile_cache_zones(cfg, &carry.caches)?,
+        caches: super::caches::compile_cache_zones(cfg, base, &carry.caches)?,
         client: Arc::new(crate::client::ClientAddr::new(
             (*upstreams.trusted).clone(),
             cfg.client_ip_header,

@@ -160,6 +160,7 @@ async fn metrics_and_the_tree_reflect_the_running_server() {
         top,
         [
             "acme",
+            "cache",
             "certs",
             "config",
             "limits",

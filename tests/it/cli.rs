@@ -59,6 +59,7 @@ fn the_supervision_tree_is_logged_at_start() {
     for child in [
         "config",
         "limits",
+        "cache",
         "metrics",
         "router",
         "modules",

@@ -483,3 +483,5 @@ fn a_bad_cache_config_is_refused_with_its_position() {
     assert!(err.contains("no cache zone named `nope`"), "{err}");
     assert!(err.contains("pages"), "{err}");
 }
+
+mod disk;

@@ -104,6 +104,7 @@ async fn the_tree_renders_every_actor() {
     let text = srv.running().tree().render();
     for name in [
         "acme",
+        "cache",
         "certs",
         "config",
         "limits",
@@ -116,6 +117,6 @@ async fn the_tree_renders_every_actor() {
     ] {
         assert!(text.contains(name), "{text}");
     }
-    assert_eq!(text.lines().count(), 11, "{text}");
+    assert_eq!(text.lines().count(), 12, "{text}");
     srv.stop().await;
 }

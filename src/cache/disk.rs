@@ -1,0 +1,481 @@
+//! A zone's disk tier (nginx `proxy_cache_path` with `max_size` and
+//! `inactive`): every stored entry is also written to a file
+//! (`file.rs`), so the cache outlives the memory tier's evictions and the
+//! process.
+//!
+//! The index (key → its variants' files, sizes, tags and last use) is in
+//! memory; the bodies are not. A memory miss that the index knows reads
+//! the file on a blocking thread and puts the entry back in memory.
+//!
+//! The `cache` sweeper actor does the rest through [`DiskTier::sweep`]:
+//! its first sweep rebuilds the index from the files (nginx's cache
+//! loader: requests meanwhile are misses, never errors), and every sweep
+//! then removes the files unused for `inactive`, and the least recently
+//! used ones while the tier holds more than `max_bytes` (nginx's cache
+//! manager). A file that is not whole or not ours is removed, never
+//! served: at load, or when a hit reads it.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use dashmap::DashMap;
+use http::HeaderMap;
+use prometheus::{IntCounter, IntGauge};
+
+use super::{
+    entry::{Selection, Stored, selects, tags_of},
+    file,
+    zone::MAX_VARIANTS,
+};
+use crate::kept::Named;
+
+/// A disk tier's bounds, which a reload may change in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskParams {
+    /// The directory (created if missing).
+    pub path: PathBuf,
+    /// Bytes of files kept at most; past it the least recently used go.
+    pub max_bytes: u64,
+    /// A file unused this long is removed, fresh or not.
+    pub inactive: Duration,
+}
+
+/// A disk tier's series.
+#[derive(Debug)]
+pub(super) struct DiskSeries {
+    pub bytes: IntGauge,
+    pub files: IntGauge,
+    pub reads: IntCounter,
+    pub removed_corrupt: IntCounter,
+    pub removed_inactive: IntCounter,
+    pub removed_size: IntCounter,
+}
+
+/// One variant's file, as the index knows it.
+#[derive(Debug)]
+struct Variant {
+    name: Box<str>,
+    selection: Selection,
+    tags: Box<[Box<str>]>,
+    bytes: u64,
+    /// Milliseconds since the epoch of its last store or hit.
+    used: AtomicU64,
+}
+
+/// One disk tier.
+#[derive(Debug)]
+pub struct DiskTier {
+    root: PathBuf,
+    /// The root as text: what the registry finds it by.
+    name: Box<str>,
+    max_bytes: AtomicU64,
+    inactive_ms: AtomicU64,
+    index: DashMap<Arc<str>, Vec<Variant>>,
+    bytes: AtomicU64,
+    files: AtomicI64,
+    loaded: AtomicBool,
+    next_inactive_scan: Mutex<Instant>,
+    series: DiskSeries,
+}
+
+/// What the index holds for a request.
+pub(super) enum OnDisk {
+    /// Nothing under the key.
+    Nothing,
+    /// Variants, none for this request.
+    OtherVariant,
+    /// The file of the variant it selects.
+    File(Box<str>),
+}
+
+impl DiskTier {
+    /// A tier over `params.path` (which exists), its index empty until
+    /// the first sweep loads it.
+    pub(super) fn new(params: &DiskParams, series: DiskSeries) -> Self {
+        let tier = Self {
+            root: params.path.clone(),
+            name: params.path.to_string_lossy().into(),
+            max_bytes: AtomicU64::new(0),
+            inactive_ms: AtomicU64::new(0),
+            index: DashMap::new(),
+            bytes: AtomicU64::new(0),
+            files: AtomicI64::new(0),
+            loaded: AtomicBool::new(false),
+            next_inactive_scan: Mutex::new(Instant::now()),
+            series,
+        };
+        tier.set_bounds(params);
+        tier
+    }
+
+    /// Takes a reloaded config's bounds.
+    pub(super) fn set_bounds(&self, params: &DiskParams) {
+        self.max_bytes.store(params.max_bytes, Ordering::Relaxed);
+        self.inactive_ms
+            .store(params.inactive.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Whether anything is stored under `key` (a memory miss worth a read).
+    pub(super) fn knows(&self, key: &str) -> bool {
+        self.index.contains_key(key)
+    }
+
+    /// The file of `key`'s variant that `headers` select.
+    pub(super) fn find(&self, key: &str, headers: &HeaderMap) -> OnDisk {
+        let Some(variants) = self.index.get(key) else {
+            return OnDisk::Nothing;
+        };
+        match variants.iter().find(|v| selects(&v.selection, headers)) {
+            Some(v) => {
+                v.used.store(now_ms(), Ordering::Relaxed);
+                OnDisk::File(v.name.clone())
+            }
+            None => OnDisk::OtherVariant,
+        }
+    }
+
+    /// Reads `key`'s file `name` (on a blocking thread). A file that is
+    /// not whole, or not `key`'s, is removed and reads as nothing.
+    pub(super) async fn read(self: &Arc<Self>, key: Arc<str>, name: Box<str>) -> Option<Stored> {
+        let tier = self.clone();
+        tokio::task::spawn_blocking(move || tier.read_now(&key, &name))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn read_now(&self, key: &Arc<str>, name: &str) -> Option<Stored> {
+        let path = file::path(&self.root, name);
+        let restored = file::read(&path, key).and_then(|(meta, body)| {
+            let (status, headers) = meta.head().ok_or(file::Bad::Name)?;
+            let selection = meta.selection().ok_or(file::Bad::Name)?;
+            let now = SystemTime::now();
+            Ok(Stored::restored(
+                meta.policy,
+                status,
+                headers,
+                body,
+                selection,
+                now,
+            ))
+        });
+        match restored {
+            Ok(entry) => {
+                self.series.reads.inc();
+                Some(entry)
+            }
+            Err(why) => {
+                tracing::warn!(file = %path.display(), %why, "cache file removed");
+                self.series.removed_corrupt.inc();
+                self.forget(key, name);
+                remove(&path);
+                None
+            }
+        }
+    }
+
+    /// Writes `key`'s `entry` to its file in the background (a blocking
+    /// thread), then indexes it.
+    pub(super) fn write(self: &Arc<Self>, key: Arc<str>, entry: Arc<Stored>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tier = self.clone();
+        rt.spawn_blocking(move || tier.write_now(key, &entry));
+    }
+
+    fn write_now(&self, key: Arc<str>, entry: &Stored) {
+        let name = file::name(&key, &entry.vary);
+        match file::write(&self.root, &name, &key, entry) {
+            Ok(bytes) => {
+                let variant = Variant {
+                    name: name.into(),
+                    selection: entry.vary.clone(),
+                    tags: entry.tags.clone(),
+                    bytes,
+                    used: AtomicU64::new(now_ms()),
+                };
+                self.add(key, variant, true);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.root.display(), error = %e, "cache file not written")
+            }
+        }
+        self.refresh_gauges();
+    }
+
+    /// Indexes `variant` under `key`, replacing the one with its name (if
+    /// `replace`; the loader never replaces what a store just wrote).
+    fn add(&self, key: Arc<str>, variant: Variant, replace: bool) {
+        let mut doomed = Vec::new();
+        {
+            let mut variants = self.index.entry(key).or_default();
+            if let Some(i) = variants.iter().position(|v| v.name == variant.name) {
+                if !replace {
+                    return;
+                }
+                let old = variants.remove(i);
+                self.uncount(&old);
+            }
+            if variants.len() >= MAX_VARIANTS {
+                let old = variants.remove(0);
+                self.uncount(&old);
+                doomed.push(old.name);
+            }
+            self.bytes.fetch_add(variant.bytes, Ordering::Relaxed);
+            self.files.fetch_add(1, Ordering::Relaxed);
+            variants.push(variant);
+        }
+        for name in doomed {
+            remove(&file::path(&self.root, &name));
+        }
+    }
+
+    fn uncount(&self, v: &Variant) {
+        self.bytes.fetch_sub(v.bytes, Ordering::Relaxed);
+        self.files.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Drops `key`'s variant `name` from the index (its file is the
+    /// caller's to remove).
+    fn forget(&self, key: &str, name: &str) {
+        let emptied = match self.index.get_mut(key) {
+            Some(mut variants) => {
+                if let Some(i) = variants.iter().position(|v| &*v.name == name) {
+                    let old = variants.remove(i);
+                    self.uncount(&old);
+                }
+                variants.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.index.remove_if(key, |_, v| v.is_empty());
+        }
+    }
+
+    /// Removes `key` and its files; whether it was stored.
+    pub(super) fn purge_key(&self, key: &str) -> bool {
+        let Some((_, variants)) = self.index.remove(key) else {
+            return false;
+        };
+        self.drop_files(variants);
+        true
+    }
+
+    /// Removes every key that starts with `prefix`; the keys removed.
+    pub(super) fn purge_prefix(&self, prefix: &str) -> Vec<Arc<str>> {
+        self.purge_where(|key, _| key.starts_with(prefix))
+    }
+
+    /// Removes every key with a variant tagged `tag`; the keys removed.
+    pub(super) fn purge_tag(&self, tag: &str) -> Vec<Arc<str>> {
+        self.purge_where(|_, variants| variants.iter().any(|v| v.tags.iter().any(|t| &**t == tag)))
+    }
+
+    fn purge_where(&self, doomed: impl Fn(&str, &[Variant]) -> bool) -> Vec<Arc<str>> {
+        let keys: Vec<Arc<str>> = self
+            .index
+            .iter()
+            .filter(|e| doomed(e.key(), e.value()))
+            .map(|e| e.key().clone())
+            .collect();
+        for key in &keys {
+            self.purge_key(key);
+        }
+        self.refresh_gauges();
+        keys
+    }
+
+    fn drop_files(&self, variants: Vec<Variant>) {
+        for v in variants {
+            self.uncount(&v);
+            remove(&file::path(&self.root, &v.name));
+        }
+    }
+
+    /// Loads the index at the first call; then removes what has been
+    /// unused for `inactive`, and the least recently used files while
+    /// the tier is over `max_bytes`.
+    pub(super) fn sweep(&self) {
+        if !self.loaded.swap(true, Ordering::AcqRel) {
+            self.load();
+        }
+        let now = now_ms();
+        let inactive = self.inactive_ms.load(Ordering::Relaxed);
+        if self.inactive_scan_due(inactive) {
+            let idle = self.remove_lru(|v, _| v.used.load(Ordering::Relaxed) + inactive <= now);
+            self.series.removed_inactive.inc_by(idle);
+        }
+        let max = self.max_bytes.load(Ordering::Relaxed);
+        if self.bytes.load(Ordering::Relaxed) > max {
+            let over = self.remove_lru(|_, bytes| bytes > max);
+            self.series.removed_size.inc_by(over);
+        }
+        self.refresh_gauges();
+    }
+
+    /// Whether it is time to look for inactive files: every half of
+    /// `inactive`, at most once a minute and at least once a second.
+    fn inactive_scan_due(&self, inactive: u64) -> bool {
+        let mut next = self
+            .next_inactive_scan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + Duration::from_millis((inactive / 2).clamp(1000, 60_000));
+        true
+    }
+
+    /// Removes files, least recently used first, while `doomed` says so
+    /// of the next one (given the tier's bytes); how many.
+    fn remove_lru(&self, doomed: impl Fn(&Variant, u64) -> bool) -> u64 {
+        let mut all: Vec<(u64, Arc<str>, Box<str>)> = self
+            .index
+            .iter()
+            .flat_map(|e| {
+                let key = e.key().clone();
+                e.value()
+                    .iter()
+                    .map(|v| (v.used.load(Ordering::Relaxed), key.clone(), v.name.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_unstable_by_key(|(used, ..)| *used);
+        let mut removed = 0;
+        for (_, key, name) in all {
+            let go = self.index.get(&key).and_then(|variants| {
+                let v = variants.iter().find(|v| v.name == name)?;
+                Some(doomed(v, self.bytes.load(Ordering::Relaxed)))
+            });
+            match go {
+                // Purged meanwhile.
+                None => continue,
+                // The oldest left is kept: so is every newer one.
+                Some(false) => break,
+                Some(true) => {}
+            }
+            self.forget(&key, &name);
+            remove(&file::path(&self.root, &name));
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Rebuilds the index from the files under the root (nginx's cache
+    /// loader). A stray temporary file (a write a crash cut short) and a
+    /// file that is not whole are removed; a file whose name is not one
+    /// of ours is left alone.
+    fn load(&self) {
+        let started = Instant::now();
+        let mine = format!(".{}.", std::process::id());
+        let (mut kept, mut removed) = (0u64, 0u64);
+        for path in files_under(&self.root) {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // Ours in flight (this process writing) is left to finish.
+                if !name.get(65..).is_some_and(|rest| rest.starts_with(&mine)) {
+                    remove(&path);
+                }
+                continue;
+            }
+            if !file::is_name(name) {
+                continue;
+            }
+            match file::read_meta(&path, name) {
+                Ok((meta, bytes)) => {
+                    let Some(selection) = meta.selection() else {
+                        continue;
+                    };
+                    let tags = meta.head().map(|(_, h)| tags_of(&h)).unwrap_or_default();
+                    let variant = Variant {
+                        name: name.into(),
+                        selection,
+                        tags,
+                        bytes,
+                        used: AtomicU64::new(now_ms()),
+                    };
+                    self.add(meta.key.into(), variant, false);
+                    kept += 1;
+                }
+                Err(why) => {
+                    tracing::warn!(file = %path.display(), %why, "cache file removed");
+                    self.series.removed_corrupt.inc();
+                    remove(&path);
+                    removed += 1;
+                }
+            }
+        }
+        tracing::info!(
+            dir = %self.root.display(),
+            files = kept,
+            removed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cache index loaded"
+        );
+    }
+
+    fn refresh_gauges(&self) {
+        self.series
+            .bytes
+            .set(self.bytes.load(Ordering::Relaxed) as i64);
+        self.series.files.set(self.files.load(Ordering::Relaxed));
+    }
+}
+
+impl Named for DiskTier {
+    type Params = ();
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn params(&self) -> &() {
+        &()
+    }
+}
+
+/// The files two levels under `root` (`ab/cd/<file>`).
+fn files_under(root: &Path) -> impl Iterator<Item = PathBuf> {
+    let dirs = |p: &Path| {
+        fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    dirs(root)
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .flat_map(move |level1| dirs(&level1))
+        .filter(|p| p.is_dir())
+        .flat_map(move |level2| dirs(&level2))
+        .filter(|p| p.is_file())
+}
+
+fn remove(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "cache file not removed");
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
