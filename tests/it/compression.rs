@@ -23,6 +23,7 @@ use tokio::{
 use crate::support::{
     client::{self, Resp},
     daemon::{Daemon, bin},
+    redbot,
 };
 
 /// A page worth compressing: 8 KiB of text that compresses well.
@@ -676,52 +677,8 @@ fn config_errors_name_the_file_line_and_column() {
     }
 }
 
-/// REDbot's notes on `url` (its HAR output): `(level, id, summary)`.
-fn redbot(site: &str, url: &str) -> Vec<(String, String, String)> {
-    let mut child = Command::new("python3")
-        .arg(format!("{site}/bin/redbot"))
-        .args(["-o", "har", url])
-        .env("PYTHONPATH", site)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run redbot");
-    // Bounded: REDbot makes a handful of requests to loopback.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("redbot took over 60 s on {url}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let har: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "redbot's HAR ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    har["log"]["entries"][0]["_red_messages"]
-        .as_array()
-        .expect("notes")
-        .iter()
-        .map(|n| {
-            let s = |k: &str| n[k].as_str().unwrap_or("").to_owned();
-            (
-                s("level"),
-                format!("{} {}", s("note_id"), s("subject")),
-                s("summary"),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn redbot_finds_nothing_wrong_with_compressed_and_precompressed_files() {
-    let site = crate::support::pypi("redbot", &["redbot==2.7.1"])
-        .unwrap_or_else(|why| panic!("REDbot could not be installed (offline?):\n{why}"));
     let config = r#"Config(
     listen: ["127.0.0.1:0"],
     log: (access: Off),
@@ -749,25 +706,19 @@ fn redbot_finds_nothing_wrong_with_compressed_and_precompressed_files() {
         ));
     }
     for path in ["/fly/page.html", "/pre/page.html"] {
-        let notes = redbot(&site, &format!("http://{}{path}", d.addr));
+        let notes = redbot::notes(&format!("http://{}{path}", d.addr));
         assert!(
             notes
                 .iter()
                 .any(|(_, id, _)| id.starts_with("CONNEG_GZIP_GOOD")),
             "{path}: REDbot saw no gzip negotiation: {notes:#?}"
         );
-        let bad: Vec<_> = notes
-            .iter()
-            .filter(|(level, id, _)| {
-                let id = id.to_ascii_lowercase();
-                (level == "WARN" || level == "BAD")
-                    && [
-                        "conneg", "vary", "etag", "encoding", "gzip", "inm", "validat",
-                    ]
-                    .iter()
-                    .any(|w| id.contains(w))
-            })
-            .collect();
+        let bad = redbot::complaints(
+            &notes,
+            &[
+                "conneg", "vary", "etag", "encoding", "gzip", "inm", "validat",
+            ],
+        );
         assert!(bad.is_empty(), "{path}: {bad:#?}\nall notes: {notes:#?}");
     }
 }

@@ -47,7 +47,8 @@ impl Origin {
     /// `/slow*` paths wait 300 ms first; `/nostore`
     /// no-store; `/cookie` Set-Cookie; `/vary` varies on Accept-Encoding
     /// and echoes it; `/tagged/*` carry `Cache-Tag: t1 t2`;
-    /// `/echo-host` echoes the X-Forwarded-Host it got; `/big` 64 KiB.
+    /// `/echo-host` echoes the X-Forwarded-Host it got; `/big` 64 KiB;
+    /// `/page` an HTML page with `Last-Modified`, always the same body.
     async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         // The route passes its path on whole: `/c/fresh` is `/fresh`.
         let path = req.uri().path();
@@ -89,6 +90,9 @@ impl Origin {
                 .unwrap();
         }
         let mut body = format!("{path} v{v} #{n}");
+        if path == "/page" {
+            body.clear();
+        }
         match path.as_str() {
             "/cookie" => resp = resp.header("set-cookie", "session=1"),
             "/vary" => {
@@ -101,6 +105,15 @@ impl Origin {
                 body = format!("{body} xfh={:?}", xfh.and_then(|v| v.to_str().ok()));
             }
             "/big" => body = "x".repeat(64 * 1024),
+            "/page" => {
+                resp = resp
+                    .header("content-type", "text/html; charset=utf-8")
+                    .header("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT");
+                body = format!(
+                    "<!doctype html><title>page</title><p>{}",
+                    "words ".repeat(300)
+                );
+            }
             p if p.starts_with("/tagged/") => resp = resp.header("cache-tag", "t1 t2"),
             _ => {}
         }
@@ -482,6 +495,37 @@ fn a_bad_cache_config_is_refused_with_its_position() {
         .to_string();
     assert!(err.contains("no cache zone named `nope`"), "{err}");
     assert!(err.contains("pages"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redbot_finds_nothing_wrong_with_a_cached_proxied_answer() {
+    // Compressed on the way out, as a site would: the entry is kept
+    // whole, and each client gets the coding it asks for.
+    let (_origin, addr) = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.ron");
+    let text = config(addr, "", "").replace("cache: (", "compression: (), cache: (");
+    std::fs::write(&path, text).unwrap();
+    let d = Daemon::start(&path);
+    let page = url(&d, "/c/page");
+    assert!(status(&client::get(&page).await).contains("stored"));
+    let notes = tokio::task::spawn_blocking(move || crate::support::redbot::notes(&page))
+        .await
+        .unwrap();
+    for seen in ["FRESHNESS_FRESH", "CONNEG_GZIP_GOOD", "INM_304", "IMS_304"] {
+        assert!(
+            notes.iter().any(|(_, id, _)| id.starts_with(seen)),
+            "REDbot did not note {seen}: {notes:#?}"
+        );
+    }
+    let bad = crate::support::redbot::complaints(
+        &notes,
+        &[
+            "conneg", "vary", "etag", "encoding", "inm", "ims", "validat", "fresh", "stale",
+            "cache", "cc_", "age", "lm_", "stor",
+        ],
+    );
+    assert!(bad.is_empty(), "{bad:#?}\nall notes: {notes:#?}");
 }
 
 mod disk;

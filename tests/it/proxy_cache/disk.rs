@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use http::StatusCode;
@@ -98,12 +98,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Waits up to 10 s for `done`.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, done: impl FnMut() -> F) {
+    assert!(
+        crate::support::eventually(Duration::from_secs(10), done).await,
+        "never: {what}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +115,7 @@ async fn entries_outlive_memory_evictions_and_a_restart_and_purge_removes_their_
     for i in 0..100 {
         client::get(&url(&d, &format!("/c/fresh{i}"))).await;
     }
-    eventually("101 files", async || s.files().len() == 101).await;
+    eventually("101 files", || async { s.files().len() == 101 }).await;
     assert!(s.file_of("/c/fresh").is_file());
     assert!(metric(&d, "troupe_cache_evictions_total{zone=\"pages\"}").await > 0.0);
     // At most what memory holds can be a memory hit: every other key is
@@ -176,7 +175,7 @@ async fn a_torn_corrupt_or_foreign_file_is_removed_never_served() {
     for p in paths {
         client::get(&url(&d, p)).await;
     }
-    eventually("4 files", async || s.files().len() == 4).await;
+    eventually("4 files", || async { s.files().len() == 4 }).await;
     drop(d);
 
     let [flipped, truncated, garbage, moved] = paths.map(|p| s.file_of(p));
@@ -221,7 +220,7 @@ async fn a_torn_corrupt_or_foreign_file_is_removed_never_served() {
         4.0
     );
     // Stored again, whole.
-    eventually("4 good files", async || s.files().len() == 4).await;
+    eventually("4 good files", || async { s.files().len() == 4 }).await;
     drop(d);
     let d = s.start();
     assert!(d.logs().contains("files=4 removed=0"), "{}", d.logs());
@@ -246,7 +245,7 @@ async fn the_sweeper_keeps_the_disk_within_max_bytes_then_drops_inactive_files()
             .sum();
         total <= 16384 && !files.is_empty()
     };
-    eventually("files within max_bytes", async || within()).await;
+    eventually("files within max_bytes", || async { within() }).await;
     assert!(
         metric(
             &d,
@@ -259,7 +258,7 @@ async fn the_sweeper_keeps_the_disk_within_max_bytes_then_drops_inactive_files()
     assert!(s.file_of("/c/fresh59").is_file());
     assert!(!s.file_of("/c/fresh0").exists());
     // Unused for `inactive`: every file goes.
-    eventually("no files left", async || s.files().is_empty()).await;
+    eventually("no files left", || async { s.files().is_empty() }).await;
     assert!(
         metric(
             &d,

@@ -8,6 +8,7 @@ pub mod load;
 pub mod modules;
 pub mod nginx;
 pub mod pattern;
+pub mod redbot;
 pub mod reload;
 pub mod server;
 pub mod strict;
