@@ -10,7 +10,7 @@
 //! loader removes). Its content:
 //!
 //! ```text
-//! TROUPEC1 | meta length (u32 LE) | meta (JSON) | body
+//! TROUPEC2 | meta length (u32 LE) | meta (postcard) | body
 //! ```
 //!
 //! The meta holds the key, the head, the `Vary` selection, the RFC 9111
@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use super::entry::{Selection, Stored};
 
-const MAGIC: &[u8; 8] = b"TROUPEC1";
+const MAGIC: &[u8; 8] = b"TROUPEC2";
 /// Magic and meta length.
 const PREFIX: usize = MAGIC.len() + 4;
 /// A meta block larger than this is not one we wrote.
@@ -43,10 +43,10 @@ const MAX_META: usize = 1 << 20;
 pub(super) enum Bad {
     #[error("cannot read it: {0}")]
     Io(#[from] io::Error),
-    #[error("not a cache file (no TROUPEC1 magic)")]
+    #[error("not a cache file (no TROUPEC2 magic)")]
     Magic,
     #[error("its meta block does not parse: {0}")]
-    Meta(#[from] serde_json::Error),
+    Meta(#[from] postcard::Error),
     #[error("it is {found} bytes long, its meta says {expected} (truncated or torn)")]
     Length { found: u64, expected: u64 },
     #[error("its body's CRC-32 does not match (corrupt)")]
@@ -60,10 +60,8 @@ pub(super) enum Bad {
 pub(super) struct Meta {
     pub key: String,
     pub status: u16,
-    /// Header values as Latin-1 text, so that any byte a value may hold
-    /// round-trips.
-    pub headers: Vec<(String, String)>,
-    pub vary: Vec<(String, Option<String>)>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub vary: Vec<(String, Option<Vec<u8>>)>,
     pub policy: CachePolicy,
     pub body_len: u64,
     pub body_crc: u32,
@@ -76,7 +74,12 @@ impl Meta {
         let headers = self
             .headers
             .iter()
-            .map(|(n, v)| Some((HeaderName::try_from(n).ok()?, value(v)?)))
+            .map(|(n, v)| {
+                Some((
+                    HeaderName::try_from(n).ok()?,
+                    HeaderValue::from_bytes(v).ok()?,
+                ))
+            })
             .collect::<Option<HeaderMap>>()?;
         Some((status, headers))
     }
@@ -87,25 +90,13 @@ impl Meta {
             .iter()
             .map(|(n, v)| {
                 let v = match v {
-                    Some(v) => Some(value(v)?),
+                    Some(v) => Some(HeaderValue::from_bytes(v).ok()?),
                     None => None,
                 };
                 Some((HeaderName::try_from(n).ok()?, v))
             })
             .collect()
     }
-}
-
-fn latin1(v: &HeaderValue) -> String {
-    v.as_bytes().iter().map(|&b| char::from(b)).collect()
-}
-
-fn value(text: &str) -> Option<HeaderValue> {
-    let bytes = text
-        .chars()
-        .map(|c| u8::try_from(c).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    HeaderValue::from_bytes(&bytes).ok()
 }
 
 /// The file name of `key`'s variant for `selection`.
@@ -143,18 +134,23 @@ pub(super) fn write(root: &Path, name: &str, key: &str, entry: &Stored) -> io::R
         headers: entry
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), latin1(v)))
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
         vary: entry
             .vary
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_ref().map(latin1)))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.as_ref().map(|v| v.as_bytes().to_vec()),
+                )
+            })
             .collect(),
         policy: entry.policy.clone(),
         body_len: entry.body.len() as u64,
         body_crc: crc32fast::hash(&entry.body),
     };
-    let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+    let meta = postcard::to_allocvec(&meta).map_err(io::Error::other)?;
     let len = u32::try_from(meta.len()).map_err(io::Error::other)?;
     let dest = path(root, name);
     let dir = dest.parent().unwrap_or(root);
@@ -248,5 +244,5 @@ fn meta_of(f: &mut fs::File) -> Result<(Meta, u64), Bad> {
         },
         _ => Bad::Io(e),
     })?;
-    Ok((serde_json::from_slice(&meta)?, (PREFIX + len) as u64))
+    Ok((postcard::from_bytes(&meta)?, (PREFIX + len) as u64))
 }

@@ -129,12 +129,12 @@ impl CacheZone {
     /// put back in memory.
     pub(super) async fn load(&self, key: &Arc<str>, headers: &HeaderMap) -> Option<Lookup> {
         let disk = self.disk.as_ref()?;
-        let name = match disk.find(key, headers) {
+        let (name, bytes) = match disk.find(key, headers) {
             OnDisk::Nothing => return None,
             OnDisk::OtherVariant => return Some(Lookup::OtherVariant),
-            OnDisk::File(name) => name,
+            OnDisk::File(name, bytes) => (name, bytes),
         };
-        let entry = Arc::new(disk.read(key.clone(), name).await?);
+        let entry = Arc::new(disk.read(key.clone(), name, bytes).await?);
         self.keep(key, entry.clone());
         Some(Lookup::Variant(entry))
     }
