@@ -239,6 +239,10 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let mut regexes = Vec::new();
     let label = server.names.first().map_or("_", String::as_str);
     let server_compression = super::compress::compile(server.compression.as_ref())?;
+    let gate_ctx = super::access::GateCtx {
+        client: &ctx.client,
+    };
+    let server_gates = super::access::ServerGates::compile(server, &gate_ctx)?;
     for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
@@ -257,6 +261,8 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             .iter()
             .map(|m| compile_middleware(m, ctx, &at))
             .collect::<Result<Vec<_>, _>>()?;
+        // Access control before the route's own middleware (config/access.rs).
+        middleware.splice(0..0, server_gates.for_route(r, &gate_ctx)?);
         // First in the chain, so it sees what every other middleware
         // answered; a route's own setting replaces its server's.
         let compression = match &r.compression {

@@ -7,6 +7,8 @@
 //! directly; `tls.rs` reads and checks the certificate files. Every error
 //! names the file, line and column.
 
+mod access;
+mod access_schema;
 mod admin;
 mod backends;
 mod cache_schema;

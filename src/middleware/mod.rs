@@ -1,6 +1,8 @@
 //! The core middleware a route can list in `config.ron`.
 
+pub mod access;
 pub mod compress;
+pub mod cors;
 mod require_header;
 mod set_headers;
 

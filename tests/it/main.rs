@@ -7,6 +7,7 @@
 
 mod support;
 
+mod access;
 mod access_log;
 mod acme;
 mod admin;
@@ -18,6 +19,7 @@ mod compression;
 mod config_errors;
 mod conn_caps;
 mod control;
+mod cors;
 mod differential;
 mod health;
 mod http;

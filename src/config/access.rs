@@ -1,0 +1,176 @@
+//! `access`, `cors`, `basic_auth` and `forward_auth` → the gates a route
+//! runs before its own middleware, in this order: the address rules
+//! (cheapest, and a denied client learns nothing more), CORS (a preflight
+//! carries no credentials, so it is answered before any authentication,
+//! and a 401 still gets its grants), then Basic, then forward
+//! authentication. A route's own setting replaces its server's; each
+//! server's is compiled once and shared by its routes.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use super::{
+    access_schema::{AccessRule, CorsSpec},
+    locate::{Anchor, CompileError, err},
+    schema::{Route, Server},
+};
+use crate::{
+    client::ClientAddr,
+    handler::Middleware,
+    middleware::{
+        access::{Access, Rule},
+        cors::{Cors, CorsLayer, Origin},
+    },
+};
+
+/// What compiling the gates needs from the config compiler.
+pub(super) struct GateCtx<'a> {
+    /// Finds a request's client.
+    pub client: &'a Arc<ClientAddr>,
+}
+
+type Gate = Option<Arc<dyn Middleware>>;
+
+/// A server's gates, compiled once for the routes that keep them.
+pub(super) struct ServerGates {
+    access: Gate,
+    cors: Gate,
+}
+
+impl ServerGates {
+    /// Compiles a server's settings.
+    pub fn compile(server: &Server, ctx: &GateCtx<'_>) -> Result<Self, CompileError> {
+        Ok(Self {
+            access: access(server.access.as_deref(), ctx)?,
+            cors: cors(server.cors.as_ref())?,
+        })
+    }
+
+    /// The gates of `route`, in the order they run: its own settings,
+    /// else its server's.
+    pub fn for_route(
+        &self,
+        route: &Route,
+        ctx: &GateCtx<'_>,
+    ) -> Result<Vec<Arc<dyn Middleware>>, CompileError> {
+        let access = match &route.access {
+            Some(own) => access(Some(own), ctx)?,
+            None => self.access.clone(),
+        };
+        let cors = match &route.cors {
+            Some(own) => cors(Some(own))?,
+            None => self.cors.clone(),
+        };
+        Ok([access, cors].into_iter().flatten().collect())
+    }
+}
+
+fn access(rules: Option<&[AccessRule]>, ctx: &GateCtx<'_>) -> Result<Gate, CompileError> {
+    let Some(rules) = rules.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let rules = rules
+        .iter()
+        .map(|r| {
+            let (allow, text) = match r {
+                AccessRule::Allow(t) => (true, t),
+                AccessRule::Deny(t) => (false, t),
+            };
+            Rule::parse(allow, text).map_err(|message| CompileError {
+                message,
+                anchor: Anchor::str(text),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Arc::new(Access::new(rules, ctx.client.clone()))))
+}
+
+fn cors(spec: Option<&CorsSpec>) -> Result<Gate, CompileError> {
+    let Some(spec) = spec.filter(|s| s.enabled) else {
+        return Ok(None);
+    };
+    if spec.origins.is_empty() {
+        return err(
+            Anchor::Key {
+                key: "origins",
+                nth: 0,
+            },
+            "`cors` has no `origins` (expected at least one, such as \"https://app.example.com\", or `enabled: false`)",
+        );
+    }
+    let any = spec.origins.iter().any(|o| o == "*");
+    if any && spec.credentials {
+        return err(
+            Anchor::str("*"),
+            "`cors` allows any origin (\"*\") with `credentials: true`, which would let every site read answers made with its visitors' cookies (expected the origins listed)",
+        );
+    }
+    let origins = if any {
+        None
+    } else {
+        Some(
+            spec.origins
+                .iter()
+                .map(|o| {
+                    Origin::parse(o).map_err(|message| CompileError {
+                        message,
+                        anchor: Anchor::str(o),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let methods = if spec.methods.iter().any(|m| m == "*") {
+        None
+    } else {
+        Some(
+            spec.methods
+                .iter()
+                .map(|m| {
+                    Method::from_bytes(m.as_bytes())
+                        .ok()
+                        .filter(|_| !m.is_empty())
+                        .ok_or_else(|| CompileError {
+                            message: format!(
+                                "invalid method `{m}` in `cors` (expected a token such as PUT, or \"*\")"
+                            ),
+                            anchor: Anchor::str(m),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let names = |list: &[String], what: &str| {
+        list.iter()
+            .map(|h| {
+                HeaderName::try_from(h.as_str()).map_err(|_| CompileError {
+                    message: format!(
+                        "invalid header name `{h}` in `cors` `{what}` (expected a token such as `x-request-id`)"
+                    ),
+                    anchor: Anchor::str(h),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let headers = if spec.headers.iter().any(|h| h == "*") {
+        None
+    } else {
+        Some(names(&spec.headers, "headers")?)
+    };
+    let expose = names(&spec.expose, "expose")?;
+    let expose = (!expose.is_empty())
+        .then(|| {
+            let joined: Vec<&str> = expose.iter().map(HeaderName::as_str).collect();
+            HeaderValue::from_str(&joined.join(", ")).ok()
+        })
+        .flatten();
+    Ok(Some(Arc::new(CorsLayer(Arc::new(Cors {
+        origins,
+        methods,
+        headers,
+        credentials: spec.credentials,
+        max_age: spec.max_age,
+        expose,
+    })))))
+}
