@@ -6,13 +6,17 @@
 //! authentication. A route's own setting replaces its server's; each
 //! server's is compiled once and shared by its routes.
 
-use std::sync::Arc;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use http::{HeaderName, HeaderValue, Method};
 
 use super::{
-    access_schema::{AccessRule, CorsSpec},
+    access_schema::{AccessRule, BasicAuthSpec, CorsSpec},
     locate::{Anchor, CompileError, err},
+    schema::Config,
     schema::{Route, Server},
 };
 use crate::{
@@ -20,6 +24,7 @@ use crate::{
     handler::Middleware,
     middleware::{
         access::{Access, Rule},
+        basic_auth::{BasicAuth, Htpasswd},
         cors::{Cors, CorsLayer, Origin},
     },
 };
@@ -28,6 +33,8 @@ use crate::{
 pub(super) struct GateCtx<'a> {
     /// Finds a request's client.
     pub client: &'a Arc<ClientAddr>,
+    /// Where relative paths start.
+    pub base: &'a Path,
 }
 
 type Gate = Option<Arc<dyn Middleware>>;
@@ -36,6 +43,7 @@ type Gate = Option<Arc<dyn Middleware>>;
 pub(super) struct ServerGates {
     access: Gate,
     cors: Gate,
+    basic: Gate,
 }
 
 impl ServerGates {
@@ -44,6 +52,7 @@ impl ServerGates {
         Ok(Self {
             access: access(server.access.as_deref(), ctx)?,
             cors: cors(server.cors.as_ref())?,
+            basic: basic(server.basic_auth.as_ref(), ctx)?,
         })
     }
 
@@ -62,7 +71,11 @@ impl ServerGates {
             Some(own) => cors(Some(own))?,
             None => self.cors.clone(),
         };
-        Ok([access, cors].into_iter().flatten().collect())
+        let basic = match &route.basic_auth {
+            Some(own) => basic(Some(own), ctx)?,
+            None => self.basic.clone(),
+        };
+        Ok([access, cors, basic].into_iter().flatten().collect())
     }
 }
 
@@ -173,4 +186,54 @@ fn cors(spec: Option<&CorsSpec>) -> Result<Gate, CompileError> {
         max_age: spec.max_age,
         expose,
     })))))
+}
+
+fn basic(spec: Option<&BasicAuthSpec>, ctx: &GateCtx<'_>) -> Result<Gate, CompileError> {
+    let Some(spec) = spec.filter(|s| s.enabled) else {
+        return Ok(None);
+    };
+    if spec.htpasswd.as_os_str().is_empty() {
+        return err(
+            Anchor::Key {
+                key: "basic_auth",
+                nth: 0,
+            },
+            "`basic_auth` has no `htpasswd` file (expected e.g. `htpasswd: \"admin.htpasswd\"`, or `enabled: false`)",
+        );
+    }
+    let anchor = Anchor::str(&spec.htpasswd.to_string_lossy());
+    let users = Htpasswd::load(&ctx.base.join(&spec.htpasswd)).map_err(|message| CompileError {
+        message,
+        anchor: anchor.clone(),
+    })?;
+    if users.is_empty() {
+        tracing::warn!(file = %spec.htpasswd.display(), "htpasswd file has no users: every request to its routes gets 401");
+    }
+    let auth = BasicAuth::new(users, &spec.realm).ok_or_else(|| CompileError {
+        message: format!(
+            "invalid realm `{}` (expected text without control characters)",
+            spec.realm
+        ),
+        anchor: Anchor::str(&spec.realm),
+    })?;
+    Ok(Some(Arc::new(auth)))
+}
+
+/// The htpasswd files `config` reads (resolved against `base`), which a
+/// change to reloads it.
+pub fn htpasswd_files(config: &Config, base: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = config
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.basic_auth
+                .iter()
+                .chain(s.routes.iter().filter_map(|r| r.basic_auth.as_ref()))
+        })
+        .filter(|b| b.enabled && !b.htpasswd.as_os_str().is_empty())
+        .map(|b| base.join(&b.htpasswd))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }

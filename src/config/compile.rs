@@ -241,6 +241,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let server_compression = super::compress::compile(server.compression.as_ref())?;
     let gate_ctx = super::access::GateCtx {
         client: &ctx.client,
+        base: ctx.base,
     };
     let server_gates = super::access::ServerGates::compile(server, &gate_ctx)?;
     for r in &server.routes {

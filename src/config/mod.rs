@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::{modules::ModuleEntry, pipeline::snapshot::Snapshot};
+pub use access::htpasswd_files;
 pub use admin::AdminSpec;
 pub use schema::Config;
 

@@ -1,6 +1,7 @@
 //! The core middleware a route can list in `config.ron`.
 
 pub mod access;
+pub mod basic_auth;
 pub mod compress;
 pub mod cors;
 mod require_header;

@@ -12,6 +12,7 @@ mod access_log;
 mod acme;
 mod admin;
 mod admin_guard;
+mod basic_auth;
 mod bulkhead;
 mod cli;
 mod client_input;
