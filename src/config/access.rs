@@ -14,8 +14,9 @@ use std::{
 use http::{HeaderName, HeaderValue, Method};
 
 use super::{
-    access_schema::{AccessRule, BasicAuthSpec, CorsSpec},
+    access_schema::{AccessRule, BasicAuthSpec, CorsSpec, ForwardAuthSpec},
     locate::{Anchor, CompileError, err},
+    proxy_schema::ProxySpec,
     schema::Config,
     schema::{Route, Server},
 };
@@ -26,6 +27,7 @@ use crate::{
         access::{Access, Rule},
         basic_auth::{BasicAuth, Htpasswd},
         cors::{Cors, CorsLayer, Origin},
+        forward_auth::ForwardAuth,
     },
 };
 
@@ -35,6 +37,8 @@ pub(super) struct GateCtx<'a> {
     pub client: &'a Arc<ClientAddr>,
     /// Where relative paths start.
     pub base: &'a Path,
+    /// The config's upstream groups (forward auth asks one).
+    pub upstreams: &'a crate::proxy::Upstreams,
 }
 
 type Gate = Option<Arc<dyn Middleware>>;
@@ -44,6 +48,7 @@ pub(super) struct ServerGates {
     access: Gate,
     cors: Gate,
     basic: Gate,
+    forward: Gate,
 }
 
 impl ServerGates {
@@ -53,6 +58,7 @@ impl ServerGates {
             access: access(server.access.as_deref(), ctx)?,
             cors: cors(server.cors.as_ref())?,
             basic: basic(server.basic_auth.as_ref(), ctx)?,
+            forward: forward(server.forward_auth.as_ref(), ctx)?,
         })
     }
 
@@ -75,7 +81,14 @@ impl ServerGates {
             Some(own) => basic(Some(own), ctx)?,
             None => self.basic.clone(),
         };
-        Ok([access, cors, basic].into_iter().flatten().collect())
+        let forward = match &route.forward_auth {
+            Some(own) => forward(Some(own), ctx)?,
+            None => self.forward.clone(),
+        };
+        Ok([access, cors, basic, forward]
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 
@@ -217,6 +230,60 @@ fn basic(spec: Option<&BasicAuthSpec>, ctx: &GateCtx<'_>) -> Result<Gate, Compil
         anchor: Anchor::str(&spec.realm),
     })?;
     Ok(Some(Arc::new(auth)))
+}
+
+fn forward(spec: Option<&ForwardAuthSpec>, ctx: &GateCtx<'_>) -> Result<Gate, CompileError> {
+    let Some(spec) = spec.filter(|s| s.enabled) else {
+        return Ok(None);
+    };
+    if spec.upstream.is_empty() {
+        return err(
+            Anchor::Key {
+                key: "forward_auth",
+                nth: 0,
+            },
+            "`forward_auth` has no `upstream` (expected the name of the auth service's group in `upstreams`, or `enabled: false`)",
+        );
+    }
+    let uri = spec
+        .uri
+        .starts_with('/')
+        .then(|| spec.uri.parse::<http::uri::PathAndQuery>().ok())
+        .flatten()
+        .ok_or_else(|| CompileError {
+            message: format!(
+                "invalid `uri` `{}` for `forward_auth` (expected a path such as \"/verify\", with a query if need be)",
+                spec.uri
+            ),
+            anchor: Anchor::str(&spec.uri),
+        })?;
+    let copy = spec
+        .copy_headers
+        .iter()
+        .map(|h| {
+            HeaderName::try_from(h.as_str()).map_err(|_| CompileError {
+                message: format!(
+                    "invalid header name `{h}` in `copy_headers` (expected a token such as `x-user`)"
+                ),
+                anchor: Anchor::str(h),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let proxy = super::upstreams::compile_proxy(
+        &ProxySpec {
+            upstream: spec.upstream.clone(),
+            host: spec.host.clone(),
+            upgrades: Vec::new(),
+        },
+        ctx.upstreams,
+        &spec.uri,
+    )?;
+    Ok(Some(Arc::new(ForwardAuth::new(
+        proxy,
+        uri,
+        copy,
+        &spec.upstream,
+    ))))
 }
 
 /// The htpasswd files `config` reads (resolved against `base`), which a

@@ -242,6 +242,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let gate_ctx = super::access::GateCtx {
         client: &ctx.client,
         base: ctx.base,
+        upstreams: ctx.upstreams,
     };
     let server_gates = super::access::ServerGates::compile(server, &gate_ctx)?;
     for r in &server.routes {

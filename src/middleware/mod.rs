@@ -4,6 +4,7 @@ pub mod access;
 pub mod basic_auth;
 pub mod compress;
 pub mod cors;
+pub mod forward_auth;
 mod require_header;
 mod set_headers;
 

@@ -22,6 +22,7 @@ mod conn_caps;
 mod control;
 mod cors;
 mod differential;
+mod forward_auth;
 mod health;
 mod http;
 mod isolation;
