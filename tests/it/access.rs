@@ -119,3 +119,31 @@ fn a_bad_block_is_an_error_at_its_line_and_column() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_tours_access_control() {
+    let srv = TestServer::start_file(&crate::support::repo_root().join("config.ron")).await;
+    assert_eq!(get(&srv.url("/status")).await.status, StatusCode::OK);
+    let r = get(&srv.url("/members")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.contains("Troupe demo"))
+    );
+    // demo:demo
+    let r = get_with(
+        &srv.url("/members"),
+        &[("authorization", "Basic ZGVtbzpkZW1v")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get_with(
+        &srv.url("/api/hello"),
+        &[("origin", "https://x.app.localhost")],
+    )
+    .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://x.app.localhost")
+    );
+}
