@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use crate::support::{
     client::{get, get_with},
-    daemon,
+    daemon::{self, Daemon},
     server::TestServer,
 };
 
@@ -146,4 +146,34 @@ async fn the_shipped_config_tours_access_control() {
         r.header("access-control-allow-origin"),
         Some("https://x.app.localhost")
     );
+}
+
+#[tokio::test]
+async fn ipv6_peers_and_ipv4_peers_of_an_ipv6_listener_are_judged_by_their_own_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("v6.ron");
+    std::fs::write(
+        &config,
+        r#"Config(
+    listen: ["[::]:0"],
+    log: (access: Off),
+    servers: [(routes: [
+        (path: "/v6", handler: Return(body: "v6\n"), access: [Allow("::1/128"), Deny("all")]),
+        (path: "/v4", handler: Return(body: "v4\n"), access: [Allow("127.0.0.0/8"), Deny("all")]),
+    ])],
+)"#,
+    )
+    .expect("write");
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
+        .await
+        .expect("start");
+    let port = daemon.addr.port();
+    let v6 = |path: &str| format!("http://[::1]:{port}{path}");
+    let v4 = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    assert_eq!(get(&v6("/v6")).await.status, StatusCode::OK);
+    assert_eq!(get(&v4("/v6")).await.status, StatusCode::FORBIDDEN);
+    // 127.0.0.1 arrives as ::ffff:127.0.0.1 and counts as 127.0.0.1.
+    assert_eq!(get(&v4("/v4")).await.status, StatusCode::OK);
+    assert_eq!(get(&v6("/v4")).await.status, StatusCode::FORBIDDEN);
+    drop(dir);
 }
