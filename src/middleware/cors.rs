@@ -114,7 +114,9 @@ impl Origin {
                     !sub.is_empty()
                         && !sub.starts_with('.')
                         && !sub.ends_with('.')
-                        && !host.contains(':')
+                        && sub
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
                 })
             }
         }
@@ -351,6 +353,8 @@ mod tests {
         assert!(!wild.matches("https://a.example.com.evil.org"));
         assert!(!wild.matches("https://a.example.com:8443"));
         assert!(!wild.matches("http://a.example.com"));
+        assert!(!wild.matches("https://evil.test/x.example.com"));
+        assert!(!wild.matches("https://a..example.com"));
         let port = Origin::parse("https://*.example.com:8443").expect("port");
         assert!(port.matches("https://a.example.com:8443"));
         assert!(!port.matches("https://a.example.com"));
