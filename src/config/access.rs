@@ -46,7 +46,7 @@ type Gate = Option<Arc<dyn Middleware>>;
 /// A server's gates, compiled once for the routes that keep them.
 pub(super) struct ServerGates {
     access: Gate,
-    cors: Gate,
+    cors: Option<Arc<Cors>>,
     basic: Gate,
     forward: Gate,
 }
@@ -64,11 +64,7 @@ impl ServerGates {
 
     /// The gates of `route`, in the order they run: its own settings,
     /// else its server's.
-    pub fn for_route(
-        &self,
-        route: &Route,
-        ctx: &GateCtx<'_>,
-    ) -> Result<Vec<Arc<dyn Middleware>>, CompileError> {
+    pub fn for_route(&self, route: &Route, ctx: &GateCtx<'_>) -> Result<RouteGates, CompileError> {
         let access = match &route.access {
             Some(own) => access(Some(own), ctx)?,
             None => self.access.clone(),
@@ -85,10 +81,51 @@ impl ServerGates {
             Some(own) => forward(Some(own), ctx)?,
             None => self.forward.clone(),
         };
-        Ok([access, cors, basic, forward]
+        Ok(RouteGates {
+            access,
+            cors,
+            auth: [basic, forward].into_iter().flatten().collect(),
+        })
+    }
+}
+
+/// A route's gates, until its methods are known.
+pub(super) struct RouteGates {
+    access: Gate,
+    cors: Option<Arc<Cors>>,
+    auth: Vec<Arc<dyn Middleware>>,
+}
+
+impl RouteGates {
+    /// The route's methods and its gates, in the order they run. A CORS
+    /// route that names its methods (or whose handler does, as `Static`)
+    /// takes `OPTIONS` too, or routing would answer its preflights 405;
+    /// an `OPTIONS` that is no preflight still gets that 405.
+    pub fn finish(
+        self,
+        mut methods: Option<Vec<Method>>,
+    ) -> (Option<Vec<Method>>, Vec<Arc<dyn Middleware>>) {
+        let cors = self.cors.map(|cors| {
+            let refuse_options = match &mut methods {
+                Some(list) if !list.contains(&Method::OPTIONS) => {
+                    let allow: Vec<&str> = list.iter().map(Method::as_str).collect();
+                    let allow = HeaderValue::from_str(&allow.join(", ")).ok();
+                    list.push(Method::OPTIONS);
+                    allow
+                }
+                _ => None,
+            };
+            Arc::new(CorsLayer {
+                cors,
+                refuse_options,
+            }) as Arc<dyn Middleware>
+        });
+        let chain = [self.access, cors]
             .into_iter()
             .flatten()
-            .collect())
+            .chain(self.auth)
+            .collect();
+        (methods, chain)
     }
 }
 
@@ -112,7 +149,7 @@ fn access(rules: Option<&[AccessRule]>, ctx: &GateCtx<'_>) -> Result<Gate, Compi
     Ok(Some(Arc::new(Access::new(rules, ctx.client.clone()))))
 }
 
-fn cors(spec: Option<&CorsSpec>) -> Result<Gate, CompileError> {
+fn cors(spec: Option<&CorsSpec>) -> Result<Option<Arc<Cors>>, CompileError> {
     let Some(spec) = spec.filter(|s| s.enabled) else {
         return Ok(None);
     };
@@ -184,6 +221,15 @@ fn cors(spec: Option<&CorsSpec>) -> Result<Gate, CompileError> {
     } else {
         Some(names(&spec.headers, "headers")?)
     };
+    if spec.credentials && spec.expose.iter().any(|h| h == "*") {
+        return err(
+            Anchor::Key {
+                key: "expose",
+                nth: 0,
+            },
+            "`expose: [\"*\"]` with `credentials: true` exposes nothing: browsers read it as a header named `*` (expected the header names)",
+        );
+    }
     let expose = names(&spec.expose, "expose")?;
     let expose = (!expose.is_empty())
         .then(|| {
@@ -191,14 +237,14 @@ fn cors(spec: Option<&CorsSpec>) -> Result<Gate, CompileError> {
             HeaderValue::from_str(&joined.join(", ")).ok()
         })
         .flatten();
-    Ok(Some(Arc::new(CorsLayer(Arc::new(Cors {
+    Ok(Some(Arc::new(Cors {
         origins,
         methods,
         headers,
         credentials: spec.credentials,
         max_age: spec.max_age,
         expose,
-    })))))
+    })))
 }
 
 fn basic(spec: Option<&BasicAuthSpec>, ctx: &GateCtx<'_>) -> Result<Gate, CompileError> {

@@ -263,14 +263,14 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             .iter()
             .map(|m| compile_middleware(m, ctx, &at))
             .collect::<Result<Vec<_>, _>>()?;
-        // Access control before the route's own middleware (config/access.rs).
-        middleware.splice(0..0, server_gates.for_route(r, &gate_ctx)?);
+        let gates = server_gates.for_route(r, &gate_ctx)?;
         // First in the chain, so it sees what every other middleware
         // answered; a route's own setting replaces its server's.
         let compression = match &r.compression {
             Some(own) => super::compress::compile(Some(own))?,
             None => server_compression.clone(),
         };
+        let compressed = compression.is_some();
         if let Some(compress) = compression {
             middleware.insert(0, compress);
         }
@@ -297,6 +297,11 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             Some(list) => Some(parse_methods(list, &anchor)?),
             None => handler.default_methods().map(<[Method]>::to_vec),
         };
+        // Access control after compression, before the route's own
+        // middleware (config/access.rs).
+        let (methods, gates) = gates.finish(methods);
+        let first = usize::from(compressed);
+        middleware.splice(first..first, gates);
         let describe: Arc<str> = match &r.handler {
             HandlerSpec::Static(_) => "Static".into(),
             HandlerSpec::Return(_) => "Return".into(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::{
-    error::error_page,
+    error::{HttpError, error_page},
     handler::{HandlerFuture, Middleware, Next, Response},
     pipeline::{body::Body, request::Request},
 };
@@ -300,11 +300,29 @@ fn vary(h: &mut HeaderMap, names: &[&str]) {
 
 /// The CORS middleware of a route.
 #[derive(Debug, Clone)]
-pub struct CorsLayer(pub std::sync::Arc<Cors>);
+pub struct CorsLayer {
+    /// The setting, shared by the routes of a server.
+    pub cors: std::sync::Arc<Cors>,
+    /// The route's own methods (its `Allow`), when `OPTIONS` was added to
+    /// them only for preflights: any other `OPTIONS` gets 405.
+    pub refuse_options: Option<HeaderValue>,
+}
 
 impl Middleware for CorsLayer {
     fn call(&self, req: Request, next: Next) -> HandlerFuture {
-        let cors = self.0.clone();
+        let h = req.headers();
+        let preflight = req.method() == Method::OPTIONS
+            && h.contains_key(header::ORIGIN)
+            && h.contains_key(&REQUEST_METHOD);
+        if req.method() == Method::OPTIONS
+            && !preflight
+            && let Some(allow) = &self.refuse_options
+        {
+            return HandlerFuture::ready(Err(HttpError::MethodNotAllowed {
+                allow: allow.clone(),
+            }));
+        }
+        let cors = self.cors.clone();
         let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
             // Not cross-origin; the answer still varies by origin.
             return next.run(req).map(move |result| {
@@ -315,7 +333,7 @@ impl Middleware for CorsLayer {
                 Ok(resp)
             });
         };
-        if req.method() == Method::OPTIONS && req.headers().contains_key(&REQUEST_METHOD) {
+        if preflight {
             return HandlerFuture::ready(Ok(cors.preflight(req.headers(), &origin)));
         }
         let allowed = origin.to_str().ok().is_some_and(|o| cors.allows(o));

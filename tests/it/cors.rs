@@ -32,6 +32,8 @@ fn config(backend: std::net::SocketAddr) -> String {
             (path: "/public", handler: Return(body: "public\n"),
              cors: (origins: ["*"], methods: ["*"], headers: ["*"])),
             (path: "/plain", handler: Return(body: "plain\n"), cors: (enabled: false)),
+            (path: "/get-only", methods: ["GET"], handler: Return(body: "get\n")),
+            (path: "/files/{{*p}}", handler: Static(root: "www")),
         ],
     )],
 )"#
@@ -62,7 +64,7 @@ fn vary_lists(r: &Resp, name: &str) -> bool {
 #[tokio::test]
 async fn preflights_are_answered_here_and_grant_only_what_is_allowed() {
     let app = TestBackend::start("app", Behaviour::default()).await;
-    let s = TestServer::start(&config(app.addr)).await;
+    let s = start(&config(app.addr)).await;
     let url = s.url("/api/headers");
 
     let r = preflight(
@@ -135,7 +137,7 @@ async fn preflights_are_answered_here_and_grant_only_what_is_allowed() {
 #[tokio::test]
 async fn answers_carry_grants_for_allowed_origins_only_and_always_vary() {
     let app = TestBackend::start("app", Behaviour::default()).await;
-    let s = TestServer::start(&config(app.addr)).await;
+    let s = start(&config(app.addr)).await;
     let url = s.url("/api/headers");
 
     let r = get_with(&url, &[("origin", "https://x.example.org")]).await;
@@ -209,4 +211,60 @@ fn any_origin_with_credentials_and_bad_origins_are_config_errors() {
         assert!(stderr.contains(&format!("{path}:5:")), "{stderr}");
         assert!(stderr.contains(words), "expected {words} in {stderr}");
     }
+}
+
+#[tokio::test]
+async fn routes_that_name_their_methods_still_answer_preflights() {
+    let s = start(&config(closed().await)).await;
+    for path in ["/get-only", "/files/a.txt"] {
+        let url = s.url(path);
+        let r = preflight(&url, "https://app.example.com", "GET", Some("x-request-id")).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{path}");
+        let r = get_with(&url, &[("origin", "https://app.example.com")]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        // An OPTIONS that is no preflight is still not allowed here.
+        let r = send(
+            &h1(),
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri(&url)
+                .body(Full::<Bytes>::default())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{path}");
+        // Nor is a method the route does not take.
+        let r = send(
+            &h1(),
+            Request::builder()
+                .method(Method::DELETE)
+                .uri(&url)
+                .body(Full::<Bytes>::default())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
+    s.stop().await;
+}
+
+/// The server, in a directory whose `www/` has `a.txt`.
+async fn start(config: &str) -> TestServer {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(dir.path().join("www")).expect("www");
+    std::fs::write(dir.path().join("www/a.txt"), "file\n").expect("file");
+    TestServer::start_in(dir, config).await
+}
+
+/// An address nothing listens on.
+async fn closed() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr")
 }
