@@ -239,6 +239,12 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let mut regexes = Vec::new();
     let label = server.names.first().map_or("_", String::as_str);
     let server_compression = super::compress::compile(server.compression.as_ref())?;
+    let gate_ctx = super::access::GateCtx {
+        client: &ctx.client,
+        base: ctx.base,
+        upstreams: ctx.upstreams,
+    };
+    let server_gates = super::access::ServerGates::compile(server, &gate_ctx)?;
     for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
@@ -257,12 +263,14 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             .iter()
             .map(|m| compile_middleware(m, ctx, &at))
             .collect::<Result<Vec<_>, _>>()?;
+        let gates = server_gates.for_route(r, &gate_ctx)?;
         // First in the chain, so it sees what every other middleware
         // answered; a route's own setting replaces its server's.
         let compression = match &r.compression {
             Some(own) => super::compress::compile(Some(own))?,
             None => server_compression.clone(),
         };
+        let compressed = compression.is_some();
         if let Some(compress) = compression {
             middleware.insert(0, compress);
         }
@@ -289,6 +297,11 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             Some(list) => Some(parse_methods(list, &anchor)?),
             None => handler.default_methods().map(<[Method]>::to_vec),
         };
+        // Access control after compression, before the route's own
+        // middleware (config/access.rs).
+        let (methods, gates) = gates.finish(methods);
+        let first = usize::from(compressed);
+        middleware.splice(first..first, gates);
         let describe: Arc<str> = match &r.handler {
             HandlerSpec::Static(_) => "Static".into(),
             HandlerSpec::Return(_) => "Return".into(),

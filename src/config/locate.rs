@@ -125,7 +125,19 @@ fn key_offsets(src: &str, key: &str) -> Vec<usize> {
 
 fn in_comment(src: &str, offset: usize) -> bool {
     let line_start = src[..offset].rfind('\n').map_or(0, |i| i + 1);
-    src[line_start..offset].contains("//")
+    // A `//` inside a string (`"https://…"`) starts no comment.
+    let (mut quoted, mut escaped, mut slash) = (false, false, false);
+    for b in src[line_start..offset].bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'/' if !quoted && slash => return true,
+            _ => {}
+        }
+        slash = b == b'/' && !quoted;
+    }
+    false
 }
 
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -148,6 +160,8 @@ mod tests {
             nth: 1,
         };
         assert_eq!(second.find(src), Some((3, 8)));
+        let url = "(o: [\"https://a.test\", \"bad\"]), // \"bad\"\n";
+        assert_eq!(Anchor::str("bad").find(url), Some((1, 24)));
     }
 
     #[test]

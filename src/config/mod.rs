@@ -7,6 +7,8 @@
 //! directly; `tls.rs` reads and checks the certificate files. Every error
 //! names the file, line and column.
 
+mod access;
+mod access_schema;
 mod admin;
 mod backends;
 mod cache_schema;
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::{modules::ModuleEntry, pipeline::snapshot::Snapshot};
+pub use access::htpasswd_files;
 pub use admin::AdminSpec;
 pub use schema::Config;
 

@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::access_schema::{AccessRule, BasicAuthSpec, CorsSpec, ForwardAuthSpec};
 pub use super::cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec};
 pub use super::compress_schema::{Algorithm, CompressionSpec};
 pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
@@ -587,6 +588,19 @@ pub struct Server {
     /// not set its own. Default none.
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+    /// Allow and deny rules by client address for every route without
+    /// its own (nginx `allow` / `deny`). Default none.
+    #[serde(default)]
+    pub access: Option<Vec<AccessRule>>,
+    /// CORS for every route without its own. Default none.
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
+    /// Basic authentication for every route without its own. Default none.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthSpec>,
+    /// Forward authentication for every route without its own. Default none.
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -745,6 +759,19 @@ pub struct Route {
     /// turns it off here). Default: its server's.
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+    /// Allow and deny rules, replacing its server's (`[]`: none here).
+    /// Default: its server's.
+    #[serde(default)]
+    pub access: Option<Vec<AccessRule>>,
+    /// CORS, replacing its server's. Default: its server's.
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
+    /// Basic authentication, replacing its server's. Default: its server's.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthSpec>,
+    /// Forward authentication, replacing its server's. Default: its server's.
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthSpec>,
 }
 
 /// The handlers a route can name.

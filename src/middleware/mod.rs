@@ -1,6 +1,10 @@
 //! The core middleware a route can list in `config.ron`.
 
+pub mod access;
+pub mod basic_auth;
 pub mod compress;
+pub mod cors;
+pub mod forward_auth;
 mod require_header;
 mod set_headers;
 

@@ -7,10 +7,12 @@
 
 mod support;
 
+mod access;
 mod access_log;
 mod acme;
 mod admin;
 mod admin_guard;
+mod basic_auth;
 mod bulkhead;
 mod cli;
 mod client_input;
@@ -18,7 +20,9 @@ mod compression;
 mod config_errors;
 mod conn_caps;
 mod control;
+mod cors;
 mod differential;
+mod forward_auth;
 mod health;
 mod http;
 mod isolation;

@@ -79,7 +79,8 @@ pub fn lib(name: &str) -> String {
 
 /// The shipped `config.ron`, rewritten into `dir`: port 0 (the TLS
 /// address on 127.0.0.2, so the two stay apart), the repo's `www/`,
-/// modules and localhost certificate, and the request log inside `dir`.
+/// modules, localhost certificate and demo htpasswd, and the request
+/// log inside `dir`.
 pub fn shipped_config(dir: &Path) -> PathBuf {
     let modules = self::dir();
     let text = std::fs::read_to_string(repo_root().join("config.ron")).expect("config.ron");
@@ -98,6 +99,10 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
         .replace(
             "\"plugins/",
             &format!("\"{}/plugins/", repo_root().display()),
+        )
+        .replace(
+            "\"examples/",
+            &format!("\"{}/examples/", repo_root().display()),
         )
         .replace(
             "\"target/troupe.pid\"",
