@@ -30,6 +30,7 @@ use crate::{
     pipeline::{
         log_hook::LogHook,
         routes::{CountedModule, Route, RouteError, RouteTable},
+        server_routing::{Recover, ServerRouting},
         snapshot::{RequestLimits, Snapshot},
         vhost::{Server, Servers},
     },
@@ -182,11 +183,25 @@ pub(super) fn compile(
                 Ok(Arc::new(ModuleLogger::new(slot)) as Arc<dyn LogHook>)
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let error_pages = super::routing::error_pages(&server.error_pages, base)?;
+        let rewrites = super::routing::rewrites(&server.rewrites)?;
+        let reroutes = !rewrites.is_empty()
+            || error_pages.is_some()
+            || server.routes.iter().any(|r| {
+                !r.error_pages.is_empty()
+                    || matches!(&r.handler, HandlerSpec::Rewrite(_))
+                    || matches!(&r.handler, HandlerSpec::Static(s) if !s.try_files.is_empty())
+            });
         servers.push(Server {
             names: server.names.clone(),
             routes: compile_routes(server, &ctx)?,
             loggers: loggers.into(),
             https: https.next().unwrap_or_default(),
+            routing: ServerRouting {
+                reroutes,
+                rewrites,
+                error_pages: error_pages.map(|p| Arc::new(p) as Arc<dyn Recover>),
+            },
         });
     }
     let snapshot = Snapshot {
@@ -239,6 +254,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
     let mut regexes = Vec::new();
     let label = server.names.first().map_or("_", String::as_str);
     let server_compression = super::compress::compile(server.compression.as_ref())?;
+    let server_pages = super::routing::error_pages(&server.error_pages, ctx.base)?;
     for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
@@ -265,6 +281,15 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
         };
         if let Some(compress) = compression {
             middleware.insert(0, compress);
+        }
+        // Outermost, so a page replaces whatever the chain answered.
+        match super::routing::error_pages(&r.error_pages, ctx.base)? {
+            Some(own) => middleware.insert(0, Arc::new(own)),
+            None => {
+                if let Some(pages) = &server_pages {
+                    middleware.insert(0, Arc::new(pages.clone()));
+                }
+            }
         }
         let (pattern, anchor) = match (&r.path, &r.regex) {
             (Some(p), None) => (p, Anchor::str(p)),
@@ -296,6 +321,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             HandlerSpec::Module(name) => format!("Module({name})").into(),
             HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
             HandlerSpec::WebSocket(w) => format!("WebSocket({})", w.module).into(),
+            HandlerSpec::Rewrite(_) => "Rewrite".into(),
         };
         let (limits, after_filters) = super::limits::route_limits(
             &server.rate_limits,
@@ -436,7 +462,7 @@ fn compile_handler(
                     .map(|&a| super::compress::encoding(a))
                     .collect(),
             );
-            Arc::new(files)
+            super::routing::try_files(files, &s.try_files)?
         }
         #[cfg(not(feature = "handler-static"))]
         HandlerSpec::Static(s) => {
@@ -475,6 +501,12 @@ fn compile_handler(
             };
             Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams, route)?)
         }
+        HandlerSpec::Rewrite(to) => Arc::new(handlers::rewrite::Rewrite::new(to).map_err(
+            |message| CompileError {
+                message,
+                anchor: Anchor::str(to),
+            },
+        )?),
         HandlerSpec::WebSocket(w) => Arc::new(WsHandler::new(
             ctx.use_module(&w.module, Role::WebSocket, at)?,
             WsSettings {

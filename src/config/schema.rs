@@ -18,6 +18,7 @@ pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
+pub use super::routing_schema::{ErrorPageSpec, RewriteSpec};
 pub use super::ws_schema::WebSocketSpec;
 pub use crate::client::ClientIpHeader;
 
@@ -587,6 +588,14 @@ pub struct Server {
     /// not set its own. Default none.
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+    /// Rewrites before routing (nginx `rewrite … last` in a `server`),
+    /// first match wins. Default none.
+    #[serde(default)]
+    pub rewrites: Vec<RewriteSpec>,
+    /// Error pages for every route without its own, and for what no
+    /// route answers (nginx `error_page` in a `server`). Default none.
+    #[serde(default)]
+    pub error_pages: Vec<ErrorPageSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -745,6 +754,10 @@ pub struct Route {
     /// turns it off here). Default: its server's.
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+    /// Error pages, replacing its server's (nginx `error_page` in a
+    /// `location`). Default: its server's.
+    #[serde(default)]
+    pub error_pages: Vec<ErrorPageSpec>,
 }
 
 /// The handlers a route can name.
@@ -763,6 +776,9 @@ pub enum HandlerSpec {
     Proxy(ProxySpec),
     /// WebSockets handled by a module (its `ws_` hooks).
     WebSocket(WebSocketSpec),
+    /// Routes the request again with another URI (nginx `rewrite … last`
+    /// in a `location`): `$1`…`$9` are a regex route's captures.
+    Rewrite(String),
 }
 
 /// A static file tree.
@@ -792,6 +808,13 @@ pub struct StaticSpec {
     /// Default none.
     #[serde(default)]
     pub precompressed: Vec<Algorithm>,
+    /// Paths tried in order under `root`, then a fallback (nginx
+    /// `try_files`): `["$uri", "$uri/", "/index.html"]` serves a file or a
+    /// directory's index, else routes `/index.html` again; a last entry
+    /// `"=404"` answers with that status instead. Default none: the path
+    /// itself.
+    #[serde(default)]
+    pub try_files: Vec<String>,
 }
 
 fn default_index() -> Vec<String> {

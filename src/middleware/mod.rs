@@ -1,6 +1,7 @@
 //! The core middleware a route can list in `config.ron`.
 
 pub mod compress;
+pub mod error_pages;
 mod require_header;
 mod set_headers;
 

@@ -25,12 +25,15 @@ pub mod body;
 pub(crate) mod collect;
 pub mod conditional;
 pub mod https;
+pub mod internal;
 pub(crate) mod layers;
 pub mod log_hook;
 pub mod path;
 pub mod request;
 mod respond;
+pub mod rewrite;
 pub mod routes;
+pub mod server_routing;
 pub mod snapshot;
 pub mod tunnels;
 pub mod vhost;
@@ -141,7 +144,7 @@ impl Pipeline {
     /// requests in flight, which keep their handler alive by `Arc`.
     fn route<C: Connection>(
         &self,
-        head: http::request::Parts,
+        mut head: http::request::Parts,
         body: Incoming,
         conn: &C,
         route: &mut Option<Arc<RouteMetrics>>,
@@ -181,6 +184,9 @@ impl Pipeline {
             if let Some(port) = server.https.redirect {
                 return Ok(https::redirect(&head, host(), port));
             }
+            if server.routing.reroutes {
+                internal::mark(&generation, server, &mut head);
+            }
             let req = Routing {
                 head,
                 body,
@@ -192,6 +198,9 @@ impl Pipeline {
         };
         let server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
         let hsts = server.https.hsts.clone();
+        if server.routing.reroutes {
+            internal::mark(&generation, server, &mut head);
+        }
         let req = Routing {
             head,
             body,
@@ -234,12 +243,19 @@ impl Pipeline {
         counted: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
         let Routing {
-            head,
+            mut head,
             body,
-            normalized,
+            mut normalized,
             peer,
             tls,
         } = req;
+        // The server's rewrites (nginx's `rewrite … last` in a `server`).
+        let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
+        if let Some(rewritten) = server.routing.rewrite(path, head.uri.query()) {
+            let (uri, path) = rewritten?;
+            head.uri = uri;
+            normalized = Some(path);
+        }
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         // A WebSocket over HTTP/2 (RFC 8441) is a CONNECT that stands for
         // the GET an HTTP/1.1 client sends: routed as one.
@@ -252,8 +268,15 @@ impl Pipeline {
         };
         let (route, params) = match server.routes.lookup(method, path) {
             Match::Found { route, params } => (route, params),
-            Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
-            Match::NotFound => return Err(HttpError::NotFound),
+            Match::WrongMethod { allow } => {
+                return recover(
+                    server,
+                    head,
+                    (peer, tls),
+                    HttpError::MethodNotAllowed { allow },
+                );
+            }
+            Match::NotFound => return recover(server, head, (peer, tls), HttpError::NotFound),
         };
         *counted = Some(
             route
@@ -271,10 +294,11 @@ impl Pipeline {
                     status,
                     retry_after,
                 } => {
-                    return Err(HttpError::RateLimited {
+                    let refused = HttpError::RateLimited {
                         status,
                         retry_after,
-                    });
+                    };
+                    return recover(server, head, (peer, tls), refused);
                 }
                 // Its turn comes later: the body is read (and the handler
                 // called) only then, as nginx delays before reading it.
@@ -315,6 +339,19 @@ impl Pipeline {
                 .run(Request::new(head, normalized, params, body, peer).with_stream(None, tls))
                 .await
         }))
+    }
+}
+
+/// A refusal before any route ran, or its server's error page.
+fn recover(
+    server: &vhost::Server,
+    head: http::request::Parts,
+    (peer, tls): (SocketAddr, bool),
+    err: HttpError,
+) -> Result<HandlerFuture, HttpError> {
+    match &server.routing.error_pages {
+        Some(pages) => Ok(pages.recover(head, peer, tls, Err(err))),
+        None => Err(err),
     }
 }
 

@@ -58,6 +58,7 @@ mod timeouts;
 mod tls;
 mod tls_outside;
 mod tls_reload;
+mod try_files;
 mod tutorial;
 mod ui;
 mod upstream_choice;
