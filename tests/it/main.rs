@@ -19,6 +19,7 @@ mod config_errors;
 mod conn_caps;
 mod control;
 mod differential;
+mod error_pages;
 mod health;
 mod http;
 mod isolation;
