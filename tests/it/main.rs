@@ -46,6 +46,7 @@ mod rate_key;
 mod rate_limit;
 mod rate_limit_nginx;
 mod reload;
+mod rewrite;
 mod robustness;
 mod routing;
 mod shutdown;
