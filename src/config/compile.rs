@@ -21,7 +21,7 @@ use super::{
 use crate::{
     handler::{Handler, Middleware},
     handlers,
-    middleware::{RequireHeader, SetHeaders},
+    middleware::{AddHeaders, RequireHeader, SetHeaders},
     modules::{
         ModuleEntry, ModuleUse, Role, Slot,
         route::{ModuleFilter, ModuleHandler, ModuleLogger},
@@ -282,6 +282,11 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
         if let Some(compress) = compression {
             middleware.insert(0, compress);
         }
+        if let Some(expires) =
+            super::routing::expires(r.expires.as_ref().or(server.expires.as_ref()))?
+        {
+            middleware.insert(0, expires);
+        }
         // Outermost, so a page replaces whatever the chain answered.
         match super::routing::error_pages(&r.error_pages, ctx.base)? {
             Some(own) => middleware.insert(0, Arc::new(own)),
@@ -532,6 +537,10 @@ fn compile_middleware(
             at,
         )?)),
         MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?.into())),
+        MiddlewareSpec::AddHeaders { headers, always } => Arc::new(AddHeaders {
+            headers: header_list(headers)?.into(),
+            always: *always,
+        }),
         MiddlewareSpec::RequireHeader {
             header,
             value,

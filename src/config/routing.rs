@@ -8,7 +8,7 @@ use regex::Regex;
 
 use super::{
     locate::{Anchor, CompileError, err},
-    schema::{ErrorPageSpec, RewriteSpec},
+    schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec},
 };
 use crate::{
     middleware::error_pages::{Codes, ErrorPages, Page, PageSource},
@@ -153,4 +153,44 @@ pub(super) fn try_files(
     })?;
     let tries = tries.iter().map(|t| Template::parse(t)).collect();
     Ok(Arc::new(TryFiles::new(files, tries, fallback)))
+}
+
+/// A route's `expires` as middleware; `None` for none.
+pub(super) fn expires(
+    spec: Option<&ExpiresSpec>,
+) -> Result<Option<Arc<dyn crate::handler::Middleware>>, CompileError> {
+    use crate::middleware::expires::{Expires, Expiry, Match};
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let parse = |text: &str| {
+        Expiry::parse(text).map_err(|message| CompileError {
+            message,
+            anchor: Anchor::str(text),
+        })
+    };
+    let default = spec.default.as_deref().map(parse).transpose()?;
+    let mut rules = spec
+        .by_type
+        .iter()
+        .map(|(key, value)| {
+            let m = match key.strip_prefix('.') {
+                Some(_) => Match::Extension(key.clone()),
+                None if key.contains('/') => Match::Type(key.to_ascii_lowercase()),
+                None => {
+                    return err(
+                        Anchor::str(key),
+                        format!("`{key}` is neither a type (`text/html`, `image/`) nor an extension (`.css`)"),
+                    );
+                }
+            };
+            Ok((key.len(), m, parse(value)?))
+        })
+        .collect::<Result<Vec<_>, CompileError>>()?;
+    // The most specific key first: `image/svg+xml` before `image/`.
+    rules.sort_by_key(|(len, ..)| std::cmp::Reverse(*len));
+    Ok(Some(Arc::new(Expires {
+        rules: rules.into_iter().map(|(_, m, e)| (m, e)).collect(),
+        default,
+    })))
 }

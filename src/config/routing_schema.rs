@@ -1,7 +1,7 @@
 //! The schema of a server's and a route's routing extras: error pages
 //! (nginx `error_page`) and rewrites (nginx `rewrite … last`).
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,4 +38,19 @@ pub struct RewriteSpec {
     /// The new URI: a path, with `?query` to replace the query, or
     /// ending in `?` to drop it (else the request's query is kept).
     pub to: String,
+}
+
+/// `Expires` and `Cache-Control: max-age` (nginx `expires`): each value
+/// is `"off"`, `"epoch"`, `"max"` or a duration (`"30d"`, `"1h"`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiresSpec {
+    /// For every answer no `by_type` entry matches. Default none.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// By the answer's type (`"text/html"`, a prefix such as `"image/"`)
+    /// or the path's extension (`".css"`); the longest key that matches
+    /// wins. Default none.
+    #[serde(default)]
+    pub by_type: BTreeMap<String, String>,
 }

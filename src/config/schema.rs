@@ -18,7 +18,7 @@ pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
-pub use super::routing_schema::{ErrorPageSpec, RewriteSpec};
+pub use super::routing_schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec};
 pub use super::ws_schema::WebSocketSpec;
 pub use crate::client::ClientIpHeader;
 
@@ -596,6 +596,10 @@ pub struct Server {
     /// route answers (nginx `error_page` in a `server`). Default none.
     #[serde(default)]
     pub error_pages: Vec<ErrorPageSpec>,
+    /// `Expires` and `Cache-Control` for every route without its own
+    /// (nginx `expires` in a `server`). Default none.
+    #[serde(default)]
+    pub expires: Option<ExpiresSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -758,6 +762,10 @@ pub struct Route {
     /// `location`). Default: its server's.
     #[serde(default)]
     pub error_pages: Vec<ErrorPageSpec>,
+    /// `Expires` and `Cache-Control` on its answers, by type or for all
+    /// (nginx `expires`), replacing its server's. Default: its server's.
+    #[serde(default)]
+    pub expires: Option<ExpiresSpec>,
 }
 
 /// The handlers a route can name.
@@ -868,6 +876,15 @@ fn default_redirect_status() -> u16 {
 pub enum MiddlewareSpec {
     /// Sets response headers (replacing any the handler set).
     SetHeaders(BTreeMap<String, String>),
+    /// Adds response headers (nginx `add_header`): to successes and
+    /// redirects only, unless `always` (then to errors too).
+    AddHeaders {
+        /// The headers.
+        headers: BTreeMap<String, String>,
+        /// Errors get them too (nginx's `always`). Default false.
+        #[serde(default)]
+        always: bool,
+    },
     /// Answers with `status` unless the request carries `header`, optionally
     /// with exactly `value` (a minimal API-key gate).
     RequireHeader {

@@ -2,8 +2,9 @@
 
 pub mod compress;
 pub mod error_pages;
+pub mod expires;
 mod require_header;
 mod set_headers;
 
 pub use require_header::RequireHeader;
-pub use set_headers::SetHeaders;
+pub use set_headers::{AddHeaders, SetHeaders};

@@ -20,6 +20,7 @@ mod conn_caps;
 mod control;
 mod differential;
 mod error_pages;
+mod expires;
 mod health;
 mod http;
 mod isolation;
