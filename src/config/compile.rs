@@ -201,6 +201,7 @@ pub(super) fn compile(
                 reroutes,
                 rewrites,
                 error_pages: error_pages.map(|p| Arc::new(p) as Arc<dyn Recover>),
+                log: super::routing::server_log(server.access_log.as_ref())?,
             },
         });
     }
@@ -211,6 +212,10 @@ pub(super) fn compile(
             body_timeout: cfg.limits.body_timeout,
         },
         client: ctx.client.clone(),
+        custom_logs: cfg
+            .servers
+            .iter()
+            .any(|s| s.access_log.as_ref().is_some_and(|l| l.format.is_some())),
     };
     let uses = ctx.uses.into_inner();
     Ok(Compiled {

@@ -8,7 +8,7 @@ use regex::Regex;
 
 use super::{
     locate::{Anchor, CompileError, err},
-    schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec},
+    schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec, ServerLogSpec},
 };
 use crate::{
     middleware::error_pages::{Codes, ErrorPages, Page, PageSource},
@@ -192,5 +192,47 @@ pub(super) fn expires(
     Ok(Some(Arc::new(Expires {
         rules: rules.into_iter().map(|(_, m, e)| (m, e)).collect(),
         default,
+    })))
+}
+
+/// A server's access-log settings; `None` for none.
+pub(super) fn server_log(
+    spec: Option<&ServerLogSpec>,
+) -> Result<Option<Arc<crate::observe::log_format::ServerLog>>, CompileError> {
+    use crate::{handlers::template::Template, pipeline::codes::Codes};
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let skip = spec
+        .skip
+        .iter()
+        .map(|re| {
+            Regex::new(re).map_err(|e| CompileError {
+                message: format!(
+                    "invalid regex `{re}`: {}",
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                anchor: Anchor::str(re),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let skip_status = match &spec.skip_status {
+        Some(text) => {
+            Some(
+                Codes::parse_within(text, 100, 599).map_err(|message| CompileError {
+                    message,
+                    anchor: Anchor::str(text),
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(Some(Arc::new(crate::observe::log_format::ServerLog {
+        format: spec.format.as_deref().map(Template::parse_log),
+        skip: skip.into(),
+        skip_status,
     })))
 }

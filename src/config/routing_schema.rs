@@ -54,3 +54,26 @@ pub struct ExpiresSpec {
     #[serde(default)]
     pub by_type: BTreeMap<String, String>,
 }
+
+/// A server's access log (nginx `log_format` + `access_log … if=`): its
+/// own line format and the requests it leaves out. Lines go where
+/// `log.access` says.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerLogSpec {
+    /// The line, with `$variables`: the request's (`$uri`, `$host`,
+    /// `$http_user_agent`…) and a finished request's (`$remote_addr`,
+    /// `$time_local`, `$request`, `$status`, `$body_bytes_sent`,
+    /// `$request_time`, `$upstream_addr`, `$upstream_response_time`…).
+    /// Default: the global `log.format`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Requests whose decoded path matches one of these regexes are not
+    /// logged (`"^/health$"`). Default none.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Answers with these statuses are not logged (`"200-399"` logs only
+    /// errors). Default none.
+    #[serde(default)]
+    pub skip_status: Option<String>,
+}

@@ -18,7 +18,7 @@ pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
-pub use super::routing_schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec};
+pub use super::routing_schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec, ServerLogSpec};
 pub use super::ws_schema::WebSocketSpec;
 pub use crate::client::ClientIpHeader;
 
@@ -600,6 +600,11 @@ pub struct Server {
     /// (nginx `expires` in a `server`). Default none.
     #[serde(default)]
     pub expires: Option<ExpiresSpec>,
+    /// Its own access-log format and the requests it leaves out (nginx
+    /// `log_format` + `access_log … if=`). Default: the global format,
+    /// every request.
+    #[serde(default)]
+    pub access_log: Option<ServerLogSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,

@@ -22,6 +22,7 @@
 
 pub mod after_filters;
 pub mod body;
+pub mod codes;
 pub(crate) mod collect;
 pub mod conditional;
 pub mod https;
@@ -124,15 +125,18 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// The client of a request from `peer` with `headers`: the peer, or
+    /// The client of a request from `peer` with `headers` (the peer, or
     /// behind the current config's trusted proxies, whom they forwarded
-    /// for.
-    pub(crate) fn client(
+    /// for), and whether the access log must keep every header (some
+    /// server has its own format), with one load.
+    pub(crate) fn log_client(
         &self,
         peer: std::net::IpAddr,
         headers: &http::HeaderMap,
-    ) -> std::net::IpAddr {
-        self.generation.load().snapshot.client.of(peer, headers)
+    ) -> (std::net::IpAddr, bool) {
+        let generation = self.generation.load();
+        let snapshot = &generation.snapshot;
+        (snapshot.client.of(peer, headers), snapshot.custom_logs)
     }
 
     /// Routes the request on the current generation and starts its chain;
@@ -148,6 +152,7 @@ impl Pipeline {
         body: Incoming,
         conn: &C,
         route: &mut Option<Arc<RouteMetrics>>,
+        log: &mut Option<Arc<crate::observe::log_format::ServerLog>>,
     ) -> Result<HandlerFuture, HttpError> {
         let peer = conn.peer();
         // An ACME CA fetching an HTTP-01 token: answered before routing,
@@ -187,6 +192,9 @@ impl Pipeline {
             if server.routing.reroutes {
                 internal::mark(&generation, server, &mut head);
             }
+            if let Some(own) = &server.routing.log {
+                *log = Some(own.clone());
+            }
             let req = Routing {
                 head,
                 body,
@@ -200,6 +208,9 @@ impl Pipeline {
         let hsts = server.https.hsts.clone();
         if server.routing.reroutes {
             internal::mark(&generation, server, &mut head);
+        }
+        if let Some(own) = &server.routing.log {
+            *log = Some(own.clone());
         }
         let req = Routing {
             head,
@@ -366,11 +377,12 @@ pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>)
         no_body: http_body::Body::is_end_stream(&body),
         refused: None,
         route: None,
+        log: None,
     };
     let trail = pipeline.layers.down(&head, &mut ex, &**conn);
     let chain = match ex.refused.take() {
         Some(refused) => HandlerFuture::ready(Err(refused)),
-        None => match pipeline.route(head, body, &**conn, &mut ex.route) {
+        None => match pipeline.route(head, body, &**conn, &mut ex.route, &mut ex.log) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
         },

@@ -39,6 +39,9 @@ pub struct ServerRouting {
     /// Pages for what the route table refuses (404, 405) and rate limits
     /// refuse (429); routes carry their own in their chain.
     pub error_pages: Option<Arc<dyn Recover>>,
+    /// Its access-log format and what it leaves out; `None`: the global
+    /// format, every request.
+    pub log: Option<Arc<crate::observe::log_format::ServerLog>>,
 }
 
 impl ServerRouting {

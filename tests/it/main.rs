@@ -26,6 +26,7 @@ mod http;
 mod isolation;
 mod kv_quota;
 mod large_files;
+mod log_format;
 mod lua;
 mod module_roles;
 mod module_ws;
