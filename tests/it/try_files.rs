@@ -158,3 +158,22 @@ async fn a_fallback_that_loops_answers_500() {
     let r = client::get(&srv.url("/x")).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_tours_it() {
+    let srv = TestServer::start_file(&crate::support::repo_root().join("config.ron")).await;
+    let app = [("host", "app.localhost")];
+    let index =
+        std::fs::read_to_string(crate::support::repo_root().join("www/index.html")).unwrap();
+    let r = client::get_with(&srv.url("/some/client/route"), &app).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), index);
+    assert_eq!(r.header("x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let css = client::get_with(&srv.url("/style.css"), &app).await;
+    assert_eq!(css.header("cache-control"), Some("max-age=2592000"));
+    assert_eq!(
+        client::get_with(&srv.url("/health"), &app).await.text(),
+        "ok\n"
+    );
+}
