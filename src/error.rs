@@ -145,6 +145,11 @@ impl HttpError {
     }
 }
 
+/// Marks an answer Troupe made for an error (not one a backend sent),
+/// which error pages may replace even on a proxied route.
+#[derive(Debug, Clone, Copy)]
+pub struct Generated;
+
 /// A plain-text page for a status: `404 Not Found\n`.
 pub fn error_page(status: StatusCode) -> http::Response<Body> {
     let text = format!(
@@ -154,6 +159,7 @@ pub fn error_page(status: StatusCode) -> http::Response<Body> {
     );
     let mut resp = http::Response::new(Body::full(Bytes::from(text)));
     *resp.status_mut() = status;
+    resp.extensions_mut().insert(Generated);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

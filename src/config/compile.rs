@@ -21,7 +21,7 @@ use super::{
 use crate::{
     handler::{Handler, Middleware},
     handlers,
-    middleware::{RequireHeader, SetHeaders},
+    middleware::{AddHeaders, RequireHeader, SetHeaders},
     modules::{
         ModuleEntry, ModuleUse, Role, Slot,
         route::{ModuleFilter, ModuleHandler, ModuleLogger},
@@ -30,6 +30,7 @@ use crate::{
     pipeline::{
         log_hook::LogHook,
         routes::{CountedModule, Route, RouteError, RouteTable},
+        server_routing::{Recover, ServerRouting},
         snapshot::{RequestLimits, Snapshot},
         vhost::{Server, Servers},
     },
@@ -182,11 +183,26 @@ pub(super) fn compile(
                 Ok(Arc::new(ModuleLogger::new(slot)) as Arc<dyn LogHook>)
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let error_pages = super::routing::error_pages(&server.error_pages, base)?;
+        let rewrites = super::routing::rewrites(&server.rewrites)?;
+        let reroutes = !rewrites.is_empty()
+            || error_pages.is_some()
+            || server.routes.iter().any(|r| {
+                !r.error_pages.is_empty()
+                    || matches!(&r.handler, HandlerSpec::Rewrite(_))
+                    || matches!(&r.handler, HandlerSpec::Static(s) if !s.try_files.is_empty())
+            });
         servers.push(Server {
             names: server.names.clone(),
             routes: compile_routes(server, &ctx)?,
             loggers: loggers.into(),
             https: https.next().unwrap_or_default(),
+            routing: ServerRouting {
+                reroutes,
+                rewrites,
+                error_pages: error_pages.map(|p| Arc::new(p) as Arc<dyn Recover>),
+                log: super::routing::server_log(server.access_log.as_ref())?,
+            },
         });
     }
     let snapshot = Snapshot {
@@ -196,6 +212,10 @@ pub(super) fn compile(
             body_timeout: cfg.limits.body_timeout,
         },
         client: ctx.client.clone(),
+        custom_logs: cfg
+            .servers
+            .iter()
+            .any(|s| s.access_log.as_ref().is_some_and(|l| l.format.is_some())),
     };
     let uses = ctx.uses.into_inner();
     Ok(Compiled {
@@ -245,6 +265,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
         upstreams: ctx.upstreams,
     };
     let server_gates = super::access::ServerGates::compile(server, &gate_ctx)?;
+    let server_pages = super::routing::error_pages(&server.error_pages, ctx.base)?;
     for r in &server.routes {
         // A module's use is pointed at by its route's pattern.
         let at = match (&r.path, &r.regex) {
@@ -273,6 +294,20 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
         let compressed = compression.is_some();
         if let Some(compress) = compression {
             middleware.insert(0, compress);
+        }
+        if let Some(expires) =
+            super::routing::expires(r.expires.as_ref().or(server.expires.as_ref()))?
+        {
+            middleware.insert(0, expires);
+        }
+        // Outermost, so a page replaces whatever the chain answered.
+        match super::routing::error_pages(&r.error_pages, ctx.base)? {
+            Some(own) => middleware.insert(0, Arc::new(own)),
+            None => {
+                if let Some(pages) = &server_pages {
+                    middleware.insert(0, Arc::new(pages.clone()));
+                }
+            }
         }
         let (pattern, anchor) = match (&r.path, &r.regex) {
             (Some(p), None) => (p, Anchor::str(p)),
@@ -309,6 +344,7 @@ fn compile_routes(server: &schema::Server, ctx: &Ctx<'_>) -> Result<RouteTable, 
             HandlerSpec::Module(name) => format!("Module({name})").into(),
             HandlerSpec::Proxy(p) => format!("Proxy({})", p.upstream).into(),
             HandlerSpec::WebSocket(w) => format!("WebSocket({})", w.module).into(),
+            HandlerSpec::Rewrite(_) => "Rewrite".into(),
         };
         let (limits, after_filters) = super::limits::route_limits(
             &server.rate_limits,
@@ -449,7 +485,7 @@ fn compile_handler(
                     .map(|&a| super::compress::encoding(a))
                     .collect(),
             );
-            Arc::new(files)
+            super::routing::try_files(files, &s.try_files)?
         }
         #[cfg(not(feature = "handler-static"))]
         HandlerSpec::Static(s) => {
@@ -488,6 +524,12 @@ fn compile_handler(
             };
             Arc::new(super::upstreams::compile_proxy(p, ctx.upstreams, route)?)
         }
+        HandlerSpec::Rewrite(to) => Arc::new(handlers::rewrite::Rewrite::new(to).map_err(
+            |message| CompileError {
+                message,
+                anchor: Anchor::str(to),
+            },
+        )?),
         HandlerSpec::WebSocket(w) => Arc::new(WsHandler::new(
             ctx.use_module(&w.module, Role::WebSocket, at)?,
             WsSettings {
@@ -513,6 +555,10 @@ fn compile_middleware(
             at,
         )?)),
         MiddlewareSpec::SetHeaders(map) => Arc::new(SetHeaders(header_list(map)?.into())),
+        MiddlewareSpec::AddHeaders { headers, always } => Arc::new(AddHeaders {
+            headers: header_list(headers)?.into(),
+            always: *always,
+        }),
         MiddlewareSpec::RequireHeader {
             header,
             value,

@@ -22,6 +22,8 @@ mod limits;
 mod locate;
 mod modules;
 mod proxy_schema;
+mod routing;
+mod routing_schema;
 pub mod schema;
 mod tls;
 mod upstream_tls;

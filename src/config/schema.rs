@@ -19,6 +19,7 @@ pub use super::proxy_schema::{
     BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
     ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
+pub use super::routing_schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec, ServerLogSpec};
 pub use super::ws_schema::WebSocketSpec;
 pub use crate::client::ClientIpHeader;
 
@@ -601,6 +602,23 @@ pub struct Server {
     /// Forward authentication for every route without its own. Default none.
     #[serde(default)]
     pub forward_auth: Option<ForwardAuthSpec>,
+    /// Rewrites before routing (nginx `rewrite … last` in a `server`),
+    /// first match wins. Default none.
+    #[serde(default)]
+    pub rewrites: Vec<RewriteSpec>,
+    /// Error pages for every route without its own, and for what no
+    /// route answers (nginx `error_page` in a `server`). Default none.
+    #[serde(default)]
+    pub error_pages: Vec<ErrorPageSpec>,
+    /// `Expires` and `Cache-Control` for every route without its own
+    /// (nginx `expires` in a `server`). Default none.
+    #[serde(default)]
+    pub expires: Option<ExpiresSpec>,
+    /// Its own access-log format and the requests it leaves out (nginx
+    /// `log_format` + `access_log … if=`). Default: the global format,
+    /// every request.
+    #[serde(default)]
+    pub access_log: Option<ServerLogSpec>,
 }
 
 /// A server's HTTPS (nginx `ssl_certificate`, `ssl_certificate_key`,
@@ -772,6 +790,14 @@ pub struct Route {
     /// Forward authentication, replacing its server's. Default: its server's.
     #[serde(default)]
     pub forward_auth: Option<ForwardAuthSpec>,
+    /// Error pages, replacing its server's (nginx `error_page` in a
+    /// `location`). Default: its server's.
+    #[serde(default)]
+    pub error_pages: Vec<ErrorPageSpec>,
+    /// `Expires` and `Cache-Control` on its answers, by type or for all
+    /// (nginx `expires`), replacing its server's. Default: its server's.
+    #[serde(default)]
+    pub expires: Option<ExpiresSpec>,
 }
 
 /// The handlers a route can name.
@@ -790,6 +816,9 @@ pub enum HandlerSpec {
     Proxy(ProxySpec),
     /// WebSockets handled by a module (its `ws_` hooks).
     WebSocket(WebSocketSpec),
+    /// Routes the request again with another URI (nginx `rewrite … last`
+    /// in a `location`): `$1`…`$9` are a regex route's captures.
+    Rewrite(String),
 }
 
 /// A static file tree.
@@ -819,6 +848,13 @@ pub struct StaticSpec {
     /// Default none.
     #[serde(default)]
     pub precompressed: Vec<Algorithm>,
+    /// Paths tried in order under `root`, then a fallback (nginx
+    /// `try_files`): `["$uri", "$uri/", "/index.html"]` serves a file or a
+    /// directory's index, else routes `/index.html` again; a last entry
+    /// `"=404"` answers with that status instead. Default none: the path
+    /// itself.
+    #[serde(default)]
+    pub try_files: Vec<String>,
 }
 
 fn default_index() -> Vec<String> {
@@ -872,6 +908,15 @@ fn default_redirect_status() -> u16 {
 pub enum MiddlewareSpec {
     /// Sets response headers (replacing any the handler set).
     SetHeaders(BTreeMap<String, String>),
+    /// Adds response headers (nginx `add_header`): to successes and
+    /// redirects only, unless `always` (then to errors too).
+    AddHeaders {
+        /// The headers.
+        headers: BTreeMap<String, String>,
+        /// Errors get them too (nginx's `always`). Default false.
+        #[serde(default)]
+        always: bool,
+    },
     /// Answers with `status` unless the request carries `header`, optionally
     /// with exactly `value` (a minimal API-key gate).
     RequireHeader {

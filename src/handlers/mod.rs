@@ -4,6 +4,7 @@
 #[cfg(feature = "handler-redirect")]
 pub mod redirect;
 pub mod ret;
+pub mod rewrite;
 #[cfg(feature = "handler-static")]
 pub mod static_files;
 pub mod template;

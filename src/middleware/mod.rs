@@ -5,8 +5,10 @@ pub mod basic_auth;
 pub mod compress;
 pub mod cors;
 pub mod forward_auth;
+pub mod error_pages;
+pub mod expires;
 mod require_header;
 mod set_headers;
 
 pub use require_header::RequireHeader;
-pub use set_headers::SetHeaders;
+pub use set_headers::{AddHeaders, SetHeaders};

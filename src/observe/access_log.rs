@@ -11,12 +11,13 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderValue, Method, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 use http_body::Body as _;
 use serde::Serialize;
 use time::{OffsetDateTime, macros::format_description};
 use tracing_appender::non_blocking::NonBlocking;
 
+use super::log_format::ServerLog;
 use crate::{config::schema::AccessFormat, handler::Response};
 
 /// The access-log writer.
@@ -48,12 +49,17 @@ pub struct UpstreamTiming {
 #[derive(Debug)]
 pub struct Entry {
     /// The client: the peer, or whom a trusted proxy forwarded for.
-    client: IpAddr,
-    method: Method,
-    uri: Uri,
-    version: Version,
-    referer: Option<HeaderValue>,
-    user_agent: Option<HeaderValue>,
+    pub(super) client: IpAddr,
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) version: Version,
+    pub(super) referer: Option<HeaderValue>,
+    pub(super) user_agent: Option<HeaderValue>,
+    /// Every header, kept only when some server has its own format
+    /// (which may name any `$http_…`).
+    pub(super) headers: Option<HeaderMap>,
+    /// It came over TLS (`$scheme`).
+    pub(super) tls: bool,
 }
 
 impl Entry {
@@ -67,7 +73,23 @@ impl Entry {
             version: req.version,
             referer: h.get(header::REFERER).cloned(),
             user_agent: h.get(header::USER_AGENT).cloned(),
+            headers: None,
+            tls: false,
         }
+    }
+
+    /// Also keeps every header (for servers with their own format) and
+    /// whether it came over TLS.
+    pub fn with_headers(mut self, req: &http::request::Parts, tls: bool) -> Self {
+        self.headers = Some(req.headers.clone());
+        self.tls = tls;
+        self
+    }
+
+    /// The decoded, normalized path (the raw one if it does not decode).
+    pub(super) fn path(&self) -> std::borrow::Cow<'_, str> {
+        crate::pipeline::path::normalize(self.uri.path())
+            .unwrap_or(std::borrow::Cow::Borrowed(self.uri.path()))
     }
 }
 
@@ -95,8 +117,12 @@ impl AccessLog {
         Self { format, writer }
     }
 
-    /// Writes one line for a finished request.
-    pub fn write(&self, e: &Entry, resp: &Response, took: Duration) {
+    /// Writes one line for a finished request, in its server's format
+    /// and unless its server leaves it out.
+    pub fn write(&self, e: &Entry, resp: &Response, took: Duration, server: Option<&ServerLog>) {
+        if server.is_some_and(|s| s.skips(e, resp.status())) {
+            return;
+        }
         let bytes = resp
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -104,6 +130,18 @@ impl AccessLog {
             .or_else(|| resp.body().size_hint().exact())
             .unwrap_or(0);
         let upstream = resp.extensions().get::<UpstreamTiming>().copied();
+        if let Some(format) = server.and_then(|s| s.format.as_ref()) {
+            let facts = super::log_format::Facts {
+                entry: e,
+                status: resp.status().as_u16(),
+                bytes,
+                took,
+                upstream,
+                now: OffsetDateTime::now_utc(),
+            };
+            let _ = self.writer.clone().write_all(facts.line(format).as_bytes());
+            return;
+        }
         let line = self.format_line(
             e,
             resp.status().as_u16(),
@@ -134,11 +172,7 @@ impl AccessLog {
         let proto = protocol(e.version);
         match self.format {
             AccessFormat::Combined => {
-                let time = now
-                    .format(format_description!(
-                        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-                    ))
-                    .unwrap_or_default();
+                let time = time_local(now);
                 let mut line = format!(
                     "{} - - [{time}] \"{} {} {proto}\" {status} {bytes} \"{}\" \"{}\"",
                     e.client,
@@ -193,7 +227,15 @@ impl AccessLog {
     }
 }
 
-fn protocol(v: Version) -> &'static str {
+/// nginx's `$time_local`, in UTC: `02/Dec/2026:09:30:00 +0000`.
+pub(super) fn time_local(now: OffsetDateTime) -> String {
+    now.format(format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    ))
+    .unwrap_or_default()
+}
+
+pub(super) fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",

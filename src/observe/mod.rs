@@ -2,5 +2,6 @@
 //! HTTP series.
 
 pub(crate) mod access_log;
+pub(crate) mod log_format;
 pub mod logging;
 pub(crate) mod metrics;

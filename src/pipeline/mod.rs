@@ -22,15 +22,19 @@
 
 pub mod after_filters;
 pub mod body;
+pub mod codes;
 pub(crate) mod collect;
 pub mod conditional;
 pub mod https;
+pub mod internal;
 pub(crate) mod layers;
 pub mod log_hook;
 pub mod path;
 pub mod request;
 mod respond;
+pub mod rewrite;
 pub mod routes;
+pub mod server_routing;
 pub mod snapshot;
 pub mod tunnels;
 pub mod vhost;
@@ -121,15 +125,18 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// The client of a request from `peer` with `headers`: the peer, or
+    /// The client of a request from `peer` with `headers` (the peer, or
     /// behind the current config's trusted proxies, whom they forwarded
-    /// for.
-    pub(crate) fn client(
+    /// for), and whether the access log must keep every header (some
+    /// server has its own format), with one load.
+    pub(crate) fn log_client(
         &self,
         peer: std::net::IpAddr,
         headers: &http::HeaderMap,
-    ) -> std::net::IpAddr {
-        self.generation.load().snapshot.client.of(peer, headers)
+    ) -> (std::net::IpAddr, bool) {
+        let generation = self.generation.load();
+        let snapshot = &generation.snapshot;
+        (snapshot.client.of(peer, headers), snapshot.custom_logs)
     }
 
     /// Routes the request on the current generation and starts its chain;
@@ -141,10 +148,11 @@ impl Pipeline {
     /// requests in flight, which keep their handler alive by `Arc`.
     fn route<C: Connection>(
         &self,
-        head: http::request::Parts,
+        mut head: http::request::Parts,
         body: Incoming,
         conn: &C,
         route: &mut Option<Arc<RouteMetrics>>,
+        log: &mut Option<Arc<crate::observe::log_format::ServerLog>>,
     ) -> Result<HandlerFuture, HttpError> {
         let peer = conn.peer();
         // An ACME CA fetching an HTTP-01 token: answered before routing,
@@ -181,6 +189,12 @@ impl Pipeline {
             if let Some(port) = server.https.redirect {
                 return Ok(https::redirect(&head, host(), port));
             }
+            if server.routing.reroutes {
+                internal::mark(&generation, server, &mut head);
+            }
+            if let Some(own) = &server.routing.log {
+                *log = Some(own.clone());
+            }
             let req = Routing {
                 head,
                 body,
@@ -192,6 +206,12 @@ impl Pipeline {
         };
         let server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
         let hsts = server.https.hsts.clone();
+        if server.routing.reroutes {
+            internal::mark(&generation, server, &mut head);
+        }
+        if let Some(own) = &server.routing.log {
+            *log = Some(own.clone());
+        }
         let req = Routing {
             head,
             body,
@@ -234,12 +254,19 @@ impl Pipeline {
         counted: &mut Option<Arc<RouteMetrics>>,
     ) -> Result<HandlerFuture, HttpError> {
         let Routing {
-            head,
+            mut head,
             body,
-            normalized,
+            mut normalized,
             peer,
             tls,
         } = req;
+        // The server's rewrites (nginx's `rewrite … last` in a `server`).
+        let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
+        if let Some(rewritten) = server.routing.rewrite(path, head.uri.query()) {
+            let (uri, path) = rewritten?;
+            head.uri = uri;
+            normalized = Some(path);
+        }
         let path = normalized.as_deref().unwrap_or_else(|| head.uri.path());
         // A WebSocket over HTTP/2 (RFC 8441) is a CONNECT that stands for
         // the GET an HTTP/1.1 client sends: routed as one.
@@ -252,8 +279,15 @@ impl Pipeline {
         };
         let (route, params) = match server.routes.lookup(method, path) {
             Match::Found { route, params } => (route, params),
-            Match::WrongMethod { allow } => return Err(HttpError::MethodNotAllowed { allow }),
-            Match::NotFound => return Err(HttpError::NotFound),
+            Match::WrongMethod { allow } => {
+                return recover(
+                    server,
+                    head,
+                    (peer, tls),
+                    HttpError::MethodNotAllowed { allow },
+                );
+            }
+            Match::NotFound => return recover(server, head, (peer, tls), HttpError::NotFound),
         };
         *counted = Some(
             route
@@ -271,10 +305,11 @@ impl Pipeline {
                     status,
                     retry_after,
                 } => {
-                    return Err(HttpError::RateLimited {
+                    let refused = HttpError::RateLimited {
                         status,
                         retry_after,
-                    });
+                    };
+                    return recover(server, head, (peer, tls), refused);
                 }
                 // Its turn comes later: the body is read (and the handler
                 // called) only then, as nginx delays before reading it.
@@ -318,6 +353,19 @@ impl Pipeline {
     }
 }
 
+/// A refusal before any route ran, or its server's error page.
+fn recover(
+    server: &vhost::Server,
+    head: http::request::Parts,
+    (peer, tls): (SocketAddr, bool),
+    err: HttpError,
+) -> Result<HandlerFuture, HttpError> {
+    match &server.routing.error_pages {
+        Some(pages) => Ok(pages.recover(head, peer, tls, Err(err))),
+        None => Err(err),
+    }
+}
+
 /// Serves one request of the connection `conn`: down the layers, to the
 /// route, and (now if the chain answered at once, else when it does)
 /// back up.
@@ -329,11 +377,12 @@ pub(crate) fn serve<C: Connection>(conn: &Arc<C>, req: hyper::Request<Incoming>)
         no_body: http_body::Body::is_end_stream(&body),
         refused: None,
         route: None,
+        log: None,
     };
     let trail = pipeline.layers.down(&head, &mut ex, &**conn);
     let chain = match ex.refused.take() {
         Some(refused) => HandlerFuture::ready(Err(refused)),
-        None => match pipeline.route(head, body, &**conn, &mut ex.route) {
+        None => match pipeline.route(head, body, &**conn, &mut ex.route, &mut ex.log) {
             Ok(chain) => chain,
             Err(err) => HandlerFuture::ready(Err(err)),
         },

@@ -60,6 +60,20 @@ impl Request {
         self
     }
 
+    /// The same request with another URI, routed again (`internal.rs`):
+    /// its normalized path and the new route's parameters.
+    pub(crate) fn reroute(
+        mut self,
+        uri: Uri,
+        normalized: String,
+        params: Vec<(String, String)>,
+    ) -> Self {
+        self.head.uri = uri;
+        self.normalized = Some(normalized);
+        self.params = params;
+        self
+    }
+
     /// The body, unread, when the route's handler streams it
     /// ([`crate::Handler::streams_body`]): taken once. `None` when the
     /// request has no body or it was buffered (see [`Request::body`]).

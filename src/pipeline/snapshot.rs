@@ -27,4 +27,7 @@ pub struct Snapshot {
     pub limits: RequestLimits,
     /// Who the client of a request is (the access log's `$remote_addr`).
     pub client: Arc<ClientAddr>,
+    /// Some server has its own access-log format, so the log keeps every
+    /// request header (its `$http_…`).
+    pub custom_logs: bool,
 }

@@ -19,6 +19,8 @@ pub struct Server {
     pub loggers: super::log_hook::LogHooks,
     /// How its plain-HTTP and HTTPS requests differ (`https.rs`).
     pub https: super::https::Https,
+    /// Rewrites, error pages, re-routing (`server_routing.rs`).
+    pub routing: super::server_routing::ServerRouting,
 }
 
 impl Server {
@@ -71,6 +73,19 @@ impl Servers {
             wildcards,
             default,
         }
+    }
+
+    /// The server at `index` (from [`Servers::index_of`]).
+    pub fn get(&self, index: usize) -> &Server {
+        &self.servers[index]
+    }
+
+    /// Where `server`, one of these, sits.
+    pub fn index_of(&self, server: &Server) -> usize {
+        self.servers
+            .iter()
+            .position(|s| std::ptr::eq(s, server))
+            .unwrap_or(self.default)
     }
 
     /// Points every `redirect_http` at `port` (the TLS address's port as
@@ -131,6 +146,7 @@ mod tests {
             routes: RouteTable::default(),
             loggers: Default::default(),
             https: Default::default(),
+            routing: Default::default(),
         };
         Servers::new(
             vec![

@@ -13,6 +13,7 @@ mod precompressed;
 mod resolve;
 mod respond;
 mod stream;
+mod try_files;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -28,6 +29,7 @@ use crate::{
 pub use cache::CacheLimits;
 use cache::FileCache;
 use resolve::Resolver;
+pub use try_files::{Fallback, TryFiles};
 
 /// Serves a directory tree.
 #[derive(Debug)]

@@ -27,15 +27,19 @@ impl<C: Connection> Layer<C> for Logging {
         self.0.as_ref().map(|_| {
             // nginx's realip: behind a trusted proxy, the client it
             // forwarded for is `$remote_addr`.
-            let client = conn.pipeline().client(conn.peer().ip(), &req.headers);
-            Box::new((Entry::capture(req, client), Instant::now()))
+            let (client, all) = conn.pipeline().log_client(conn.peer().ip(), &req.headers);
+            let mut entry = Entry::capture(req, client);
+            if all {
+                entry = entry.with_headers(req, conn.tls().is_some());
+            }
+            Box::new((entry, Instant::now()))
         })
     }
 
     #[inline(always)]
-    fn up(&self, trail: Self::Trail, resp: &mut Response, _ex: &Exchange, _conn: &C) {
+    fn up(&self, trail: Self::Trail, resp: &mut Response, ex: &Exchange, _conn: &C) {
         if let (Some(log), Some(entry)) = (&self.0, trail) {
-            log.write(&entry.0, resp, entry.1.elapsed());
+            log.write(&entry.0, resp, entry.1.elapsed(), ex.log.as_deref());
         }
     }
 }

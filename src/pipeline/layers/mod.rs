@@ -97,6 +97,8 @@ pub(crate) struct Exchange {
     pub refused: Option<HttpError>,
     /// The route's series, once routing chose one.
     pub route: Option<Arc<RouteMetrics>>,
+    /// The server's own access log settings, if it has some.
+    pub log: Option<Arc<crate::observe::log_format::ServerLog>>,
 }
 
 /// One built-in concern around every request.
@@ -237,6 +239,7 @@ pub(crate) mod testing {
     /// A fresh exchange for a request of `version`.
     pub(crate) fn exchange(version: Version) -> Exchange {
         Exchange {
+            log: None,
             version,
             no_body: false,
             refused: None,

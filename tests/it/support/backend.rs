@@ -393,6 +393,10 @@ async fn answer(
             tokio::time::sleep(Duration::from_millis(ms.unwrap_or(1000))).await;
             resp.body(full("slow"))
         }
+        // The backend's own error answer (`?n=503`).
+        "/status" => resp
+            .status(n.and_then(|n| u16::try_from(n).ok()).unwrap_or(500))
+            .body(full("the backend's own page")),
         "/healthz" if sick => resp.status(503).body(full("sick")),
         "/healthz" => resp.body(full("ok")),
         "/die" => return Err(std::io::Error::other("dying on purpose")),
