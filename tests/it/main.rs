@@ -33,6 +33,7 @@ mod module_ws_upkeep;
 mod module_ws_wasm;
 mod modules;
 mod process_children;
+mod prompt_exit;
 mod props;
 mod proxy;
 mod proxy_big;
