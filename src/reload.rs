@@ -51,6 +51,7 @@ impl Reconfigure for Reloader {
         let mut files = Vec::new();
         if live.config.watch {
             files.push(live.path.clone());
+            files.extend(live.included.iter().cloned());
         }
         if let Some(dir) = &live.config.modules_dir {
             files.push(live.base.join(dir));

@@ -21,6 +21,7 @@ mod control;
 mod differential;
 mod health;
 mod http;
+mod includes;
 mod isolation;
 mod kv_quota;
 mod large_files;
