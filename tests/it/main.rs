@@ -49,6 +49,7 @@ mod rate_limit_nginx;
 mod reload;
 mod robustness;
 mod routing;
+mod service;
 mod shutdown;
 mod slow_clients;
 mod static_cache;
