@@ -53,6 +53,9 @@ pub struct Generation {
     /// where `redirect_http` sends clients; see
     /// [`Generation::resolve_tls_port`].
     tls_port: Option<u16>,
+    /// The files the config includes and the directories its globs look
+    /// in, watched with the config file.
+    pub included: Vec<PathBuf>,
 }
 
 impl Generation {
@@ -71,6 +74,7 @@ impl Generation {
             upstreams,
             zones,
             caches,
+            included,
         } = loaded;
         Self {
             snapshot,
@@ -90,6 +94,7 @@ impl Generation {
             path,
             base,
             tls_port: None,
+            included,
         }
     }
 

@@ -53,6 +53,7 @@ pub mod limit;
 pub(crate) mod listen;
 pub(crate) mod middleware;
 pub mod modules;
+pub mod notify;
 pub mod observe;
 pub mod pipeline;
 pub mod proxy;

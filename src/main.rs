@@ -252,6 +252,7 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
             None => None,
         };
         tracing::info!(workers, "troupe started");
+        troupe::notify::ready("serving");
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: graceful shutdown"); break }
@@ -267,8 +268,10 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                     // even when the config is refused (a bad config must
                     // not hold back a renewed certificate), and after an
                     // applied one find nothing new.
-                    let _ = running.reload_config(troupe::Trigger::Signal).await;
+                    troupe::notify::reloading();
+                    let outcome = running.reload_config(troupe::Trigger::Signal).await;
                     let _ = running.reload_certs(troupe::Trigger::Signal).await;
+                    troupe::notify::ready(if outcome.is_ok() { "serving; reload applied" } else { "serving; reload refused" });
                 }
                 _ = usr2.recv() => {
                     let tried = running.reload_changed().await;
@@ -285,6 +288,7 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
                 _ = running.stopped() => anyhow::bail!("the supervision tree stopped"),
             }
         }
+        troupe::notify::stopping();
         // A second signal skips the drain.
         tokio::select! {
             _ = running.shutdown() => Ok(ExitCode::SUCCESS),

@@ -71,15 +71,44 @@ impl Anchor {
         self.offset(src).map(|i| line_col(src, i))
     }
 
-    /// The byte offset of the anchor in `src`.
-    fn offset(&self, src: &str) -> Option<usize> {
+    /// The anchor in a config read from several files (`srcs`, in merge
+    /// order): the index of the file, and 1-based (line, column) in it.
+    /// The `nth` occurrence counts through the files in order, as the
+    /// merged lists do.
+    pub fn find_in(&self, srcs: &[&str]) -> Option<(usize, usize, usize)> {
+        let (i, offset) = self.offset_in(srcs)?;
+        let (line, col) = line_col(srcs[i], offset);
+        Some((i, line, col))
+    }
+
+    /// The file index and byte offset of the anchor among `srcs`.
+    fn offset_in(&self, srcs: &[&str]) -> Option<(usize, usize)> {
         if let Anchor::KeyAfter { after, key } = self {
-            let start = after.offset(src)?;
+            // The key is looked for in the file its anchor is in.
+            let (i, start) = after.offset_in(srcs)?;
+            let src = srcs[i];
             let found = key_offsets(src, key)
                 .into_iter()
-                .find(|&i| i > start && !in_comment(src, i));
-            return Some(found.unwrap_or(start));
+                .find(|&o| o > start && !in_comment(src, o));
+            return Some((i, found.unwrap_or(start)));
         }
+        let mut nth = match self {
+            Anchor::Str { nth, .. } | Anchor::Key { nth, .. } => *nth,
+            Anchor::KeyAfter { .. } => 0,
+        };
+        for (i, src) in srcs.iter().enumerate() {
+            let here = self.all(src);
+            if let Some(&o) = here.get(nth) {
+                return Some((i, o));
+            }
+            nth -= here.len();
+        }
+        None
+    }
+
+    /// Every occurrence of a `Str` or `Key` anchor in `src`, outside
+    /// comments (none for `KeyAfter`).
+    fn all(&self, src: &str) -> Vec<usize> {
         let offsets: Vec<usize> = match self {
             Anchor::Str { value, .. } => {
                 let mut forms = vec![format!("r\"{value}\""), format!("r#\"{value}\"#")];
@@ -95,16 +124,17 @@ impl Anchor {
                 all
             }
             Anchor::Key { key, .. } => key_offsets(src, key),
-            Anchor::KeyAfter { .. } => unreachable!("handled above"),
-        };
-        let nth = match self {
-            Anchor::Str { nth, .. } | Anchor::Key { nth, .. } => *nth,
-            Anchor::KeyAfter { .. } => 0,
+            Anchor::KeyAfter { .. } => Vec::new(),
         };
         offsets
             .into_iter()
             .filter(|&i| !in_comment(src, i))
-            .nth(nth)
+            .collect()
+    }
+
+    /// The byte offset of the anchor in `src`.
+    fn offset(&self, src: &str) -> Option<usize> {
+        self.offset_in(&[src]).map(|(_, o)| o)
     }
 }
 
@@ -175,6 +205,23 @@ mod tests {
         assert_eq!(kv_of("b").find(src), Some((3, 3)));
         let none = "(name: \"c\")";
         assert_eq!(kv_of("c").find(none), Some((1, 8)));
+    }
+
+    #[test]
+    fn counts_occurrences_through_several_files() {
+        let main = "(path: \"/a\"),\n";
+        let inc = "// \"/a\"\n(path: \"/a\", kv: ()),\n";
+        let second = Anchor::Str {
+            value: "/a".into(),
+            nth: 1,
+        };
+        assert_eq!(second.find_in(&[main, inc]), Some((1, 2, 8)));
+        let kv = Anchor::KeyAfter {
+            after: Box::new(second),
+            key: "kv",
+        };
+        assert_eq!(kv.find_in(&[main, inc]), Some((1, 2, 14)));
+        assert_eq!(Anchor::str("/b").find_in(&[main, inc]), None);
     }
 
     #[test]

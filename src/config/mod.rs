@@ -17,6 +17,7 @@ mod compile;
 mod compress;
 mod compress_schema;
 mod health;
+pub mod include;
 mod limit_schema;
 mod limits;
 mod locate;
@@ -64,6 +65,9 @@ pub struct Loaded {
     pub zones: Arc<crate::limit::Zones>,
     /// The cache zones in force, the next reload's to keep.
     pub caches: Arc<crate::cache::CacheZones>,
+    /// The files it includes and the directories its globs look in, which
+    /// a watching config watches too.
+    pub included: Vec<PathBuf>,
 }
 
 /// What a reload takes from the config in force: state that outlives one
@@ -120,7 +124,7 @@ pub fn pid_file(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let config = parse(&src, path)?;
+    let config: Config = parse(&src, path)?;
     Ok(config.pid_file.map(|p| base_of(path).join(p)))
 }
 
@@ -131,7 +135,7 @@ pub fn admin(path: &Path) -> Result<Option<AdminSpec>, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let config = parse(&src, path)?;
+    let config: Config = parse(&src, path)?;
     let file = path.display().to_string();
     admin::compile_admin(&config, &base_of(path)).map_err(|e| positioned(&src, &file, e))
 }
@@ -154,7 +158,7 @@ fn base_of(path: &Path) -> PathBuf {
     }
 }
 
-fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+fn parse<T: serde::de::DeserializeOwned>(src: &str, path: &Path) -> Result<T, ConfigError> {
     let options = ron::Options::default().with_default_extension(
         ron::extensions::Extensions::IMPLICIT_SOME
             | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
@@ -195,13 +199,12 @@ fn load_next(
     previous: &[Arc<ModuleEntry>],
     carry: &Carry,
 ) -> Result<Loaded, ConfigError> {
-    let file = path.display().to_string();
-    let config = parse(src, path)?;
+    let (config, sources) = include::read_str(src, path)?;
     let base = base_of(path);
-    let at = |e| positioned(src, &file, e);
+    let at = |e| sources.positioned(e);
     let admin = admin::compile_admin(&config, &base).map_err(at)?;
     let locate = |anchor: &locate::Anchor| {
-        let (line, col) = anchor.find(src).unwrap_or((1, 1));
+        let (file, line, col) = sources.locate(anchor);
         format!("{file}:{line}:{col}")
     };
     let compile::Compiled {
@@ -211,6 +214,11 @@ fn load_next(
         certs,
         upstreams,
     } = compile::compile(&config, &base, previous, carry, &locate).map_err(at)?;
+    let included = sources
+        .included()
+        .map(Path::to_owned)
+        .chain(sources.dirs.iter().cloned())
+        .collect();
     Ok(Loaded {
         config,
         snapshot,
@@ -223,5 +231,6 @@ fn load_next(
         upstreams: Arc::new(upstreams),
         zones: carry.zones.clone(),
         caches: carry.caches.clone(),
+        included,
     })
 }

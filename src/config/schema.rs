@@ -90,6 +90,12 @@ pub struct Config {
     pub cache_zones: BTreeMap<String, CacheZoneSpec>,
     /// Virtual hosts, chosen by the `Host` header.
     pub servers: Vec<Server>,
+    /// Files whose servers, upstreams, zones and modules are added to
+    /// this file's (nginx `include`): paths or globs (`"conf.d/*.ron"`),
+    /// relative to this file's directory, each holding a
+    /// `config::include::Fragment`. Default none.
+    #[serde(default)]
+    pub include: Vec<String>,
 }
 
 /// One listen address, written as nginx writes `listen`: the address,

@@ -4,9 +4,9 @@ pub mod access;
 pub mod basic_auth;
 pub mod compress;
 pub mod cors;
-pub mod forward_auth;
 pub mod error_pages;
 pub mod expires;
+pub mod forward_auth;
 mod require_header;
 mod set_headers;
 

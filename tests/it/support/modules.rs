@@ -96,6 +96,7 @@ pub fn shipped_config(dir: &Path) -> PathBuf {
             &format!("root: {:?}", www.display().to_string()),
         )
         .replace("\"target/modules/", &format!("\"{}/", modules.display()))
+        .replace("\"conf.d/", &format!("\"{}/conf.d/", repo_root().display()))
         .replace(
             "\"plugins/",
             &format!("\"{}/plugins/", repo_root().display()),
