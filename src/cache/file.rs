@@ -179,16 +179,7 @@ pub(super) fn write(root: &Path, name: &str, key: &str, entry: &Stored) -> io::R
 /// Reads a file's meta (not its body), checking that the file is as long
 /// as the meta says and that `name` is its name: what the loader needs.
 pub(super) fn read_meta(path: &Path, name: &str) -> Result<(Meta, u64), Bad> {
-    let mut f = fs::File::open(path)?;
-    let size = f.metadata()?.len();
-    let (meta, start) = meta_of(&mut f)?;
-    let expected = start + meta.body_len;
-    if size != expected {
-        return Err(Bad::Length {
-            found: size,
-            expected,
-        });
-    }
+    let (_, meta, _, size) = open(path)?;
     let selection = meta.selection().ok_or(Bad::Name)?;
     if self::name(&meta.key, &selection) != name {
         return Err(Bad::Name);
@@ -198,6 +189,28 @@ pub(super) fn read_meta(path: &Path, name: &str) -> Result<(Meta, u64), Bad> {
 
 /// Reads `key`'s whole file, checking everything: what a hit needs.
 pub(super) fn read(path: &Path, key: &str) -> Result<(Meta, Bytes), Bad> {
+    let (mut f, meta, start, size) = open(path)?;
+    if meta.key != key {
+        return Err(Bad::Name);
+    }
+    let mut body = Vec::with_capacity(meta.body_len as usize);
+    f.read_to_end(&mut body)?;
+    if body.len() as u64 != meta.body_len {
+        return Err(Bad::Length {
+            found: start + body.len() as u64,
+            expected: size,
+        });
+    }
+    if crc32fast::hash(&body) != meta.body_crc {
+        return Err(Bad::Checksum);
+    }
+    Ok((meta, body.into()))
+}
+
+/// Opens a file and reads its meta, checking that the file is as long as
+/// the meta says: the file (at its body), the meta, where the body starts,
+/// and the file's size.
+fn open(path: &Path) -> Result<(fs::File, Meta, u64, u64), Bad> {
     let mut f = fs::File::open(path)?;
     let size = f.metadata()?.len();
     let (meta, start) = meta_of(&mut f)?;
@@ -208,21 +221,7 @@ pub(super) fn read(path: &Path, key: &str) -> Result<(Meta, Bytes), Bad> {
             expected,
         });
     }
-    if meta.key != key {
-        return Err(Bad::Name);
-    }
-    let mut body = Vec::with_capacity(meta.body_len as usize);
-    f.read_to_end(&mut body)?;
-    if body.len() as u64 != meta.body_len {
-        return Err(Bad::Length {
-            found: start + body.len() as u64,
-            expected,
-        });
-    }
-    if crc32fast::hash(&body) != meta.body_crc {
-        return Err(Bad::Checksum);
-    }
-    Ok((meta, body.into()))
+    Ok((f, meta, start, size))
 }
 
 /// The meta block, and where the body starts.

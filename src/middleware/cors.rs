@@ -161,6 +161,20 @@ impl Cors {
     }
 
     /// Whether the answer depends on the origin (anything but a plain `*`).
+    /// Grants `origin` (and credentials, when they are allowed).
+    fn grant_origin(&self, h: &mut HeaderMap, origin: &HeaderValue) {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.allow_origin(origin),
+        );
+        if self.credentials {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+    }
+
     fn varies(&self) -> bool {
         self.origins.is_some() || self.credentials
     }
@@ -180,16 +194,7 @@ impl Cors {
         let mut resp = Response::new(Body::Empty);
         *resp.status_mut() = StatusCode::NO_CONTENT;
         let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            self.allow_origin(origin),
-        );
-        if self.credentials {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
+        self.grant_origin(h, origin);
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method);
         if let Some(asked) = asked {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
@@ -256,16 +261,8 @@ impl Cors {
         let Some(origin) = origin else {
             return;
         };
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            self.allow_origin(origin),
-        );
-        if self.credentials {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        } else {
+        self.grant_origin(h, origin);
+        if !self.credentials {
             h.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
         }
         if let Some(expose) = &self.expose {
