@@ -32,15 +32,7 @@ fn htpasswd() -> &'static str {
             .is_ok()
     };
     if !have() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(
-                "apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
-                 apt-get -o DPkg::Lock::Timeout=300 install -y -qq apache2-utils",
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        crate::support::apt_install("apache2-utils");
     }
     assert!(
         have(),

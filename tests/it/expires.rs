@@ -2,12 +2,12 @@
 //! `expires 30d | epoch | max | off`), and `AddHeaders` with and without
 //! `always` (nginx `add_header … always`).
 
-use std::{process::Command, time::SystemTime};
+use std::time::SystemTime;
 
 use http::StatusCode;
 use tempfile::TempDir;
 
-use crate::support::{client, daemon::bin, server::TestServer};
+use crate::support::{client, server::TestServer};
 
 fn site() -> TempDir {
     let dir = TempDir::new().unwrap();
@@ -134,13 +134,8 @@ fn a_bad_expiry_names_its_place() {
     let path = dir.path().join("bad.ron");
     let cfg = "Config(\n    listen: [\"127.0.0.1:0\"],\n    servers: [(routes: [\n        (path: \"/\", handler: Return(body: \"x\"), expires: (default: \"soon\")),\n    ])],\n)\n";
     std::fs::write(&path, cfg).unwrap();
-    let out = Command::new(bin())
-        .args(["-t", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = crate::support::daemon::check(&path);
+    assert_eq!(code, Some(1), "{stderr}");
     let at = format!("{}:4:68: ", path.display());
     assert!(stderr.contains(&at), "expected `{at}` in:\n{stderr}");
     assert!(stderr.contains("invalid expiry `soon`"), "{stderr}");

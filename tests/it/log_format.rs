@@ -1,13 +1,11 @@
 //! issue 16: a server's own access-log format (nginx `log_format`) with
 //! `$variables`, and the requests it leaves out (nginx `access_log … if=`).
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use crate::support::{
     backend::{Behaviour, TestBackend},
-    client,
-    daemon::bin,
-    eventually,
+    client, eventually,
     server::TestServer,
 };
 
@@ -103,13 +101,8 @@ fn a_bad_skip_regex_names_its_place() {
     let path = dir.path().join("bad.ron");
     let cfg = "Config(\n    listen: [\"127.0.0.1:0\"],\n    servers: [(\n        access_log: (skip: [\"^/(health\"]),\n        routes: [(path: \"/\", handler: Return(body: \"x\"))],\n    )],\n)\n";
     std::fs::write(&path, cfg).unwrap();
-    let out = Command::new(bin())
-        .args(["-t", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = crate::support::daemon::check(&path);
+    assert_eq!(code, Some(1), "{stderr}");
     let at = format!("{}:4:29: ", path.display());
     assert!(stderr.contains(&at), "expected `{at}` in:\n{stderr}");
     assert!(stderr.contains("invalid regex `^/(health`"), "{stderr}");

@@ -54,6 +54,21 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Installs the Debian `package` (quietly, waiting for dpkg's lock) for a
+/// tool a fresh machine lacks; CI runs as root. Blocking; the caller
+/// checks afterwards that it has what it wanted.
+pub fn apt_install(package: &str) {
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+             apt-get -o DPkg::Lock::Timeout=300 install -y -qq {package}"
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// Python 3 `packages` from PyPI (`"h11==0.16.0"`), installed under
 /// `target/tools/NAME` by `tests/tools/pypi.sh` when missing: the
 /// directory to put on `PYTHONPATH`, or why they could not be had.

@@ -25,15 +25,7 @@ pub fn binary() -> Option<String> {
     if let Some(found) = find() {
         return Some(found);
     }
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
-             apt-get -o DPkg::Lock::Timeout=300 install -y -qq nginx-light",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    super::apt_install("nginx-light");
     find()
 }
 
