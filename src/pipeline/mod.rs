@@ -189,12 +189,7 @@ impl Pipeline {
             if let Some(port) = server.https.redirect {
                 return Ok(https::redirect(&head, host(), port));
             }
-            if server.routing.reroutes {
-                internal::mark(&generation, server, &mut head);
-            }
-            if let Some(own) = &server.routing.log {
-                *log = Some(own.clone());
-            }
+            enter(&generation, server, &mut head, log);
             let req = Routing {
                 head,
                 body,
@@ -206,12 +201,7 @@ impl Pipeline {
         };
         let server = https::tls_server(&snapshot.servers, server, host().is_some(), session)?;
         let hsts = server.https.hsts.clone();
-        if server.routing.reroutes {
-            internal::mark(&generation, server, &mut head);
-        }
-        if let Some(own) = &server.routing.log {
-            *log = Some(own.clone());
-        }
+        enter(&generation, server, &mut head, log);
         let req = Routing {
             head,
             body,
@@ -350,6 +340,22 @@ impl Pipeline {
                 .run(Request::new(head, normalized, params, body, peer).with_stream(None, tls))
                 .await
         }))
+    }
+}
+
+/// What `server`'s own routing puts on each request routed to it: the
+/// re-routing context (only when it re-routes) and its access-log format.
+fn enter(
+    generation: &Arc<crate::generation::Generation>,
+    server: &vhost::Server,
+    head: &mut http::request::Parts,
+    log: &mut Option<Arc<crate::observe::log_format::ServerLog>>,
+) {
+    if server.routing.reroutes {
+        internal::mark(generation, server, head);
+    }
+    if let Some(own) = &server.routing.log {
+        *log = Some(own.clone());
     }
 }
 

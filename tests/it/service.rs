@@ -30,6 +30,19 @@ fn get(addr: SocketAddr) -> String {
     answer
 }
 
+/// `troupe -c cfg`, told to notify the datagram socket at `sock`.
+fn spawn(cfg: &std::path::Path, sock: &std::path::Path) -> std::process::Child {
+    Command::new(daemon::bin())
+        .arg("-c")
+        .arg(cfg)
+        .env("NOTIFY_SOCKET", sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn ready_reloading_and_stopping_reach_the_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,15 +64,7 @@ fn ready_reloading_and_stopping_reach_the_notify_socket() {
         )
     };
     std::fs::write(&cfg, config("one")).unwrap();
-    let mut child = Command::new(daemon::bin())
-        .arg("-c")
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&cfg, &sock_path);
     let pid = child.id() as i32;
 
     let first = next(&sock);
@@ -110,15 +115,7 @@ fn a_refused_reload_still_ends_with_ready() {
             servers: [(routes: [(path: "/", handler: Return(body: "ok"))])])"#,
     )
     .unwrap();
-    let mut child = Command::new(daemon::bin())
-        .arg("-c")
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&cfg, &sock_path);
     assert!(next(&sock).contains("READY=1"));
     std::fs::write(&cfg, "Config(listen: [").unwrap();
     // SAFETY: kill(2) on our own child's pid has no memory effects.
