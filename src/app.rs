@@ -7,17 +7,16 @@
 use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpStream;
 use troupe_actors::{
-    App, Applied, BoxFuture, ConnShutdown, ReloadStatus, RestartPolicy, Tree, TreeHandle, TreeSpec,
-    Trigger,
+    Accepted, App, Applied, BoxFuture, ConnShutdown, ListenAddr, ListenSocket, ReloadStatus,
+    RestartPolicy, Tree, TreeHandle, TreeSpec, Trigger,
 };
 
 use crate::{
     config::{Loaded, schema::AtConnectionCap},
     conn::{
         self,
-        caps::{CapLimits, Caps, Refused},
+        caps::{CapLimits, Caps, Permit, Refused},
     },
     generation::Generation,
     modules::{
@@ -58,23 +57,36 @@ impl App for Http {
 
     fn serve(
         &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        listen: SocketAddr,
+        accepted: Accepted,
+        listen: &ListenAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         let generation = self.generation.load();
         let cfg = generation.conn.clone();
-        let permit = match self.caps.admit(peer.ip(), &cfg.caps) {
-            Ok(permit) => permit,
-            Err(refused) => {
-                refuse(refused, peer, &cfg.caps);
-                // Closed at once: the stream is dropped here.
-                return Box::pin(std::future::ready(()));
+        let (stream, peer) = match accepted {
+            Accepted::Tcp(stream, peer) => (stream, peer),
+            Accepted::Unix(stream) => {
+                // No per-address cap: every client of the socket is the
+                // proxy in front, at one address.
+                let Some(permit) = self.admit(None, &cfg.caps) else {
+                    return Box::pin(std::future::ready(()));
+                };
+                return permit.hold(conn::serve_unix(
+                    self.pipeline.clone(),
+                    cfg,
+                    stream,
+                    shutdown,
+                ));
             }
         };
+        let Some(permit) = self.admit(Some(peer), &cfg.caps) else {
+            // Closed at once: the stream is dropped here.
+            return Box::pin(std::future::ready(()));
+        };
         // The one branch TLS adds to a plain connection.
-        if generation.is_tls(listen) {
+        if let ListenAddr::Tcp(listen) = listen
+            && generation.is_tls(*listen)
+        {
             let conn = conn::serve_tls(
                 self.pipeline.clone(),
                 cfg,
@@ -105,6 +117,17 @@ impl App for Http {
         );
         let open = self.caps.clone();
         Some(Box::pin(async move { open.room(caps.max).await }))
+    }
+}
+
+impl Http {
+    /// Counts a connection from `peer` (none on a Unix socket) under the
+    /// caps, or logs why it is closed at once.
+    fn admit(&self, peer: Option<SocketAddr>, caps: &CapLimits) -> Option<Permit> {
+        self.caps
+            .admit(peer.map(|p| p.ip()), caps)
+            .map_err(|refused| refuse(refused, peer.unwrap_or(conn::UNIX_PEER), caps))
+            .ok()
     }
 }
 
@@ -161,7 +184,8 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
-    /// The addresses actually bound (port 0 resolved).
+    /// The TCP addresses actually bound (port 0 resolved), in the
+    /// config's order; Unix sockets are where the config says.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
@@ -265,18 +289,19 @@ impl Default for Options {
     }
 }
 
-/// Starts the server on already-bound sockets.
-pub async fn start(
+/// Starts the server on already-bound sockets (TCP or Unix, see
+/// [`crate::listen::bind_all`]), one for each configured address in order.
+pub async fn start<L: Into<ListenSocket>>(
     loaded: Loaded,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<L>,
 ) -> Result<Running, StartError> {
     start_with(loaded, listeners, Options::default()).await
 }
 
 /// [`start`] with explicit [`Options`].
-pub async fn start_with(
+pub async fn start_with<L: Into<ListenSocket>>(
     loaded: Loaded,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<L>,
     options: Options,
 ) -> Result<Running, StartError> {
     // rustls has two providers compiled in (wasmtime-wasi-http enables
@@ -291,25 +316,21 @@ pub async fn start_with(
     let metrics = HttpMetrics::new(&registry).map_err(io::Error::other)?;
     first.zones.register(&registry).map_err(io::Error::other)?;
     first.caches.register(&registry).map_err(io::Error::other)?;
-    let addrs = listeners
+    let listeners: Vec<ListenSocket> = listeners.into_iter().map(Into::into).collect();
+    let locals = listeners
         .iter()
-        .map(|l| l.local_addr())
+        .map(ListenSocket::local)
         .collect::<io::Result<Vec<_>>>()?;
-    let configured: Vec<SocketAddr> = first.config.listen.iter().map(|l| l.addr).collect();
+    let configured: Vec<ListenAddr> = first.config.listen.iter().map(|l| l.addr.clone()).collect();
     first.resolve_tls_port(|key| {
-        let at = configured.iter().position(|a| *a == key)?;
-        addrs.get(at).map(|a| a.port())
+        let at = configured.iter().position(|a| a.tcp() == Some(key))?;
+        locals.get(at)?.tcp().map(|a| a.port())
     });
+    let addrs = locals.iter().filter_map(ListenAddr::tcp).collect();
     // Each socket serves the configured address at its position (tests
     // bind their own port for the first one); a reload that drops that
     // address closes it.
-    let listeners = first
-        .config
-        .listen
-        .iter()
-        .map(|l| l.addr)
-        .zip(listeners)
-        .collect();
+    let listeners = configured.into_iter().zip(listeners).collect();
     let services = Arc::new(LocalServices::new(&registry));
     let series = ModuleSeries::new(&registry).map_err(io::Error::other)?;
     for m in &first.modules {

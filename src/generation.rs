@@ -12,7 +12,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use crate::{
-    config::{Config, Loaded},
+    config::{Config, Loaded, schema::Listen},
     conn::settings::ConnConfig,
     modules::ModuleEntry,
     pipeline::snapshot::Snapshot,
@@ -83,7 +83,7 @@ impl Generation {
                 .listen
                 .iter()
                 .filter(|l| l.tls)
-                .map(|l| l.addr)
+                .filter_map(Listen::tcp)
                 .collect(),
             certs,
             upstreams,
@@ -102,11 +102,11 @@ impl Generation {
     /// address's, asking `bound` (an address as configured → the port its
     /// socket got) when it was configured as port 0.
     pub fn resolve_tls_port(&mut self, bound: impl Fn(SocketAddr) -> Option<u16>) {
-        let Some(first) = self.config.listen.iter().find(|l| l.tls) else {
+        let Some(first) = self.config.listen.iter().find_map(tls_addr) else {
             return;
         };
-        let port = match first.addr.port() {
-            0 => bound(first.addr),
+        let port = match first.port() {
+            0 => bound(first),
             port => Some(port),
         };
         if let Some(port) = port {
@@ -118,12 +118,8 @@ impl Generation {
     /// The bound port of `listen` (as configured), if it is this
     /// generation's first `tls` address and was settled.
     pub fn tls_port_of(&self, listen: SocketAddr) -> Option<u16> {
-        let first = self.config.listen.iter().find(|l| l.tls)?;
-        if first.addr == listen {
-            self.tls_port
-        } else {
-            None
-        }
+        let first = self.config.listen.iter().find_map(tls_addr)?;
+        if first == listen { self.tls_port } else { None }
     }
 
     /// Whether connections on `listen` (an address as configured) start
@@ -137,4 +133,9 @@ impl Generation {
     pub fn module(&self, name: &str) -> Option<&Arc<ModuleEntry>> {
         self.modules.iter().find(|m| m.name == name)
     }
+}
+
+/// A `tls` listen entry's address (always TCP).
+fn tls_addr(l: &Listen) -> Option<SocketAddr> {
+    l.tls.then(|| l.tcp()).flatten()
 }

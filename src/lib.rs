@@ -66,7 +66,7 @@ pub mod tls;
 pub use app::{Options, Running, StartError, start, start_with};
 pub use error::HttpError;
 pub use handler::{BoxFuture, Handler, HandlerFuture, HandlerResult, Middleware, Next, Response};
-pub use listen::bind;
+pub use listen::{bind, bind_all};
 /// Compression: the codings, the media-type list, `troupe precompress`.
 pub use middleware::compress;
 pub use pipeline::{body::Body, request::Request};

@@ -232,8 +232,7 @@ fn run(loaded: troupe::config::Loaded) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let addrs: Vec<_> = loaded.config.listen.iter().map(|l| l.addr).collect();
-        let listeners = troupe::bind(&addrs)?;
+        let listeners = troupe::bind_all(&loaded.config.listen)?;
         let pid_file = loaded.config.pid_file.as_ref().map(|p| loaded.base.join(p));
         let mut running = troupe::start(loaded, listeners).await?;
         // Handlers first: SIGHUP's default action ends the process, and

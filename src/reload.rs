@@ -16,14 +16,14 @@
 //! | `upstreams`, `trusted_proxies` | the next request; a backend the new config keeps keeps its state, its health verdict and pooled connections (`proxy::Registry`); health-check actors start, stop or take the new settings |
 //! | `log`, `admin`, `pid_file`, `workers` | the next restart (the log line says so) |
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use arc_swap::ArcSwap;
 pub use troupe_actors::Trigger;
-use troupe_actors::{BoxFuture, ModuleHost, Plan, Reconfigure};
+use troupe_actors::{BoxFuture, ListenAddr, ModuleHost, Plan, Reconfigure};
 
 use crate::{
-    config::{self, Loaded},
+    config::{self, Loaded, schema::Listen},
     generation::Generation,
     modules::host::{Env, Hosted},
     observe::metrics::{ModuleSeries, UpstreamMetrics},
@@ -140,12 +140,13 @@ fn plan(
     );
 
     let (old, new) = (&now.config, &next.config);
-    let addrs = |c: &config::Config| c.listen.iter().map(|l| l.addr).collect::<Vec<_>>();
-    let (old_addrs, new_addrs) = (addrs(old), addrs(new));
-    let added: Vec<SocketAddr> = difference(&new_addrs, &old_addrs);
-    let remove_listeners = difference(&old_addrs, &new_addrs);
-    let sockets = crate::listen::bind(&added).map_err(|e| e.to_string())?;
-    changes.extend(added.iter().map(|a| format!("listening on {a}")));
+    let added: Vec<Listen> = difference(&new.listen, &old.listen);
+    let remove_listeners: Vec<ListenAddr> = difference(&old.listen, &new.listen)
+        .into_iter()
+        .map(|l| l.addr)
+        .collect();
+    let sockets = crate::listen::bind_all(&added).map_err(|e| e.to_string())?;
+    changes.extend(added.iter().map(|l| format!("listening on {}", l.addr)));
     for l in &new.listen {
         if old
             .listen
@@ -189,9 +190,12 @@ fn plan(
     let drain = new.limits.drain_timeout;
     let mut generation = Generation::new(next);
     generation.resolve_tls_port(|key| {
-        let added = added.iter().zip(&sockets).find(|(a, _)| **a == key);
+        let added = added
+            .iter()
+            .zip(&sockets)
+            .find(|(l, _)| l.tcp() == Some(key));
         match added {
-            Some((_, socket)) => socket.local_addr().ok().map(|a| a.port()),
+            Some((_, socket)) => socket.local().ok()?.tcp().map(|a| a.port()),
             None => now.tls_port_of(key),
         }
     });
@@ -200,7 +204,7 @@ fn plan(
         add_modules,
         replace_modules,
         remove_modules,
-        add_listeners: added.into_iter().zip(sockets).collect(),
+        add_listeners: added.into_iter().map(|l| l.addr).zip(sockets).collect(),
         remove_listeners,
         drain,
         changes,
@@ -208,7 +212,10 @@ fn plan(
     })
 }
 
-/// The addresses in `a` and not in `b`.
-fn difference(a: &[SocketAddr], b: &[SocketAddr]) -> Vec<SocketAddr> {
-    a.iter().filter(|x| !b.contains(x)).copied().collect()
+/// The listen entries of `a` whose address is not in `b`.
+fn difference(a: &[Listen], b: &[Listen]) -> Vec<Listen> {
+    a.iter()
+        .filter(|x| !b.iter().any(|y| y.addr == x.addr))
+        .cloned()
+        .collect()
 }

@@ -7,7 +7,7 @@
 //! ├── config                  watches and reloads the config, in order (config.rs)
 //! ├── listeners               supervisor of the listeners: add, remove, drain (listeners.rs)
 //! │   ├── admin.<addr>        the admin API's listener, if configured (listener.rs)
-//! │   └── listener.<addr>     one per listen address: accept loop (listener.rs)
+//! │   └── listener.<addr>     one per listen address, TCP or unix:PATH (listener.rs, socket.rs)
 //! │       └── connection tasks  tracked tasks, panics reported to the listener
 //! ├── metrics                 owns the Prometheus registry (metrics.rs)
 //! ├── modules                 supervisor of the plugin hosts (modules.rs)
@@ -58,6 +58,7 @@ pub mod root;
 pub mod router;
 pub mod seams;
 pub(crate) mod slot;
+pub mod socket;
 pub mod sweeper;
 pub mod tree;
 pub mod upstream;
@@ -71,5 +72,6 @@ pub use seams::{
     AcmeRun, AdminApp, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost,
     NoAuthority, NoCertificates, NoSweep, Plan, Reconfigure, Retired, Sweep, UpstreamGroup,
 };
+pub use socket::{Accepted, ListenAddr, ListenSocket};
 pub use tree::Node;
 pub use wiring::TreeHandle;

@@ -19,7 +19,7 @@ use std::{
 
 use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::{
     sync::{CancellationToken, DropGuard},
     task::TaskTracker,
@@ -27,6 +27,7 @@ use tokio_util::{
 
 use crate::{
     seams::{App, ConnShutdown},
+    socket::{Acceptor, ListenAddr, ListenSocket},
     tree::Labels,
 };
 
@@ -52,8 +53,8 @@ pub enum ListenerMsg {
     },
     /// A connection task panicked (sent by the task itself).
     ConnectionPanicked {
-        /// The client address.
-        peer: SocketAddr,
+        /// The client address (none on a Unix socket).
+        peer: Option<SocketAddr>,
         /// The panic message.
         reason: String,
     },
@@ -75,9 +76,9 @@ pub struct ListenerArgs<A> {
     pub app: Arc<A>,
     /// The bound socket; the listener accepts on a duplicate of it, so a
     /// restarted listener keeps the same port and its backlog.
-    pub socket: Arc<std::net::TcpListener>,
+    pub socket: Arc<ListenSocket>,
     /// The address as configured, handed to the app with each connection.
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     /// The connections accepted on this address, by any incarnation.
     pub conns: Arc<Connections>,
     /// The tree's display names, for its path in logs.
@@ -108,9 +109,7 @@ impl<A: App> Actor for Listener<A> {
         me: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let std_listener = args.socket.try_clone()?;
-        std_listener.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(std_listener)?;
+        let listener = args.socket.acceptor()?;
         let stop_accepting = CancellationToken::new();
         let accept = AcceptLoop {
             listener,
@@ -158,6 +157,7 @@ impl<A: App> Actor for Listener<A> {
                 let _ = reply.send(cut);
             }
             ListenerMsg::ConnectionPanicked { peer, reason } => {
+                let peer = peer.map_or_else(|| "unix".to_owned(), |p| p.to_string());
                 tracing::error!(actor = %st.labels.path_of(&me.get_cell()), %peer, %reason, "connection task panicked; connection closed");
             }
         }
@@ -177,8 +177,8 @@ impl<A: App> Actor for Listener<A> {
 
 /// The accept loop of one listener, run as a task the actor owns.
 struct AcceptLoop<A> {
-    listener: TcpListener,
-    listen: SocketAddr,
+    listener: Acceptor,
+    listen: ListenAddr,
     app: Arc<A>,
     me: ActorRef<ListenerMsg>,
     stop: CancellationToken,
@@ -212,7 +212,7 @@ impl<A: App> AcceptLoop<A> {
                 _ = self.stop.cancelled() => return,
                 accepted = self.listener.accept() => accepted,
             };
-            let (stream, peer) = match accepted {
+            let accepted = match accepted {
                 Ok(ok) => {
                     if failures > 0 {
                         tracing::info!(failures, "accepting again");
@@ -236,12 +236,12 @@ impl<A: App> AcceptLoop<A> {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
+            let peer = accepted.peer();
             self.conns.active.fetch_add(1, Ordering::Relaxed);
             let guard = ActiveGuard(self.conns.clone());
             let conn = self
                 .app
-                .serve(stream, peer, self.listen, self.conns.shutdown.clone());
+                .serve(accepted, &self.listen, self.conns.shutdown.clone());
             let me = self.me.clone();
             self.conns.tracker.spawn(async move {
                 let _guard = guard;

@@ -13,7 +13,6 @@
 //! supervisor listens where the config in force says, on the same sockets.
 
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -25,6 +24,7 @@ use crate::{
     listener::{Connections, Listener, ListenerArgs, ListenerMsg},
     restart::RestartPolicy,
     seams::App,
+    socket::{ListenAddr, ListenSocket},
     tree::Labels,
 };
 
@@ -49,9 +49,9 @@ pub enum ListenersMsg {
     /// each added socket, drain and stop the removed ones.
     Change {
         /// Sockets already bound, keyed by the address as configured.
-        add: Vec<(SocketAddr, std::net::TcpListener)>,
+        add: Vec<(ListenAddr, ListenSocket)>,
         /// Configured addresses gone from the config.
-        remove: Vec<SocketAddr>,
+        remove: Vec<ListenAddr>,
         /// How long a removed listener's connections may take to finish.
         drain: Duration,
         /// Answered once the added listeners run (removed ones drain on).
@@ -73,9 +73,9 @@ pub enum ListenersMsg {
 pub struct Bound {
     name: String,
     /// The address as configured; none for the admin API's.
-    key: Option<SocketAddr>,
+    key: Option<ListenAddr>,
     /// The address actually bound (port 0 resolved).
-    addr: SocketAddr,
+    addr: ListenAddr,
     start: StartFn,
 }
 
@@ -85,11 +85,11 @@ impl Bound {
     /// connection set outlives any one incarnation of the actor.
     pub fn new<L: App>(
         labels: &Arc<Labels>,
-        key: Option<SocketAddr>,
-        socket: std::net::TcpListener,
+        key: Option<ListenAddr>,
+        socket: ListenSocket,
         app: Arc<L>,
     ) -> std::io::Result<Self> {
-        let addr = socket.local_addr()?;
+        let addr = socket.local()?;
         let name = match key {
             Some(_) => format!("listener.{addr}"),
             None => format!("admin.{addr}"),
@@ -97,13 +97,14 @@ impl Bound {
         let socket = Arc::new(socket);
         let conns = Arc::new(Connections::default());
         let for_actor = labels.clone();
+        let listen = key.clone().unwrap_or_else(|| addr.clone());
         let start = start_fn(labels, &name, None, move || {
             (
                 Listener::<L>::default(),
                 ListenerArgs {
                     app: app.clone(),
                     socket: socket.clone(),
-                    listen: key.unwrap_or(addr),
+                    listen: listen.clone(),
                     conns: conns.clone(),
                     labels: for_actor.clone(),
                 },
@@ -162,7 +163,7 @@ async fn listen(
     children
         .start(&b.name, b.start.clone(), &me.get_cell())
         .await?;
-    let addr = b.addr;
+    let addr = &b.addr;
     match b.key {
         Some(_) => tracing::info!(%addr, "listening"),
         None => tracing::info!(%addr, "admin API started"),
@@ -235,7 +236,8 @@ impl<A: App> Actor for Listeners<A> {
                 for key in remove {
                     let gone = {
                         let mut bound = st.bound();
-                        let Some(at) = bound.iter().position(|b| b.key == Some(key)) else {
+                        let Some(at) = bound.iter().position(|b| b.key.as_ref() == Some(&key))
+                        else {
                             continue;
                         };
                         bound.remove(at)
@@ -245,6 +247,10 @@ impl<A: App> Actor for Listeners<A> {
                     };
                     tracing::info!(actor = %st.labels.path_of(&actor), "stopping (its address left the config); draining");
                     let actor = ActorRef::<ListenerMsg>::from(actor);
+                    // New clients find no socket file from here on (and a
+                    // later reload may bind the path again); connections
+                    // already open are not touched by it.
+                    key.unlink();
                     // Draining may take the whole deadline: not in here.
                     tokio::spawn(async move {
                         drain(actor.clone(), deadline).await;
@@ -252,13 +258,17 @@ impl<A: App> Actor for Listeners<A> {
                     });
                 }
                 for (key, socket) in add {
-                    let started = match Bound::new(&st.labels, Some(key), socket, st.app.clone()) {
-                        Ok(b) => listen(&mut st.children, &me, &b).await.map(|()| b),
-                        Err(e) => Err(SpawnErr::StartupFailed(e.into())),
-                    };
+                    let started =
+                        match Bound::new(&st.labels, Some(key.clone()), socket, st.app.clone()) {
+                            Ok(b) => listen(&mut st.children, &me, &b).await.map(|()| b),
+                            Err(e) => Err(SpawnErr::StartupFailed(e.into())),
+                        };
                     match started {
                         Ok(b) => st.bound().push(b),
-                        Err(e) => tracing::error!(%key, error = %e, "cannot start a listener"),
+                        Err(e) => {
+                            tracing::error!(%key, error = %e, "cannot start a listener");
+                            key.unlink();
+                        }
                     }
                 }
                 let _ = reply.send(());
@@ -267,8 +277,11 @@ impl<A: App> Actor for Listeners<A> {
                 st.phase = Phase::Stopping;
                 // Dropping every start function drops the last handle on
                 // each bound socket once its accept loop ends, so new
-                // connections are refused from here on.
-                st.bound().clear();
+                // connections are refused from here on; a Unix socket's
+                // file goes with it.
+                for b in st.bound().drain(..) {
+                    b.key.iter().for_each(ListenAddr::unlink);
+                }
                 let listening = st.children.forget_all();
                 let drains = listening
                     .into_iter()

@@ -8,7 +8,7 @@
 //! (the server stops) when one fails too often. The graceful shutdown asks
 //! the listeners supervisor to drain first, then stops the rest.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use ractor::{
@@ -30,6 +30,7 @@ use crate::{
         AdminApp, App, Authority, Certificates, ModuleHost, Reconfigure, Sweep, UpstreamGroup,
     },
     slot::Slot,
+    socket::{ListenAddr, ListenSocket},
     sweeper::{self, Sweeper, SweeperArgs},
     upstreams::{self, Upstreams, UpstreamsArgs},
     wiring::TreeHandle,
@@ -49,7 +50,7 @@ pub struct TreeSpec<A: App> {
     pub snapshot: Arc<ArcSwap<A::Snapshot>>,
     /// Sockets already bound, one listener actor each, keyed by the
     /// address as configured (a reload that drops it closes that one).
-    pub listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub listeners: Vec<(ListenAddr, ListenSocket)>,
     /// How failed children are restarted.
     pub policy: RestartPolicy,
     /// Owns every metric series.
@@ -322,7 +323,7 @@ impl<A: App> Actor for Root<A> {
             bound.push(Bound::new(&labels, Some(key), socket, spec.app.clone())?);
         }
         if let Some((socket, admin)) = spec.admin {
-            bound.push(Bound::new(&labels, None, socket, admin)?);
+            bound.push(Bound::new(&labels, None, socket.into(), admin)?);
         }
         let bound = Arc::new(std::sync::Mutex::new(bound));
         let (app, for_listeners) = (spec.app, labels.clone());

@@ -7,9 +7,13 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::net::TcpStream;
+
 use tokio_util::sync::CancellationToken;
 
-use crate::restart::RestartPolicy;
+use crate::{
+    restart::RestartPolicy,
+    socket::{Accepted, ListenAddr, ListenSocket},
+};
 
 /// A boxed, sendable future, as returned across the seam.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,9 +42,8 @@ pub trait App: Send + Sync + 'static {
     /// tracked by the listener, which also reports it if it panics.
     fn serve(
         &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        listen: SocketAddr,
+        conn: Accepted,
+        listen: &ListenAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()>;
 
@@ -53,7 +56,8 @@ pub trait App: Send + Sync + 'static {
 }
 
 /// The admin API's connections, served under their own listener actor
-/// (`admin.<addr>`), supervised and drained like the others.
+/// (`admin.<addr>`), supervised and drained like the others. The admin
+/// API listens on TCP only.
 pub struct AdminApp {
     serve: Box<dyn Fn(TcpStream, SocketAddr, ConnShutdown) -> BoxFuture<'static, ()> + Send + Sync>,
 }
@@ -77,12 +81,15 @@ impl App for AdminApp {
 
     fn serve(
         &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        _listen: SocketAddr,
+        conn: Accepted,
+        _listen: &ListenAddr,
         shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
-        (self.serve)(stream, peer, shutdown)
+        match conn {
+            Accepted::Tcp(stream, peer) => (self.serve)(stream, peer, shutdown),
+            // Never bound for the admin API.
+            Accepted::Unix(_) => Box::pin(std::future::ready(())),
+        }
     }
 }
 
@@ -197,10 +204,10 @@ pub struct Plan<S> {
     pub remove_modules: Vec<String>,
     /// Addresses new to the config, already bound (keyed by the address
     /// as configured).
-    pub add_listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub add_listeners: Vec<(ListenAddr, ListenSocket)>,
     /// Configured addresses gone from the config: they stop accepting and
     /// their connections drain within `drain`.
-    pub remove_listeners: Vec<SocketAddr>,
+    pub remove_listeners: Vec<ListenAddr>,
     /// How long a removed listener's connections may take to finish.
     pub drain: Duration,
     /// What changed, one line each, for the log and the admin API.

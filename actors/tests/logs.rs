@@ -4,7 +4,6 @@
 
 use std::{
     io::Write,
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -22,9 +21,8 @@ impl App for Null {
 
     fn serve(
         &self,
-        _stream: tokio::net::TcpStream,
-        _peer: SocketAddr,
-        _listen: SocketAddr,
+        _conn: troupe_actors::Accepted,
+        _listen: &troupe_actors::ListenAddr,
         _shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -82,7 +80,7 @@ async fn events_are_logged_with_the_actor_path() {
         app: Arc::new(Null),
         config: Arc::new(Refuse),
         snapshot: Arc::new(ArcSwap::from_pointee(())),
-        listeners: vec![(addr, socket)],
+        listeners: vec![(addr.into(), socket.into())],
         policy: RestartPolicy {
             backoff_base: Duration::from_millis(5),
             ..RestartPolicy::default()

@@ -15,9 +15,9 @@ use std::{
 use arc_swap::ArcSwap;
 use ractor::{ActorCell, ActorStatus};
 use troupe_actors::{
-    AcmeRun, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ModuleHost, Plan,
-    Reconfigure, RestartPolicy, Retired, Tree, TreeHandle, TreeSpec, Trigger, UpstreamGroup,
-    spawn_tree,
+    AcmeRun, App, Authority, BoxFuture, Certificates, ConnShutdown, Failures, ListenAddr,
+    ListenSocket, ModuleHost, Plan, Reconfigure, RestartPolicy, Retired, Tree, TreeHandle,
+    TreeSpec, Trigger, UpstreamGroup, spawn_tree,
 };
 
 /// Serves nothing: closes each connection.
@@ -28,9 +28,8 @@ impl App for Null {
 
     fn serve(
         &self,
-        _stream: tokio::net::TcpStream,
-        _peer: SocketAddr,
-        _listen: SocketAddr,
+        _conn: troupe_actors::Accepted,
+        _listen: &troupe_actors::ListenAddr,
         _shutdown: ConnShutdown,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -42,8 +41,8 @@ impl App for Null {
 #[derive(Default)]
 struct Script {
     generation: Arc<AtomicU64>,
-    add_listeners: Mutex<Vec<(SocketAddr, TcpListener)>>,
-    remove_listeners: Mutex<Vec<SocketAddr>>,
+    add_listeners: Mutex<Vec<(ListenAddr, ListenSocket)>>,
+    remove_listeners: Mutex<Vec<ListenAddr>>,
     add_modules: Mutex<Vec<Arc<dyn ModuleHost>>>,
     remove_modules: Mutex<Vec<String>>,
     /// The upstream groups of every next generation.
@@ -163,7 +162,7 @@ async fn start_with(
         app: Arc::new(Null),
         config: script.clone(),
         snapshot: snapshot.clone(),
-        listeners: vec![(addr, socket)],
+        listeners: vec![(addr.into(), socket.into())],
         policy: fast_policy(),
         registry: prometheus::Registry::new(),
         module_counters: module_counters.clone(),
@@ -352,23 +351,43 @@ async fn listeners_come_and_go_by_reload_under_their_supervisor() {
         .add_listeners
         .lock()
         .unwrap()
-        .push((extra_addr, extra));
+        .push((extra_addr.into(), extra.into()));
+    // And a Unix socket, which leaves no file behind when it goes.
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.sock"), dir.path().join("two.sock"));
+    for path in [&one, &two] {
+        let socket = std::os::unix::net::UnixListener::bind(path).unwrap();
+        let key = ListenAddr::Unix(path.clone());
+        f.script
+            .add_listeners
+            .lock()
+            .unwrap()
+            .push((key, socket.into()));
+    }
     f.handle.reload_config(Trigger::Admin).await.unwrap();
     let name = format!("listener.{extra_addr}");
     let added = find(&f.tree, &name).expect("the added listener");
     let parent = added.try_get_supervisor().unwrap();
     assert_eq!(f.tree.name_of(&parent).as_deref(), Some("listeners"));
     assert!(std::net::TcpStream::connect(extra_addr).is_ok());
+    let unix_name = format!("listener.unix:{}", one.display());
+    assert!(find(&f.tree, &unix_name).is_some(), "{unix_name}");
+    assert!(std::os::unix::net::UnixStream::connect(&one).is_ok());
 
-    f.script.remove_listeners.lock().unwrap().push(extra_addr);
+    let removed = [extra_addr.into(), ListenAddr::Unix(one.clone())];
+    f.script.remove_listeners.lock().unwrap().extend(removed);
     f.handle.reload_config(Trigger::Admin).await.unwrap();
     assert!(eventually(|| find(&f.tree, &name).is_none()).await);
+    assert!(eventually(|| find(&f.tree, &unix_name).is_none()).await);
     assert!(std::net::TcpStream::connect(extra_addr).is_err());
+    assert!(!one.exists(), "a removed Unix listener's file is gone");
+    assert!(std::os::unix::net::UnixStream::connect(&two).is_ok());
 
     // The shutdown drains the listeners, then stops the rest: the socket
-    // refuses connections once it returns.
+    // refuses connections once it returns, and socket files are gone.
     assert_eq!(f.tree.shutdown(Duration::from_secs(1)).await, 0);
     assert!(std::net::TcpStream::connect(f.addr).is_err());
+    assert!(!two.exists(), "the shutdown removes the socket files");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

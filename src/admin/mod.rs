@@ -168,7 +168,7 @@ impl Admin {
     pub fn app(self: &Arc<Self>) -> AdminApp {
         let admin = self.clone();
         AdminApp::new(move |stream, peer, shutdown| {
-            let Ok(place) = admin.conns.admit(peer.ip(), &CAPS) else {
+            let Ok(place) = admin.conns.admit(Some(peer.ip()), &CAPS) else {
                 tracing::warn!(%peer, max = CAPS.max, "admin API: too many connections; closing this one");
                 return Box::pin(std::future::ready(()));
             };

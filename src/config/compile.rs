@@ -98,7 +98,7 @@ pub(super) fn compile(
     for (i, l) in cfg.listen.iter().enumerate() {
         if cfg.listen[..i]
             .iter()
-            .any(|other| other.addr == l.addr && other.tls != l.tls)
+            .any(|other| other.addr == l.addr && (other.tls, other.mode) != (l.tls, l.mode))
         {
             return err(
                 Anchor::Key {
@@ -106,7 +106,7 @@ pub(super) fn compile(
                     nth: 0,
                 },
                 format!(
-                    "`{}` is listed both with and without `tls` (expected each address once; with port 0, use another IP for the second)",
+                    "`{}` is listed twice with different options (expected each address once; with port 0, use another IP for the second)",
                     l.addr
                 ),
             );

@@ -199,8 +199,11 @@ fn load_next(
     previous: &[Arc<ModuleEntry>],
     carry: &Carry,
 ) -> Result<Loaded, ConfigError> {
-    let (config, sources) = include::read_str(src, path)?;
+    let (mut config, sources) = include::read_str(src, path)?;
     let base = base_of(path);
+    for listen in &mut config.listen {
+        listen.anchor(&base);
+    }
     let at = |e| sources.positioned(e);
     let admin = admin::compile_admin(&config, &base).map_err(at)?;
     let locate = |anchor: &locate::Anchor| {

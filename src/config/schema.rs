@@ -10,6 +10,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use troupe_actors::ListenAddr;
 
 pub use super::access_schema::{AccessRule, BasicAuthSpec, CorsSpec, ForwardAuthSpec};
 pub use super::cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec};
@@ -29,7 +30,9 @@ pub use crate::client::ClientIpHeader;
 pub struct Config {
     /// Addresses to accept connections on: `"127.0.0.1:8080"` speaks
     /// HTTP/1.x and h2c, `"127.0.0.1:8443 tls"` speaks HTTPS (HTTP/1.1 and
-    /// HTTP/2 by ALPN) with the certificates of the servers' `tls` blocks.
+    /// HTTP/2 by ALPN) with the certificates of the servers' `tls` blocks,
+    /// and `"unix:/run/troupe.sock mode=660"` is a Unix domain socket
+    /// (plain HTTP) for a proxy in front on the same host.
     pub listen: Vec<Listen>,
     /// Runtime worker threads; `None` means one per core.
     #[serde(default)]
@@ -102,18 +105,44 @@ pub struct Config {
 /// then its options (`"0.0.0.0:443 tls"`, like `listen 443 ssl`). One
 /// string keeps a plain list of addresses valid, and later options (say,
 /// `proxy_protocol`) extend it the way nginx's do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// `"unix:PATH"` listens on a Unix domain socket (nginx's `listen
+/// unix:PATH`; a relative path starts at the config file's directory),
+/// with `mode=OCTAL` for its file's permission bits (Caddy's `bind
+/// unix/PATH|MODE`; default: as the umask leaves them). Its clients have
+/// no network address: they count as `127.0.0.1` (see `conn::UNIX_PEER`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Listen {
-    /// The socket address.
-    pub addr: SocketAddr,
-    /// Whether connections start with a TLS handshake.
+    /// The socket address or path.
+    pub addr: ListenAddr,
+    /// Whether connections start with a TLS handshake (TCP only).
     pub tls: bool,
+    /// A Unix socket's permission bits, set once it is bound.
+    pub mode: Option<u32>,
 }
 
 impl Listen {
-    /// A plain-HTTP address.
+    /// A plain-HTTP TCP address.
     pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: false }
+        Self {
+            addr: ListenAddr::Tcp(addr),
+            tls: false,
+            mode: None,
+        }
+    }
+
+    /// The TCP address, if this is one.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        self.addr.tcp()
+    }
+
+    /// Makes a relative Unix socket path start at `base`.
+    pub(crate) fn anchor(&mut self, base: &std::path::Path) {
+        if let ListenAddr::Unix(path) = &mut self.addr
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
     }
 }
 
@@ -123,17 +152,45 @@ impl FromStr for Listen {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut words = s.split_whitespace();
         let first = words.next().unwrap_or("");
-        let addr = first.parse().map_err(|_| {
-            format!("invalid socket address `{first}` (expected e.g. \"127.0.0.1:8080\", or \"[::]:8443 tls\" for HTTPS)")
-        })?;
-        let mut listen = Self::plain(addr);
+        let mut listen = match first.strip_prefix("unix:") {
+            Some("") => return Err(format!("`{s}` names no socket path (expected e.g. \"unix:/run/troupe.sock\")")),
+            Some(path) => Self {
+                addr: ListenAddr::Unix(PathBuf::from(path)),
+                tls: false,
+                mode: None,
+            },
+            None => Self::plain(first.parse().map_err(|_| {
+                format!("invalid socket address `{first}` (expected e.g. \"127.0.0.1:8080\", \"[::]:8443 tls\" for HTTPS, or \"unix:/run/troupe.sock\")")
+            })?),
+        };
+        let unix = matches!(listen.addr, ListenAddr::Unix(_));
         for option in words {
-            match option {
-                "tls" if !listen.tls => listen.tls = true,
-                "tls" => return Err(format!("`{s}` says `tls` twice")),
-                other => {
+            match option.split_once('=') {
+                None if option == "tls" && unix => {
                     return Err(format!(
-                        "unknown listen option `{other}` in `{s}` (expected `tls`)"
+                        "`{s}`: `tls` is for TCP addresses (a Unix socket serves plain HTTP to a proxy on this host)"
+                    ));
+                }
+                None if option == "tls" && !listen.tls => listen.tls = true,
+                None if option == "tls" => return Err(format!("`{s}` says `tls` twice")),
+                Some(("mode", _)) if !unix => {
+                    return Err(format!(
+                        "`{s}`: `mode` is for Unix sockets (`unix:PATH mode=660`)"
+                    ));
+                }
+                Some(("mode", _)) if listen.mode.is_some() => {
+                    return Err(format!("`{s}` says `mode` twice"));
+                }
+                Some(("mode", bits)) => {
+                    let mode = u32::from_str_radix(bits, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or_else(|| format!("invalid mode `{bits}` in `{s}` (expected octal permission bits such as 660)"))?;
+                    listen.mode = Some(mode);
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown listen option `{option}` in `{s}` (expected `tls`, or `mode=660` on a Unix socket)"
                     ));
                 }
             }
@@ -147,6 +204,9 @@ impl fmt::Display for Listen {
         write!(f, "{}", self.addr)?;
         if self.tls {
             f.write_str(" tls")?;
+        }
+        if let Some(mode) = self.mode {
+            write!(f, " mode={mode:o}")?;
         }
         Ok(())
     }

@@ -143,7 +143,12 @@ pub(super) fn compile_tls(
     base: &Path,
     default: usize,
 ) -> Result<CompiledTls, CompileError> {
-    let tls_port = cfg.listen.iter().find(|l| l.tls).map(|l| l.addr.port());
+    let tls_port = cfg
+        .listen
+        .iter()
+        .find(|l| l.tls)
+        .and_then(|l| l.tcp())
+        .map(|a| a.port());
     if tls_port.is_some() && !cfg.servers.iter().any(|s| s.tls.is_some()) {
         return err(
             Anchor::Key {

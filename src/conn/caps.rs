@@ -68,8 +68,13 @@ impl Caps {
         self.open.load(SeqCst)
     }
 
-    /// Counts a connection from `ip`, unless a cap says no.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, limits: &CapLimits) -> Result<Permit, Refused> {
+    /// Counts a connection from `ip` (none on a Unix socket, where only
+    /// the global cap applies), unless a cap says no.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        limits: &CapLimits,
+    ) -> Result<Permit, Refused> {
         if self.open.fetch_add(1, SeqCst) >= limits.max {
             self.open.fetch_sub(1, SeqCst);
             return Err(Refused::Full);
@@ -79,7 +84,7 @@ impl Caps {
             caps: self.clone(),
             key: None,
         };
-        if let Some(cap) = limits.per_ip {
+        if let (Some(cap), Some(ip)) = (limits.per_ip, ip) {
             let key = key_of(ip);
             let mut n = self.per_ip.entry(key).or_insert(0);
             if *n >= cap {
@@ -162,8 +167,8 @@ mod tests {
     #[test]
     fn the_caps_count_and_give_back() {
         let caps = Arc::new(Caps::default());
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a = Some("10.0.0.1".parse().unwrap());
+        let b = Some("10.0.0.2".parse().unwrap());
         let l = limits(3, Some(2));
         let p1 = caps.admit(a, &l).unwrap();
         let _p2 = caps.admit(a, &l).unwrap();
@@ -175,18 +180,26 @@ mod tests {
         assert_eq!(caps.open(), 2);
         assert!(caps.admit(a, &l).is_ok());
         assert_eq!(caps.open(), 2, "the permit was dropped at once");
+        // A Unix socket's clients have no address: the global cap only.
+        let _p4 = caps.admit(None, &l).unwrap();
+        assert_eq!(caps.admit(None, &l).unwrap_err(), Refused::Full);
     }
 
     #[test]
     fn ipv6_is_counted_by_its_64() {
         let caps = Arc::new(Caps::default());
         let l = limits(10, Some(1));
-        let _p = caps.admit("2001:db8:1:2::1".parse().unwrap(), &l).unwrap();
+        let _p = caps
+            .admit(Some("2001:db8:1:2::1".parse().unwrap()), &l)
+            .unwrap();
         assert!(
-            caps.admit("2001:db8:1:2::ffff".parse().unwrap(), &l)
+            caps.admit(Some("2001:db8:1:2::ffff".parse().unwrap()), &l)
                 .is_err()
         );
-        assert!(caps.admit("2001:db8:1:3::1".parse().unwrap(), &l).is_ok());
+        assert!(
+            caps.admit(Some("2001:db8:1:3::1".parse().unwrap()), &l)
+                .is_ok()
+        );
         assert_eq!(caps.per_ip.len(), 1, "the dropped one left the map");
     }
 
@@ -195,7 +208,8 @@ mod tests {
         let caps = Arc::new(Caps::default());
         let l = limits(10, Some(0));
         assert_eq!(
-            caps.admit("10.0.0.1".parse().unwrap(), &l).unwrap_err(),
+            caps.admit(Some("10.0.0.1".parse().unwrap()), &l)
+                .unwrap_err(),
             Refused::PerIp
         );
         assert!(caps.per_ip.is_empty());

@@ -195,9 +195,27 @@ pub async fn serve(
     run(pipeline, cfg, io, activity, peer, shutdown, Plain).await;
 }
 
-/// [`serve`] over any byte stream: what the fuzz targets drive, with an
-/// in-memory stream in place of a socket (`src/fuzzing.rs`).
-#[cfg(feature = "fuzzing")]
+/// The address a Unix socket's clients have, for logs, `allow`/`deny`,
+/// rate limits and `trusted_proxies`: loopback, since they are on this
+/// host (nginx logs `unix:`; Node's proxy-addr and Caddy's
+/// `trusted_proxies_unix` settle on the same: a local, trustable peer).
+/// List `127.0.0.1` in `trusted_proxies` to believe the proxy in front.
+pub const UNIX_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Serves one connection on a Unix socket: plain HTTP, as [`serve`] does,
+/// from [`UNIX_PEER`]. Bodies are written, not sent as file regions.
+pub async fn serve_unix(
+    pipeline: Arc<Pipeline>,
+    cfg: Arc<ConnConfig>,
+    stream: tokio::net::UnixStream,
+    shutdown: ConnShutdown,
+) {
+    serve_io(pipeline, cfg, stream, UNIX_PEER, shutdown).await;
+}
+
+/// [`serve`] over any byte stream: a Unix socket, or an in-memory stream
+/// in place of a socket where the fuzz targets drive it (`src/fuzzing.rs`).
 pub(crate) async fn serve_io<S>(
     pipeline: Arc<Pipeline>,
     cfg: Arc<ConnConfig>,

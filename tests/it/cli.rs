@@ -153,3 +153,74 @@ fn the_error_log_level_comes_from_the_config() {
     assert!(!warn.contains("supervision tree:"), "{warn}");
     assert!(!warn.contains(" INFO "), "{warn}");
 }
+
+/// What `cargo install` gives (the binary alone, on PATH, far from this
+/// tree) runs the README's "Using it" commands by name: check, run,
+/// reload and quit by `-s`. Building the `dist` profile itself is a
+/// second release build, too long for CI (measured by hand: BENCHMARKS).
+#[test]
+fn the_binary_on_path_runs_the_usage_commands_away_from_the_source_tree() {
+    let home = tempfile::tempdir().unwrap();
+    let bin_dir = home.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::fs::copy(bin(), bin_dir.join("troupe")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let site = home.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    let port = crate::support::nginx::free_addr().port();
+    std::fs::write(
+        site.join("config.ron"),
+        format!(
+            "Config(\n  listen: [\"127.0.0.1:{port}\"],\n  pid_file: \"troupe.pid\",\n  servers: [(routes: [(path: \"/\", handler: Return(body: \"installed\\n\"))])],\n)\n"
+        ),
+    )
+    .unwrap();
+    let troupe = |args: &[&str]| {
+        let mut cmd = Command::new("troupe");
+        cmd.args(args)
+            .current_dir(&site)
+            .env("PATH", &path)
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    let out = troupe(&["-t", "-c", "config.ron"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut server = troupe(&["-c", "config.ron"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = || {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let up = crate::support::eventually_sync(std::time::Duration::from_secs(20), || {
+        get() == "installed\n" && site.join("troupe.pid").exists()
+    });
+    assert!(up, "the installed binary did not serve");
+    let reload = troupe(&["-s", "reload", "-c", "config.ron"])
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{reload:?}");
+    assert_eq!(get(), "installed\n");
+    let quit = troupe(&["-s", "quit", "-c", "config.ron"])
+        .output()
+        .unwrap();
+    assert!(quit.status.success(), "{quit:?}");
+    let stopped = crate::support::eventually_sync(
+        std::time::Duration::from_secs(10),
+        || matches!(server.try_wait(), Ok(Some(s)) if s.success()),
+    );
+    if !stopped {
+        let _ = server.kill();
+    }
+    assert!(stopped, "`troupe -s quit` did not stop it");
+}

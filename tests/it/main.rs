@@ -72,6 +72,7 @@ mod tls_reload;
 mod try_files;
 mod tutorial;
 mod ui;
+mod unix_socket;
 mod upstream_choice;
 mod wasm;
 mod websocket;
