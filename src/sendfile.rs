@@ -19,16 +19,23 @@
 //! (`pipeline::respond`); TLS, HTTP/2 and transformed bodies read the file
 //! with `pread` instead.
 //!
-//! The last byte of each response is held back: the file is `fstat`ed
-//! after every other byte has left, and the last byte goes out (read with
-//! `pread` before the `fstat`) only if the length and mtime are still what
-//! the headers promised. A file rewritten mid-download therefore ends the
-//! connection with a short body instead of a complete one mixing versions.
-//! One window stays, as with nginx's sendfile: the socket holds references
-//! to the page cache, not copies, so a write after that last check, while
-//! bytes are still queued in the socket, can still reach the client in a
-//! complete response. (Closing it would mean waiting for the send queue to
-//! drain before the last byte: one round trip per response.)
+//! The head and the file leave corked (`TCP_CORK` from the head's write to
+//! the file's last byte, nginx's `tcp_nopush`): the head waits in the
+//! kernel for the file's first bytes, and only the last segment of the
+//! answer goes out short. Written head-first with `TCP_NODELAY`, a 1 MiB
+//! answer left as a tiny head segment, full segments, and a short tail,
+//! and on loopback `compare static-1m` measured 0.67 of nginx; corked, 0.99.
+//!
+//! Before the file's last chunk is handed to `sendfile`, the file is
+//! `fstat`ed: if its length or mtime is no longer what the headers
+//! promised, the response is cut (the connection ends short) instead of
+//! completing with bytes of another version; a file truncated before then
+//! stops `sendfile` short, which cuts it too. One window stays, as with
+//! nginx's sendfile: the socket holds references to the page cache, not
+//! copies, so a write after that check, while bytes are still queued in
+//! the socket, can still reach the client in a complete response.
+//! (Closing it would mean waiting for the send queue to drain before the
+//! last chunk: one round trip per response.)
 
 // mmap/munmap, and a `Bytes` over the mapping: each block says why it holds.
 #![allow(unsafe_code)]
@@ -36,7 +43,6 @@
 use std::{
     fs::File,
     io,
-    os::unix::fs::FileExt,
     ptr::NonNull,
     sync::{
         Arc, Mutex,
@@ -114,10 +120,12 @@ enum Step {
         offset: u64,
         count: usize,
     },
-    /// The response's last byte, at `offset`: check the file, then send.
+    /// The response's last `count` bytes: check the file, send them,
+    /// and uncork once they are all queued.
     Last {
         file: Arc<File>,
         offset: u64,
+        count: usize,
         stamp: Stamp,
     },
 }
@@ -177,6 +185,9 @@ impl FileRegions {
                 .find_map(|(i, b)| step(&list, b).map(|s| (i, s)))?
         };
         if first > 0 {
+            // The head: held until the file's bytes join it (uncorked
+            // with the last of them).
+            let _ = rustix::net::sockopt::set_tcp_cork(&*sock, true);
             return Some(std::pin::Pin::new(sock).poll_write_vectored(cx, &bufs[..first]));
         }
         let sock: &TcpStream = sock;
@@ -189,8 +200,9 @@ impl FileRegions {
             Step::Last {
                 file,
                 offset,
+                count,
                 stamp,
-            } => poll_last(sock, cx, &file, offset, stamp),
+            } => poll_last(sock, cx, &file, offset, count, stamp),
         };
         if let Poll::Ready(Ok(n)) = &res {
             self.sent.fetch_add(*n as u64, Ordering::Relaxed);
@@ -208,23 +220,20 @@ fn step(list: &[Region], buf: &[u8]) -> Option<Step> {
         .find(|r| !buf.is_empty() && r.start <= at && end <= r.end)?;
     let offset = r.offset + (at - r.start) as u64;
     let file = r.file.clone();
-    Some(match (end == r.end, buf.len()) {
-        (true, 1) => Step::Last {
+    let count = buf.len();
+    Some(if end == r.end {
+        Step::Last {
             file,
             offset,
+            count,
             stamp: r.stamp,
-        },
-        // Hold the last byte back until the file is checked.
-        (true, n) => Step::Send {
+        }
+    } else {
+        Step::Send {
             file,
             offset,
-            count: n - 1,
-        },
-        (false, n) => Step::Send {
-            file,
-            offset,
-            count: n,
-        },
+            count,
+        }
     })
 }
 
@@ -254,26 +263,20 @@ fn poll_last(
     cx: &mut Context<'_>,
     file: &File,
     offset: u64,
+    count: usize,
     stamp: Stamp,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(sock.poll_write_ready(cx))?;
-        // Read before the check: every byte sent was then read before it.
-        let mut byte = [0u8];
-        if file.read_at(&mut byte, offset)? == 0 {
-            return Poll::Ready(Err(shrank()));
-        }
-        if Stamp::of(file)? != stamp {
-            return Poll::Ready(Err(io::Error::other(
-                "file changed while being sent; response cut",
-            )));
-        }
-        match sock.try_write(&byte) {
-            Ok(n) => return Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Poll::Ready(Err(e)),
-        }
+    if Stamp::of(file)? != stamp {
+        return Poll::Ready(Err(io::Error::other(
+            "file changed while being sent; response cut",
+        )));
     }
+    let sent = ready!(poll_sendfile(sock, cx, file, offset, count))?;
+    if sent == count {
+        // Every byte of the answer is queued: let the tail go.
+        let _ = rustix::net::sockopt::set_tcp_cork(sock, false);
+    }
+    Poll::Ready(Ok(sent))
 }
 
 fn shrank() -> io::Error {

@@ -66,53 +66,58 @@ pub(super) fn file(req: Request, file: Arc<CachedFile>, pool: &Arc<BufPool>) -> 
     match plan(&req, &file) {
         Err(err) => HandlerFuture::ready(Err(err)),
         Ok(Plan::Done(resp)) => HandlerFuture::ready(Ok(resp)),
-        Ok(Plan::Stream {
+        Ok(Plan::Stream { resp, start, count }) => {
+            HandlerFuture::ready(stream(&req, &file, resp, start, count, pool))
+        }
+    }
+}
+
+/// Opens the file for a planned answer and puts it in as the body. If the
+/// file changed since it was cached, the headers are made again from the
+/// file opened, whose bytes are the ones sent.
+fn stream(
+    req: &Request,
+    file: &CachedFile,
+    mut resp: Response,
+    start: u64,
+    count: u64,
+    pool: &Arc<BufPool>,
+) -> Result<Response, HttpError> {
+    let body = open(file, start, pool)?;
+    if body.stamp() == stamp_of(file) {
+        *resp.body_mut() = Body::file(body.limit(count));
+        return Ok(resp);
+    }
+    let stamp = body.stamp();
+    let fresh = CachedFile::new(
+        FileMeta {
+            path: file.meta.path.clone(),
+            len: stamp.len,
+            modified: stamp.modified,
+        },
+        None,
+        0,
+    );
+    match plan(req, &fresh)? {
+        Plan::Done(resp) => Ok(resp),
+        Plan::Stream {
             mut resp,
-            start,
+            start: again,
             count,
-        }) => {
-            let pool = pool.clone();
-            HandlerFuture::new(async move {
-                let body = open(&file, start, pool.clone()).await?;
-                if body.stamp() == stamp_of(&file) {
-                    *resp.body_mut() = Body::file(body.limit(count));
-                    return Ok(resp);
+        } => {
+            let body = if again == start {
+                body
+            } else {
+                let body = open(&fresh, again, pool)?;
+                if body.stamp() != stamp {
+                    return Err(HttpError::Internal(
+                        "file changed twice while being opened".into(),
+                    ));
                 }
-                // The file changed since it was cached: the headers must
-                // describe the file opened, whose bytes are sent.
-                let stamp = body.stamp();
-                let fresh = Arc::new(CachedFile::new(
-                    FileMeta {
-                        path: file.meta.path.clone(),
-                        len: stamp.len,
-                        modified: stamp.modified,
-                    },
-                    None,
-                    0,
-                ));
-                match plan(&req, &fresh)? {
-                    Plan::Done(resp) => Ok(resp),
-                    Plan::Stream {
-                        mut resp,
-                        start: again,
-                        count,
-                    } => {
-                        let body = if again == start {
-                            body
-                        } else {
-                            let body = open(&fresh, again, pool).await?;
-                            if body.stamp() != stamp {
-                                return Err(HttpError::Internal(
-                                    "file changed twice while being opened".into(),
-                                ));
-                            }
-                            body
-                        };
-                        *resp.body_mut() = Body::file(body.limit(count));
-                        Ok(resp)
-                    }
-                }
-            })
+                body
+            };
+            *resp.body_mut() = Body::file(body.limit(count));
+            Ok(resp)
         }
     }
 }
@@ -177,10 +182,9 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     })
 }
 
-/// Opens the file positioned at `start`, on a blocking thread.
-async fn open(file: &CachedFile, start: u64, pool: Arc<BufPool>) -> Result<FileBody, HttpError> {
-    FileBody::open(file.meta.path.clone(), start, pool)
-        .await
+/// Opens the file positioned at `start`.
+fn open(file: &CachedFile, start: u64, pool: &Arc<BufPool>) -> Result<FileBody, HttpError> {
+    FileBody::open(&file.meta.path, start, pool.clone())
         .map_err(|e| HttpError::Internal(e.to_string()))
 }
 

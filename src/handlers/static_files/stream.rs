@@ -96,26 +96,23 @@ pub(super) struct FileBody {
 }
 
 impl FileBody {
-    /// Opens `path` on a blocking thread, positioned at `start`, with
-    /// nothing to send yet ([`FileBody::limit`] says how much). No byte is
-    /// read until the first poll: the connection may choose sendfile. The
-    /// stamp is the opened file's own (`fstat`); the headers are made from
-    /// it.
-    pub async fn open(
-        path: std::path::PathBuf,
-        start: u64,
-        pool: Arc<BufPool>,
-    ) -> io::Result<Self> {
-        let (file, stamp) = tokio::task::spawn_blocking(move || -> io::Result<(File, Stamp)> {
-            let mut f = File::open(path)?;
-            let stamp = Stamp::of(&f)?;
-            if start > 0 {
-                f.seek(SeekFrom::Start(start))?;
-            }
-            Ok((f, stamp))
-        })
-        .await
-        .map_err(io::Error::other)??;
+    /// Opens `path`, positioned at `start`, with nothing to send yet
+    /// ([`FileBody::limit`] says how much). No byte is read until the
+    /// first poll: the connection may choose sendfile. The stamp is the
+    /// opened file's own (`fstat`); the headers are made from it.
+    ///
+    /// On the calling thread, as nginx opens files on its event loop: the
+    /// path was just resolved or found in the file cache, so its inode is
+    /// in memory and `open` takes microseconds, where a hop to the
+    /// blocking pool and back cost two thread wake-ups per download
+    /// (`BENCHMARKS.md`, static-1m). A file system that stalls on `open`
+    /// (a dead network mount) stalls this worker, as it would nginx's.
+    pub fn open(path: &std::path::Path, start: u64, pool: Arc<BufPool>) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        let stamp = Stamp::of(&file)?;
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))?;
+        }
         Ok(Self {
             file: Arc::new(file),
             stamp,
