@@ -101,12 +101,20 @@ fn clear_stale(path: &Path) -> io::Result<()> {
             "the path exists and is not a socket",
         ));
     }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "another process is listening on it",
-        )),
+    // Non-blocking: a live server with a full backlog must not hang us.
+    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&socket2::SockAddr::unix(path)?) {
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Ok(()) => Err(live()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(live()),
         Err(e) => Err(e),
     }
+}
+
+fn live() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "another process is listening on it",
+    )
 }
