@@ -15,10 +15,9 @@
 
 use std::sync::Arc;
 
-use notify_debouncer_full::{Debouncer, RecommendedCache, notify::RecommendedWatcher};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::{config::Trigger, seams::Certificates};
+use crate::{config::Trigger, seams::Certificates, watch::FileWatch};
 
 /// The actor's display name in the tree.
 pub const NAME: &str = "certs";
@@ -52,16 +51,13 @@ pub struct CertsArgs {
 pub struct CertsState {
     source: Arc<dyn Certificates>,
     /// Dropping it stops the watch.
-    watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    watcher: Option<FileWatch>,
 }
 
 /// Watches the certificate files of `source`, reloading on a change.
-fn watch(
-    me: &ActorRef<CertsMsg>,
-    source: &dyn Certificates,
-) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+fn watch(me: &ActorRef<CertsMsg>, source: &dyn Certificates) -> Option<FileWatch> {
     let me = me.clone();
-    crate::config::watch_files(&source.watched(), "the certificate files", move |path| {
+    FileWatch::new(&source.watched(), "the certificate files", move |path| {
         tracing::info!(file = %path.display(), "certificate file changed; reloading the certificates");
         let _ = me.cast(CertsMsg::Reload {
             trigger: Trigger::Watch,
@@ -94,7 +90,10 @@ impl Actor for CertsActor {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CertsMsg::Rewatch => st.watcher = watch(&me, &*st.source),
+            CertsMsg::Rewatch => match &mut st.watcher {
+                Some(w) => w.set(&st.source.watched()),
+                None => st.watcher = watch(&me, &*st.source),
+            },
             CertsMsg::Reload { trigger, reply } => {
                 let result = st.source.reload(trigger.as_str()).await;
                 match &result {

@@ -29,15 +29,11 @@
 
 use std::{
     marker::PhantomData,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use notify_debouncer_full::{
-    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer,
-    notify::{EventKind, RecommendedWatcher, RecursiveMode},
-};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::{
@@ -50,11 +46,8 @@ use crate::{
     slot::Slot,
     tree,
     upstreams::UpstreamsMsg,
+    watch::FileWatch,
 };
-
-/// How long file events settle before a reload: one editor save is
-/// several events.
-const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The longest any one step of a reload may take (loading a module that
 /// compiles a WebAssembly component is the slow one).
@@ -256,7 +249,7 @@ pub struct ConfigState<S> {
     siblings: Arc<Siblings<S>>,
     history: Arc<History>,
     /// Dropping it stops the watch.
-    watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    watcher: Option<FileWatch>,
 }
 
 impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
@@ -307,7 +300,10 @@ impl<S: Send + Sync + 'static> Actor for ConfigActor<S> {
                         );
                         tree::log(&st.siblings.labels, &st.siblings.root).await;
                         // The set of watched files may have changed.
-                        st.watcher = watch(&me, &st.source.watched());
+                        match &mut st.watcher {
+                            Some(w) => w.set(&st.source.watched()),
+                            None => st.watcher = watch(&me, &st.source.watched()),
+                        }
                         if let Some(certs) = st.siblings.certs.get() {
                             let _ = certs.cast(CertsMsg::Rewatch);
                         }
@@ -416,108 +412,14 @@ async fn ask<M: ractor::Message, T: Send + 'static>(
         .await
 }
 
-/// Watches the directories of `files` and reloads the config when one of
-/// them changes.
-fn watch(
-    me: &ActorRef<ConfigMsg>,
-    files: &[PathBuf],
-) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
+/// Watches `files`, reloading the config when one of them changes.
+fn watch(me: &ActorRef<ConfigMsg>, files: &[PathBuf]) -> Option<FileWatch> {
     let me = me.clone();
-    watch_files(files, "the config file", move |path| {
+    FileWatch::new(files, "the config file", move |path| {
         tracing::info!(file = %path.display(), "watched file changed; reloading the config");
         let _ = me.cast(ConfigMsg::Reload {
             trigger: Trigger::Watch,
             reply: None,
         });
     })
-}
-
-/// Watches the directories of `files` (a directory itself when one is
-/// listed: any file in it counts) and calls `changed` with the first
-/// changed file of each debounced batch. The directory, not the file, is
-/// watched, since editors and certificate tools replace a file by renaming
-/// a new one over it. A watch that cannot be set up is logged (`what`
-/// names the files); SIGHUP and the admin API still work.
-pub(crate) fn watch_files(
-    files: &[PathBuf],
-    what: &str,
-    changed: impl Fn(&Path) + Send + 'static,
-) -> Option<Debouncer<RecommendedWatcher, RecommendedCache>> {
-    if files.is_empty() {
-        return None;
-    }
-    let files: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
-    let targets = files.clone();
-    let handler = move |events: DebounceEventResult| {
-        let Ok(events) = events else { return };
-        let hit = events
-            .iter()
-            .filter(|e| changes_content(&e.kind))
-            .flat_map(|e| e.paths.iter())
-            .find(|p| {
-                targets
-                    .iter()
-                    .any(|t| *p == t || (t.is_dir() && p.parent() == Some(t.as_path())))
-            });
-        if let Some(path) = hit {
-            changed(path);
-        }
-    };
-    let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch {what}; reload with SIGHUP or the admin API");
-            return None;
-        }
-    };
-    let mut dirs: Vec<&Path> = files
-        .iter()
-        .map(|f| {
-            if f.is_dir() {
-                f.as_path()
-            } else {
-                f.parent().unwrap_or(Path::new("/"))
-            }
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs {
-        if let Err(e) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory; its files reload with SIGHUP or the admin API only");
-        }
-    }
-    Some(debouncer)
-}
-
-/// Whether an event can mean new content. Reading a file (which the
-/// server itself does when it loads a module) is not one.
-fn changes_content(kind: &EventKind) -> bool {
-    use notify_debouncer_full::notify::event::{MetadataKind, ModifyKind};
-    match kind {
-        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
-        EventKind::Modify(ModifyKind::Metadata(m)) => {
-            matches!(m, MetadataKind::WriteTime | MetadataKind::Any)
-        }
-        EventKind::Modify(_) => true,
-        EventKind::Access(_) | EventKind::Other => false,
-    }
-}
-
-/// `path` made absolute, its directory without `.`, `..` or symlinks, so
-/// it compares equal to the paths notify reports. A file's own name is
-/// kept: a config that is a symlink (as Kubernetes mounts them) is watched
-/// where it is named, not where it points.
-fn absolute(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        return path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    match (dir.canonicalize(), path.file_name()) {
-        (Ok(dir), Some(name)) => dir.join(name),
-        _ => path.to_owned(),
-    }
 }

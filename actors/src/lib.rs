@@ -63,6 +63,7 @@ pub mod sweeper;
 pub mod tree;
 pub mod upstream;
 pub mod upstreams;
+mod watch;
 pub mod wiring;
 
 pub use config::{Applied, Outcome, ReloadStatus, Trigger};
