@@ -5,8 +5,10 @@
 //! hands them to the socket as one `writev` (its `Queue` write strategy,
 //! chosen because the socket is vectored; it never copies queued chunks).
 //! So a file body on a plain HTTP/1.1 connection yields one [`Bytes`]
-//! backed by a read-only mapping of the file ([`Mapping`]), registered in
-//! the connection's [`FileRegions`]; the socket wrapper
+//! naming a range of a read-only mapping of the file ([`Mapping`]; one
+//! mapping per [`OpenFile`], which the static-file cache keeps across
+//! requests), registered in the connection's [`FileRegions`]; the socket
+//! wrapper
 //! (`conn::activity::Tracked`) recognises a slice inside a registered
 //! mapping and sends that slice with `sendfile` from the file, by offset,
 //! instead of writing it. hyper still counts every byte it framed, so
@@ -45,7 +47,7 @@ use std::{
     io,
     ptr::NonNull,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
@@ -60,23 +62,87 @@ use tokio::{
 };
 
 /// What a file looked like when its response headers were made: the
-/// length and mtime its `Content-Length` and `ETag` come from.
+/// length and mtime its `Content-Length` and `ETag` come from, and which
+/// file it was (a file renamed over the path is another one, even with
+/// the same length and mtime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     /// Length in bytes.
     pub len: u64,
     /// Last modification.
     pub modified: SystemTime,
+    /// Device and inode number.
+    pub inode: (u64, u64),
 }
 
 impl Stamp {
     /// The stamp of an open file (`fstat`).
     pub fn of(file: &File) -> io::Result<Self> {
-        let meta = file.metadata()?;
-        Ok(Self {
+        Ok(Self::from_meta(&file.metadata()?))
+    }
+
+    /// The stamp in a file's metadata (`stat` or `fstat`).
+    pub fn from_meta(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
             len: meta.len(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            inode: (meta.dev(), meta.ino()),
+        }
+    }
+}
+
+/// An open file and its stamp when it was opened. Shared by every request
+/// that sends it while the static-file cache trusts its entry (nginx's
+/// `open_file_cache`), so a hot file costs no `open`, `mmap`, `munmap` or
+/// `close` per request; reads use `pread`, never the shared position.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: File,
+    stamp: Stamp,
+    /// The whole file mapped (made at its first `sendfile`, `None` if
+    /// that failed), the address range its chunks are named by.
+    map: OnceLock<Option<FileMap>>,
+}
+
+impl OpenFile {
+    /// Opens `path` and takes its stamp.
+    pub fn open(path: &std::path::Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let stamp = Stamp::of(&file)?;
+        Ok(Self {
+            file,
+            stamp,
+            map: OnceLock::new(),
         })
+    }
+
+    /// The file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// What the file looked like when opened.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    /// Whether the file is still what it was when opened (one `fstat`).
+    pub fn unchanged(&self) -> io::Result<bool> {
+        Ok(Stamp::of(&self.file)? == self.stamp)
+    }
+
+    fn map(&self) -> io::Result<&FileMap> {
+        self.map
+            .get_or_init(|| match FileMap::new(&self.file, self.stamp.len) {
+                Ok(map) => Some(map),
+                Err(err) => {
+                    tracing::debug!(%err, "mmap failed; file sent by reads");
+                    None
+                }
+            })
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the file could not be mapped"))
     }
 }
 
@@ -101,32 +167,30 @@ pub struct FileRegions {
     sent: AtomicU64,
 }
 
-/// One registered mapping: which file bytes its addresses stand for.
+/// One registered chunk: which file bytes its addresses stand for.
 #[derive(Debug)]
 struct Region {
     start: usize,
     end: usize,
-    file: Arc<File>,
+    file: Arc<OpenFile>,
     /// The file offset of `start`.
     offset: u64,
-    stamp: Stamp,
 }
 
 /// What the wrapper does with the slices it was given.
 enum Step {
     /// Send `count` bytes of `file` from `offset`.
     Send {
-        file: Arc<File>,
+        file: Arc<OpenFile>,
         offset: u64,
         count: usize,
     },
     /// The response's last `count` bytes: check the file, send them,
     /// and uncork once they are all queued.
     Last {
-        file: Arc<File>,
+        file: Arc<OpenFile>,
         offset: u64,
         count: usize,
-        stamp: Stamp,
     },
 }
 
@@ -157,9 +221,12 @@ impl FileRegions {
         self.live.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn unregister(&self, start: usize) {
+    /// Removes a region of `start..end`. Two chunks of one file can share
+    /// a range (pipelined requests for it); their regions are equal, so
+    /// either may go.
+    fn unregister(&self, start: usize, end: usize) {
         let mut list = self.lock();
-        if let Some(i) = list.iter().position(|r| r.start == start) {
+        if let Some(i) = list.iter().position(|r| r.start == start && r.end == end) {
             list.swap_remove(i);
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
@@ -196,13 +263,12 @@ impl FileRegions {
                 file,
                 offset,
                 count,
-            } => poll_sendfile(sock, cx, &file, offset, count),
+            } => poll_sendfile(sock, cx, &file.file, offset, count),
             Step::Last {
                 file,
                 offset,
                 count,
-                stamp,
-            } => poll_last(sock, cx, &file, offset, count, stamp),
+            } => poll_last(sock, cx, &file, offset, count),
         };
         if let Poll::Ready(Ok(n)) = &res {
             self.sent.fetch_add(*n as u64, Ordering::Relaxed);
@@ -226,7 +292,6 @@ fn step(list: &[Region], buf: &[u8]) -> Option<Step> {
             file,
             offset,
             count,
-            stamp: r.stamp,
         }
     } else {
         Step::Send {
@@ -261,17 +326,16 @@ fn poll_sendfile(
 fn poll_last(
     sock: &TcpStream,
     cx: &mut Context<'_>,
-    file: &File,
+    file: &OpenFile,
     offset: u64,
     count: usize,
-    stamp: Stamp,
 ) -> Poll<io::Result<usize>> {
-    if Stamp::of(file)? != stamp {
+    if !file.unchanged()? {
         return Poll::Ready(Err(io::Error::other(
             "file changed while being sent; response cut",
         )));
     }
-    let sent = ready!(poll_sendfile(sock, cx, file, offset, count))?;
+    let sent = ready!(poll_sendfile(sock, cx, &file.file, offset, count))?;
     if sent == count {
         // Every byte of the answer is queued: let the tail go.
         let _ = rustix::net::sockopt::set_tcp_cork(sock, false);
@@ -286,66 +350,90 @@ fn shrank() -> io::Error {
     )
 }
 
-/// A read-only mapping of part of a file, registered with a connection's
-/// [`FileRegions`] while it lives; the owner of a body chunk's [`Bytes`].
-/// Its pages are never read in user space (see the module doc).
+/// A read-only shared mapping of a whole file. Its pages are never read in
+/// user space (see the module doc): its addresses only name the file's
+/// bytes to the socket wrapper.
 #[derive(Debug)]
-pub struct Mapping {
+struct FileMap {
     base: NonNull<std::ffi::c_void>,
-    map_len: usize,
-    data: usize,
     len: usize,
-    regions: Arc<FileRegions>,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; nothing in it is
 // tied to a thread.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; it is only ever read through shared references.
-unsafe impl Sync for Mapping {}
+unsafe impl Send for FileMap {}
+// SAFETY: as above; it is never written, and only read by address range.
+unsafe impl Sync for FileMap {}
 
-impl Mapping {
-    /// Maps `len` bytes of `file` from `offset` (both within `stamp.len`)
-    /// and registers them with `regions`; the chunk to hand to hyper.
-    pub fn bytes(
-        file: &Arc<File>,
-        offset: u64,
-        len: usize,
-        stamp: Stamp,
-        regions: &Arc<FileRegions>,
-    ) -> io::Result<Bytes> {
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        let page = rustix::param::page_size() as u64;
-        let aligned = offset - offset % page;
-        let skip = (offset - aligned) as usize;
-        let map_len = skip + len;
+impl FileMap {
+    /// Maps the first `len` bytes of `file` (not 0).
+    fn new(file: &File, len: u64) -> io::Result<Self> {
+        let len = usize::try_from(len).map_err(io::Error::other)?;
         // SAFETY: a fresh read-only shared mapping at an address the kernel
         // picks; it aliases no Rust memory. Its pages are only handed to
         // `sendfile` by address range, never dereferenced here.
         let base = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
-                map_len,
+                len,
                 ProtFlags::READ,
                 MapFlags::SHARED,
-                &**file,
-                aligned,
+                file,
+                0,
             )
         }?;
         let base = NonNull::new(base).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        let data = base.as_ptr() as usize + skip;
+        Ok(Self { base, len })
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: unmapped once, by its owner, the `OpenFile` that every
+        // chunk naming it holds: the last chunk is gone.
+        if let Err(err) = unsafe { rustix::mm::munmap(self.base.as_ptr(), self.len) } {
+            tracing::warn!(%err, "munmap of a sent file failed");
+        }
+    }
+}
+
+/// Part of a mapped file, registered with a connection's [`FileRegions`]
+/// while it lives; the owner of a body chunk's [`Bytes`].
+#[derive(Debug)]
+pub struct Mapping {
+    /// Keeps the mapping alive.
+    _file: Arc<OpenFile>,
+    data: usize,
+    len: usize,
+    regions: Arc<FileRegions>,
+}
+
+impl Mapping {
+    /// `len` bytes of `file` from `offset` (both within its stamp's
+    /// length), registered with `regions`: the chunk to hand to hyper.
+    pub fn bytes(
+        file: &Arc<OpenFile>,
+        offset: u64,
+        len: usize,
+        regions: &Arc<FileRegions>,
+    ) -> io::Result<Bytes> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let map = file.map()?;
+        let skip = usize::try_from(offset).map_err(io::Error::other)?;
+        if skip.checked_add(len).is_none_or(|end| end > map.len) {
+            return Err(io::Error::other("chunk past the end of the mapping"));
+        }
+        let data = map.base.as_ptr() as usize + skip;
         regions.register(Region {
             start: data,
             end: data + len,
             file: file.clone(),
             offset,
-            stamp,
         });
         Ok(Bytes::from_owner(Mapping {
-            base,
-            map_len,
+            _file: file.clone(),
             data,
             len,
             regions: regions.clone(),
@@ -355,20 +443,16 @@ impl Mapping {
 
 impl AsRef<[u8]> for Mapping {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `data..data+len` lies inside the live mapping. `Bytes`
-        // takes the pointer and length from this; the wrapper only sends
-        // the range by address (see the module doc).
+        // SAFETY: `data..data+len` lies inside the live mapping, which
+        // `self._file` keeps. `Bytes` takes the pointer and length from
+        // this; the wrapper only sends the range by address (see the
+        // module doc).
         unsafe { std::slice::from_raw_parts(self.data as *const u8, self.len) }
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        self.regions.unregister(self.data);
-        // SAFETY: unmapped once, by its owner, after the last `Bytes` that
-        // pointed into it was dropped and its region unregistered.
-        if let Err(err) = unsafe { rustix::mm::munmap(self.base.as_ptr(), self.map_len) } {
-            tracing::warn!(%err, "munmap of a sent file failed");
-        }
+        self.regions.unregister(self.data, self.data + self.len);
     }
 }

@@ -5,6 +5,13 @@
 //! in-memory `Bytes` cache about 91k (nginx: 64k). An entry is trusted for
 //! [`REVALIDATE`] and then looked up again, so an edited file is served
 //! fresh within a second, at the cost of one `stat` per file per second.
+//! An entry for a file too large to keep in memory holds it open instead
+//! ([`CachedFile::open`], like nginx's `open_file_cache`): each download
+//! costs one `fstat` to see that it is unchanged, where opening, mapping,
+//! unmapping and closing it on each took Troupe's CPU per 1 MiB answer
+//! from 1.08× nginx's to 1.22–1.25× (`BENCHMARKS.md`, static-1m). A file
+//! renamed over the path is another inode, and the entry is dropped at
+//! its next check.
 //!
 //! quick_cache (S3-FIFO) holds the entries, each weighed by its body plus
 //! a fixed overhead, within `cache_total_bytes`: a file that becomes hot
@@ -13,8 +20,8 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, UNIX_EPOCH},
 };
@@ -27,6 +34,7 @@ use super::resolve::FileMeta;
 use crate::{
     error::HttpError,
     observe::metrics::{StaticCacheMetrics, static_cache},
+    sendfile::OpenFile,
 };
 
 /// How long a cache entry is trusted before its file is stat'ed again.
@@ -59,6 +67,9 @@ pub(super) struct CachedFile {
     pub content_type: HeaderValue,
     /// Milliseconds since the cache's epoch when the file was last stat'ed.
     checked_ms: AtomicU64,
+    /// The file kept open for the requests that stream it (large files),
+    /// while the entry lives and there is room under [`held_cap`].
+    held: OnceLock<Held>,
 }
 
 /// Weighs an entry by its body and key.
@@ -149,8 +160,7 @@ impl FileCache {
         let now = self.now_ms();
         if let Some(old) = self.map.peek(rel)
             && old.meta.path == meta.path
-            && old.meta.len == meta.len
-            && old.meta.modified == meta.modified
+            && old.meta.stamp() == meta.stamp()
         {
             old.checked_ms.store(now, Ordering::Relaxed);
             return Ok(old);
@@ -221,6 +231,69 @@ impl CachedFile {
             last_modified,
             content_type,
             checked_ms: AtomicU64::new(checked_ms),
+            held: OnceLock::new(),
         }
+    }
+
+    /// The file opened, for streaming its body: the one the entry holds
+    /// while it is still what the entry says (one `fstat`), else opened
+    /// now, and held when it matches the entry. The caller compares the
+    /// stamp of what it gets with the entry's: a file changed in place
+    /// since the entry was made is opened afresh and differs.
+    pub(super) fn open(&self) -> std::io::Result<Arc<OpenFile>> {
+        if let Some(held) = self.held.get()
+            && held.0.unchanged()?
+        {
+            return Ok(held.0.clone());
+        }
+        let file = Arc::new(OpenFile::open(&self.meta.path)?);
+        // Only an entry in the cache holds (`checked_ms` 0 is one made
+        // for a single answer).
+        if self.checked_ms.load(Ordering::Relaxed) != 0
+            && self.held.get().is_none()
+            && file.stamp() == self.meta.stamp()
+            && let Some(held) = Held::new(&file)
+        {
+            let _ = self.held.set(held);
+        }
+        Ok(file)
+    }
+}
+
+/// Files held open by cache entries, in the whole process.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// How many files the cache entries may hold open: an eighth of the
+/// process's descriptor limit, so connections keep the rest (nginx leaves
+/// `open_file_cache` off by default for the same reason; here it is
+/// bounded instead).
+fn held_cap() -> usize {
+    static CAP: OnceLock<usize> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        usize::try_from(limit / 8).unwrap_or(usize::MAX).min(4096)
+    })
+}
+
+/// An entry's open file, counted in [`HELD`] while it lives.
+#[derive(Debug)]
+struct Held(Arc<OpenFile>);
+
+impl Held {
+    /// `None` when the cap is reached.
+    fn new(file: &Arc<OpenFile>) -> Option<Self> {
+        HELD.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < held_cap()).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Self(file.clone()))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
     }
 }

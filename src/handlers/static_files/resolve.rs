@@ -8,7 +8,7 @@ use std::{
     time::SystemTime,
 };
 
-use crate::error::HttpError;
+use crate::{error::HttpError, sendfile::Stamp};
 
 /// The root and its policy.
 #[derive(Debug)]
@@ -25,6 +25,29 @@ pub(super) struct FileMeta {
     pub path: PathBuf,
     pub len: u64,
     pub modified: SystemTime,
+    /// Device and inode number: which file the path named.
+    pub inode: (u64, u64),
+}
+
+impl FileMeta {
+    /// What the file looked like when it was resolved.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            len: self.len,
+            modified: self.modified,
+            inode: self.inode,
+        }
+    }
+
+    /// The meta of `path` for a file that looks like `stamp`.
+    pub fn new(path: PathBuf, stamp: Stamp) -> Self {
+        Self {
+            path,
+            len: stamp.len,
+            modified: stamp.modified,
+            inode: stamp.inode,
+        }
+    }
 }
 
 /// What a relative path names.
@@ -67,11 +90,7 @@ impl Resolver {
             tracing::debug!(path = %path.display(), "symlink leads outside the static root");
             return Err(HttpError::NotFound);
         }
-        Ok(FileMeta {
-            path,
-            len: meta.len(),
-            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        })
+        Ok(FileMeta::new(path, Stamp::from_meta(meta)))
     }
 
     fn inside_root(&self, path: &Path) -> Result<bool, HttpError> {

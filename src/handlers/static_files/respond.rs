@@ -16,7 +16,7 @@ use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
     pipeline::{body::Body, conditional, request::Request},
-    sendfile::Stamp,
+    sendfile::OpenFile,
 };
 
 /// What part of the file to send.
@@ -78,48 +78,38 @@ pub(super) fn file(req: Request, file: Arc<CachedFile>, pool: &Arc<BufPool>) -> 
 fn stream(
     req: &Request,
     file: &CachedFile,
-    mut resp: Response,
+    resp: Response,
     start: u64,
     count: u64,
     pool: &Arc<BufPool>,
 ) -> Result<Response, HttpError> {
-    let body = open(file, start, pool)?;
-    if body.stamp() == stamp_of(file) {
-        *resp.body_mut() = Body::file(body.limit(count));
-        return Ok(resp);
-    }
-    let stamp = body.stamp();
-    let fresh = CachedFile::new(
-        FileMeta {
-            path: file.meta.path.clone(),
-            len: stamp.len,
-            modified: stamp.modified,
-        },
-        None,
-        0,
-    );
-    match plan(req, &fresh)? {
-        Plan::Done(resp) => Ok(resp),
-        Plan::Stream {
-            mut resp,
-            start: again,
-            count,
-        } => {
-            let body = if again == start {
-                body
-            } else {
-                let body = open(&fresh, again, pool)?;
-                if body.stamp() != stamp {
-                    return Err(HttpError::Internal(
-                        "file changed twice while being opened".into(),
-                    ));
-                }
-                body
-            };
-            *resp.body_mut() = Body::file(body.limit(count));
-            Ok(resp)
+    let opened = file
+        .open()
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let stamp = opened.stamp();
+    if stamp != file.meta.stamp() {
+        let fresh = CachedFile::new(FileMeta::new(file.meta.path.clone(), stamp), None, 0);
+        match plan(req, &fresh)? {
+            Plan::Done(resp) => return Ok(resp),
+            Plan::Stream {
+                resp: again,
+                start: s,
+                count: c,
+            } => return Ok(with_body(again, opened, s, c, pool)),
         }
     }
+    Ok(with_body(resp, opened, start, count, pool))
+}
+
+fn with_body(
+    mut resp: Response,
+    file: Arc<OpenFile>,
+    start: u64,
+    count: u64,
+    pool: &Arc<BufPool>,
+) -> Response {
+    *resp.body_mut() = Body::file(FileBody::new(file, start, count, pool.clone()));
+    resp
 }
 
 /// A response that is complete, or whose body still has to be opened.
@@ -180,20 +170,6 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     } else {
         Plan::Done(resp)
     })
-}
-
-/// Opens the file positioned at `start`.
-fn open(file: &CachedFile, start: u64, pool: &Arc<BufPool>) -> Result<FileBody, HttpError> {
-    FileBody::open(&file.meta.path, start, pool.clone())
-        .map_err(|e| HttpError::Internal(e.to_string()))
-}
-
-/// What the entry's headers say of the file.
-fn stamp_of(file: &CachedFile) -> Stamp {
-    Stamp {
-        len: file.meta.len,
-        modified: file.meta.modified,
-    }
 }
 
 /// The part of the file a `Range` header asks for. A malformed header is

@@ -11,8 +11,8 @@
 //! threshold, an mmap/munmap pair) on every chunk.
 
 use std::{
-    fs::File,
-    io::{self, Read, Seek, SeekFrom},
+    io,
+    os::unix::fs::FileExt,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, ready},
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::sendfile::{FileRegions, Mapping, Sendable, Stamp};
+use crate::sendfile::{FileRegions, Mapping, OpenFile, Sendable};
 
 /// Chunk size: large enough to keep blocking hops and syscalls rare.
 pub(super) const CHUNK: u64 = 256 * 1024;
@@ -45,8 +45,9 @@ impl BufPool {
             .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize))
     }
 
-    fn give_back(&self, mut buf: Vec<u8>) {
-        buf.clear();
+    /// Takes a buffer back as it is: its length stays, so the next read
+    /// into it need not zero it again.
+    fn give_back(&self, buf: Vec<u8>) {
         if let Ok(mut free) = self.free.lock()
             && free.len() < POOL_MAX
         {
@@ -81,9 +82,8 @@ impl Drop for Pooled {
 /// it.
 #[derive(Debug)]
 pub(super) struct FileBody {
-    file: Arc<File>,
-    /// What the response's headers were made from.
-    stamp: Stamp,
+    /// The file, perhaps shared with other requests (the file cache's).
+    file: Arc<OpenFile>,
     /// The file offset of the first byte not yet handed out.
     offset: u64,
     /// The read in progress, if any.
@@ -96,60 +96,45 @@ pub(super) struct FileBody {
 }
 
 impl FileBody {
-    /// Opens `path`, positioned at `start`, with nothing to send yet
-    /// ([`FileBody::limit`] says how much). No byte is read until the
-    /// first poll: the connection may choose sendfile. The stamp is the
-    /// opened file's own (`fstat`); the headers are made from it.
-    ///
-    /// On the calling thread, as nginx opens files on its event loop: the
-    /// path was just resolved or found in the file cache, so its inode is
-    /// in memory and `open` takes microseconds, where a hop to the
-    /// blocking pool and back cost two thread wake-ups per download
-    /// (`BENCHMARKS.md`, static-1m). A file system that stalls on `open`
-    /// (a dead network mount) stalls this worker, as it would nginx's.
-    pub fn open(path: &std::path::Path, start: u64, pool: Arc<BufPool>) -> io::Result<Self> {
-        let mut file = File::open(path)?;
-        let stamp = Stamp::of(&file)?;
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))?;
-        }
-        Ok(Self {
-            file: Arc::new(file),
-            stamp,
+    /// `count` bytes of `file` from `start`. No byte is read until the
+    /// first poll: the connection may choose sendfile. The response's
+    /// headers are made from the file's stamp.
+    pub fn new(file: Arc<OpenFile>, start: u64, count: u64, pool: Arc<BufPool>) -> Self {
+        Self {
+            file,
             offset: start,
             pending: None,
             mapped: None,
-            remaining: 0,
+            remaining: count,
             pool,
-        })
-    }
-
-    /// Sends `count` bytes from where the file was opened.
-    pub fn limit(mut self, count: u64) -> Self {
-        self.remaining = count;
-        self
-    }
-
-    /// The opened file's length and mtime.
-    pub fn stamp(&self) -> Stamp {
-        self.stamp
+        }
     }
 
     fn read_next(&mut self) {
         if self.remaining == 0 || self.pending.is_some() {
             return;
         }
-        let n = self.remaining.min(CHUNK);
-        let last = n == self.remaining;
+        let n = self.remaining.min(CHUNK) as usize;
+        let last = n as u64 == self.remaining;
+        let at = self.offset;
         let pool = self.pool.clone();
         let file = self.file.clone();
-        let stamp = self.stamp;
         self.pending = Some(tokio::task::spawn_blocking(move || {
             let mut buf = pool.take();
-            (&*file).take(n).read_to_end(&mut buf)?;
+            buf.resize(n, 0);
+            let mut got = 0;
+            while got < n {
+                match file.file().read_at(&mut buf[got..], at + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(got);
             // The last chunk leaves only if the file is still the one the
             // headers describe: else the response is cut, never a mix.
-            if last && Stamp::of(&file)? != stamp {
+            if last && !file.unchanged()? {
                 return Err(io::Error::other(
                     "file changed while being sent; response cut",
                 ));
@@ -167,7 +152,7 @@ impl Sendable for FileBody {
         let Ok(len) = usize::try_from(self.remaining) else {
             return;
         };
-        match Mapping::bytes(&self.file, self.offset, len, self.stamp, regions) {
+        match Mapping::bytes(&self.file, self.offset, len, regions) {
             Ok(bytes) => self.mapped = Some(bytes),
             // Reading still works: serve it that way.
             Err(err) => tracing::debug!(%err, "mmap failed; file sent by reads"),
