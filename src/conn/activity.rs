@@ -20,6 +20,7 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
+use super::request_line::LineWatch;
 use crate::{
     observe::metrics::HttpMetrics, pipeline::layers::smuggling::Sniff, sendfile::FileRegions,
 };
@@ -62,6 +63,9 @@ pub(super) struct Activity {
     pub(super) done: Notify,
     /// Shown every read: the smuggling layer's hook in the socket.
     pub(super) sniff: Sniff,
+    /// Shown every read and write: turns hyper's 431 for an overlong
+    /// request line into a 414 (`request_line.rs`).
+    pub(super) line: LineWatch,
     /// Upgraded connections taken over by a handler (`pipeline::tunnels`):
     /// each counts as a request in flight, so the watchdog's header and
     /// idle timeouts leave it to the tunnel's own idle timeout. Made on
@@ -89,6 +93,7 @@ impl Activity {
     pub fn dispatched(&self, http2: bool) -> u64 {
         self.reads_settled
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.line.settled();
         if http2 {
             self.http2.store(true, Ordering::Relaxed);
         }
@@ -113,6 +118,13 @@ impl Activity {
         self.reads_settled
             .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
         self.sniff.answered();
+        self.line.settled();
+    }
+
+    /// Shows plaintext just read to the hooks that look at heads.
+    fn saw(&self, bytes: &[u8]) {
+        self.sniff.read(bytes);
+        self.line.read(bytes);
     }
 
     /// Counts a request that has to wait in; paired with
@@ -228,7 +240,7 @@ impl<const SNIFF: bool, S: AsyncRead + Unpin> AsyncRead for Tracked<SNIFF, S> {
             this.received += (buf.filled().len() - before) as u64;
             bump(&this.activity.reads);
             if SNIFF {
-                this.activity.sniff.read(&buf.filled()[before..]);
+                this.activity.saw(&buf.filled()[before..]);
             }
         }
         res
@@ -253,7 +265,16 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let res = match SNIFF {
+            true => swapped_write(
+                &mut this.inner,
+                cx,
+                &this.activity.line,
+                &[io::IoSlice::new(buf)],
+            ),
+            false => None,
+        }
+        .unwrap_or_else(|| Pin::new(&mut this.inner).poll_write(cx, buf));
         this.wrote(&res);
         res
     }
@@ -264,6 +285,10 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if SNIFF && let Some(res) = swapped_write(&mut this.inner, cx, &this.activity.line, bufs) {
+            this.wrote(&res);
+            return res;
+        }
         // A plain TCP socket sends file regions itself (`src/sendfile.rs`);
         // the downcast is decided at compile time.
         if SNIFF
@@ -314,10 +339,67 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.activity.sniff.read(&buf.filled()[before..]);
+            this.activity.saw(&buf.filled()[before..]);
         }
         res
     }
 }
 
-writes_pass_through!(Sniffed);
+impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        swapped_write(
+            &mut this.inner,
+            cx,
+            &this.activity.line,
+            &[io::IoSlice::new(buf)],
+        )
+        .unwrap_or_else(|| Pin::new(&mut this.inner).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        swapped_write(&mut this.inner, cx, &this.activity.line, bufs)
+            .unwrap_or_else(|| Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Writes `bufs` to `inner` with hyper's 431 for an overlong request line
+/// swapped for a 414 ([`LineWatch::swap`]); `None` when there is nothing
+/// to swap, and the caller writes as usual.
+fn swapped_write<S: AsyncWrite + Unpin>(
+    inner: &mut S,
+    cx: &mut Context<'_>,
+    line: &LineWatch,
+    bufs: &[io::IoSlice<'_>],
+) -> Option<Poll<io::Result<usize>>> {
+    let first = line.swap(bufs.first()?)?;
+    let mut all = Vec::with_capacity(bufs.len());
+    all.push(io::IoSlice::new(&first));
+    all.extend_from_slice(&bufs[1..]);
+    let res = Pin::new(inner).poll_write_vectored(cx, &all);
+    if let Poll::Ready(Ok(n)) = &res {
+        line.swapped(*n);
+    }
+    Some(res)
+}

@@ -58,6 +58,7 @@ mod activity;
 pub(crate) mod caps;
 mod executor;
 mod preface;
+mod request_line;
 pub(crate) mod settings;
 mod tls;
 mod watchdog;

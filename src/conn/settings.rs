@@ -29,6 +29,9 @@ pub struct ConnConfig {
     pub caps: CapLimits,
 }
 
+/// The smallest read buffer hyper allows for a head.
+pub(crate) const MIN_HEAD_BUF: usize = 8192;
+
 impl ConnConfig {
     /// Builds the hyper settings from the configured limits.
     pub fn new(limits: &Limits) -> Self {
@@ -36,8 +39,9 @@ impl ConnConfig {
         // The header timeout is the watchdog's: hyper's own arms a timer per
         // request (and defaults to 30 s once a timer is set).
         h1.header_read_timeout(None)
-            // Header blocks past this get 431; hyper needs at least 8 KiB.
-            .max_buf_size(limits.max_header_bytes.max(8192))
+            // Header blocks past this get 431 (414 when it was all request
+            // line: `request_line.rs`); hyper needs at least 8 KiB.
+            .max_buf_size(limits.max_header_bytes.max(MIN_HEAD_BUF))
             .keep_alive(true)
             // A client that closes its sending side once its request is
             // out (`printf … | nc -N`, some HTTP/1.0 tools) gets its answer,

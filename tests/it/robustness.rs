@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
     client::{self, raw, status_of},
@@ -52,6 +53,50 @@ async fn malformed_request_lines_get_400() {
         );
         still_serving(&srv).await;
     }
+}
+
+/// RFC 9112 §3: a request-target longer than the server will parse gets
+/// 414 (hyper's own answer, 431, is turned: `conn/request_line.rs`), on a
+/// fresh connection, after an answered request, and pipelined behind one;
+/// a single field line longer than the limit is still 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_over_the_limit_gets_414() {
+    let srv = TestServer::start(&config()).await;
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(20_000));
+    let out = raw(srv.addr, long.as_bytes(), Duration::from_secs(5)).await;
+    assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
+    still_serving(&srv).await;
+    // After an answered request on the same connection.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0; 4096];
+    let n = s.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 "));
+    s.write_all(long.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(
+        rest.starts_with(b"HTTP/1.1 414 "),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    // Pipelined behind a request, in one write.
+    let both = format!("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n{long}");
+    let out = raw(srv.addr, both.as_bytes(), Duration::from_secs(5)).await;
+    let statuses: Vec<&str> = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &out[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "414"], "{out}");
+    // A field line alone longer than the limit is the fields' fault.
+    let field = format!(
+        "GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(send_raw(&srv, field.as_bytes()).await, Some(431));
+    still_serving(&srv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

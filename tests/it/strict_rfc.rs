@@ -109,7 +109,7 @@ async fn request_line_musts() {
         (
             "a 70 KB target",
             line(&format!("GET /{} HTTP/1.1", "a".repeat(70_000))),
-            Only(431),
+            Only(414),
         ),
     ])
     .await;

@@ -178,6 +178,22 @@ async fn a_rustls_client_gets_h2_or_http11_and_the_post_quantum_key_exchange() {
     }
 }
 
+/// Over TLS too, a request line longer than the head limit gets 414 and a
+/// field section too large 431 (`conn/request_line.rs` sees the plaintext).
+#[test]
+fn an_overlong_request_line_gets_414_over_tls() {
+    let t = Https::start("max_header_bytes: 8192");
+    let long = format!("/{}", "a".repeat(20_000));
+    let w = ["--http1.1", "-o", "/dev/null", "-w", "%{http_code}"];
+    assert_eq!(t.curl("a.test", &long, &w), "414");
+    let big = format!("X-Big: {}", "a".repeat(20_000));
+    assert_eq!(
+        t.curl("a.test", "/", &[&w[..], &["-H", &big]].concat()),
+        "431"
+    );
+    t.still_serves();
+}
+
 #[test]
 fn only_tls_1_2_and_1_3_are_spoken() {
     let t = Https::start("");
