@@ -345,44 +345,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        swapped_write(
-            &mut this.inner,
-            cx,
-            &this.activity.line,
-            &[io::IoSlice::new(buf)],
-        )
-        .unwrap_or_else(|| Pin::new(&mut this.inner).poll_write(cx, buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        swapped_write(&mut this.inner, cx, &this.activity.line, bufs)
-            .unwrap_or_else(|| Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+writes_pass_through!(Sniffed, |this, cx, bufs| swapped_write(
+    &mut this.inner,
+    cx,
+    &this.activity.line,
+    bufs
+));
 
 /// Writes `bufs` to `inner` with hyper's 431 for an overlong request line
 /// swapped for a 414 ([`LineWatch::swap`]); `None` when there is nothing

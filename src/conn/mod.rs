@@ -17,24 +17,35 @@
 //! about TLS is a constant `None` for it.
 
 /// `AsyncWrite` for a wrapper that only watches or changes reads: every
-/// write goes to its `inner` stream as it is.
+/// write goes to its `inner` stream as it is, unless a hook (the second
+/// form) writes it instead.
 macro_rules! writes_pass_through {
     ($wrapper:ident) => {
+        $crate::conn::writes_pass_through!($wrapper, |_this, _cx, _bufs| None);
+    };
+    // `$hook` may write in the wrapper's stead: `Some(poll)` is the write's
+    // outcome, `None` lets the bytes through as they are.
+    ($wrapper:ident, |$this:ident, $cx:ident, $bufs:ident| $hook:expr) => {
         impl<S: AsyncWrite + Unpin> AsyncWrite for $wrapper<S> {
             fn poll_write(
                 self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
+                $cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+                let $this = self.get_mut();
+                let $bufs: &[io::IoSlice<'_>] = &[io::IoSlice::new(buf)];
+                let hooked: Option<Poll<io::Result<usize>>> = $hook;
+                hooked.unwrap_or_else(|| Pin::new(&mut $this.inner).poll_write($cx, buf))
             }
 
             fn poll_write_vectored(
                 self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[io::IoSlice<'_>],
+                $cx: &mut Context<'_>,
+                $bufs: &[io::IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+                let $this = self.get_mut();
+                let hooked: Option<Poll<io::Result<usize>>> = $hook;
+                hooked.unwrap_or_else(|| Pin::new(&mut $this.inner).poll_write_vectored($cx, $bufs))
             }
 
             fn is_write_vectored(&self) -> bool {
