@@ -240,6 +240,13 @@ impl CachedFile {
     /// now, and held when it matches the entry. The caller compares the
     /// stamp of what it gets with the entry's: a file changed in place
     /// since the entry was made is opened afresh and differs.
+    ///
+    /// On the calling thread, as nginx opens files on its event loop: the
+    /// path was just resolved or found in this cache, so its inode is in
+    /// memory and `open` takes microseconds, where a hop to the blocking
+    /// pool and back cost two thread wake-ups per download (`BENCHMARKS.md`,
+    /// static-1m). A file system that stalls on `open` (a dead network
+    /// mount) stalls this worker, as it would nginx's.
     pub(super) fn open(&self) -> std::io::Result<Arc<OpenFile>> {
         if let Some(held) = self.held.get()
             && held.0.unchanged()?
