@@ -417,6 +417,62 @@ pub fn range(raw: &str, len: u64) {
     }
 }
 
+/// The compression middleware's `Accept-Encoding` negotiation, over the
+/// codings `offered` picks (bit 0 zstd, 1 br, 2 gzip, in an order `order`
+/// picks). Invariants, which hold without a second parser to agree with:
+/// no panic; the answer is one of the codings offered; it is the answer
+/// for that coding alone (acceptable by itself, not beaten by identity);
+/// it wins every pair it is in, kept in the server's order (the highest
+/// weight, or the server's first choice among equals, beats each other
+/// coding alone); no
+/// answer means no coding offered is acceptable alone; and the answer
+/// does not depend on letter case (tokens and `q` are case-insensitive).
+pub fn accept_encoding(value: &[u8], offered: u8, order: u8) {
+    use crate::middleware::compress::{Encoding, negotiate::choose};
+
+    let mut all = [Encoding::Zstd, Encoding::Brotli, Encoding::Gzip];
+    all.rotate_left(usize::from(order % 3));
+    if order & 4 != 0 {
+        all.swap(0, 1);
+    }
+    let offered: Vec<Encoding> = all
+        .into_iter()
+        .filter(|e| offered & (1 << (*e as u8)) != 0)
+        .collect();
+    let Ok(header) = HeaderValue::from_bytes(value) else {
+        return;
+    };
+    let pick = |codings: &[Encoding]| choose(Some(&header), codings);
+    let chosen = pick(&offered);
+    match chosen {
+        Some(e) => {
+            assert!(offered.contains(&e), "{header:?}: {e:?} was not offered");
+            assert_eq!(pick(&[e]), Some(e), "{header:?}: {e:?} alone");
+            for &other in offered.iter().filter(|&&o| o != e) {
+                let first =
+                    offered.iter().position(|&o| o == e) < offered.iter().position(|&o| o == other);
+                let pair = if first { [e, other] } else { [other, e] };
+                assert_eq!(pick(&pair), Some(e), "{header:?}: {pair:?}");
+            }
+        }
+        None => {
+            for &e in &offered {
+                assert_eq!(
+                    pick(&[e]),
+                    None,
+                    "{header:?}: {e:?} alone but not among {offered:?}"
+                );
+            }
+        }
+    }
+    let upper = HeaderValue::from_bytes(&value.to_ascii_uppercase()).ok();
+    assert_eq!(
+        choose(upper.as_ref(), &offered),
+        chosen,
+        "{header:?} in capitals"
+    );
+}
+
 /// The real pipeline over an in-memory connection, with
 /// [`CONNECTION_CONFIG`]: everything `troupe` runs for a plain
 /// connection but the accept loop and the supervision tree (so modules

@@ -1,5 +1,6 @@
 //! The header validators: the smuggling sniff (against httparse), Host,
-//! hop-by-hop stripping with the forwarding headers, and Range.
+//! hop-by-hop stripping with the forwarding headers, Range, and the
+//! compression middleware's Accept-Encoding negotiation.
 #![no_main]
 
 use std::net::IpAddr;
@@ -24,6 +25,11 @@ enum Input {
     Range {
         value: String,
         len: u64,
+    },
+    AcceptEncoding {
+        value: Vec<u8>,
+        offered: u8,
+        order: u8,
     },
 }
 
@@ -52,4 +58,9 @@ fuzz_target!(|input: Input| match input {
         fuzzing::forwarding(&fields, peer, trusted, tls);
     }
     Input::Range { value, len } => fuzzing::range(&value, len),
+    Input::AcceptEncoding {
+        value,
+        offered,
+        order,
+    } => fuzzing::accept_encoding(&value, offered, order),
 });

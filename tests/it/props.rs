@@ -280,6 +280,36 @@ fn header_validators_hold() {
         "[ -~]{0,20}",
     ];
     run(1000, (range, 0..200u64), |(r, len)| fuzzing::range(&r, len));
+    run(
+        2000,
+        (accept_encoding(), any::<u8>(), any::<u8>()),
+        |(v, offered, order)| fuzzing::accept_encoding(&v, offered, order),
+    );
+}
+
+/// An `Accept-Encoding` value: codings (known, unknown, `*`, `identity`,
+/// in any case) with weights well- and ill-formed, or random bytes.
+fn accept_encoding() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        prop::sample::select(
+            &[
+                "gzip", "br", "zstd", "x-gzip", "*", "identity", "deflate", ""
+            ][..]
+        )
+        .prop_map(str::to_owned),
+        "[a-zA-Z*-]{0,6}",
+    ];
+    let weight = prop_oneof![
+        Just(String::new()),
+        "q=(0|1)(\\.[0-9]{0,4})?".prop_map(|q| format!(";{q}")),
+        "[ ]?;[ ]?[qQ][ ]?=[ ]?[0-9.]{0,6}",
+        "[;= a-z0-9.]{0,8}",
+    ];
+    let item = (token, weight).prop_map(|(t, w)| format!("{t}{w}"));
+    prop_oneof![
+        4 => prop::collection::vec(item, 0..6).prop_map(|items| items.join(", ").into_bytes()),
+        1 => any::<Vec<u8>>(),
+    ]
 }
 
 /// A request: a method, a path, a version, some fields and a body, in
