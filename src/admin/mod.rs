@@ -52,6 +52,11 @@ use crate::{
 
 /// How long an admin client may take to send a request head.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an admin client may take to send a request body, from the
+/// end of its head: a POST that never finishes must not hold one of the
+/// few admin connections (nginx's `client_body_timeout` is per read; a
+/// whole body here is at most [`MAX_BODY`]).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Open admin connections (16); more are closed at once, so that a flood
 /// of them cannot take the descriptors the operator needs to get in.
 const CAPS: CapLimits = CapLimits {
@@ -614,7 +619,15 @@ async fn json_object(
     body: Incoming,
 ) -> Result<serde_json::Map<String, Value>, Response<Full<Bytes>>> {
     use http_body_util::BodyExt as _;
-    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+    let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        // Answered before the body ended, hyper closes the connection.
+        return Err(json_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &json!({"error": format!("the body did not arrive within {BODY_TIMEOUT:?}")}),
+        ));
+    };
+    let bytes = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(json_response(

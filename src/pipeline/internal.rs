@@ -21,6 +21,7 @@ use crate::{
     error::HttpError,
     generation::Generation,
     handler::{HandlerFuture, Next},
+    limit::Verdict,
 };
 
 /// Re-routes a request may make before it answers 500 (nginx's 10).
@@ -35,6 +36,11 @@ pub struct Internal {
     /// Set while an error page is served: its own failure gives the
     /// plain error, never another error page.
     pub(crate) in_error_page: bool,
+    /// Set once a route's rate limits were checked: as nginx's
+    /// `limit_req` decides once per request, the first route with limits
+    /// that the request reaches (first routing or re-routed) counts it,
+    /// and no later one counts it again.
+    pub(crate) limited: bool,
 }
 
 impl std::fmt::Debug for Internal {
@@ -54,6 +60,7 @@ impl Internal {
             server,
             hops: 0,
             in_error_page: false,
+            limited: false,
         }
     }
 
@@ -64,8 +71,9 @@ impl Internal {
 
     /// Routes `req` again inside its server with `target` (a path, with a
     /// query or not; a target without one keeps the request's query, as
-    /// nginx does): its server's rewrites, then the route table, then the
-    /// route's chain. Past [`MAX_HOPS`] hops: 500.
+    /// nginx does): its server's rewrites, then the route table, the
+    /// route's rate limits (unless a route before counted the request),
+    /// then the route's chain. Past [`MAX_HOPS`] hops: 500.
     pub fn route(mut self, req: Request, target: &str) -> HandlerFuture {
         self.hops += 1;
         if self.hops > MAX_HOPS {
@@ -101,9 +109,35 @@ impl Internal {
             Match::NotFound => return HandlerFuture::ready(Err(HttpError::NotFound)),
         };
         let chain = Next::new(route.middleware.clone(), route.handler.clone());
+        let verdict = (!route.limits.is_empty() && !self.limited)
+            .then(|| crate::limit::check(&route.limits, req.peer().ip(), req.headers()));
         let mut req = req.reroute(uri, normalized, params);
+        let mut wait = None;
+        if let Some(verdict) = verdict {
+            self.limited = true;
+            match verdict {
+                Verdict::Go => {}
+                Verdict::Refuse {
+                    status,
+                    retry_after,
+                } => {
+                    return HandlerFuture::ready(Err(HttpError::RateLimited {
+                        status,
+                        retry_after,
+                    }));
+                }
+                Verdict::Wait(w) => wait = Some(w),
+            }
+        }
         req.extensions_mut().insert(self);
-        chain.run(req)
+        match wait {
+            None => chain.run(req),
+            // The body was read by the first route: only the handler waits.
+            Some(w) => HandlerFuture::new(async move {
+                tokio::time::sleep(w).await;
+                chain.run(req).await
+            }),
+        }
     }
 }
 

@@ -289,6 +289,10 @@ impl Pipeline {
                 .clone(),
         );
         if !route.limits.is_empty() {
+            // Counted here: a route it is re-routed to does not count it again.
+            if let Some(internal) = head.extensions.get_mut::<internal::Internal>() {
+                internal.limited = true;
+            }
             match crate::limit::check(&route.limits, peer.ip(), &head.headers) {
                 Verdict::Go => {}
                 Verdict::Refuse {

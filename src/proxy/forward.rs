@@ -142,7 +142,10 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
     up.budget.request();
     let stream = req.take_body_stream();
     let (peer, tls) = (req.peer(), req.is_tls());
-    let (mut head, _) = req.into_parts();
+    // A request routed here again (a `Rewrite` route, a `try_files`
+    // fallback) had its body read whole by the first route's rules: it is
+    // sent as it was read.
+    let (mut head, buffered) = req.into_parts();
     let mut upgrade = upgrade::wanted(&mut head, &inner.upgrades)?;
     if upgrade.is_some() && s.transport.protocol != Protocol::Http1 {
         // HTTP/2 has no Upgrade, and an `Auto` group cannot promise an
@@ -156,7 +159,7 @@ async fn forward(inner: Arc<Inner>, mut req: Request) -> HandlerResult {
 
     // The body: kept whole when small enough to send again, else streamed.
     let (kept, mut stream) = match stream {
-        None => (Some(Bytes::new()), None),
+        None => (Some(buffered), None),
         Some(body)
             if body
                 .size_hint()

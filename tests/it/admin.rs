@@ -613,3 +613,23 @@ async fn a_client_that_never_finishes_its_head_is_dropped() {
         "closed after {waited:?}: {got:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_body_never_arrives_gets_408_and_is_closed() {
+    let (_srv, admin) = server().await;
+    let addr: std::net::SocketAddr = admin.trim_start_matches("http://").parse().unwrap();
+    let start = std::time::Instant::now();
+    // A whole head announcing 100 bytes, then 2 of them and silence.
+    let head = format!(
+        "POST /config/reload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{}}",
+        bearer(TOKEN)
+    );
+    let got = client::raw(addr, head.as_bytes(), Duration::from_secs(30)).await;
+    let waited = start.elapsed();
+    assert_eq!(client::status_of(&got), Some(408), "{got}");
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "answered after {waited:?}: {got:?}"
+    );
+}

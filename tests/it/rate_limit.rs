@@ -390,3 +390,28 @@ async fn a_bad_zone_is_refused_with_its_position() {
         assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_reached_by_a_rewrite_is_limited_and_a_request_counts_once() {
+    let routes = format!(
+        r#"(path: "/old", handler: Rewrite("/r")),
+        (path: "/twice", handler: Rewrite("/r"), rate_limits: [(zone: "y", burst: 1, nodelay: true)]),
+        {}"#,
+        route("/r", r#"(zone: "z", burst: 1, nodelay: true)"#)
+    );
+    let srv = TestServer::start(&config(
+        r#""z": (rate: "1r/m"), "y": (rate: "1r/m")"#,
+        "",
+        "",
+        &routes,
+    ))
+    .await;
+    // A rewrite does not get around the limits of the route it reaches.
+    let got = statuses(3, "127.0.0.1", srv.addr, "/old", "").await;
+    assert_eq!(got, [OK, OK, LIMITED]);
+    // As nginx's limit_req, a request is counted by the first route with
+    // limits it reaches: `/twice` counts in `y`, never in `z` as well.
+    let got = statuses(3, "127.0.0.2", srv.addr, "/twice", "").await;
+    assert_eq!(got, [OK, OK, LIMITED]);
+    assert_eq!(statuses(2, "127.0.0.2", srv.addr, "/r", "").await, [OK, OK]);
+}

@@ -6,7 +6,12 @@ use std::process::Command;
 
 use http::StatusCode;
 
-use crate::support::{client, daemon::bin, server::TestServer};
+use crate::support::{
+    backend::{Behaviour, TestBackend},
+    client,
+    daemon::bin,
+    server::TestServer,
+};
 
 fn config(server: &str) -> String {
     format!(
@@ -122,4 +127,35 @@ fn a_bad_regex_or_target_names_its_place() {
     let at = format!("{}:4:39: ", dir.path().join("bad.ron").display());
     assert!(stderr.contains(&at), "expected `{at}` in:\n{stderr}");
     assert!(stderr.contains("must start with `/`"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_by_a_rewrite_route_reaches_the_proxy_it_routes_to() {
+    let backend = TestBackend::start("b", Behaviour::default()).await;
+    let ron = format!(
+        r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: Off),
+    upstreams: {{ "b": (backends: [(addr: "{}")]) }},
+    servers: [(routes: [
+        (path: "/old/{{*p}}", methods: ["POST"], handler: Rewrite("/app/$param_p")),
+        (path: "/app/{{*p}}", handler: Proxy(upstream: "b")),
+    ])],
+)"#,
+        backend.addr
+    );
+    let srv = TestServer::start(&ron).await;
+    let body = "x".repeat(5000);
+    for path in ["/old/upload", "/app/upload"] {
+        let req = http::Request::post(srv.url(path))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+            .unwrap();
+        let r = client::send(&client::h1(), req).await;
+        // `/upload` answers the length of the body it received.
+        assert_eq!(
+            (r.status, r.text()),
+            (StatusCode::OK, "5000".into()),
+            "{path}"
+        );
+    }
 }
