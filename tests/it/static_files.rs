@@ -305,3 +305,56 @@ async fn a_catch_all_prefix_serves_the_root_of_its_alias() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.text(), "<h1>home</h1>");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_while_it_is_asked_for_is_404_never_500() {
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir_all(dir.path().join("root")).unwrap();
+    // Bodies are not cached (over 1 byte): each answer opens the file,
+    // between the entry's stat and that open it may be gone.
+    let ron = r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: Off),
+    servers: [(routes: [(path: "/{*path}", handler: Static(root: "root", cache_max_file_bytes: 1))])],
+)"#;
+    let srv = TestServer::start_in(dir, ron).await;
+    let file = srv.dir.path().join("root/flicker.txt");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flicker = {
+        let (file, stop) = (file.clone(), stop.clone());
+        let aside = file.with_extension("tmp");
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Whole or absent: written aside, then renamed in.
+                let _ = std::fs::write(&aside, "0123456789");
+                let _ = std::fs::rename(&aside, &file);
+                std::thread::sleep(Duration::from_micros(300));
+                let _ = std::fs::remove_file(&file);
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        })
+    };
+    let h1 = client::h1();
+    let (mut served, mut gone) = (0, 0);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let req = Request::get(srv.url("/flicker.txt"))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let r = client::send(&h1, req).await;
+        match r.status {
+            StatusCode::OK => {
+                assert_eq!(r.text(), "0123456789");
+                served += 1;
+            }
+            StatusCode::NOT_FOUND => gone += 1,
+            other => panic!(
+                "{other} after {served} served and {gone} gone: {}",
+                r.text()
+            ),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flicker.join().unwrap();
+    assert!(served > 0 && gone > 0, "{served} served, {gone} gone");
+}

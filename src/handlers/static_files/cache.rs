@@ -172,7 +172,7 @@ impl FileCache {
             let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
                 .await
                 .map_err(|e| HttpError::Internal(e.to_string()))?
-                .map_err(|e| HttpError::Internal(e.to_string()))?;
+                .map_err(super::resolve::io_status)?;
             // The file changed between stat and read: serve what we read,
             // but do not cache a body that disagrees with its metadata.
             if bytes.len() as u64 != meta.len {

@@ -99,7 +99,10 @@ impl Resolver {
     }
 }
 
-fn io_status(e: std::io::Error) -> HttpError {
+/// The answer for a file that cannot be opened or read: gone (deleted
+/// since it was found, or never there) is 404 and forbidden is 403, as
+/// nginx answers a failed `open`; anything else is the server's 500.
+pub(super) fn io_status(e: std::io::Error) -> HttpError {
     match e.kind() {
         ErrorKind::NotFound
         | ErrorKind::NotADirectory

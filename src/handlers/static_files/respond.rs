@@ -83,9 +83,7 @@ fn stream(
     count: u64,
     pool: &Arc<BufPool>,
 ) -> Result<Response, HttpError> {
-    let opened = file
-        .open()
-        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let opened = file.open().map_err(super::resolve::io_status)?;
     let stamp = opened.stamp();
     if stamp != file.meta.stamp() {
         let fresh = CachedFile::new(FileMeta::new(file.meta.path.clone(), stamp), None, 0);
