@@ -16,7 +16,10 @@
 //! ```
 //!
 //! Every answer carries `Cache-Status` (status.rs). A hit answers a
-//! conditional request with 304 itself.
+//! conditional request with 304 itself, and a GET's `Range` with 206 cut
+//! from the stored body. A miss with `Range` is passed on as asked (the
+//! upstream's 206 is not stored), so a key is filled by a request for
+//! all of it.
 
 use std::{
     sync::Arc,
@@ -24,7 +27,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_cache_semantics::{AfterResponse, BeforeRequest};
 
 use super::{
@@ -39,7 +42,12 @@ use crate::{
     handler::{Handler, HandlerFuture, HandlerResult, Response},
     handlers::template::Template,
     kept::Named as _,
-    pipeline::{body::Body, conditional, request::Request},
+    pipeline::{
+        body::Body,
+        conditional,
+        range::{self, Part},
+        request::Request,
+    },
 };
 
 /// When a stale entry may be served instead of the upstream's answer
@@ -159,6 +167,7 @@ fn answer(inner: &Arc<Inner>, found: Option<Lookup>, key: Arc<str>, req: Request
                 series.hit.inc();
                 return HandlerFuture::ready(Ok(serve(
                     &entry,
+                    req.method(),
                     req.headers(),
                     CacheStatus::hit(entry.ttl(now)),
                     now,
@@ -178,7 +187,13 @@ fn answer(inner: &Arc<Inner>, found: Option<Lookup>, key: Arc<str>, req: Request
                     detail: Some("stale-while-revalidate"),
                     ..CacheStatus::hit(entry.ttl(now))
                 };
-                return HandlerFuture::ready(Ok(serve(&entry, req.headers(), status, now)));
+                return HandlerFuture::ready(Ok(serve(
+                    &entry,
+                    req.method(),
+                    req.headers(),
+                    status,
+                    now,
+                )));
             }
             let why = if asks_forward {
                 Fwd::Request
@@ -223,8 +238,16 @@ fn wants_forward(h: &HeaderMap) -> bool {
     has(header::CACHE_CONTROL, "no-cache") || has(header::PRAGMA, "no-cache")
 }
 
-/// The answer from a stored entry: 304 when the request already has it.
-fn serve(entry: &Stored, req: &HeaderMap, status: CacheStatus, now: SystemTime) -> Response {
+/// The answer from a stored entry: 304 when the request already has it,
+/// the part a GET's `Range` asks of a stored 200 (206, or 416), as nginx's
+/// range filter answers from its cache.
+fn serve(
+    entry: &Stored,
+    method: &Method,
+    req: &HeaderMap,
+    status: CacheStatus,
+    now: SystemTime,
+) -> Response {
     let (code, mut headers) = entry.head(now);
     headers.append(CACHE_STATUS, status.value());
     let modified = headers
@@ -233,11 +256,35 @@ fn serve(entry: &Stored, req: &HeaderMap, status: CacheStatus, now: SystemTime) 
         .and_then(|v| httpdate::parse_http_date(v).ok());
     let unchanged = code == StatusCode::OK
         && conditional::not_modified(req, headers.get(header::ETAG), modified);
-    let (code, body) = if unchanged {
-        (StatusCode::NOT_MODIFIED, Body::Empty)
+    let part = if code == StatusCode::OK && *method == Method::GET && !unchanged {
+        let len = entry.body.len() as u64;
+        let (etag, lm) = (
+            headers.get(header::ETAG),
+            headers.get(header::LAST_MODIFIED),
+        );
+        range::requested(req, len, etag, lm)
     } else {
-        (code, Body::full(entry.body.clone()))
+        Ok(Part::Whole)
     };
+    let (code, body) = match part {
+        _ if unchanged => (StatusCode::NOT_MODIFIED, Body::Empty),
+        Ok(Part::Whole) => (code, Body::full(entry.body.clone())),
+        Ok(Part::Range(start, end)) => {
+            let len = entry.body.len() as u64;
+            headers.insert(header::CONTENT_RANGE, range::content_range(start, end, len));
+            headers.insert(header::CONTENT_LENGTH, (end - start + 1).into());
+            let body = entry.body.slice(start as usize..=end as usize);
+            (StatusCode::PARTIAL_CONTENT, Body::full(body))
+        }
+        Err(refused) => {
+            let mut resp = refused.into_response();
+            resp.headers_mut().append(CACHE_STATUS, status.value());
+            return resp;
+        }
+    };
+    if code == StatusCode::OK && !headers.contains_key(header::ACCEPT_RANGES) {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     let mut resp = http::Response::new(body);
     *resp.status_mut() = code;
     *resp.headers_mut() = headers;
@@ -274,7 +321,13 @@ async fn fetch(
                     collapsed: true,
                     ..CacheStatus::fwd(why)
                 };
-                return Ok(serve(&entry, req.headers(), status, SystemTime::now()));
+                return Ok(serve(
+                    &entry,
+                    req.method(),
+                    req.headers(),
+                    status,
+                    SystemTime::now(),
+                ));
             }
             // No entry to share (or too long a wait): go on our own, and
             // store nothing (the fill has a writer, or had one).
@@ -339,6 +392,7 @@ async fn forward(
             };
             return Ok(serve(
                 &refreshed,
+                &asked_method,
                 client.as_ref().unwrap_or(&asked_headers),
                 status,
                 now,
@@ -357,6 +411,7 @@ async fn forward(
             };
             return Ok(serve(
                 entry,
+                &asked_method,
                 client.as_ref().unwrap_or(&asked_headers),
                 status,
                 now,

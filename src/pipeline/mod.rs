@@ -30,6 +30,7 @@ pub mod internal;
 pub(crate) mod layers;
 pub mod log_hook;
 pub mod path;
+pub mod range;
 pub mod request;
 mod respond;
 pub mod rewrite;

@@ -529,3 +529,48 @@ async fn redbot_finds_nothing_wrong_with_a_cached_proxied_answer() {
 }
 
 mod disk;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_answers_a_range_from_the_stored_body() {
+    let (origin, _dir, d) = start("", "").await;
+    let whole = client::get(&url(&d, "/c/ranged")).await;
+    assert_eq!(whole.text(), "/ranged v0 #1");
+    let len = whole.body.len();
+    let u = url(&d, "/c/ranged");
+
+    let part = client::get_with(&u, &[("range", "bytes=1-6")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.text(), "ranged");
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 1-6/{len}").as_str())
+    );
+    assert!(
+        status(&part).starts_with("troupe; hit"),
+        "{}",
+        status(&part)
+    );
+    let tail = client::get_with(&u, &[("range", "bytes=-2")]).await;
+    assert_eq!(
+        (tail.status, tail.text()),
+        (StatusCode::PARTIAL_CONTENT, "#1".into())
+    );
+
+    // Past the end: 416, with the length.
+    let past = client::get_with(&u, &[("range", "bytes=999-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{len}").as_str())
+    );
+    // If-Range: our entity tag gets the part, another the whole.
+    let same = client::get_with(&u, &[("range", "bytes=0-0"), ("if-range", "\"v0\"")]).await;
+    assert_eq!(
+        (same.status, same.text()),
+        (StatusCode::PARTIAL_CONTENT, "/".into())
+    );
+    let other = client::get_with(&u, &[("range", "bytes=0-0"), ("if-range", "\"v9\"")]).await;
+    assert_eq!((other.status, other.body.len()), (StatusCode::OK, len));
+    assert_eq!(other.header("accept-ranges"), Some("bytes"));
+    assert_eq!(origin.count("/ranged"), 1);
+}

@@ -100,9 +100,10 @@ impl StaticFiles {
     /// The inclusive byte range a `Range` value selects in a file of
     /// `len` bytes: `Ok(None)` for the whole file, `Err` for 416.
     pub(crate) fn byte_range(raw: &str, len: u64) -> Result<Option<(u64, u64)>, HttpError> {
-        Ok(match respond::byte_range(raw, len)? {
-            respond::Part::Whole => None,
-            respond::Part::Range(start, end) => Some((start, end)),
+        use crate::pipeline::range::{Part, byte_range};
+        Ok(match byte_range(raw, len)? {
+            Part::Whole => None,
+            Part::Range(start, end) => Some((start, end)),
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -15,17 +15,14 @@ use super::{
 use crate::{
     error::HttpError,
     handler::{HandlerFuture, HandlerResult, Response},
-    pipeline::{body::Body, conditional, request::Request},
+    pipeline::{
+        body::Body,
+        conditional,
+        range::{self, Part},
+        request::Request,
+    },
     sendfile::OpenFile,
 };
-
-/// What part of the file to send.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Part {
-    Whole,
-    /// Inclusive byte range.
-    Range(u64, u64),
-}
 
 /// What is escaped in a redirect's path, besides controls and non-ASCII.
 const PATH: &AsciiSet = &CONTROLS
@@ -132,7 +129,7 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     }
     let len = file.meta.len;
     let part = if req.method() == Method::GET {
-        range(headers, file)?
+        range::requested(headers, len, Some(&file.etag), Some(&file.last_modified))?
     } else {
         Part::Whole
     };
@@ -157,10 +154,9 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     h.insert(header::LAST_MODIFIED, file.last_modified.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {
-        let cr = format!("bytes {}-{}/{}", start, start + count - 1, len);
         h.insert(
             header::CONTENT_RANGE,
-            HeaderValue::try_from(cr).expect("digits are valid"),
+            range::content_range(start, start + count - 1, len),
         );
     }
     Ok(if streamed {
@@ -168,39 +164,6 @@ fn plan(req: &Request, file: &CachedFile) -> Result<Plan, HttpError> {
     } else {
         Plan::Done(resp)
     })
-}
-
-/// The part of the file a `Range` header asks for. A malformed header is
-/// ignored (RFC 9110 §14.2); several ranges get the whole file, which the
-/// RFC allows and which costs the client nothing it cannot handle.
-fn range(headers: &HeaderMap, file: &CachedFile) -> Result<Part, HttpError> {
-    let Some(raw) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok(Part::Whole);
-    };
-    if let Some(if_range) = headers.get(header::IF_RANGE) {
-        let fresh = if_range == file.etag || if_range == file.last_modified;
-        if !fresh {
-            return Ok(Part::Whole);
-        }
-    }
-    byte_range(raw, file.meta.len)
-}
-
-/// What a `Range` value asks of a file of `len` bytes (after `If-Range`).
-pub(super) fn byte_range(raw: &str, len: u64) -> Result<Part, HttpError> {
-    let Ok(parsed) = http_range_header::parse_range_header(raw) else {
-        return Ok(Part::Whole);
-    };
-    match parsed.validate(len) {
-        // The crate accepts `bytes=0-` on an empty file as 0..=0; no byte
-        // of an empty file can be served, so check the bounds ourselves.
-        Ok(ranges) if ranges.len() == 1 => match (*ranges[0].start(), *ranges[0].end()) {
-            (start, end) if start <= end && end < len => Ok(Part::Range(start, end)),
-            _ => Err(HttpError::RangeNotSatisfiable { len }),
-        },
-        Ok(_) => Ok(Part::Whole),
-        Err(_) => Err(HttpError::RangeNotSatisfiable { len }),
-    }
 }
 
 #[cfg(test)]
