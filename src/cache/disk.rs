@@ -20,7 +20,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -56,6 +56,8 @@ pub(super) struct DiskSeries {
     pub removed_corrupt: IntCounter,
     pub removed_inactive: IntCounter,
     pub removed_size: IntCounter,
+    /// Entries kept in memory only: the writes were too far behind.
+    pub dropped: IntCounter,
 }
 
 /// One variant's file, as the index knows it.
@@ -82,8 +84,17 @@ pub struct DiskTier {
     files: AtomicI64,
     loaded: AtomicBool,
     next_inactive_scan: Mutex<Instant>,
+    /// Writes handed to blocking threads and not yet done.
+    pending: AtomicUsize,
     series: DiskSeries,
 }
+
+/// Writes a tier lets queue at most. A flood of storable misses (faster
+/// than the disk takes them) would otherwise queue an entry per miss,
+/// each holding its body, without bound; past this, an entry stays in
+/// memory only (and is counted), as the disk could not have taken it in
+/// time anyway.
+const MAX_PENDING_WRITES: usize = 64;
 
 /// What the index holds for a request.
 pub(super) enum OnDisk {
@@ -115,6 +126,7 @@ impl DiskTier {
             files: AtomicI64::new(0),
             loaded: AtomicBool::new(false),
             next_inactive_scan: Mutex::new(Instant::now()),
+            pending: AtomicUsize::new(0),
             series,
         };
         tier.set_bounds(params);
@@ -197,13 +209,27 @@ impl DiskTier {
     }
 
     /// Writes `key`'s `entry` to its file in the background (a blocking
-    /// thread), then indexes it.
+    /// thread), then indexes it; unless [`MAX_PENDING_WRITES`] are
+    /// queued already.
     pub(super) fn write(self: &Arc<Self>, key: Arc<str>, entry: Arc<Stored>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let tier = self.clone();
-        rt.spawn_blocking(move || tier.write_now(key, &entry));
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_WRITES {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            self.series.dropped.inc();
+            tracing::debug!(dir = %self.root.display(), %key, "cache disk writes behind; entry kept in memory only");
+            return;
+        }
+        /// Gives the place back however the write ends.
+        struct Queued(Arc<DiskTier>);
+        impl Drop for Queued {
+            fn drop(&mut self) {
+                self.0.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let queued = Queued(self.clone());
+        rt.spawn_blocking(move || queued.0.write_now(key, &entry));
     }
 
     fn write_now(&self, key: Arc<str>, entry: &Stored) {
@@ -493,4 +519,78 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+
+    use super::*;
+    use crate::cache::entry::Asked;
+
+    fn series() -> DiskSeries {
+        let counter = |n: &str| IntCounter::new(n, n).unwrap();
+        let gauge = |n: &str| IntGauge::new(n, n).unwrap();
+        DiskSeries {
+            bytes: gauge("b"),
+            files: gauge("f"),
+            reads: counter("r"),
+            removed_corrupt: counter("c"),
+            removed_inactive: counter("i"),
+            removed_size: counter("s"),
+            dropped: counter("d"),
+        }
+    }
+
+    /// A storable entry of a few bytes.
+    fn entry() -> Arc<Stored> {
+        let (uri, req) = (Uri::from_static("/a"), HeaderMap::new());
+        let asked = Asked {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &req,
+        };
+        let mut head = HeaderMap::new();
+        head.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60"),
+        );
+        let now = SystemTime::now();
+        let policy = Stored::policy(&asked, StatusCode::OK, &head, now).unwrap();
+        let body = Bytes::from_static(b"hello");
+        Arc::new(Stored::new(policy, &asked, StatusCode::OK, head, body, now))
+    }
+
+    #[test]
+    fn writes_that_fall_behind_are_dropped_and_counted_not_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = DiskParams {
+            path: dir.path().to_owned(),
+            max_bytes: 1 << 30,
+            inactive: Duration::from_secs(3600),
+        };
+        let tier = Arc::new(DiskTier::new(&params, series()));
+        // One blocking thread: the writes queue behind it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let entry = entry();
+        rt.block_on(async {
+            for i in 0..500 {
+                tier.write(format!("key-{i}").into(), entry.clone());
+                assert!(tier.pending.load(Ordering::Relaxed) <= MAX_PENDING_WRITES);
+            }
+            while tier.pending.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let dropped = tier.series.dropped.get();
+        assert!(dropped > 0, "nothing was dropped");
+        assert_eq!(tier.index.len() as u64 + dropped, 500);
+    }
 }

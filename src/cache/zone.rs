@@ -256,6 +256,7 @@ pub struct CacheZones {
     disk_files: IntGaugeVec,
     disk_reads: IntCounterVec,
     disk_removed: IntCounterVec,
+    disk_dropped: IntCounterVec,
 }
 
 impl Default for CacheZones {
@@ -267,7 +268,7 @@ impl Default for CacheZones {
     /// `troupe_cache_disk_bytes{zone}`, `troupe_cache_disk_files{zone}`,
     /// `troupe_cache_disk_reads_total{zone}` and
     /// `troupe_cache_disk_removed_total{zone, why}` (`corrupt`,
-    /// `inactive`, `size`).
+    /// `inactive`, `size`) and `troupe_cache_disk_writes_dropped_total{zone}`.
     fn default() -> Self {
         let opts = |n: &str, h: &str| Opts::new(n, h);
         let gauge =
@@ -294,6 +295,14 @@ impl Default for CacheZones {
                     "Files a cache zone removed, by why",
                 ),
                 &["zone", "why"],
+            )
+            .expect("valid series"),
+            disk_dropped: IntCounterVec::new(
+                opts(
+                    "troupe_cache_disk_writes_dropped_total",
+                    "Entries a cache zone kept in memory only, its disk writes too far behind",
+                ),
+                &["zone"],
             )
             .expect("valid series"),
             requests: IntCounterVec::new(
@@ -336,7 +345,8 @@ impl CacheZones {
         registry.register(Box::new(self.disk_bytes.clone()))?;
         registry.register(Box::new(self.disk_files.clone()))?;
         registry.register(Box::new(self.disk_reads.clone()))?;
-        registry.register(Box::new(self.disk_removed.clone()))
+        registry.register(Box::new(self.disk_removed.clone()))?;
+        registry.register(Box::new(self.disk_dropped.clone()))
     }
 
     /// The zone `name` with `params`: the one in force if it has them,
@@ -378,6 +388,7 @@ impl CacheZones {
                 removed_corrupt: removed("corrupt"),
                 removed_inactive: removed("inactive"),
                 removed_size: removed("size"),
+                dropped: self.disk_dropped.with_label_values(&[zone]),
             };
             DiskTier::new(params, series)
         });
