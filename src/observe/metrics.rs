@@ -23,7 +23,11 @@
 //! | `troupe_upstream_backend_up` (gauge: 1 while it takes requests) | `upstream`, `backend` (`ip:port`) |
 //! | `troupe_upstream_health_changes_total` (active checks took it out or brought it back) | `upstream`, `backend`, `to` (`down`, `up`) |
 
-use std::time::Duration;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use http::StatusCode;
 use prometheus::{
@@ -358,12 +362,21 @@ impl AcmeMetrics {
     }
 }
 
+/// (upstream, backend) pairs: the series' labels.
+pub type BackendLabels = HashSet<(String, String)>;
+
 /// The upstream series, kept by the `upstreams` supervisor's upkeep and
 /// the group actors' probes (`proxy::health`).
 #[derive(Clone, Debug)]
 pub struct UpstreamMetrics {
     up: IntGaugeVec,
     turns: IntCounterVec,
+    /// The (upstream, backend) pairs with series, so that a reload that
+    /// drops a backend drops its series too ([`UpstreamMetrics::retain`]).
+    exported: Arc<Mutex<BackendLabels>>,
+    /// The set [`UpstreamMetrics::retain`] last pruned to: the same set
+    /// again (every group's upkeep, every second) costs a pointer compare.
+    pruned_to: Arc<Mutex<Option<Arc<BackendLabels>>>>,
 }
 
 impl UpstreamMetrics {
@@ -385,7 +398,12 @@ impl UpstreamMetrics {
         )?;
         registry.register(Box::new(up.clone()))?;
         registry.register(Box::new(turns.clone()))?;
-        Ok(Self { up, turns })
+        Ok(Self {
+            up,
+            turns,
+            exported: Arc::default(),
+            pruned_to: Arc::default(),
+        })
     }
 
     /// Sets whether `backend` of `upstream` takes requests.
@@ -393,12 +411,54 @@ impl UpstreamMetrics {
         self.up
             .with_label_values(&[upstream, backend])
             .set(i64::from(up));
+        self.exported_now(upstream, backend);
+    }
+
+    /// Remembers that the pair has series (by the upkeep, once a second
+    /// per backend: off the request path).
+    fn exported_now(&self, upstream: &str, backend: &str) {
+        let new = self
+            .exported
+            .lock()
+            .is_ok_and(|mut e| e.insert((upstream.to_owned(), backend.to_owned())));
+        // A pair new since the last pruning (maybe a late probe of a group
+        // a reload removed) is checked at the next upkeep.
+        if new && let Ok(mut last) = self.pruned_to.lock() {
+            *last = None;
+        }
+    }
+
+    /// Drops the series of every backend not in `live` (the groups of the
+    /// config in force, called by their upkeep): a backend a reload
+    /// removed must not linger on dashboards with its last value. A set
+    /// already pruned to is not walked again.
+    pub fn retain(&self, live: &Arc<BackendLabels>) {
+        if let Ok(mut last) = self.pruned_to.lock() {
+            if last.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
+                return;
+            }
+            *last = Some(live.clone());
+        }
+        let Ok(mut exported) = self.exported.lock() else {
+            return;
+        };
+        exported.retain(|(upstream, backend)| {
+            if live.contains(&(upstream.clone(), backend.clone())) {
+                return true;
+            }
+            let _ = self.up.remove_label_values(&[upstream, backend]);
+            for to in ["up", "down"] {
+                let _ = self.turns.remove_label_values(&[upstream, backend, to]);
+            }
+            false
+        });
     }
 
     /// Counts a backend going down or coming back.
     pub fn turned(&self, upstream: &str, backend: &str, up: bool) {
         let to = if up { "up" } else { "down" };
         self.turns.with_label_values(&[upstream, backend, to]).inc();
+        self.exported_now(upstream, backend);
     }
 }
 

@@ -28,16 +28,30 @@ use super::{
     upstream::{Probe, Upstream, Upstreams},
     verdict::Turn,
 };
-use crate::observe::metrics::UpstreamMetrics;
+use crate::observe::metrics::{BackendLabels, UpstreamMetrics};
 
 /// One group of the generation in force, as the tree keeps it.
 pub struct GroupHealth {
     upstream: Arc<Upstream>,
     metrics: UpstreamMetrics,
+    /// Every (group, backend) of its generation: the upkeep drops the
+    /// series of the others (backends a reload removed).
+    live: Arc<BackendLabels>,
 }
 
 /// Every group of `upstreams`, for the `upstreams` supervisor.
 pub fn groups(upstreams: &Upstreams, metrics: &UpstreamMetrics) -> Vec<Arc<dyn UpstreamGroup>> {
+    let live: Arc<BackendLabels> = Arc::new(
+        upstreams
+            .groups
+            .values()
+            .flat_map(|up| {
+                up.backends
+                    .iter()
+                    .map(|b| (up.name.to_string(), b.addr.to_string()))
+            })
+            .collect(),
+    );
     upstreams
         .groups
         .values()
@@ -45,6 +59,7 @@ pub fn groups(upstreams: &Upstreams, metrics: &UpstreamMetrics) -> Vec<Arc<dyn U
             Arc::new(GroupHealth {
                 upstream: up.clone(),
                 metrics: metrics.clone(),
+                live: live.clone(),
             }) as Arc<dyn UpstreamGroup>
         })
         .collect()
@@ -100,6 +115,9 @@ impl UpstreamGroup for GroupHealth {
     }
 
     fn maintain(&self) {
+        // Only the groups in force get their upkeep, so once a reload is
+        // in force its backends' series are the ones left.
+        self.metrics.retain(&self.live);
         let up = &self.upstream;
         let (now, checked) = (now_ms(), up.settings.check.is_some());
         for b in up.backends.iter() {

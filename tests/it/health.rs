@@ -266,3 +266,45 @@ fn a_bad_health_check_is_refused_with_its_position() {
     );
     refused("(every: \"1s\")", 4, 26, "every");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_a_reload_removes_loses_its_series() {
+    let a = TestBackend::start("a", Behaviour::default()).await;
+    let b = TestBackend::start("b", Behaviour::default()).await;
+    let admin = r#"admin: (listen: "127.0.0.1:0"),"#;
+    let (dir, d) = start(&group("app", &[&a, &b], ""), ROUTE, admin);
+    let addr = d.admin_addr();
+    let gauge = |b: &TestBackend| {
+        format!(
+            "troupe_upstream_backend_up{{backend=\"{}\",upstream=\"app\"}} 1",
+            b.addr
+        )
+    };
+    let metrics = || async { client::get(&format!("http://{addr}/metrics")).await.text() };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let m = metrics().await;
+            m.contains(&gauge(&a)) && m.contains(&gauge(&b))
+        })
+        .await,
+        "{}",
+        metrics().await
+    );
+    std::fs::write(
+        dir.path().join("config.ron"),
+        config(&group("app", &[&a], ""), ROUTE, admin),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(d.wait_for_log("upstreams changed", Duration::from_secs(10)));
+    // Within the upkeep's second, `b` is gone from /metrics; `a` stays.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !metrics().await.contains(&format!("backend=\"{}\"", b.addr))
+        })
+        .await,
+        "{}",
+        metrics().await
+    );
+    assert!(metrics().await.contains(&gauge(&a)));
+}
