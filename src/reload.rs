@@ -72,6 +72,11 @@ impl Reconfigure for Reloader {
         if let Err(error) = self.certs.install(&generation.certs) {
             tracing::error!(%error, "the new certificates could not be published; handshakes keep the old ones");
         }
+        // Groups prune the backend series in their upkeep; with no group
+        // left, nothing would.
+        if generation.upstreams.groups.is_empty() {
+            self.upstream_metrics.retain(&Arc::default());
+        }
     }
 
     fn plan(&self) -> BoxFuture<'static, Result<Plan<Generation>, String>> {

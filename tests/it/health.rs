@@ -307,4 +307,17 @@ async fn a_backend_a_reload_removes_loses_its_series() {
         metrics().await
     );
     assert!(metrics().await.contains(&gauge(&a)));
+
+    // No group at all: no upkeep runs, and the series go all the same.
+    let none = r#"(path: "/{*rest}", handler: Return(body: "none"))"#;
+    std::fs::write(dir.path().join("config.ron"), config("", none, admin)).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !metrics().await.contains("troupe_upstream_backend_up{")
+        })
+        .await,
+        "{}",
+        metrics().await
+    );
 }
