@@ -52,6 +52,7 @@ impl Reconfigure for Reloader {
         if live.config.watch {
             files.push(live.path.clone());
             files.extend(crate::config::htpasswd_files(&live.config, &live.base));
+            files.extend(crate::config::error_page_files(&live.config, &live.base));
             files.extend(live.included.iter().cloned());
         }
         if let Some(dir) = &live.config.modules_dir {

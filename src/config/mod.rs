@@ -38,6 +38,7 @@ use std::sync::Arc;
 use crate::{modules::ModuleEntry, pipeline::snapshot::Snapshot};
 pub use access::htpasswd_files;
 pub use admin::AdminSpec;
+pub use routing::error_page_files;
 pub use schema::Config;
 
 /// A checked config and the snapshot compiled from it.

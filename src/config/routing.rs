@@ -1,7 +1,10 @@
 //! Compiles a server's and a route's routing extras: error pages,
 //! rewrites (`routing_schema.rs`), and `try_files` on a static route.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use http::{HeaderValue, StatusCode};
 use regex::Regex;
@@ -93,6 +96,27 @@ fn content_type(path: &Path) -> HeaderValue {
         "svg" => "image/svg+xml",
         _ => "application/octet-stream",
     })
+}
+
+/// The files error pages are read from (`file:`), for the config
+/// watcher: they are read when the config loads, so an edit to one
+/// reloads the config (with `watch: true`), as an edit to an htpasswd
+/// file does.
+pub fn error_page_files(config: &super::Config, base: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = config
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.error_pages
+                .iter()
+                .chain(s.routes.iter().flat_map(|r| r.error_pages.iter()))
+        })
+        .filter_map(|p| p.file.as_ref())
+        .map(|f| base.join(f))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// A server's rewrites; a regex that does not compile names itself.

@@ -18,7 +18,8 @@ pub struct ErrorPageSpec {
     #[serde(default)]
     pub uri: Option<String>,
     /// A file sent as the page, read when the config is loaded (relative
-    /// paths start at the config file's directory).
+    /// paths start at the config file's directory); with `watch`, an
+    /// edit to it reloads the config.
     #[serde(default)]
     pub file: Option<PathBuf>,
     /// Answer with this status instead of the original (nginx's

@@ -179,3 +179,27 @@ async fn proxy_errors_get_pages_a_backends_own_answer_does_not() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.text(), "the backend's own page");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_page_file_is_served_once_the_watcher_reloads() {
+    let ron = r#"Config(
+    listen: ["127.0.0.1:0"],
+    log: (access: Off),
+    watch: true,
+    servers: [(
+        error_pages: [(on: "503", file: "50x.html")],
+        routes: [(path: "/fail", handler: Return(status: 503, body: "plain"))],
+    )],
+)"#;
+    let srv = TestServer::start_in(site(), ron).await;
+    let url = srv.url("/fail");
+    assert_eq!(client::get(&url).await.text(), "<h1>we are on it</h1>");
+    // The file is read when the config loads: an edit reloads it.
+    std::fs::write(srv.dir.path().join("50x.html"), "<h1>back soon</h1>").unwrap();
+    let edited = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let url = url.clone();
+        async move { client::get(&url).await.text() == "<h1>back soon</h1>" }
+    })
+    .await;
+    assert!(edited, "the old page: {}", client::get(&url).await.text());
+}
