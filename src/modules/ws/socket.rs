@@ -253,5 +253,25 @@ async fn failed(ws: &mut Stream, e: WsError) -> u16 {
         }
     };
     tracing::debug!(error = %e, "WebSocket closed");
-    goodbye(ws, code, "").await
+    let code = goodbye(ws, code, "").await;
+    linger(ws.get_mut(), CLOSE_WAIT).await;
+    code
+}
+
+/// Reads and drops what the client is still sending (the rest of an
+/// oversized message, say), for at most `wait`, after our side is shut:
+/// closing with unread bytes makes the kernel reset the connection, and
+/// the reset can destroy our close frame before the client reads it
+/// (nginx's `lingering_close` for the same reason).
+async fn linger<I>(io: &mut I, wait: Duration)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(wait, async {
+        let _ = io.shutdown().await;
+        let mut sink = [0u8; 16 * 1024];
+        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
