@@ -30,7 +30,7 @@ use http::HeaderMap;
 use prometheus::{IntCounter, IntGauge};
 
 use super::{
-    entry::{Selection, Stored, selects, tags_of},
+    entry::{Selection, Stored, selects},
     file,
     zone::MAX_VARIANTS,
 };
@@ -74,7 +74,7 @@ struct Variant {
 /// One disk tier.
 #[derive(Debug)]
 pub struct DiskTier {
-    root: PathBuf,
+    root: file::Root,
     /// The root as text: what the registry finds it by.
     name: Box<str>,
     max_bytes: AtomicU64,
@@ -113,11 +113,11 @@ pub(super) enum OnDisk {
 const READ_INLINE: u64 = 32 * 1024;
 
 impl DiskTier {
-    /// A tier over `params.path` (which exists), its index empty until
-    /// the first sweep loads it.
-    pub(super) fn new(params: &DiskParams, series: DiskSeries) -> Self {
+    /// A tier over `root` (opened at `params.path`), its index empty
+    /// until the first sweep loads it.
+    pub(super) fn new(root: file::Root, params: &DiskParams, series: DiskSeries) -> Self {
         let tier = Self {
-            root: params.path.clone(),
+            root,
             name: params.path.to_string_lossy().into(),
             max_bytes: AtomicU64::new(0),
             inactive_ms: AtomicU64::new(0),
@@ -169,40 +169,27 @@ impl DiskTier {
         bytes: u64,
     ) -> Option<Stored> {
         if bytes <= READ_INLINE {
-            return self.read_now(&key, &name);
+            return self.read_now(&key, &name, bytes);
         }
         let tier = self.clone();
-        tokio::task::spawn_blocking(move || tier.read_now(&key, &name))
+        tokio::task::spawn_blocking(move || tier.read_now(&key, &name, bytes))
             .await
             .ok()
             .flatten()
     }
 
-    fn read_now(&self, key: &Arc<str>, name: &str) -> Option<Stored> {
-        let path = file::path(&self.root, name);
-        let restored = file::read(&path, key).and_then(|(meta, body)| {
-            let (status, headers) = meta.head().ok_or(file::Bad::Name)?;
-            let selection = meta.selection().ok_or(file::Bad::Name)?;
-            let now = SystemTime::now();
-            Ok(Stored::restored(
-                meta.policy,
-                status,
-                headers,
-                body,
-                selection,
-                now,
-            ))
-        });
-        match restored {
+    fn read_now(&self, key: &Arc<str>, name: &str, bytes: u64) -> Option<Stored> {
+        match file::read(&self.root, name, key, bytes) {
             Ok(entry) => {
                 self.series.reads.inc();
                 Some(entry)
             }
             Err(why) => {
+                let path = self.root.file(name);
                 tracing::warn!(file = %path.display(), %why, "cache file removed");
                 self.series.removed_corrupt.inc();
                 self.forget(key, name);
-                remove(&path);
+                self.remove(name);
                 None
             }
         }
@@ -218,7 +205,7 @@ impl DiskTier {
         if self.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_WRITES {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             self.series.dropped.inc();
-            tracing::debug!(dir = %self.root.display(), %key, "cache disk writes behind; entry kept in memory only");
+            tracing::debug!(dir = %self.root.path().display(), %key, "cache disk writes behind; entry kept in memory only");
             return;
         }
         /// Gives the place back however the write ends.
@@ -246,7 +233,7 @@ impl DiskTier {
                 self.add(key, variant, true);
             }
             Err(e) => {
-                tracing::warn!(dir = %self.root.display(), error = %e, "cache file not written")
+                tracing::warn!(dir = %self.root.path().display(), error = %e, "cache file not written")
             }
         }
         self.refresh_gauges();
@@ -275,7 +262,7 @@ impl DiskTier {
             variants.push(variant);
         }
         for name in doomed {
-            remove(&file::path(&self.root, &name));
+            self.remove(&name);
         }
     }
 
@@ -338,7 +325,7 @@ impl DiskTier {
     fn drop_files(&self, variants: Vec<Variant>) {
         for v in variants {
             self.uncount(&v);
-            remove(&file::path(&self.root, &v.name));
+            self.remove(&v.name);
         }
     }
 
@@ -407,7 +394,7 @@ impl DiskTier {
                 Some(true) => {}
             }
             self.forget(&key, &name);
-            remove(&file::path(&self.root, &name));
+            self.remove(&name);
             removed += 1;
         }
         removed
@@ -421,14 +408,14 @@ impl DiskTier {
         let started = Instant::now();
         let mine = format!(".{}.", std::process::id());
         let (mut kept, mut removed) = (0u64, 0u64);
-        for path in files_under(&self.root) {
+        for path in files_under(self.root.path()) {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
             if name.starts_with('.') && name.ends_with(".tmp") {
                 // Ours in flight (this process writing) is left to finish.
                 if !name.get(65..).is_some_and(|rest| rest.starts_with(&mine)) {
-                    remove(&path);
+                    remove_path(&path);
                 }
                 continue;
             }
@@ -436,36 +423,41 @@ impl DiskTier {
                 continue;
             }
             match file::read_meta(&path, name) {
-                Ok((meta, bytes)) => {
-                    let Some(selection) = meta.selection() else {
-                        continue;
-                    };
-                    let tags = meta.head().map(|(_, h)| tags_of(&h)).unwrap_or_default();
+                Ok(found) => {
                     let variant = Variant {
                         name: name.into(),
-                        selection,
-                        tags,
-                        bytes,
+                        selection: found.selection,
+                        tags: found.tags,
+                        bytes: found.bytes,
                         used: AtomicU64::new(now_ms()),
                     };
-                    self.add(meta.key.into(), variant, false);
+                    self.add(found.key.into(), variant, false);
                     kept += 1;
                 }
                 Err(why) => {
                     tracing::warn!(file = %path.display(), %why, "cache file removed");
                     self.series.removed_corrupt.inc();
-                    remove(&path);
+                    remove_path(&path);
                     removed += 1;
                 }
             }
         }
         tracing::info!(
-            dir = %self.root.display(),
+            dir = %self.root.path().display(),
             files = kept,
             removed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "cache index loaded"
         );
+    }
+
+    /// Removes the file `name`, logging a failure (a file already gone is
+    /// none).
+    fn remove(&self, name: &str) {
+        if let Err(e) = self.root.remove(name) {
+            let file = self.root.file(name);
+            tracing::warn!(file = %file.display(), error = %e, "cache file not removed");
+        }
     }
 
     fn refresh_gauges(&self) {
@@ -507,7 +499,7 @@ fn files_under(root: &Path) -> impl Iterator<Item = PathBuf> {
         .filter(|p| p.is_file())
 }
 
-fn remove(path: &Path) {
+fn remove_path(path: &Path) {
     if let Err(e) = fs::remove_file(path)
         && e.kind() != io::ErrorKind::NotFound
     {
@@ -572,7 +564,8 @@ mod tests {
             max_bytes: 1 << 30,
             inactive: Duration::from_secs(3600),
         };
-        let tier = Arc::new(DiskTier::new(&params, series()));
+        let root = file::Root::open(dir.path()).unwrap();
+        let tier = Arc::new(DiskTier::new(root, &params, series()));
         // One blocking thread: the writes queue behind it.
         let rt = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(1)

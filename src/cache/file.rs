@@ -10,29 +10,37 @@
 //! loader removes). Its content:
 //!
 //! ```text
-//! TROUPEC2 | meta length (u32 LE) | meta (postcard) | body
+//! TROUPEC3 | meta length (u32 LE) | meta (postcard) | policy (postcard) | body
 //! ```
 //!
-//! The meta holds the key, the head, the `Vary` selection, the RFC 9111
-//! policy, and the body's length and CRC-32. A reader checks each of them,
-//! so a truncated, torn or foreign file is refused ([`Bad`]), never served.
+//! The meta holds the key, the head, the `Vary` selection, the entry's
+//! age clock and freshness lifetime, and the lengths of the policy and
+//! the body with their CRC-32. A reader checks each of them, so a
+//! truncated, torn or foreign file is refused ([`Bad`]), never served.
+//! The RFC 9111 policy is a block of its own, so that a hit reads it as
+//! bytes and decodes it only if a request needs it (`entry::Policy`).
 
 use std::{
     fs,
     io::{self, Read, Write},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime},
 };
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use http_cache_semantics::CachePolicy;
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
+use serde_bytes::Bytes as Raw;
 use sha2::{Digest, Sha256};
 
-use super::entry::{Selection, Stored};
+use super::entry::{Policy, Selection, Stored, tags_of};
 
-const MAGIC: &[u8; 8] = b"TROUPEC2";
+/// The format's mark; `TROUPEC2` files (the policy inside the meta) are
+/// refused as foreign and removed, which costs a refill, not an error.
+const MAGIC: &[u8; 8] = b"TROUPEC3";
 /// Magic and meta length.
 const PREFIX: usize = MAGIC.len() + 4;
 /// A meta block larger than this is not one we wrote.
@@ -43,40 +51,45 @@ const MAX_META: usize = 1 << 20;
 pub(super) enum Bad {
     #[error("cannot read it: {0}")]
     Io(#[from] io::Error),
-    #[error("not a cache file (no TROUPEC2 magic)")]
+    #[error("not a cache file (no TROUPEC3 magic)")]
     Magic,
     #[error("its meta block does not parse: {0}")]
     Meta(#[from] postcard::Error),
     #[error("it is {found} bytes long, its meta says {expected} (truncated or torn)")]
     Length { found: u64, expected: u64 },
-    #[error("its body's CRC-32 does not match (corrupt)")]
+    #[error("its policy's and body's CRC-32 does not match (corrupt)")]
     Checksum,
     #[error("it holds another key or variant than its name says")]
     Name,
 }
 
-/// What a file says about its entry.
+/// What a file says about its entry, borrowed from the file's bytes.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct Meta {
-    pub key: String,
-    pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
-    pub vary: Vec<(String, Option<Vec<u8>>)>,
-    pub policy: CachePolicy,
-    pub body_len: u64,
-    pub body_crc: u32,
+struct Meta<'a> {
+    key: &'a str,
+    status: u16,
+    #[serde(borrow)]
+    headers: Vec<(&'a str, &'a Raw)>,
+    #[serde(borrow)]
+    vary: Vec<(&'a str, Option<&'a Raw>)>,
+    born: SystemTime,
+    lifetime: Duration,
+    policy_len: u64,
+    body_len: u64,
+    /// Of the policy and the body, in that order.
+    crc: u32,
 }
 
-impl Meta {
+impl Meta<'_> {
     /// The head it stored.
-    pub fn head(&self) -> Option<(StatusCode, HeaderMap)> {
+    fn head(&self) -> Option<(StatusCode, HeaderMap)> {
         let status = StatusCode::from_u16(self.status).ok()?;
         let headers = self
             .headers
             .iter()
             .map(|(n, v)| {
                 Some((
-                    HeaderName::try_from(n).ok()?,
+                    HeaderName::try_from(*n).ok()?,
                     HeaderValue::from_bytes(v).ok()?,
                 ))
             })
@@ -85,7 +98,7 @@ impl Meta {
     }
 
     /// The `Vary` selection it was stored for.
-    pub fn selection(&self) -> Option<Selection> {
+    fn selection(&self) -> Option<Selection> {
         self.vary
             .iter()
             .map(|(n, v)| {
@@ -93,10 +106,29 @@ impl Meta {
                     Some(v) => Some(HeaderValue::from_bytes(v).ok()?),
                     None => None,
                 };
-                Some((HeaderName::try_from(n).ok()?, v))
+                Some((HeaderName::try_from(*n).ok()?, v))
             })
             .collect()
     }
+
+    /// Where the policy starts, if the meta is `len` bytes long; where
+    /// the body starts; and where the file ends (saturated: a file of a
+    /// hostile meta is then too short, never an overflow).
+    fn bounds(&self, len: usize) -> (u64, u64, u64) {
+        let policy = (PREFIX + len) as u64;
+        let body = policy.saturating_add(self.policy_len);
+        (policy, body, body.saturating_add(self.body_len))
+    }
+}
+
+/// What the loader learns of a file.
+#[derive(Debug)]
+pub(super) struct Indexed {
+    pub key: String,
+    pub selection: Selection,
+    pub tags: Box<[Box<str>]>,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// The file name of `key`'s variant for `selection`.
@@ -119,109 +151,229 @@ pub(super) fn is_name(file_name: &str) -> bool {
     file_name.len() == 64 && file_name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Where the file `name` lives under `root`.
-pub(super) fn path(root: &Path, name: &str) -> PathBuf {
-    root.join(&name[..2]).join(&name[2..4]).join(name)
+/// A disk tier's directory, held open. Every file is opened, written,
+/// renamed and removed relative to it: a hit walks the two levels below
+/// it rather than the whole path from `/` (that walk was a sixth of a
+/// disk hit's CPU), and a directory removed under a running server
+/// leaves the tier failing its writes (memory only, logged) rather than
+/// writing files its reads no longer see.
+#[derive(Debug)]
+pub(super) struct Root {
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+impl Root {
+    /// Opens the directory at `path`, which exists.
+    pub(super) fn open(path: &Path) -> io::Result<Self> {
+        let dir = rfs::open(path, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(Self {
+            path: path.to_owned(),
+            dir,
+        })
+    }
+
+    /// Its path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the file `name` lives (for logs, the loader and tests).
+    pub(super) fn file(&self, name: &str) -> PathBuf {
+        self.path.join(relative(name))
+    }
+
+    fn open_file(&self, relative: &str, flags: OFlags) -> io::Result<fs::File> {
+        let fd = rfs::openat(&self.dir, relative, flags | OFlags::CLOEXEC, FILE_MODE)?;
+        Ok(fs::File::from(fd))
+    }
+
+    /// Makes the two levels `name`'s file lives in.
+    fn make_levels(&self, name: &str) -> io::Result<()> {
+        let (first, second) = (&name[..2], &name[2..4]);
+        for level in [first.to_owned(), format!("{first}/{second}")] {
+            match rfs::mkdirat(&self.dir, level.as_str(), DIR_MODE) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `name`'s file; whether it was there.
+    pub(super) fn remove(&self, name: &str) -> io::Result<bool> {
+        match rfs::unlinkat(&self.dir, relative(name), AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+const FILE_MODE: Mode = Mode::from_raw_mode(0o644);
+const DIR_MODE: Mode = Mode::from_raw_mode(0o755);
+
+/// Where the file `name` lives under its root: `ab/cd/abcd…`.
+fn relative(name: &str) -> String {
+    format!("{}/{}/{name}", &name[..2], &name[2..4])
 }
 
 /// Writes `entry` as `key`'s file `name` under `root`: whole or not at
 /// all. Returns its size.
-pub(super) fn write(root: &Path, name: &str, key: &str, entry: &Stored) -> io::Result<u64> {
+pub(super) fn write(root: &Root, name: &str, key: &str, entry: &Stored) -> io::Result<u64> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    let policy = entry.policy.encode().map_err(io::Error::other)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&policy);
+    crc.update(&entry.body);
     let meta = Meta {
-        key: key.to_owned(),
+        key,
         status: entry.status.as_u16(),
         headers: entry
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .map(|(n, v)| (n.as_str(), Raw::new(v.as_bytes())))
             .collect(),
         vary: entry
             .vary
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.as_ref().map(|v| v.as_bytes().to_vec()),
-                )
-            })
+            .map(|(n, v)| (n.as_str(), v.as_ref().map(|v| Raw::new(v.as_bytes()))))
             .collect(),
-        policy: entry.policy.clone(),
+        born: entry.born,
+        lifetime: entry.lifetime,
+        policy_len: policy.len() as u64,
         body_len: entry.body.len() as u64,
-        body_crc: crc32fast::hash(&entry.body),
+        crc: crc.finalize(),
     };
     let meta = postcard::to_allocvec(&meta).map_err(io::Error::other)?;
     let len = u32::try_from(meta.len()).map_err(io::Error::other)?;
-    let dest = path(root, name);
-    let dir = dest.parent().unwrap_or(root);
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
+    let dest = relative(name);
+    root.make_levels(name)?;
+    let tmp = format!(
+        "{}/{}/.{name}.{}.{}.tmp",
+        &name[..2],
+        &name[2..4],
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    );
     let written = (|| {
-        let mut f = io::BufWriter::new(fs::File::create(&tmp)?);
+        let f = root.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)?;
+        let mut f = io::BufWriter::new(f);
         f.write_all(MAGIC)?;
         f.write_all(&len.to_le_bytes())?;
         f.write_all(&meta)?;
+        f.write_all(&policy)?;
         f.write_all(&entry.body)?;
         f.into_inner().map_err(|e| e.into_error())?;
-        fs::rename(&tmp, &dest)
+        rfs::renameat(&root.dir, tmp.as_str(), &root.dir, dest.as_str())?;
+        Ok(())
     })();
     if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
+        let _ = rfs::unlinkat(&root.dir, tmp.as_str(), AtFlags::empty());
         return Err(e);
     }
-    Ok((PREFIX + meta.len() + entry.body.len()) as u64)
+    Ok((PREFIX + meta.len() + policy.len() + entry.body.len()) as u64)
 }
 
-/// Reads a file's meta (not its body), checking that the file is as long
-/// as the meta says and that `name` is its name: what the loader needs.
-pub(super) fn read_meta(path: &Path, name: &str) -> Result<(Meta, u64), Bad> {
-    let (meta, size) = open(path)?;
+/// Reads a file's meta (not its policy or body), checking that the file
+/// is as long as the meta says and that `name` is its name: what the
+/// loader needs.
+pub(super) fn read_meta(path: &Path, name: &str) -> Result<Indexed, Bad> {
+    let mut f = fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut prefix = [0u8; PREFIX];
+    f.read_exact(&mut prefix).map_err(|_| Bad::Magic)?;
+    let len = meta_len(&prefix)?;
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => Bad::Length {
+            found: size,
+            expected: (PREFIX + len) as u64,
+        },
+        _ => Bad::Io(e),
+    })?;
+    let meta: Meta = postcard::from_bytes(&buf)?;
+    let (_, _, expected) = meta.bounds(len);
+    if size != expected {
+        return Err(Bad::Length {
+            found: size,
+            expected,
+        });
+    }
     let selection = meta.selection().ok_or(Bad::Name)?;
-    if self::name(&meta.key, &selection) != name {
+    if self::name(meta.key, &selection) != name {
         return Err(Bad::Name);
     }
-    Ok((meta, size))
+    let tags = meta.head().map(|(_, h)| tags_of(&h)).unwrap_or_default();
+    Ok(Indexed {
+        key: meta.key.to_owned(),
+        selection,
+        tags,
+        bytes: size,
+    })
 }
 
 /// Reads `key`'s whole file, checking everything: what a hit needs.
+/// `size` is what the index says the file weighs.
 ///
-/// One `read` of the whole file (its size from `fstat`) into one buffer,
-/// the body a slice of it: `open`, `fstat`, `read`, `close`, as nginx
-/// reads a cache hit, where reading the prefix, the meta and the body
-/// apart cost three more `read`s and a copy.
-pub(super) fn read(path: &Path, key: &str) -> Result<(Meta, Bytes), Bad> {
-    let mut f = fs::File::open(path)?;
-    let size = f.metadata()?.len();
+/// One `read` of the whole file into one buffer, the policy and the body
+/// slices of it, and the policy left encoded: `open`, `read`, `close`.
+/// nginx's cache hit also makes an `fstat`; the index's size makes it
+/// needless here (a file rewritten since, at another size, is read on
+/// until its meta's length).
+pub(super) fn read(root: &Root, name: &str, key: &str, size: u64) -> Result<Stored, Bad> {
+    let mut f = root.open_file(&relative(name), OFlags::RDONLY)?;
     let mut buf = Vec::with_capacity(usize::try_from(size).map_err(io::Error::other)?);
-    // `take`: at the size, the next read is answered without a syscall.
-    (&mut f).take(size).read_to_end(&mut buf)?;
-    drop(f);
-    let (prefix, rest) = buf.split_first_chunk::<PREFIX>().ok_or(Bad::Magic)?;
-    let meta_len = meta_len(prefix)?;
-    let meta: Meta = postcard::from_bytes(rest.get(..meta_len).ok_or(Bad::Length {
-        found: size,
-        expected: (PREFIX + meta_len) as u64,
+    read_to(&mut f, &mut buf, size.max(PREFIX as u64))?;
+    let (prefix, _) = buf.split_first_chunk::<PREFIX>().ok_or(Bad::Magic)?;
+    let len = meta_len(prefix)?;
+    read_to(&mut f, &mut buf, (PREFIX + len) as u64)?;
+    let meta: Meta = postcard::from_bytes(buf.get(PREFIX..PREFIX + len).ok_or(Bad::Length {
+        found: buf.len() as u64,
+        expected: (PREFIX + len) as u64,
     })?)?;
-    let start = PREFIX + meta_len;
-    let expected = start as u64 + meta.body_len;
-    if buf.len() as u64 != expected || size != expected {
+    let (policy_at, body_at, expected) = meta.bounds(len);
+    if meta.key != key {
+        return Err(Bad::Name);
+    }
+    let (status, headers) = meta.head().ok_or(Bad::Name)?;
+    let selection = meta.selection().ok_or(Bad::Name)?;
+    let (born, lifetime, crc) = (meta.born, meta.lifetime, meta.crc);
+    read_to(&mut f, &mut buf, expected)?;
+    drop(f);
+    if buf.len() as u64 != expected {
         return Err(Bad::Length {
             found: buf.len() as u64,
             expected,
         });
     }
-    if meta.key != key {
-        return Err(Bad::Name);
-    }
-    let body = Bytes::from(buf).slice(start..);
-    if crc32fast::hash(&body) != meta.body_crc {
+    // Both within `expected`, which is the buffer's length.
+    let (policy_at, body_at) = (policy_at as usize, body_at as usize);
+    let all = Bytes::from(buf);
+    if crc32fast::hash(&all[policy_at..]) != crc {
         return Err(Bad::Checksum);
     }
-    Ok((meta, body))
+    Ok(Stored::restored(
+        Policy::encoded(all.slice(policy_at..body_at)),
+        status,
+        headers,
+        all.slice(body_at..),
+        selection,
+        born,
+        lifetime,
+    ))
+}
+
+/// Reads on until `buf` holds `upto` bytes or the file ends; a `buf`
+/// already that long costs no system call.
+fn read_to(f: &mut fs::File, buf: &mut Vec<u8>, upto: u64) -> io::Result<()> {
+    let more = upto.saturating_sub(buf.len() as u64);
+    if more > 0 {
+        // `take`: at the limit, the next read is answered without a
+        // system call.
+        f.take(more).read_to_end(buf)?;
+    }
+    Ok(())
 }
 
 /// The meta block's length, from the prefix: magic, then length.
@@ -237,34 +389,109 @@ fn meta_len(prefix: &[u8; PREFIX]) -> Result<usize, Bad> {
     Ok(len)
 }
 
-/// Opens a file and reads its meta, checking that the file is as long as
-/// the meta says: the meta and the file's size.
-fn open(path: &Path) -> Result<(Meta, u64), Bad> {
-    let mut f = fs::File::open(path)?;
-    let size = f.metadata()?.len();
-    let (meta, start) = meta_of(&mut f)?;
-    let expected = start + meta.body_len;
-    if size != expected {
-        return Err(Bad::Length {
-            found: size,
-            expected,
-        });
-    }
-    Ok((meta, size))
-}
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
 
-/// The meta block, and where the body starts.
-fn meta_of(f: &mut fs::File) -> Result<(Meta, u64), Bad> {
-    let mut prefix = [0u8; PREFIX];
-    f.read_exact(&mut prefix).map_err(|_| Bad::Magic)?;
-    let len = meta_len(&prefix)?;
-    let mut meta = vec![0u8; len];
-    f.read_exact(&mut meta).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => Bad::Length {
-            found: 0,
-            expected: (PREFIX + len) as u64,
-        },
-        _ => Bad::Io(e),
-    })?;
-    Ok((postcard::from_bytes(&meta)?, (PREFIX + len) as u64))
+    use http::{Method, Uri, header};
+
+    use super::*;
+    use crate::cache::entry::Asked;
+
+    /// An entry whose response came with `Age: 10` and `max-age=60`.
+    fn entry(body: &'static [u8]) -> Stored {
+        let (uri, req) = (Uri::from_static("/a"), HeaderMap::new());
+        let asked = Asked {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &req,
+        };
+        let mut head = HeaderMap::new();
+        head.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60"),
+        );
+        head.insert(header::AGE, HeaderValue::from_static("10"));
+        head.append(header::LINK, HeaderValue::from_static("</a>"));
+        head.append(header::LINK, HeaderValue::from_static("</b>"));
+        let now = SystemTime::now();
+        let policy = Stored::policy(&asked, StatusCode::OK, &head, now).unwrap();
+        Stored::new(
+            policy,
+            &asked,
+            StatusCode::OK,
+            head,
+            Bytes::from_static(body),
+            now,
+        )
+    }
+
+    fn written(body: &'static [u8]) -> (tempfile::TempDir, Root, String, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let name = name("k", &Selection::default());
+        let size = write(&root, &name, "k", &entry(body)).unwrap();
+        assert_eq!(fs::metadata(root.file(&name)).unwrap().len(), size);
+        (dir, root, name, size)
+    }
+
+    #[test]
+    fn an_entry_reads_back_whole_with_its_clock_and_its_policy_encoded() {
+        let (_dir, root, name, size) = written(b"hello");
+        let back = read(&root, &name, "k", size).unwrap();
+        let now = SystemTime::now();
+        let original = entry(b"hello");
+        assert_eq!(back.body, "hello");
+        assert_eq!(back.headers, original.headers);
+        assert_eq!(back.headers.get_all(header::LINK).iter().count(), 2);
+        assert_eq!(back.lifetime, Duration::from_secs(60));
+        assert_eq!(back.age(now).as_secs(), 10);
+        // Left encoded by the read; decoded, it agrees with the clock.
+        let policy = back.policy.get().expect("the policy decodes");
+        assert_eq!(policy.age(now).as_secs(), 10);
+        assert_eq!(policy.is_stale(now), back.is_stale(now));
+        // Written again from the read entry: the same bytes.
+        let again = write(&root, &name, "k", &back).unwrap();
+        assert_eq!(again, size);
+        assert!(read_meta(&root.file(&name), &name).is_ok());
+    }
+
+    #[test]
+    fn a_size_the_index_has_wrong_still_reads_the_whole_file() {
+        let (_dir, root, name, size) = written(b"a body of some length");
+        for hint in [0, 3, PREFIX as u64 + 1, size - 1, size + 100] {
+            let back = read(&root, &name, "k", hint).unwrap();
+            assert_eq!(back.body, "a body of some length", "hint {hint}");
+        }
+    }
+
+    #[test]
+    fn torn_corrupt_foreign_and_misnamed_files_are_refused() {
+        let (_dir, root, name, size) = written(b"hello");
+        let path = root.file(&name);
+        let good = fs::read(&path).unwrap();
+        let check = |bytes: &[u8], want: fn(&Bad) -> bool| {
+            fs::write(&path, bytes).unwrap();
+            match read(&root, &name, "k", size) {
+                Err(e) => assert!(want(&e), "{e}"),
+                Ok(_) => panic!("served a bad file"),
+            }
+        };
+        check(&good[..good.len() - 1], |e| matches!(e, Bad::Length { .. }));
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        check(&flipped, |e| matches!(e, Bad::Checksum));
+        // A byte of the policy block is covered too.
+        let mut policy = good.clone();
+        let at = good.len() - 5 - 1;
+        policy[at] ^= 0x40;
+        check(&policy, |e| matches!(e, Bad::Checksum));
+        let mut old = good.clone();
+        old[..8].copy_from_slice(b"TROUPEC2");
+        check(&old, |e| matches!(e, Bad::Magic));
+        check(b"", |e| matches!(e, Bad::Magic));
+        fs::write(&path, &good).unwrap();
+        assert!(matches!(read(&root, &name, "other", size), Err(Bad::Name)));
+        assert!(read(&root, &name, "k", size).is_ok());
+    }
 }

@@ -213,17 +213,17 @@ fn fresh(entry: &Stored, req: &Request, now: SystemTime) -> bool {
     // crate's full check builds a copy of the head, which a hit does not
     // need.
     if !h.contains_key(header::CACHE_CONTROL) && !h.contains_key(header::PRAGMA) {
-        return !entry.policy.is_stale(now);
+        return !entry.is_stale(now);
     }
     let asked = Asked {
         method: req.method(),
         uri: req.uri(),
         headers: h,
     };
-    matches!(
-        entry.policy.before_request(&asked, now),
-        BeforeRequest::Fresh(_)
-    )
+    entry
+        .policy
+        .get()
+        .is_some_and(|policy| matches!(policy.before_request(&asked, now), BeforeRequest::Fresh(_)))
 }
 
 /// Whether the request demands that the upstream be asked
@@ -373,8 +373,10 @@ async fn forward(
 
     if let Some(entry) = &stale {
         if code == StatusCode::NOT_MODIFIED {
-            let AfterResponse::NotModified(policy, parts) =
-                entry.policy.after_response(&asked, &answer, now)
+            let Some(AfterResponse::NotModified(policy, parts)) = entry
+                .policy
+                .get()
+                .map(|policy| policy.after_response(&asked, &answer, now))
             else {
                 // A 304 for other validators than ours: pass it on.
                 series.miss.inc();

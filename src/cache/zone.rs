@@ -379,6 +379,7 @@ impl CacheZones {
     /// bounds.
     fn disk(&self, zone: &str, params: &DiskParams) -> io::Result<Arc<DiskTier>> {
         std::fs::create_dir_all(&params.path)?;
+        let root = super::file::Root::open(&params.path)?;
         let tier = self.disks.get_or(&params.path.to_string_lossy(), &(), || {
             let removed = |why: &str| self.disk_removed.with_label_values(&[zone, why]);
             let series = DiskSeries {
@@ -390,7 +391,7 @@ impl CacheZones {
                 removed_size: removed("size"),
                 dropped: self.disk_dropped.with_label_values(&[zone]),
             };
-            DiskTier::new(params, series)
+            DiskTier::new(root, params, series)
         });
         tier.set_bounds(params);
         Ok(tier)
