@@ -17,9 +17,9 @@
 //!
 //! Every answer carries `Cache-Status` (status.rs). A hit answers a
 //! conditional request with 304 itself, and a GET's `Range` with 206 cut
-//! from the stored body. A miss with `Range` is passed on as asked (the
-//! upstream's 206 is not stored), so a key is filled by a request for
-//! all of it.
+//! from the stored body. A miss with `Range` asks the upstream for the
+//! whole, stores it, and sends its client the part (partial.rs), as
+//! nginx's cache does.
 
 use std::{
     sync::Arc,
@@ -33,6 +33,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest};
 use super::{
     entry::{Asked, Stored},
     fill::{self, Turn, Writer},
+    partial,
     status::{CACHE_STATUS, CacheStatus, Fwd},
     tee::{Pending, Recorded},
     zone::{CacheZone, Lookup},
@@ -348,13 +349,24 @@ async fn forward(
     writer: Writer,
 ) -> HandlerResult {
     let series = &inner.zone.series;
-    // What the client asked, for answering its own conditionals from the
-    // entry once ours have replaced them upstream.
-    let client = stale.as_ref().map(|entry| {
-        let theirs = req.headers().clone();
+    // A GET's `Range` is not sent upstream: the whole response fills the
+    // entry, and the client's part is cut from it (`partial.rs`).
+    let ranged = *req.method() == Method::GET && req.headers().contains_key(header::RANGE);
+    // What the client asked, for answering its own conditionals and
+    // range from the entry (or the answer) once ours have replaced them
+    // upstream.
+    let client = (stale.is_some() || ranged).then(|| req.headers().clone());
+    if let Some(entry) = &stale {
         revalidate_with(req.headers_mut(), entry);
-        theirs
-    });
+    }
+    if ranged {
+        req.headers_mut().remove(header::RANGE);
+        req.headers_mut().remove(header::IF_RANGE);
+    }
+    let cut_for_client = |resp: Response, drain: bool| match &client {
+        Some(theirs) if ranged => partial::cut(resp, theirs, drain),
+        _ => resp,
+    };
     let asked_method = req.method().clone();
     let asked_uri = req.uri().clone();
     let asked_headers = req.headers().clone();
@@ -425,7 +437,7 @@ async fn forward(
     let policy = match Stored::policy(&asked, code, answer.headers(), now) {
         Ok(p) if !too_large(&answer, &inner.zone) => p,
         // Not stored: the waiters are released as `writer` drops.
-        _ => return Ok(stamp(answer, CacheStatus::fwd(why))),
+        _ => return Ok(cut_for_client(stamp(answer, CacheStatus::fwd(why)), false)),
     };
     let (mut parts, body) = answer.into_parts();
     parts
@@ -452,10 +464,8 @@ async fn forward(
             Stored::new(policy, &asked, code, kept, bytes, now)
         }),
     };
-    Ok(http::Response::from_parts(
-        parts,
-        Body::stream(Recorded::new(body, pending)),
-    ))
+    let resp = http::Response::from_parts(parts, Body::stream(Recorded::new(body, pending)));
+    Ok(cut_for_client(resp, true))
 }
 
 fn stored_status(why: Fwd) -> CacheStatus {

@@ -34,6 +34,8 @@ struct Origin {
     sick: AtomicBool,
     /// Bumped to change every body and ETag.
     version: AtomicU64,
+    /// Requests that came with a `Range`.
+    ranged: AtomicU64,
 }
 
 impl Origin {
@@ -54,6 +56,9 @@ impl Origin {
         let path = req.uri().path();
         let path = path.strip_prefix("/c").unwrap_or(path).to_owned();
         *self.seen.lock().unwrap().entry(path.clone()).or_default() += 1;
+        if req.headers().contains_key("range") {
+            self.ranged.fetch_add(1, Ordering::SeqCst);
+        }
         let n = self.count(&path);
         let v = self.version.load(Ordering::SeqCst);
         let etag = format!("\"v{v}\"");
@@ -573,4 +578,68 @@ async fn a_hit_answers_a_range_from_the_stored_body() {
     assert_eq!((other.status, other.body.len()), (StatusCode::OK, len));
     assert_eq!(other.header("accept-ranges"), Some("bytes"));
     assert_eq!(origin.count("/ranged"), 1);
+}
+
+/// A hit for `u` once the fill behind a ranged miss has stored it.
+async fn hit_after_fill(u: &str) -> client::Resp {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = client::get(u).await;
+        if status(&r).starts_with("troupe; hit") || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_miss_with_a_range_fills_the_whole_entry_and_gets_its_part() {
+    let (origin, _dir, d) = start("", "").await;
+    let whole = format!(
+        "<!doctype html><title>page</title><p>{}",
+        "words ".repeat(300)
+    );
+    let u = url(&d, "/c/page");
+    let part = client::get_with(&u, &[("range", "bytes=100-111")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.text(), whole[100..=111]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-111/{}", whole.len()).as_str())
+    );
+    assert!(status(&part).contains("fwd=uri-miss"), "{}", status(&part));
+    // The upstream was asked for all of it, and that is what was kept.
+    assert_eq!(origin.ranged.load(Ordering::SeqCst), 0);
+    let after = hit_after_fill(&u).await;
+    assert!(
+        status(&after).starts_with("troupe; hit"),
+        "{}",
+        status(&after)
+    );
+    assert_eq!(after.text(), whole);
+    assert_eq!(origin.count("/page"), 1);
+
+    // Past the end of a miss: 416 with the length; the whole is still kept.
+    let t = url(&d, "/c/tiny");
+    let past = client::get_with(&t, &[("range", "bytes=999-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let len = "/tiny v0 #1".len();
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{len}").as_str())
+    );
+    let after = hit_after_fill(&t).await;
+    assert_eq!(after.text(), "/tiny v0 #1", "{}", status(&after));
+    assert!(status(&after).starts_with("troupe; hit"));
+    // If-Range that does not match the fresh answer: the whole, as a 200.
+    let other = client::get_with(
+        &url(&d, "/c/other"),
+        &[("range", "bytes=0-0"), ("if-range", "\"v9\"")],
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.text()),
+        (StatusCode::OK, "/other v0 #1".into())
+    );
+    assert_eq!(origin.ranged.load(Ordering::SeqCst), 0);
 }
