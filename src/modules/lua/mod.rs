@@ -23,7 +23,10 @@ mod ws;
 
 use std::{
     path::Path,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -194,6 +197,8 @@ struct Inner {
     /// answered 503 at once. Calls that moved to the module pool hold
     /// their place until they end.
     running: Admission,
+    /// Calls in a row that outran their first slice (saturating).
+    long_streak: AtomicU32,
 }
 
 /// Instructions a call runs on the request's thread before it yields and
@@ -202,6 +207,18 @@ struct Inner {
 /// thread busy long enough, on every call of a module that loops, to show
 /// in the other routes' p99.
 const FIRST_SLICE: u64 = 20_000;
+
+/// The first slice of a module whose recent calls all outran theirs
+/// ([`LONG_STREAK`] in a row): such a module is one that loops to its
+/// budget, and every call of it would otherwise take [`FIRST_SLICE`] of a
+/// connection thread before leaving. One check of the budget hook: the
+/// call leaves at once, and a short call still ends here.
+const SHORT_SLICE: u64 = 1_000;
+
+/// Calls in a row that moved to the module pool before a module's calls
+/// start with [`SHORT_SLICE`]; one call that ends within its first slice
+/// gives the module [`FIRST_SLICE`] again.
+const LONG_STREAK: u32 = 8;
 
 /// Instructions a moved call runs on the module pool between turns.
 const POOL_SLICE: u64 = 100_000;
@@ -289,6 +306,7 @@ impl LuaModule {
             source,
             config: entry.config.clone(),
             running: Admission::new(limits.calls),
+            long_streak: AtomicU32::new(0),
             limits,
             services,
             hooks: Hooks::default(),
@@ -350,7 +368,7 @@ impl Inner {
             Ok(vm) => vm,
             Err(e) => return Run::Done(Err(e)),
         };
-        let slice = call.moves.then_some(FIRST_SLICE);
+        let slice = call.moves.then(|| self.first_slice());
         vm.budget.reset(self.limits.instructions, slice);
         let (arg, kept) = match start(&vm) {
             Ok(started) => started,
@@ -376,6 +394,7 @@ impl Inner {
                 return Run::Done(self.settle(vm, e));
             }
             Started::Yielded => {
+                self.ran_long(true);
                 // The place goes with the call; `carry_on` gives it back.
                 entered.keep();
                 if let Some(m) = self.slot.metrics() {
@@ -385,7 +404,32 @@ impl Inner {
                 return Run::Moved(moved, self.limits.ceiling);
             }
         };
+        if call.moves {
+            self.ran_long(false);
+        }
         Run::Done(self.finish(vm, answer, kept, finish))
+    }
+
+    /// The first slice for this module's next call: short while its
+    /// recent calls all ran long.
+    fn first_slice(&self) -> u64 {
+        if self.long_streak.load(Ordering::Relaxed) >= LONG_STREAK {
+            SHORT_SLICE
+        } else {
+            FIRST_SLICE
+        }
+    }
+
+    /// Counts a call that outran its first slice (`true`), or resets the
+    /// streak for one that did not. A store only when it changes: calls
+    /// of a well-behaved module read the counter and never write it.
+    fn ran_long(&self, long: bool) {
+        let streak = self.long_streak.load(Ordering::Relaxed);
+        match (long, streak) {
+            (true, n) if n < LONG_STREAK => self.long_streak.store(n + 1, Ordering::Relaxed),
+            (false, n) if n > 0 => self.long_streak.store(0, Ordering::Relaxed),
+            _ => {}
+        }
     }
 
     /// The rest of a call that outran its first slice, on the module pool:
