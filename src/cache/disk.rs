@@ -515,13 +515,9 @@ fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
-    use bytes::Bytes;
-    use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+    use http::{HeaderValue, header};
 
     use super::*;
-    use crate::cache::entry::Asked;
 
     fn series() -> DiskSeries {
         let counter = |n: &str| IntCounter::new(n, n).unwrap();
@@ -539,21 +535,12 @@ mod tests {
 
     /// A storable entry of a few bytes.
     fn entry() -> Arc<Stored> {
-        let (uri, req) = (Uri::from_static("/a"), HeaderMap::new());
-        let asked = Asked {
-            method: &Method::GET,
-            uri: &uri,
-            headers: &req,
-        };
         let mut head = HeaderMap::new();
         head.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("max-age=60"),
         );
-        let now = SystemTime::now();
-        let policy = Stored::policy(&asked, StatusCode::OK, &head, now).unwrap();
-        let body = Bytes::from_static(b"hello");
-        Arc::new(Stored::new(policy, &asked, StatusCode::OK, head, body, now))
+        Arc::new(crate::cache::entry::for_test(head, b"hello"))
     }
 
     #[test]

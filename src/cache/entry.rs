@@ -295,6 +295,28 @@ impl Stored {
     }
 }
 
+/// An entry for `GET /a` answered 200 with `head` and `body`, stored now
+/// (for the cache's unit tests).
+#[cfg(test)]
+pub(super) fn for_test(head: HeaderMap, body: &'static [u8]) -> Stored {
+    let (uri, req) = (Uri::from_static("/a"), HeaderMap::new());
+    let asked = Asked {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &req,
+    };
+    let now = SystemTime::now();
+    let policy = Stored::policy(&asked, StatusCode::OK, &head, now).expect("storable");
+    Stored::new(
+        policy,
+        &asked,
+        StatusCode::OK,
+        head,
+        Bytes::from_static(body),
+        now,
+    )
+}
+
 /// When a policy made at `now` was aged zero, and its freshness
 /// lifetime: its age plus what is left of it (zero for one stale from the
 /// start, such as `max-age=0`).

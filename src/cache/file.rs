@@ -393,19 +393,12 @@ fn meta_len(prefix: &[u8; PREFIX]) -> Result<usize, Bad> {
 mod tests {
     use std::time::SystemTime;
 
-    use http::{Method, Uri, header};
+    use http::header;
 
     use super::*;
-    use crate::cache::entry::Asked;
 
     /// An entry whose response came with `Age: 10` and `max-age=60`.
     fn entry(body: &'static [u8]) -> Stored {
-        let (uri, req) = (Uri::from_static("/a"), HeaderMap::new());
-        let asked = Asked {
-            method: &Method::GET,
-            uri: &uri,
-            headers: &req,
-        };
         let mut head = HeaderMap::new();
         head.insert(
             header::CACHE_CONTROL,
@@ -414,16 +407,7 @@ mod tests {
         head.insert(header::AGE, HeaderValue::from_static("10"));
         head.append(header::LINK, HeaderValue::from_static("</a>"));
         head.append(header::LINK, HeaderValue::from_static("</b>"));
-        let now = SystemTime::now();
-        let policy = Stored::policy(&asked, StatusCode::OK, &head, now).unwrap();
-        Stored::new(
-            policy,
-            &asked,
-            StatusCode::OK,
-            head,
-            Bytes::from_static(body),
-            now,
-        )
+        crate::cache::entry::for_test(head, body)
     }
 
     fn written(body: &'static [u8]) -> (tempfile::TempDir, Root, String, u64) {
