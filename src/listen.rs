@@ -61,6 +61,12 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Sets a Unix socket file's permission bits (`mode=` in the config): at
+/// its bind, and on a reload that changes them for a socket it keeps.
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 fn bind_unix(path: &Path, mode: Option<u32>) -> io::Result<UnixListener> {
     let named = |e: io::Error| {
         io::Error::new(
@@ -76,7 +82,7 @@ fn bind_unix(path: &Path, mode: Option<u32>) -> io::Result<UnixListener> {
         .map_err(named)?;
     let listener: UnixListener = (|| {
         if let Some(mode) = mode {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            set_mode(path, mode)?;
         }
         socket.listen(BACKLOG)?;
         Ok(socket.into())

@@ -107,7 +107,8 @@ impl Reconfigure for Reloader {
     }
 }
 
-/// What applying `next` over `now` changes; binds the added addresses.
+/// What applying `next` over `now` changes; binds the added addresses
+/// and sets the new mode of a kept Unix socket.
 fn plan(
     now: &Generation,
     next: Loaded,
@@ -161,6 +162,17 @@ fn plan(
         {
             let now = if l.tls { "TLS" } else { "plain HTTP" };
             changes.push(format!("{} speaks {now} (new connections)", l.addr));
+        }
+        // A kept socket keeps its file: only its bits change. One whose
+        // `mode=` was dropped keeps the bits it has.
+        if let (ListenAddr::Unix(path), Some(mode)) = (&l.addr, l.mode)
+            && old
+                .listen
+                .iter()
+                .any(|o| o.addr == l.addr && o.mode != l.mode)
+        {
+            crate::listen::set_mode(path, mode).map_err(|e| format!("{}: {e}", l.addr))?;
+            changes.push(format!("{} has mode {mode:o}", l.addr));
         }
     }
     changes.extend(

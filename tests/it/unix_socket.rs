@@ -4,11 +4,15 @@
 //! whether a proxy's `X-Forwarded-For` names the client; nginx in front
 //! (`proxy_pass http://unix:`) reaches it; a stale socket file is
 //! replaced while a live socket or a plain file refuses the start; a
-//! reload adds and removes sockets and the shutdown removes their files;
+//! reload adds and removes sockets, and sets a kept one's new mode, and
+//! the shutdown removes their files;
 //! bad listen options are refused with their position.
 
 use std::{
-    os::unix::{fs::FileTypeExt, fs::PermissionsExt, net::UnixListener},
+    os::unix::{
+        fs::{FileTypeExt, MetadataExt, PermissionsExt},
+        net::UnixListener,
+    },
     path::{Path, PathBuf},
     process::{Command, Output},
     time::Duration,
@@ -225,6 +229,22 @@ fn a_reload_adds_and_removes_sockets() {
         "{}",
         d.logs()
     );
+
+    // Only the mode changes: the socket is kept (the same file) and gets
+    // the new bits.
+    let inode = std::fs::metadata(&two).unwrap().ino();
+    std::fs::write(&cfg, config(&["unix:two.sock mode=640".into()], false)).unwrap();
+    d.signal(libc::SIGHUP);
+    let bits = || std::fs::metadata(&two).unwrap().permissions().mode() & 0o777;
+    assert!(
+        eventually_sync(Duration::from_secs(10), || bits() == 0o640),
+        "{:o}\n{}",
+        bits(),
+        d.logs()
+    );
+    assert_eq!(std::fs::metadata(&two).unwrap().ino(), inode);
+    assert_eq!(body(&curl(&two, &[], "/hello")), "hello over http\n");
+    assert!(d.logs().contains("has mode 640"), "{}", d.logs());
 }
 
 #[test]
