@@ -65,12 +65,14 @@ pub trait Instance: Send + Sync + 'static {
     fn log(&self, _line: &LogLine) {}
 
     /// A client asks to open WebSocket `socket` with `req`: accept (with
-    /// the headers for the 101) or refuse (with this answer). Default:
-    /// refused (the config refuses such a module for a WebSocket route).
-    fn ws_open(&self, _socket: u64, _req: &Request) -> Result<WsOpen, HttpError> {
-        Err(HttpError::Internal(
+    /// the headers for the 101) or refuse (with this answer). A future,
+    /// so a call that outruns its first slice can finish on the module
+    /// pool while the handshake waits. Default: refused (the config
+    /// refuses such a module for a WebSocket route).
+    fn ws_open(&self, _socket: u64, _req: &Request) -> Opening {
+        Box::pin(std::future::ready(Err(HttpError::Internal(
             "the module has no WebSocket hooks".into(),
-        ))
+        ))))
     }
 
     /// One whole message on `socket`; `Err` closes the socket (1011).
@@ -81,6 +83,9 @@ pub trait Instance: Send + Sync + 'static {
     /// `socket` is gone, with this close code.
     fn ws_close(&self, _socket: u64, _code: u16) {}
 }
+
+/// A module's answer to a WebSocket handshake, on its way.
+pub type Opening = BoxFuture<'static, Result<WsOpen, HttpError>>;
 
 /// What a module said to a WebSocket handshake.
 pub enum WsOpen {

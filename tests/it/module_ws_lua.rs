@@ -4,14 +4,18 @@
 //! across three clients; `ws_open` accepting with headers, refusing with
 //! its answer, failing (500); a looping, failing or memory-hungry
 //! `ws_message` closing only its socket (1011) while another socket and a
-//! plain route go on; a call that moves to the module pool keeping the
-//! socket's order, and a client that outruns it closed (1011); the shipped config's Lua routes; `troupe -t` refusing
-//! a script without `ws_message`; and the Autobahn fuzzing client against
-//! the Lua echo (247 cases, about 11 s).
+//! plain route go on; a long `ws_open` finishing on the module pool, a
+//! looping one answering 504, and one whose client left closing the
+//! socket it accepted (1006); a call that moves to the module pool
+//! keeping the socket's order, and a client that outruns it closed
+//! (1011); the shipped config's Lua routes; `troupe -t` refusing a script
+//! without `ws_message`; and the Autobahn fuzzing client against the Lua
+//! echo (247 cases, about 11 s).
 
 use std::{path::PathBuf, time::Duration};
 
 use futures_util::SinkExt;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
@@ -242,18 +246,7 @@ async fn a_call_that_moves_to_the_module_pool_keeps_the_sockets_order() {
         assert_eq!(heard, want);
     }
     // Each "slow" did move (and the short ones ran where they came).
-    let metrics = client::get(&format!("http://{}/metrics", d.admin_addr())).await;
-    let moved = metrics
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"troupe_module_calls_moved_total{module="probe"} "#)?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no moved series:\n{}", metrics.text()));
-    assert_eq!(moved, 3);
+    assert_eq!(moved(&d, "probe").await, 3);
     // The socket's close waits behind its calls too, and is heard once.
     s.close(None).await.expect("close");
     assert!(
@@ -261,6 +254,57 @@ async fn a_call_that_moves_to_the_module_pool_keeps_the_sockets_order() {
         "{}",
         d.logs()
     );
+}
+
+/// The module's calls that moved to the module pool so far.
+async fn moved(d: &Daemon, module: &str) -> u64 {
+    let metrics = client::get(&format!("http://{}/metrics", d.admin_addr())).await;
+    let series = format!(r#"troupe_module_calls_moved_total{{module="{module}"}} "#);
+    metrics
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no moved series for {module}:\n{}", metrics.text()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_ws_open_finishes_on_the_module_pool_and_a_looping_one_answers_504() {
+    let (_dir, d) = start();
+    // Past its first slice, the handshake's ws_open goes on on the module
+    // pool (the connection's thread is free) and its answer still opens
+    // the socket.
+    let mut s = open(&d, "/probe?slow=1").await.expect("a slow ws_open");
+    assert_eq!(ask(&mut s, "hi").await, "text:hi");
+    assert_eq!(moved(&d, "probe").await, 1);
+    // One that never ends is stopped by its budget there: 504, no socket.
+    assert_eq!(
+        open(&d, "/probe?loop=1").await.err().as_deref(),
+        Some("refused: 504")
+    );
+    assert_eq!(moved(&d, "probe").await, 2);
+    // A client that leaves while its ws_open runs: the call finishes, and
+    // the socket it accepted is heard closed (1006), so the script can let
+    // go of what it keeps for it.
+    let mut raw = tokio::net::TcpStream::connect(d.addr)
+        .await
+        .expect("connect");
+    raw.write_all(
+        b"GET /probe?slow=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    drop(raw);
+    // The same over HTTP/2, where the stream's reset drops the handshake
+    // while its ws_open still runs.
+    let _kept = ws::cancel_h2(d.addr, "/probe?slow=1").await;
+    let heard = crate::support::eventually_sync(Duration::from_secs(10), || {
+        d.logs().matches(" with 1006").count() == 2
+    });
+    assert!(heard, "{}", d.logs());
+    // The open socket was never disturbed.
+    assert_eq!(ask(&mut s, "still").await, "text:still");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

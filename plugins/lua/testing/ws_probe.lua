@@ -1,11 +1,12 @@
 -- ws_probe.lua: a Lua WebSocket module for tests/it/module_ws_lua.rs.
 -- ws_open refuses ?refuse (403, with a body), accepts ?protocol=X with
--- that Sec-WebSocket-Protocol, and fails ?fail. Messages: "loop" runs
--- until its budget stops it, "fail" raises an error, "bye" closes with
--- 4000, "memory" grows past the VM's memory, "slow" runs past its first
--- slice and then answers "slow done", "crawl" the same for longer
--- (a module with a large budget); anything else is echoed with its
--- kind ("text:hi"). ws_close logs the code.
+-- that Sec-WebSocket-Protocol, fails ?fail, runs past its first slice
+-- before it accepts ?slow, and loops until its budget stops it ?loop.
+-- Messages: "loop" runs until its budget stops it, "fail" raises an
+-- error, "bye" closes with 4000, "memory" grows past the VM's memory,
+-- "slow" runs past its first slice and then answers "slow done",
+-- "crawl" the same for longer (a module with a large budget); anything
+-- else is echoed with its kind ("text:hi"). ws_close logs the code.
 
 function ws_open(socket, req)
   if req:query_param("refuse") then
@@ -13,6 +14,13 @@ function ws_open(socket, req)
   end
   if req:query_param("fail") then
     error("ws_open failed on purpose")
+  end
+  if req:query_param("loop") then
+    while true do end
+  end
+  if req:query_param("slow") then
+    local n = 0
+    for i = 1, 300000 do n = n + i end
   end
   local protocol = req:query_param("protocol")
   if protocol then

@@ -17,7 +17,7 @@ use troupe_actors::Failures;
 use super::{
     entry::ModuleEntry,
     hostapi::Builder,
-    instance::{Filtered, Hooks, Instance, WsData, WsOpen, into_response, steer},
+    instance::{Filtered, Hooks, Instance, Opening, WsData, WsOpen, into_response, steer},
     native::{self, CallError, Library, Native, RequestParts, peer_text, with_raw_request},
     runtime::{LoadCx, Loaded, Memo, Refused, Role, Runtime, no_outbound},
 };
@@ -110,6 +110,18 @@ impl InProcess {
             native: Arc::new(native),
             failures,
             blocking,
+        }
+    }
+
+    /// `ws_open` of the C or Rust module.
+    fn open_socket(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+        match with_raw(req, |raw| self.native.ws_open(socket, raw)) {
+            Ok((true, b)) => {
+                b.status_code().map_err(|w| HttpError::Internal(w.into()))?;
+                Ok(WsOpen::Accept(b.headers))
+            }
+            Ok((false, b)) => answer(Ok(b), &self.failures).map(WsOpen::Refuse),
+            Err(e) => Err(fail(e, &self.failures)),
         }
     }
 }
@@ -217,15 +229,9 @@ impl Instance for InProcess {
         });
     }
 
-    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
-        match with_raw(req, |raw| self.native.ws_open(socket, raw)) {
-            Ok((true, b)) => {
-                b.status_code().map_err(|w| HttpError::Internal(w.into()))?;
-                Ok(WsOpen::Accept(b.headers))
-            }
-            Ok((false, b)) => answer(Ok(b), &self.failures).map(WsOpen::Refuse),
-            Err(e) => Err(fail(e, &self.failures)),
-        }
+    fn ws_open(&self, socket: u64, req: &Request) -> Opening {
+        // The C hook answers on this thread, as its `handle` does.
+        Box::pin(std::future::ready(self.open_socket(socket, req)))
     }
 
     fn ws_message(&self, socket: u64, msg: WsData<'_>) -> Result<(), String> {

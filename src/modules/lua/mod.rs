@@ -34,7 +34,7 @@ use super::{
     bulkhead::{self, Admission},
     entry::ModuleEntry,
     hostapi::{Detached, Services},
-    instance::{Filtered, Hooks, Instance, WsData, WsOpen},
+    instance::{Filtered, Hooks, Instance, Opening, WsData},
     pool::Pool,
     runtime::{LoadCx, Loaded, Refused, Role, Runtime, load_blocking, no_outbound},
     slot::Slot,
@@ -368,8 +368,8 @@ impl Inner {
             Ok(vm) => vm,
             Err(e) => return Run::Done(Err(e)),
         };
-        let slice = call.moves.then(|| self.first_slice());
-        vm.budget.reset(self.limits.instructions, slice);
+        vm.budget
+            .reset(self.limits.instructions, Some(self.first_slice()));
         let (arg, kept) = match start(&vm) {
             Ok(started) => started,
             Err(e) => return Run::Done(self.settle(vm, e)),
@@ -404,9 +404,7 @@ impl Inner {
                 return Run::Moved(moved, self.limits.ceiling);
             }
         };
-        if call.moves {
-            self.ran_long(false);
-        }
+        self.ran_long(false);
         Run::Done(self.finish(vm, answer, kept, finish))
     }
 
@@ -566,34 +564,27 @@ struct Call {
     /// Whether its answer is a response, read at once when it has the
     /// common shape.
     respond: bool,
-    /// Whether a call that outruns its first slice moves to the module
-    /// pool; one that may not runs its whole budget where it started.
-    moves: bool,
 }
 
 const HANDLE: Call = Call {
     hook: |vm| vm.handle.as_ref(),
     name: "handle(req)",
     respond: true,
-    moves: true,
 };
 const ACCESS: Call = Call {
     hook: |vm| vm.access.as_ref(),
     name: "access(req)",
     respond: true,
-    moves: true,
 };
 const HEADER_FILTER: Call = Call {
     hook: |vm| vm.header_filter.as_ref(),
     name: "header_filter(resp)",
     respond: false,
-    moves: true,
 };
 const LOG: Call = Call {
     hook: |vm| vm.log.as_ref(),
     name: "log(entry)",
     respond: false,
-    moves: true,
 };
 
 /// What a hook returned.
@@ -699,7 +690,7 @@ impl Instance for LuaModule {
         }
     }
 
-    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+    fn ws_open(&self, socket: u64, req: &Request) -> Opening {
         ws::open(&self.inner, socket, req)
     }
 

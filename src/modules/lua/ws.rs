@@ -3,10 +3,10 @@
 //! host API `troupe.ws.send`, `troupe.ws.close`, `troupe.ws.sockets`.
 //!
 //! A hook runs like any other: on a pooled VM, under a fresh budget, the
-//! first slice on the socket's own thread. `ws_open` must answer the
-//! handshake at once, so it runs its whole budget there. A `ws_message`
-//! or `ws_close` call that outruns its first slice moves to the module
-//! pool (`bulkhead`) like a long `handle`; the socket's later calls then
+//! first slice on the socket's own thread, and a call that outruns it
+//! moves to the module pool (`bulkhead`) like a long `handle`: a
+//! `ws_open` that does is awaited by the handshake there. After a
+//! `ws_message` or `ws_close` moved, the socket's later calls then
 //! wait, in order, in its [`Backlog`] and run on the pool after it, so a
 //! script still sees one socket's calls one at a time and in order. A call
 //! that fails there closes the socket with 1011 through the registry, as a
@@ -28,7 +28,7 @@ use crate::{
     HttpError,
     modules::{
         bulkhead,
-        instance::{WsData, WsOpen},
+        instance::{Opening, WsData, WsOpen},
         ws::registry::{self, Refused},
     },
     pipeline::request::Request,
@@ -38,20 +38,16 @@ const WS_OPEN: Call = Call {
     hook: |vm| vm.ws_open.as_ref(),
     name: "ws_open(socket, req)",
     respond: false,
-    // The handshake waits for its answer: no move to the pool.
-    moves: false,
 };
 const WS_MESSAGE: Call = Call {
     hook: |vm| vm.ws_message.as_ref(),
     name: "ws_message(socket, data, kind)",
     respond: false,
-    moves: true,
 };
 const WS_CLOSE: Call = Call {
     hook: |vm| vm.ws_close.as_ref(),
     name: "ws_close(socket, code)",
     respond: false,
-    moves: true,
 };
 
 /// Messages one socket may have waiting behind a call that moved to the
@@ -84,24 +80,21 @@ enum Later {
 }
 
 /// `ws_open`: a script without one accepts every socket.
-pub(super) fn open(inner: &Arc<Inner>, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+pub(super) fn open(inner: &Arc<Inner>, socket: u64, req: &Request) -> Opening {
     if !inner.ws_open {
-        return Ok(WsOpen::Accept(HeaderMap::new()));
+        return Box::pin(std::future::ready(Ok(WsOpen::Accept(HeaderMap::new()))));
     }
     let lent = lend(req);
-    let run = inner.run(
-        WS_OPEN,
-        |vm| {
-            vm.req.borrow_mut::<convert::LuaRequest>()?.0 = Some(lent);
-            Ok((Arg::Open(socket), ()))
-        },
-        |vm, answer, ()| opened(&vm.keys, answer),
-    );
-    match run {
-        Run::Done(answer) => answer,
-        // A call that may not move never does (`Call::moves`).
-        Run::Moved(..) => Err(HttpError::Internal("ws_open moved".into())),
-    }
+    inner
+        .run(
+            WS_OPEN,
+            |vm| {
+                vm.req.borrow_mut::<convert::LuaRequest>()?.0 = Some(lent);
+                Ok((Arg::Open(socket), ()))
+            },
+            |vm, answer, ()| opened(&vm.keys, answer),
+        )
+        .into_future()
 }
 
 /// What `ws_open` returned: nil accepts; a table without a status, or with

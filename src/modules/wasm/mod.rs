@@ -44,7 +44,7 @@ use super::{
     bulkhead::{Admission, Lost, Offload, Slice},
     entry::ModuleEntry,
     hostapi::Services,
-    instance::{Filtered, Hooks, Instance, WsData, WsOpen, steer},
+    instance::{Filtered, Hooks, Instance, Opening, WsData, steer},
     pool::Pool,
     runtime::{LoadCx, Loaded, Part, Refused, Role, Runtime, load_blocking},
     slot::Slot,
@@ -638,12 +638,17 @@ impl Instance for WasmModule {
         })
     }
 
-    fn ws_open(&self, socket: u64, req: &Request) -> Result<WsOpen, HttpError> {
+    fn ws_open(&self, socket: u64, req: &Request) -> Opening {
         let event = ws::Event::Open(socket, ws::request(req));
-        match ws::wait(self.inner.clone().socket_event(event))? {
-            ws::Returned::Opened(answer) => ws::opened(answer),
-            ws::Returned::Done => Err(HttpError::Internal("on-open gave no answer".into())),
-        }
+        let call = self.inner.clone().socket_event(event);
+        // Awaited by the handshake: a call the meter moves to the module
+        // pool does not hold the connection's thread.
+        Box::pin(async move {
+            match call.await? {
+                ws::Returned::Opened(answer) => ws::opened(answer),
+                ws::Returned::Done => Err(HttpError::Internal("on-open gave no answer".into())),
+            }
+        })
     }
 
     /// A failed call (a trap, out of time or memory, no free instance)

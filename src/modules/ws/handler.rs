@@ -14,7 +14,7 @@ use crate::{
     HttpError,
     handler::{Handler, HandlerFuture, Response},
     modules::{
-        instance::{Instance, WsOpen},
+        instance::{Instance, Opening, WsOpen},
         slot::Slot,
     },
     pipeline::{
@@ -67,74 +67,114 @@ enum Asked {
 
 impl Handler for WsHandler {
     fn call(&self, req: Request) -> HandlerFuture {
-        HandlerFuture::ready(self.open(req))
+        HandlerFuture::new(open(self.slot.clone(), self.settings, req))
     }
 }
 
-impl WsHandler {
-    fn open(&self, req: Request) -> Result<Response, HttpError> {
-        let asked = match handshake(&req) {
-            Ok(asked) => asked,
-            Err(not) => return Ok(not.answer()),
-        };
-        let head = req.head();
-        // Both are there for any request hyper can upgrade that came
-        // through a connection (`conn/`).
-        if head.extensions.get::<OnUpgrade>().is_none()
-            || head.extensions.get::<Tunnels>().is_none()
-        {
-            return Ok(upgrade_required());
+/// Answers the handshake `req` for the module published in `slot`, and
+/// starts the socket's task when the module accepts.
+async fn open(slot: Arc<Slot>, settings: WsSettings, req: Request) -> Result<Response, HttpError> {
+    let asked = match handshake(&req) {
+        Ok(asked) => asked,
+        Err(not) => return Ok(not.answer()),
+    };
+    let head = req.head();
+    // Both are there for any request hyper can upgrade that came
+    // through a connection (`conn/`).
+    if head.extensions.get::<OnUpgrade>().is_none() || head.extensions.get::<Tunnels>().is_none() {
+        return Ok(upgrade_required());
+    }
+    let instance: Arc<dyn Instance> = slot.load().instance()?.clone();
+    if !instance.hooks().ws {
+        return Err(HttpError::Internal(format!(
+            "module `{}` has no ws_message hook",
+            slot.name()
+        )));
+    }
+    let loads = slot.loads();
+    let (reg, rx) = Registration::new(slot.name().clone(), settings.queue);
+    let id = reg.id();
+    let mut opening = PendingOpen {
+        call: Some(instance.ws_open(id, &req)),
+        instance: instance.clone(),
+        id,
+    };
+    let extra = match opening.answer().await? {
+        WsOpen::Accept(headers) => headers,
+        WsOpen::Refuse(resp) => return Ok(resp),
+    };
+    let (mut head, _) = req.into_parts();
+    let (Some(upgrade), Some(tunnels)) = (
+        head.extensions.remove::<OnUpgrade>(),
+        head.extensions.remove::<Tunnels>(),
+    ) else {
+        unreachable_socket(&*instance, id);
+        return Ok(upgrade_required());
+    };
+    let mut resp = Response::new(Body::Empty);
+    *resp.headers_mut() = extra;
+    let h = resp.headers_mut();
+    match asked {
+        Asked::Upgrade(accept) => {
+            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = resp.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(SEC_WEBSOCKET_ACCEPT.clone(), accept);
         }
-        let state = self.slot.load();
-        let instance: Arc<dyn Instance> = state.instance()?.clone();
-        if !instance.hooks().ws {
-            return Err(HttpError::Internal(format!(
-                "module `{}` has no ws_message hook",
-                self.slot.name()
-            )));
+        Asked::Connect => {
+            // 200 (set by `Response::new`): the stream is the socket.
+            h.remove(&SEC_WEBSOCKET_ACCEPT);
         }
-        let loads = self.slot.loads();
-        let (reg, rx) = Registration::new(self.slot.name().clone(), self.settings.queue);
-        let id = reg.id();
-        let extra = match instance.ws_open(id, &req)? {
-            WsOpen::Accept(headers) => headers,
-            WsOpen::Refuse(resp) => return Ok(resp),
+    }
+    let sock = Socket {
+        _open: Counted::new(&slot),
+        reg,
+        rx,
+        instance,
+        slot,
+        loads,
+        settings,
+    };
+    tunnels.spawn_until_cut(move |cut| socket::run(sock, upgrade, cut));
+    Ok(resp)
+}
+
+/// A `ws_open` the handshake awaits. Dropped before it answers (the
+/// client left while the call ran on the module pool), it lets the call
+/// finish in a task of its own and closes a socket it accepted (1006):
+/// a module hears `ws_close` for every socket its `ws_open` accepted, so
+/// what it keeps per socket (`troupe.kv`) is let go.
+struct PendingOpen {
+    call: Option<Opening>,
+    instance: Arc<dyn Instance>,
+    id: u64,
+}
+
+impl PendingOpen {
+    async fn answer(&mut self) -> Result<WsOpen, HttpError> {
+        let Some(call) = self.call.as_mut() else {
+            return Err(HttpError::Internal("ws_open answered already".into()));
         };
-        let (mut head, _) = req.into_parts();
-        let (Some(upgrade), Some(tunnels)) = (
-            head.extensions.remove::<OnUpgrade>(),
-            head.extensions.remove::<Tunnels>(),
-        ) else {
-            unreachable_socket(&*instance, id);
-            return Ok(upgrade_required());
+        let answer = call.await;
+        self.call = None;
+        answer
+    }
+}
+
+impl Drop for PendingOpen {
+    fn drop(&mut self) {
+        let Some(call) = self.call.take() else {
+            return;
         };
-        let mut resp = Response::new(Body::Empty);
-        *resp.headers_mut() = extra;
-        let h = resp.headers_mut();
-        match asked {
-            Asked::Upgrade(accept) => {
-                *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                let h = resp.headers_mut();
-                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-                h.insert(SEC_WEBSOCKET_ACCEPT.clone(), accept);
-            }
-            Asked::Connect => {
-                // 200 (set by `Response::new`): the stream is the socket.
-                h.remove(&SEC_WEBSOCKET_ACCEPT);
-            }
+        let (instance, id) = (self.instance.clone(), self.id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Ok(WsOpen::Accept(_)) = call.await {
+                    unreachable_socket(&*instance, id);
+                }
+            });
         }
-        let sock = Socket {
-            _open: Counted::new(&self.slot),
-            reg,
-            rx,
-            instance,
-            slot: self.slot.clone(),
-            loads,
-            settings: self.settings,
-        };
-        tunnels.spawn_until_cut(move |cut| socket::run(sock, upgrade, cut));
-        Ok(resp)
     }
 }
 

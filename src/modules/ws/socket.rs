@@ -20,6 +20,7 @@ use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
         Error as WsError, Message, Utf8Bytes,
+        error::ProtocolError,
         protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode},
     },
 };
@@ -246,6 +247,12 @@ async fn failed(ws: &mut Stream, e: WsError) -> u16 {
     let code = match &e {
         WsError::Capacity(_) => CloseCode::Size,
         WsError::Utf8(_) => CloseCode::Invalid,
+        // The client went away without a close frame: nobody to tell, and
+        // RFC 6455 (7.1.5) names that 1006, not a protocol error.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            tracing::debug!(error = %e, "WebSocket ended");
+            return ABNORMAL;
+        }
         WsError::Protocol(_) => CloseCode::Protocol,
         _ => {
             tracing::debug!(error = %e, "WebSocket ended");

@@ -157,14 +157,49 @@ pub async fn handshake(
 /// HTTP/2 (h2c with prior knowledge here): a CONNECT with `:protocol
 /// websocket`. Returns the socket, or the status it was refused with.
 pub async fn connect_h2(addr: SocketAddr, path: &str) -> Result<(H2Ws, http::HeaderMap), u16> {
+    let mut send = h2_sender(addr).await;
+    let mut resp = send
+        .send_request(h2_connect(addr, path))
+        .await
+        .expect("CONNECT sent");
+    if resp.status() != StatusCode::OK {
+        return Err(resp.status().as_u16());
+    }
+    let headers = resp.headers().clone();
+    let upgraded = hyper::upgrade::on(&mut resp).await.expect("upgraded");
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    Ok((ws, headers))
+}
+
+/// Sends an HTTP/2 extended CONNECT for `path` and cancels it
+/// (RST_STREAM) before the answer; the returned sender keeps the
+/// connection open.
+pub async fn cancel_h2(addr: SocketAddr, path: &str) -> H2Sender {
+    let mut send = h2_sender(addr).await;
+    let asked = send.send_request(h2_connect(addr, path));
+    // Dropping the response future resets the stream.
+    let _ = tokio::time::timeout(Duration::from_millis(5), asked).await;
+    send
+}
+
+/// The sending half of an HTTP/2 client connection.
+pub type H2Sender = hyper::client::conn::http2::SendRequest<Empty<bytes::Bytes>>;
+
+/// An HTTP/2 client connection to `addr`, driven by a task of its own.
+async fn h2_sender(addr: SocketAddr) -> H2Sender {
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+    let (send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
         TokioExecutor::new(),
         TokioIo::new(tcp),
     )
     .await
     .expect("h2 handshake");
     tokio::spawn(conn);
+    send
+}
+
+/// A WebSocket's extended CONNECT (RFC 8441) for `path`.
+fn h2_connect(addr: SocketAddr, path: &str) -> Request<Empty<bytes::Bytes>> {
     let mut req = Request::builder()
         .method(Method::CONNECT)
         .uri(format!("http://{addr}{path}"))
@@ -174,14 +209,7 @@ pub async fn connect_h2(addr: SocketAddr, path: &str) -> Result<(H2Ws, http::Hea
         .expect("request");
     req.extensions_mut()
         .insert(hyper::ext::Protocol::from_static("websocket"));
-    let mut resp = send.send_request(req).await.expect("CONNECT sent");
-    if resp.status() != StatusCode::OK {
-        return Err(resp.status().as_u16());
-    }
-    let headers = resp.headers().clone();
-    let upgraded = hyper::upgrade::on(&mut resp).await.expect("upgraded");
-    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
-    Ok((ws, headers))
+    req
 }
 
 /// Sends `n` numbered text messages on `ws` one by one, each answered
