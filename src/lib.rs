@@ -48,6 +48,7 @@ pub mod fuzzing;
 pub(crate) mod generation;
 pub mod handler;
 pub(crate) mod handlers;
+pub(crate) mod held;
 pub mod kept;
 pub mod limit;
 pub(crate) mod listen;

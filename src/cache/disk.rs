@@ -19,7 +19,7 @@ use std::{
     fs, io,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime},
@@ -34,7 +34,7 @@ use super::{
     file,
     zone::MAX_VARIANTS,
 };
-use crate::kept::Named;
+use crate::{held::Held, kept::Named};
 
 /// A disk tier's bounds, which a reload may change in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,54 @@ struct Variant {
     bytes: u64,
     /// Milliseconds since the epoch of its last store or hit.
     used: AtomicU64,
+    /// Its file, once a hit has read it whole and the budget had room.
+    open: Arc<OnceLock<Open>>,
+}
+
+impl Variant {
+    /// A file just written or found, used now.
+    fn new(name: Box<str>, selection: Selection, tags: Box<[Box<str>]>, bytes: u64) -> Self {
+        Self {
+            name,
+            selection,
+            tags,
+            bytes,
+            used: AtomicU64::new(now_ms()),
+            open: Arc::default(),
+        }
+    }
+}
+
+/// A variant's file held open ([`crate::held`], nginx's
+/// `open_file_cache`): its hits skip `open`, the path walk and `close`,
+/// which were a fifth of a disk hit's CPU (`BENCHMARKS.md`). It is the
+/// variant's own, so a store that replaces the file (a rename over the
+/// path) replaces the variant, and with it the file held. A file
+/// unlinked (by hand, or by a store racing the hit) is seen within
+/// [`RECHECK`] by its link count, and then the path is opened again.
+#[derive(Debug)]
+struct Open {
+    file: Held<fs::File>,
+    /// Milliseconds since the epoch when its link count was last seen.
+    checked: AtomicU64,
+}
+
+/// How long a held file is read without looking at its link count.
+const RECHECK: Duration = Duration::from_secs(1);
+
+impl Open {
+    /// The file, unless it has been unlinked: then `None`, and what is
+    /// at the path now, if anything, is another file.
+    fn live(&self) -> io::Result<Option<&fs::File>> {
+        let now = now_ms();
+        if now.saturating_sub(self.checked.load(Ordering::Relaxed)) >= RECHECK.as_millis() as u64 {
+            if rustix::fs::fstat(&*self.file)?.st_nlink == 0 {
+                return Ok(None);
+            }
+            self.checked.store(now, Ordering::Relaxed);
+        }
+        Ok(Some(&self.file))
+    }
 }
 
 /// One disk tier.
@@ -102,8 +150,16 @@ pub(super) enum OnDisk {
     Nothing,
     /// Variants, none for this request.
     OtherVariant,
-    /// The file of the variant it selects, and its size.
-    File(Box<str>, u64),
+    /// The file of the variant it selects.
+    File(Found),
+}
+
+/// A variant's file that a request selected.
+pub(super) struct Found {
+    name: Box<str>,
+    /// Its size, as the index knows it.
+    bytes: u64,
+    open: Arc<OnceLock<Open>>,
 }
 
 /// Files up to this size are read on the request's own thread, as nginx
@@ -153,33 +209,33 @@ impl DiskTier {
         match variants.iter().find(|v| selects(&v.selection, headers)) {
             Some(v) => {
                 v.used.store(now_ms(), Ordering::Relaxed);
-                OnDisk::File(v.name.clone(), v.bytes)
+                OnDisk::File(Found {
+                    name: v.name.clone(),
+                    bytes: v.bytes,
+                    open: v.open.clone(),
+                })
             }
             None => OnDisk::OtherVariant,
         }
     }
 
-    /// Reads `key`'s file `name` of `bytes` (a large one on a blocking
+    /// Reads `key`'s file that `found` names (a large one on a blocking
     /// thread). A file that is not whole, or not `key`'s, is removed and
     /// reads as nothing.
-    pub(super) async fn read(
-        self: &Arc<Self>,
-        key: Arc<str>,
-        name: Box<str>,
-        bytes: u64,
-    ) -> Option<Stored> {
-        if bytes <= READ_INLINE {
-            return self.read_now(&key, &name, bytes);
+    pub(super) async fn read(self: &Arc<Self>, key: Arc<str>, found: Found) -> Option<Stored> {
+        if found.bytes <= READ_INLINE {
+            return self.read_now(&key, &found);
         }
         let tier = self.clone();
-        tokio::task::spawn_blocking(move || tier.read_now(&key, &name, bytes))
+        tokio::task::spawn_blocking(move || tier.read_now(&key, &found))
             .await
             .ok()
             .flatten()
     }
 
-    fn read_now(&self, key: &Arc<str>, name: &str, bytes: u64) -> Option<Stored> {
-        match file::read(&self.root, name, key, bytes) {
+    fn read_now(&self, key: &Arc<str>, found: &Found) -> Option<Stored> {
+        let name = &*found.name;
+        match self.read_file(key, found) {
             Ok(entry) => {
                 self.series.reads.inc();
                 Some(entry)
@@ -193,6 +249,30 @@ impl DiskTier {
                 None
             }
         }
+    }
+
+    /// Reads the file through the variant's held descriptor, or opens it
+    /// and, once it has read whole, holds it for the next hits. A held
+    /// file found unlinked is not trusted: the path decides, as for a
+    /// file never held (a store's rename over it is read, a file
+    /// removed by hand is gone).
+    fn read_file(&self, key: &str, found: &Found) -> Result<Stored, file::Bad> {
+        if let Some(open) = found.open.get()
+            && let Some(f) = open.live()?
+        {
+            return file::read(f, key, found.bytes);
+        }
+        let f = self.root.open_entry(&found.name)?;
+        let entry = file::read(&f, key, found.bytes)?;
+        if found.open.get().is_none()
+            && let Some(file) = Held::new(f)
+        {
+            let checked = AtomicU64::new(now_ms());
+            // A hit racing this one may have set it first: then this
+            // descriptor is closed, and its place in the budget given back.
+            let _ = found.open.set(Open { file, checked });
+        }
+        Ok(entry)
     }
 
     /// Writes `key`'s `entry` to its file in the background (a blocking
@@ -223,13 +303,8 @@ impl DiskTier {
         let name = file::name(&key, &entry.vary);
         match file::write(&self.root, &name, &key, entry) {
             Ok(bytes) => {
-                let variant = Variant {
-                    name: name.into(),
-                    selection: entry.vary.clone(),
-                    tags: entry.tags.clone(),
-                    bytes,
-                    used: AtomicU64::new(now_ms()),
-                };
+                let variant =
+                    Variant::new(name.into(), entry.vary.clone(), entry.tags.clone(), bytes);
                 self.add(key, variant, true);
             }
             Err(e) => {
@@ -424,13 +499,8 @@ impl DiskTier {
             }
             match file::read_meta(&path, name) {
                 Ok(found) => {
-                    let variant = Variant {
-                        name: name.into(),
-                        selection: found.selection,
-                        tags: found.tags,
-                        bytes: found.bytes,
-                        used: AtomicU64::new(now_ms()),
-                    };
+                    let variant =
+                        Variant::new(name.into(), found.selection, found.tags, found.bytes);
                     self.add(found.key.into(), variant, false);
                     kept += 1;
                 }

@@ -183,6 +183,11 @@ impl Root {
         self.path.join(relative(name))
     }
 
+    /// Opens `name`'s file for reading (a hit; the tier may hold it).
+    pub(super) fn open_entry(&self, name: &str) -> io::Result<fs::File> {
+        self.open_file(&relative(name), OFlags::RDONLY)
+    }
+
     fn open_file(&self, relative: &str, flags: OFlags) -> io::Result<fs::File> {
         let fd = rfs::openat(&self.dir, relative, flags | OFlags::CLOEXEC, FILE_MODE)?;
         Ok(fs::File::from(fd))
@@ -316,18 +321,18 @@ pub(super) fn read_meta(path: &Path, name: &str) -> Result<Indexed, Bad> {
 /// Reads `key`'s whole file, checking everything: what a hit needs.
 /// `size` is what the index says the file weighs.
 ///
-/// One `read` of the whole file into one buffer, the policy and the body
-/// slices of it, and the policy left encoded: `open`, `read`, `close`.
-/// nginx's cache hit also makes an `fstat`; the index's size makes it
-/// needless here (a file rewritten since, at another size, is read on
-/// until its meta's length).
-pub(super) fn read(root: &Root, name: &str, key: &str, size: u64) -> Result<Stored, Bad> {
-    let mut f = root.open_file(&relative(name), OFlags::RDONLY)?;
+/// One positional read of the whole file into one buffer, the policy
+/// and the body slices of it, and the policy left encoded. `f` may be
+/// shared (the tier holds its hot files open, [`Root::open_entry`]):
+/// reads never move its position. nginx's cache hit also makes an
+/// `fstat`; the index's size makes it needless here (a file rewritten
+/// since, at another size, is read on until its meta's length).
+pub(super) fn read(f: &fs::File, key: &str, size: u64) -> Result<Stored, Bad> {
     let mut buf = Vec::with_capacity(usize::try_from(size).map_err(io::Error::other)?);
-    read_to(&mut f, &mut buf, size.max(PREFIX as u64))?;
+    read_to(f, &mut buf, size.max(PREFIX as u64))?;
     let (prefix, _) = buf.split_first_chunk::<PREFIX>().ok_or(Bad::Magic)?;
     let len = meta_len(prefix)?;
-    read_to(&mut f, &mut buf, (PREFIX + len) as u64)?;
+    read_to(f, &mut buf, (PREFIX + len) as u64)?;
     let meta: Meta = postcard::from_bytes(buf.get(PREFIX..PREFIX + len).ok_or(Bad::Length {
         found: buf.len() as u64,
         expected: (PREFIX + len) as u64,
@@ -339,14 +344,15 @@ pub(super) fn read(root: &Root, name: &str, key: &str, size: u64) -> Result<Stor
     let (status, headers) = meta.head().ok_or(Bad::Name)?;
     let selection = meta.selection().ok_or(Bad::Name)?;
     let (born, lifetime, crc) = (meta.born, meta.lifetime, meta.crc);
-    read_to(&mut f, &mut buf, expected)?;
-    drop(f);
-    if buf.len() as u64 != expected {
+    read_to(f, &mut buf, expected)?;
+    if (buf.len() as u64) < expected {
         return Err(Bad::Length {
             found: buf.len() as u64,
             expected,
         });
     }
+    // `expected` is at most the buffer's length, a `usize`.
+    buf.truncate(expected as usize);
     // Both within `expected`, which is the buffer's length.
     let (policy_at, body_at) = (policy_at as usize, body_at as usize);
     let all = Bytes::from(buf);
@@ -364,14 +370,22 @@ pub(super) fn read(root: &Root, name: &str, key: &str, size: u64) -> Result<Stor
     ))
 }
 
-/// Reads on until `buf` holds `upto` bytes or the file ends; a `buf`
-/// already that long costs no system call.
-fn read_to(f: &mut fs::File, buf: &mut Vec<u8>, upto: u64) -> io::Result<()> {
-    let more = upto.saturating_sub(buf.len() as u64);
-    if more > 0 {
-        // `take`: at the limit, the next read is answered without a
-        // system call.
-        f.take(more).read_to_end(buf)?;
+/// Reads on (from the offset `buf`'s length) until `buf` holds `upto`
+/// bytes or the file ends; a `buf` already that long costs no system
+/// call, and neither does learning that one read filled it.
+fn read_to(f: &fs::File, buf: &mut Vec<u8>, upto: u64) -> io::Result<()> {
+    while (buf.len() as u64) < upto {
+        let want = usize::try_from(upto - buf.len() as u64).map_err(io::Error::other)?;
+        buf.reserve(want);
+        let offset = buf.len() as u64;
+        // Into the spare capacity, which may hold more than `want`: the
+        // caller cuts what lies past the entry's end.
+        match rustix::io::pread(f, rustix::buffer::spare_capacity(buf), offset) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -410,6 +424,11 @@ mod tests {
         crate::cache::entry::for_test(head, body)
     }
 
+    /// A hit that opens the file afresh.
+    fn read_back(root: &Root, name: &str, key: &str, size: u64) -> Result<Stored, Bad> {
+        read(&root.open_entry(name)?, key, size)
+    }
+
     fn written(body: &'static [u8]) -> (tempfile::TempDir, Root, String, u64) {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::open(dir.path()).unwrap();
@@ -422,7 +441,7 @@ mod tests {
     #[test]
     fn an_entry_reads_back_whole_with_its_clock_and_its_policy_encoded() {
         let (_dir, root, name, size) = written(b"hello");
-        let back = read(&root, &name, "k", size).unwrap();
+        let back = read_back(&root, &name, "k", size).unwrap();
         let now = SystemTime::now();
         let original = entry(b"hello");
         assert_eq!(back.body, "hello");
@@ -444,9 +463,26 @@ mod tests {
     fn a_size_the_index_has_wrong_still_reads_the_whole_file() {
         let (_dir, root, name, size) = written(b"a body of some length");
         for hint in [0, 3, PREFIX as u64 + 1, size - 1, size + 100] {
-            let back = read(&root, &name, "k", hint).unwrap();
+            let back = read_back(&root, &name, "k", hint).unwrap();
             assert_eq!(back.body, "a body of some length", "hint {hint}");
         }
+    }
+
+    #[test]
+    fn a_held_file_reads_the_same_each_time_and_sees_a_cut_in_place() {
+        let (_dir, root, name, size) = written(b"hello");
+        let held = root.open_entry(&name).unwrap();
+        for _ in 0..3 {
+            assert_eq!(read(&held, "k", size).unwrap().body, "hello");
+        }
+        let len = fs::metadata(root.file(&name)).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(root.file(&name))
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
+        assert!(matches!(read(&held, "k", size), Err(Bad::Length { .. })));
     }
 
     #[test]
@@ -456,7 +492,7 @@ mod tests {
         let good = fs::read(&path).unwrap();
         let check = |bytes: &[u8], want: fn(&Bad) -> bool| {
             fs::write(&path, bytes).unwrap();
-            match read(&root, &name, "k", size) {
+            match read_back(&root, &name, "k", size) {
                 Err(e) => assert!(want(&e), "{e}"),
                 Ok(_) => panic!("served a bad file"),
             }
@@ -475,7 +511,10 @@ mod tests {
         check(&old, |e| matches!(e, Bad::Magic));
         check(b"", |e| matches!(e, Bad::Magic));
         fs::write(&path, &good).unwrap();
-        assert!(matches!(read(&root, &name, "other", size), Err(Bad::Name)));
-        assert!(read(&root, &name, "k", size).is_ok());
+        assert!(matches!(
+            read_back(&root, &name, "other", size),
+            Err(Bad::Name)
+        ));
+        assert!(read_back(&root, &name, "k", size).is_ok());
     }
 }

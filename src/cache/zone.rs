@@ -129,12 +129,12 @@ impl CacheZone {
     /// put back in memory.
     pub(super) async fn load(&self, key: &Arc<str>, headers: &HeaderMap) -> Option<Lookup> {
         let disk = self.disk.as_ref()?;
-        let (name, bytes) = match disk.find(key, headers) {
+        let found = match disk.find(key, headers) {
             OnDisk::Nothing => return None,
             OnDisk::OtherVariant => return Some(Lookup::OtherVariant),
-            OnDisk::File(name, bytes) => (name, bytes),
+            OnDisk::File(found) => found,
         };
-        let entry = Arc::new(disk.read(key.clone(), name, bytes).await?);
+        let entry = Arc::new(disk.read(key.clone(), found).await?);
         self.keep(key, entry.clone());
         Some(Lookup::Variant(entry))
     }

@@ -21,7 +21,7 @@
 use std::{
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, UNIX_EPOCH},
 };
@@ -33,6 +33,7 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter, sync::Cache};
 use super::resolve::FileMeta;
 use crate::{
     error::HttpError,
+    held::Held,
     observe::metrics::{StaticCacheMetrics, static_cache},
     sendfile::OpenFile,
 };
@@ -68,8 +69,8 @@ pub(super) struct CachedFile {
     /// Milliseconds since the cache's epoch when the file was last stat'ed.
     checked_ms: AtomicU64,
     /// The file kept open for the requests that stream it (large files),
-    /// while the entry lives and there is room under [`held_cap`].
-    held: OnceLock<Held>,
+    /// while the entry lives and there is room in the budget ([`crate::held`]).
+    held: OnceLock<Held<Arc<OpenFile>>>,
 }
 
 /// Weighs an entry by its body and key.
@@ -249,9 +250,9 @@ impl CachedFile {
     /// mount) stalls this worker, as it would nginx's.
     pub(super) fn open(&self) -> std::io::Result<Arc<OpenFile>> {
         if let Some(held) = self.held.get()
-            && held.0.unchanged()?
+            && held.unchanged()?
         {
-            return Ok(held.0.clone());
+            return Ok(Arc::clone(held));
         }
         let file = Arc::new(OpenFile::open(&self.meta.path)?);
         // Only an entry in the cache holds (`checked_ms` 0 is one made
@@ -259,48 +260,10 @@ impl CachedFile {
         if self.checked_ms.load(Ordering::Relaxed) != 0
             && self.held.get().is_none()
             && file.stamp() == self.meta.stamp()
-            && let Some(held) = Held::new(&file)
+            && let Some(held) = Held::new(file.clone())
         {
             let _ = self.held.set(held);
         }
         Ok(file)
-    }
-}
-
-/// Files held open by cache entries, in the whole process.
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-/// How many files the cache entries may hold open: an eighth of the
-/// process's descriptor limit, so connections keep the rest (nginx leaves
-/// `open_file_cache` off by default for the same reason; here it is
-/// bounded instead).
-fn held_cap() -> usize {
-    static CAP: OnceLock<usize> = OnceLock::new();
-    *CAP.get_or_init(|| {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .unwrap_or(u64::MAX);
-        usize::try_from(limit / 8).unwrap_or(usize::MAX).min(4096)
-    })
-}
-
-/// An entry's open file, counted in [`HELD`] while it lives.
-#[derive(Debug)]
-struct Held(Arc<OpenFile>);
-
-impl Held {
-    /// `None` when the cap is reached.
-    fn new(file: &Arc<OpenFile>) -> Option<Self> {
-        HELD.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < held_cap()).then_some(n + 1)
-        })
-        .ok()?;
-        Some(Self(file.clone()))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        HELD.fetch_sub(1, Ordering::Relaxed);
     }
 }
