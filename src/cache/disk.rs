@@ -5,7 +5,9 @@
 //!
 //! The index (key → its variants' files, sizes, tags and last use) is in
 //! memory; the bodies are not. A memory miss that the index knows reads
-//! the file on a blocking thread and puts the entry back in memory.
+//! the file (a small one on the request's thread, a large one on a
+//! blocking thread) and puts the entry back in memory; the variant then
+//! holds the file open for its next hits ([`Open`]).
 //!
 //! The `cache` sweeper actor does the rest through [`DiskTier::sweep`]:
 //! its first sweep rebuilds the index from the files (nginx's cache
