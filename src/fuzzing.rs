@@ -37,7 +37,7 @@ use crate::{
         request::Request,
         routes::{Match, Route, RouteTable},
     },
-    proxy::headers::{Hop, add_forwarding, strip_hop_by_hop},
+    proxy::headers::{Forwarding, Hop, add_forwarding, strip_hop_by_hop},
     tls::acme::Challenges,
 };
 
@@ -370,6 +370,7 @@ pub fn forwarding(fields: &[(&[u8], &[u8])], peer: IpAddr, trusted: bool, tls: b
             tls,
             host: host.as_ref(),
         },
+        Forwarding::ALL,
     );
     for name in [
         "connection",

@@ -16,7 +16,7 @@ use http::{HeaderName, HeaderValue, Method};
 use super::{
     access_schema::{AccessRule, BasicAuthSpec, CorsSpec, ForwardAuthSpec},
     locate::{Anchor, CompileError, err},
-    proxy_schema::ProxySpec,
+    proxy_schema::{ForwardedSpec, ProxySpec},
     schema::Config,
     schema::{Route, Server},
 };
@@ -320,6 +320,7 @@ fn forward(spec: Option<&ForwardAuthSpec>, ctx: &GateCtx<'_>) -> Result<Gate, Co
             upstream: spec.upstream.clone(),
             host: spec.host.clone(),
             upgrades: Vec::new(),
+            forwarded: ForwardedSpec::All,
         },
         ctx.upstreams,
         &spec.uri,

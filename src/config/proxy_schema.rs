@@ -357,6 +357,27 @@ pub struct ProxySpec {
     /// upgrades off. Default `["websocket"]`.
     #[serde(default = "default_upgrades")]
     pub upgrades: Vec<String>,
+    /// The forwarding headers this hop adds for the backend. Whatever is
+    /// chosen, those a client that is not in `trusted_proxies` sent are
+    /// removed first, so a backend never reads a forged address. Default
+    /// `All`.
+    #[serde(default)]
+    pub forwarded: ForwardedSpec,
+}
+
+/// Which forwarding headers a `Proxy` route adds (nginx adds none unless
+/// told to with `proxy_set_header`; Caddy adds the three `X-Forwarded-*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ForwardedSpec {
+    /// `X-Forwarded-For`, `-Proto`, `-Host` and RFC 7239 `Forwarded`.
+    #[default]
+    All,
+    /// The three `X-Forwarded-*` (what most apps and frameworks read).
+    XForwarded,
+    /// RFC 7239 `Forwarded` alone.
+    Rfc7239,
+    /// None: the backend sees only what a trusted proxy in front sent.
+    Off,
 }
 
 /// The `Host` header sent to a backend.

@@ -17,8 +17,8 @@ pub use super::cache_schema::{CacheZoneSpec, RouteCacheSpec, StaleSpec};
 pub use super::compress_schema::{Algorithm, CompressionSpec};
 pub use super::limit_schema::{RateKeySpec, RateLimitSpec, RateZoneSpec};
 pub use super::proxy_schema::{
-    BackendSpec, CheckSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec, ProbeSpec,
-    ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
+    BackendSpec, CheckSpec, ForwardedSpec, HashKeySpec, HealthSpec, HostSpec, PolicySpec, PoolSpec,
+    ProbeSpec, ProtocolSpec, ProxySpec, RetrySpec, UpstreamSpec, UpstreamTlsSpec,
 };
 pub use super::routing_schema::{ErrorPageSpec, ExpiresSpec, RewriteSpec, ServerLogSpec};
 pub use super::ws_schema::WebSocketSpec;

@@ -9,11 +9,12 @@ use http::{HeaderName, HeaderValue};
 use super::{
     health::compile_check,
     locate::{Anchor, CompileError, err, unknown},
-    schema::{Config, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
+    schema::{Config, ForwardedSpec, HashKeySpec, HostSpec, PolicySpec, ProxySpec, UpstreamSpec},
 };
 use crate::proxy::{
     HostMode, Proxy, Registry, Settings, Trusted, Upstream, Upstreams,
     balance::{Balancer, HashKey},
+    headers::Forwarding,
 };
 
 /// Compiles every group, taking backends from `registry`.
@@ -181,9 +182,17 @@ pub(super) fn compile_proxy(
         .iter()
         .map(|t| t.to_ascii_lowercase())
         .collect();
+    let forwarding = Forwarding {
+        x_forwarded: matches!(
+            spec.forwarded,
+            ForwardedSpec::All | ForwardedSpec::XForwarded
+        ),
+        rfc7239: matches!(spec.forwarded, ForwardedSpec::All | ForwardedSpec::Rfc7239),
+    };
     Ok(
         Proxy::new(upstream.clone(), host, upstreams.trusted.clone())
             .with_upgrades(upgrades)
+            .with_forwarding(forwarding)
             .with_choices(upstreams.groups.clone(), route),
     )
 }

@@ -40,7 +40,7 @@ use super::{
     balance::Key,
     body::{Lease, Relay, UpstreamBody},
     choice,
-    headers::{Hop, add_forwarding, strip_hop_by_hop},
+    headers::{Forwarding, Hop, add_forwarding, strip_hop_by_hop},
     pool::{ConnectError, Sender},
     retry::{self, Sent},
     transport::Protocol,
@@ -76,6 +76,8 @@ struct Inner {
     trusted: Arc<Trusted>,
     /// The protocols a client may upgrade to (lowercase; `upgrade.rs`).
     upgrades: Arc<[String]>,
+    /// The forwarding headers this hop adds.
+    forwarding: Forwarding,
     /// Every group of the generation, for a module's choice (`choice.rs`).
     groups: Arc<BTreeMap<String, Arc<Upstream>>>,
     /// The route's pattern, for the log.
@@ -90,6 +92,7 @@ impl Proxy {
             host,
             trusted,
             upgrades: Arc::from([String::from("websocket")]),
+            forwarding: Forwarding::ALL,
             groups: Arc::default(),
             route: Arc::from(""),
         }))
@@ -112,6 +115,12 @@ impl Proxy {
     /// empty: none).
     pub fn with_upgrades(mut self, upgrades: Vec<String>) -> Self {
         Arc::make_mut(&mut self.0).upgrades = upgrades.into();
+        self
+    }
+
+    /// The same proxy, adding only the forwarding headers `which` names.
+    pub fn with_forwarding(mut self, which: Forwarding) -> Self {
+        Arc::make_mut(&mut self.0).forwarding = which;
         self
     }
 }
@@ -422,7 +431,7 @@ fn prepare_head(head: &mut Parts, inner: &Inner, peer: std::net::IpAddr, tls: bo
         tls,
         host: client_host.as_ref(),
     };
-    add_forwarding(&mut head.headers, hop);
+    add_forwarding(&mut head.headers, hop, inner.forwarding);
     match (&inner.host, client_host) {
         (HostMode::Pass, Some(host)) => {
             head.headers.insert(header::HOST, host);

@@ -99,46 +99,74 @@ pub struct Hop<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
-/// Adds this hop to the forwarding headers (call after
-/// [`strip_hop_by_hop`]).
-pub fn add_forwarding(headers: &mut HeaderMap, hop: Hop<'_>) {
-    let proto = if hop.tls { "https" } else { "http" };
-    // Four more names: grow the map once, not on the way.
-    headers.reserve(4);
-    let mut ip = String::with_capacity(48);
-    push_ip(&mut ip, hop.peer);
-    let mut element = String::with_capacity(64);
-    forwarded_element(&mut element, &ip, hop);
+/// Which forwarding headers a proxy adds (a route's `forwarded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// `X-Forwarded-For`, `-Proto` and `-Host`.
+    pub x_forwarded: bool,
+    /// RFC 7239 `Forwarded`.
+    pub rfc7239: bool,
+}
+
+impl Forwarding {
+    /// All four (the default).
+    pub const ALL: Self = Self {
+        x_forwarded: true,
+        rfc7239: true,
+    };
+}
+
+/// Adds this hop to the forwarding headers `which` names (call after
+/// [`strip_hop_by_hop`]). From a peer that is not trusted, all four are
+/// removed first, whichever are added after.
+pub fn add_forwarding(headers: &mut HeaderMap, hop: Hop<'_>, which: Forwarding) {
     // Usually no forwarding header came in: then there is nothing to
     // look up, drop or extend.
-    let carried = headers.keys().any(|k| FORWARDING.contains(k));
-    if !carried {
-        if let Ok(v) = HeaderValue::try_from(ip) {
-            headers.insert(X_FORWARDED_FOR.clone(), v);
-        }
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-        if let Some(host) = hop.host {
-            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        }
-        if let Ok(v) = HeaderValue::try_from(element) {
-            headers.insert(header::FORWARDED, v);
-        }
-        return;
-    }
-    if !hop.trusted {
+    let mut carried = headers.keys().any(|k| FORWARDING.contains(k));
+    if carried && !hop.trusted {
         for name in &FORWARDING {
             headers.remove(name);
         }
+        carried = false;
+    }
+    if !which.x_forwarded && !which.rfc7239 {
+        return;
+    }
+    // Four more names: grow the map once, not on the way.
+    headers.reserve(4);
+    let proto = if hop.tls { "https" } else { "http" };
+    let mut ip = String::with_capacity(48);
+    push_ip(&mut ip, hop.peer);
+    if which.rfc7239 {
+        let mut element = String::with_capacity(64);
+        forwarded_element(&mut element, &ip, hop);
+        let value = match prior(headers, &header::FORWARDED, carried) {
+            Some(prior) => [prior, ", ", &element].concat(),
+            None => element,
+        };
+        if let Ok(v) = HeaderValue::try_from(value) {
+            headers.insert(header::FORWARDED, v);
+        }
+    }
+    if !which.x_forwarded {
+        return;
     }
     // X-Forwarded-For: a trusted proxy's list gets the peer appended.
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => [prior, ", ", &ip].concat(),
-        _ => ip,
+    let xff = match prior(headers, &X_FORWARDED_FOR, carried) {
+        Some(prior) => [prior, ", ", &ip].concat(),
+        None => ip,
     };
     if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     // -Proto and -Host describe the first hop: a trusted proxy's stay.
+    if !carried {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        if let Some(host) = hop.host {
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        }
+        return;
+    }
     if let header::Entry::Vacant(e) = headers.entry(&X_FORWARDED_PROTO) {
         e.insert(HeaderValue::from_static(proto));
     }
@@ -147,13 +175,18 @@ pub fn add_forwarding(headers: &mut HeaderMap, hop: Hop<'_>) {
     {
         e.insert(host.clone());
     }
-    let value = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => [prior, ", ", &element].concat(),
-        _ => element,
-    };
-    if let Ok(v) = HeaderValue::try_from(value) {
-        headers.insert(header::FORWARDED, v);
+}
+
+/// A trusted proxy's value of `name`, to extend; none when nothing was
+/// `carried` in (no lookup then).
+fn prior<'h>(headers: &'h HeaderMap, name: &HeaderName, carried: bool) -> Option<&'h str> {
+    if !carried {
+        return None;
     }
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
 }
 
 /// This hop's `Forwarded` element (RFC 7239): IPv6 quoted and bracketed,
@@ -253,7 +286,7 @@ mod tests {
             tls: false,
             host: Some(&host),
         };
-        add_forwarding(&mut h, hop);
+        add_forwarding(&mut h, hop, Forwarding::ALL);
         assert_eq!(h["x-forwarded-for"], "2001:db8::1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
@@ -278,7 +311,7 @@ mod tests {
             tls: true,
             host: Some(&host),
         };
-        add_forwarding(&mut h, hop);
+        add_forwarding(&mut h, hop, Forwarding::ALL);
         assert_eq!(h.len(), 5, "{h:?}");
         assert_eq!(h["x-forwarded-for"], "192.0.2.10");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -307,6 +340,64 @@ mod tests {
     }
 
     #[test]
+    fn a_route_adds_only_the_forwarding_headers_it_names() {
+        let forged = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-host", "evil.test"),
+            ("forwarded", "for=6.6.6.6"),
+            ("accept", "*/*"),
+        ];
+        let host = HeaderValue::from_static("example.com");
+        let hop = |trusted| Hop {
+            peer: "10.0.0.2".parse().expect("ip"),
+            trusted,
+            tls: false,
+            host: Some(&host),
+        };
+        let off = Forwarding {
+            x_forwarded: false,
+            rfc7239: false,
+        };
+        let x_only = Forwarding {
+            x_forwarded: true,
+            rfc7239: false,
+        };
+        let rfc_only = Forwarding {
+            x_forwarded: false,
+            rfc7239: true,
+        };
+        // Off: an untrusted client's are removed, nothing is added.
+        let mut h = map(&forged);
+        add_forwarding(&mut h, hop(false), off);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        // Off: a trusted proxy's pass as they came.
+        let mut h = map(&forged);
+        add_forwarding(&mut h, hop(true), off);
+        assert_eq!(h, map(&forged));
+        // The X- trio alone; the forged `Forwarded` is gone all the same.
+        let mut h = map(&forged);
+        add_forwarding(&mut h, hop(false), x_only);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+        assert!(!h.contains_key("forwarded"), "{h:?}");
+        // `Forwarded` alone, extended from a trusted proxy; its X- pass.
+        let mut h = map(&forged);
+        add_forwarding(&mut h, hop(true), rfc_only);
+        assert_eq!(
+            h["forwarded"],
+            "for=6.6.6.6, for=10.0.0.2;proto=http;host=example.com"
+        );
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6");
+        assert!(!h.contains_key("x-forwarded-proto"), "{h:?}");
+        // `Forwarded` alone from an untrusted client: only ours.
+        let mut h = map(&forged);
+        add_forwarding(&mut h, hop(false), rfc_only);
+        assert_eq!(h["forwarded"], "for=10.0.0.2;proto=http;host=example.com");
+        assert_eq!(h.len(), 2, "{h:?}");
+    }
+
+    #[test]
     fn trusted_forwarding_headers_are_extended() {
         let mut h = map(&[
             ("x-forwarded-for", "1.2.3.4"),
@@ -319,7 +410,7 @@ mod tests {
             tls: false,
             host: None,
         };
-        add_forwarding(&mut h, hop);
+        add_forwarding(&mut h, hop, Forwarding::ALL);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(

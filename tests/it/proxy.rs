@@ -175,6 +175,69 @@ async fn hop_by_hop_headers_are_stripped_and_forwarding_headers_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_adds_the_forwarding_headers_it_chooses_and_never_a_forged_one() {
+    let a = TestBackend::start("a", Behaviour::default()).await;
+    let routes = r#"
+        (path: "/off/headers", handler: Proxy(upstream: "app", forwarded: Off)),
+        (path: "/x/headers", handler: Proxy(upstream: "app", forwarded: XForwarded)),
+        (path: "/rfc/headers", handler: Proxy(upstream: "app", forwarded: Rfc7239)),
+    "#;
+    let (_dir, d) = start(&group("app", &[&a], ""), routes, "");
+    let forged = [
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "evil.test"),
+        ("forwarded", "for=6.6.6.6"),
+    ];
+    let seen = |path: &'static str| {
+        let url = url(&d, path);
+        async move {
+            let r = client::get_with(&url, &forged).await;
+            assert_eq!(r.status, StatusCode::OK);
+            r.text().to_ascii_lowercase()
+        }
+    };
+    let names = |seen: &str| -> Vec<String> {
+        seen.lines()
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_string()))
+            .filter(|n| n.starts_with("x-forwarded") || n == "forwarded")
+            .collect()
+    };
+    // Off (nginx's default): the backend sees none, the forged ones least of all.
+    let off = seen("/off/headers").await;
+    assert!(names(&off).is_empty(), "{off}");
+    // The X- trio, ours.
+    let x = seen("/x/headers").await;
+    assert_eq!(
+        names(&x),
+        ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"],
+        "{x}"
+    );
+    assert!(x.contains("x-forwarded-for: 127.0.0.1\n"), "{x}");
+    assert!(x.contains("x-forwarded-proto: http\n"), "{x}");
+    assert!(!x.contains("6.6.6.6") && !x.contains("evil.test"), "{x}");
+    // `Forwarded` alone, ours.
+    let rfc = seen("/rfc/headers").await;
+    assert_eq!(names(&rfc), ["forwarded"], "{rfc}");
+    assert!(
+        rfc.contains("forwarded: for=127.0.0.1;proto=http;host="),
+        "{rfc}"
+    );
+    // And a bad value is refused at load, naming where.
+    let bad = config(
+        &group("app", &[&a], ""),
+        r#"(path: "/", handler: Proxy(upstream: "app", forwarded: Some))"#,
+        "",
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("config.ron");
+    std::fs::write(&path, bad).expect("write");
+    let (code, err) = crate::support::daemon::check(&path);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("config.ron:") && err.contains("Some"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_from_a_trusted_proxy_are_extended() {
     let a = TestBackend::start("a", Behaviour::default()).await;
     let (_dir, d) = start(
