@@ -134,12 +134,17 @@ pub fn add_forwarding(headers: &mut HeaderMap, hop: Hop<'_>, which: Forwarding) 
     }
     // Four more names: grow the map once, not on the way.
     headers.reserve(4);
-    let proto = if hop.tls { "https" } else { "http" };
     let mut ip = String::with_capacity(48);
     push_ip(&mut ip, hop.peer);
-    if which.rfc7239 {
+    let element = which.rfc7239.then(|| {
         let mut element = String::with_capacity(64);
         forwarded_element(&mut element, &ip, hop);
+        element
+    });
+    if which.x_forwarded {
+        add_x_forwarded(headers, hop, ip, carried);
+    }
+    if let Some(element) = element {
         let value = match prior(headers, &header::FORWARDED, carried) {
             Some(prior) => [prior, ", ", &element].concat(),
             None => element,
@@ -148,9 +153,11 @@ pub fn add_forwarding(headers: &mut HeaderMap, hop: Hop<'_>, which: Forwarding) 
             headers.insert(header::FORWARDED, v);
         }
     }
-    if !which.x_forwarded {
-        return;
-    }
+}
+
+/// The three `X-Forwarded-*` for this hop, `ip` being the peer's.
+fn add_x_forwarded(headers: &mut HeaderMap, hop: Hop<'_>, ip: String, carried: bool) {
+    let proto = if hop.tls { "https" } else { "http" };
     // X-Forwarded-For: a trusted proxy's list gets the peer appended.
     let xff = match prior(headers, &X_FORWARDED_FOR, carried) {
         Some(prior) => [prior, ", ", &ip].concat(),
