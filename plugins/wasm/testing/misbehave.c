@@ -5,8 +5,9 @@
  *   ?do=memory  allocates until memory runs out, then traps (500)
  *   ?do=count   "served N": requests this instance has served, itself
  *               included (1 unless the instance is reused)
- *   ?do=work    computes for a while (tens of milliseconds), then answers
- *               "worked N": a long call that ends well
+ *   ?do=work&rounds=R  computes for a while (tens of milliseconds per
+ *               round, up to 50; 1 if absent), then answers "worked N": a long
+ *               call that ends well
  *   ?do=store&key=K&bytes=N  stores N bytes under K in the shared store:
  *               "stored" (200), or 507 "refused: <why>" past the module's
  *               `kv` quota
@@ -28,7 +29,7 @@ static unsigned served;
 
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request,
                                                exports_wasi_http_incoming_handler_own_response_outparam_t response_out) {
-    char what[16], key[64], bytes[16], status[8], name[64], value[64];
+    char what[16], key[64], bytes[16], status[8], name[64], value[64], rounds[8];
     wasi_http_types_borrow_incoming_request_t req = wasi_http_types_borrow_incoming_request(request);
     query_value(req, "do", "", what, sizeof what);
     query_value(req, "key", "k", key, sizeof key);
@@ -36,6 +37,7 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
     query_value(req, "status", "200", status, sizeof status);
     query_value(req, "name", "x-test", name, sizeof name);
     query_value(req, "value", "yes", value, sizeof value);
+    query_value(req, "rounds", "1", rounds, sizeof rounds);
     wasi_http_types_incoming_request_drop_own(request);
     served++;
     if (strcmp(what, "count") == 0) {
@@ -46,7 +48,9 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
     }
     if (strcmp(what, "work") == 0) {
         volatile unsigned long sum = 0;
-        for (unsigned long i = 0; i < 20000000ul; i++) sum += i & 7;
+        unsigned long r = strtoul(rounds, NULL, 10);
+        unsigned long n = 20000000ul * (r > 50 ? 50 : r); /* its sum fits 32 bits */
+        for (unsigned long i = 0; i < n; i++) sum += i & 7;
         char text[32];
         snprintf(text, sizeof text, "worked %lu\n", (unsigned long)sum);
         respond_text(response_out, 200, text);
