@@ -288,3 +288,69 @@ fn the_module_pool_runs_below_the_connection_threads() {
         "{threads:?}"
     );
 }
+
+/// How often the daemon's thread named `prefix…` has gone to sleep of its
+/// own accord (`voluntary_ctxt_switches`): a thread that ticks every
+/// millisecond adds one a tick, a parked one none.
+fn sleeps_of(pid: i32, prefix: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).expect("its status");
+        return status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("voluntary_ctxt_switches");
+    }
+    panic!("no thread named {prefix}… in {pid}");
+}
+
+#[test]
+fn the_epoch_ticker_runs_only_while_a_webassembly_call_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("troupe.ron");
+    std::fs::write(
+        &cfg,
+        config(
+            &format!(r#"(name: "w", source: Wasm({}))"#, wasm("misbehave")),
+            r#"(path: "/w", handler: Module("w"))"#,
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = |q: &str| format!("http://{}/w{q}", d.addr);
+    rt.block_on(async {
+        let ok = crate::support::eventually(Duration::from_secs(10), || {
+            let url = url("");
+            async move { client::get(&url).await.text() == "ok\n" }
+        })
+        .await;
+        assert!(ok, "{}", d.logs());
+    });
+    // Served, and idle: the ticker has parked (at most the wake-up that
+    // found no call running falls in the window).
+    std::thread::sleep(Duration::from_millis(50));
+    let idle = sleeps_of(d.pid(), "troupe-wasm-ep");
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = sleeps_of(d.pid(), "troupe-wasm-ep") - idle;
+    assert!(
+        idle <= 2,
+        "the ticker slept {idle} times in 300 ms with no call"
+    );
+    // A call of a few hundred milliseconds of CPU: it ticks throughout
+    // (it must: the call's time limit and its move to the module pool
+    // are counted in ticks).
+    let before = sleeps_of(d.pid(), "troupe-wasm-ep");
+    let resp = rt.block_on(client::get(&url("?do=work&rounds=20")));
+    assert_eq!(resp.text(), "worked 1400000000\n");
+    let during = sleeps_of(d.pid(), "troupe-wasm-ep") - before;
+    assert!(
+        during >= 50,
+        "the ticker slept {during} times during the call"
+    );
+}

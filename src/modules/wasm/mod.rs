@@ -4,7 +4,8 @@
 //! [`ProxyPre`] (wasi:http's semantics; a trapped instance is never
 //! reused), with the module's limits: memory through `StoreLimits`,
 //! CPU time through epoch interruption (a ticker thread bumps the engine's
-//! epoch every millisecond), and a semaphore capping instances at once.
+//! epoch every millisecond while a call runs), and a cap on instances at
+//! once.
 //! A guest still running at its first tick moves to the module pool
 //! (`modules::bulkhead`), where its time is counted on the CPU clock: a
 //! guest waiting for the CPU behind the connection threads is not charged. Outbound
@@ -41,7 +42,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::{
-    bulkhead::{Admission, Lost, Offload, Slice},
+    bulkhead::{Admission, Lost, Offload, Slice, Ticket},
     entry::ModuleEntry,
     hostapi::Services,
     instance::{Filtered, Hooks, Instance, Opening, WsData, steer},
@@ -56,7 +57,7 @@ use crate::{
     pipeline::{body::Body, request::Request},
 };
 use egress::{AllowList, Egress};
-use engine::MAX_MEMORY;
+use engine::{MAX_MEMORY, Ticking};
 use state::{Passed, State};
 
 /// The runtime of `source: Wasm(..)` modules.
@@ -252,10 +253,7 @@ impl Inner {
         with_authority(&mut head);
         // Held until the guest's call ends, which can be after the
         // handler returns (a streamed body).
-        let permit = self
-            .running
-            .enter_owned()
-            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        let permit = self.admit()?;
         let internal = |e: wasmtime::Error| HttpError::Internal(format!("{e:#}"));
         let Warm {
             mut store,
@@ -339,6 +337,17 @@ impl Inner {
         })
     }
 
+    /// A call's place among `instances`, and the epoch ticking for it
+    /// (its time limit and first slice are counted in ticks): both held
+    /// from before its instance is made until the guest's call ends.
+    fn admit(&self) -> Result<(Ticket, Ticking), HttpError> {
+        let permit = self
+            .running
+            .enter_owned()
+            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        Ok((permit, Ticking::start()))
+    }
+
     /// A fresh store with the module's limits, armed.
     fn store(&self) -> wasmtime::Result<Store<State>> {
         let engine = engine::engine().map_err(wasmtime::Error::msg)?;
@@ -391,10 +400,7 @@ impl Inner {
     /// request has (its place among `instances`, memory, CPU time, the
     /// module pool past its first slice, `timeout` there).
     async fn socket_event(self: Arc<Self>, event: ws::Event) -> Result<ws::Returned, HttpError> {
-        let permit = self
-            .running
-            .enter_owned()
-            .ok_or(HttpError::Unavailable("too many instances of the module"))?;
+        let permit = self.admit()?;
         let pre = self.ws.as_ref().ok_or_else(|| {
             HttpError::Internal("the component exports no troupe:host/websocket-handler".into())
         })?;
