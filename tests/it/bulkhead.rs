@@ -222,34 +222,37 @@ async fn a_webassembly_loop_is_cut_at_the_modules_timeout_on_the_pool() {
     assert_eq!(client::get(&srv.url("/w")).await.text(), "ok\n");
 }
 
+/// The real daemon (in `dir`) with `module` as its one module on
+/// `route`, once `probe` (a path and query) answers 200.
+fn daemon(dir: &tempfile::TempDir, module: &str, route: &str, probe: &str) -> Daemon {
+    let cfg = dir.path().join("troupe.ron");
+    std::fs::write(&cfg, config(module, route)).unwrap();
+    let d = Daemon::start(&cfg);
+    let url = format!("http://{}{probe}", d.addr);
+    let ok = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(crate::support::eventually(Duration::from_secs(10), || {
+            let url = url.clone();
+            async move { client::get(&url).await.status == StatusCode::OK }
+        }));
+    assert!(ok, "{}", d.logs());
+    d
+}
+
 #[test]
 fn the_module_pool_runs_below_the_connection_threads() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("slow.lua");
     std::fs::write(&script, SLOW_LUA).unwrap();
-    let cfg = dir.path().join("troupe.ron");
-    std::fs::write(
-        &cfg,
-        config(
-            &format!(
-                r#"(name: "slow", source: Lua({:?}))"#,
-                script.display().to_string()
-            ),
-            r#"(path: "/slow", handler: Module("slow"))"#,
+    let d = daemon(
+        &dir,
+        &format!(
+            r#"(name: "slow", source: Lua({:?}))"#,
+            script.display().to_string()
         ),
-    )
-    .unwrap();
-    let d = Daemon::start(&cfg);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let url = format!("http://{}/slow?n=300000", d.addr);
-        let ok = crate::support::eventually(Duration::from_secs(10), || {
-            let url = url.clone();
-            async move { client::get(&url).await.status == StatusCode::OK }
-        })
-        .await;
-        assert!(ok, "{}", d.logs());
-    });
+        r#"(path: "/slow", handler: Module("slow"))"#,
+        "/slow?n=300000",
+    );
     // Each thread's name, nice value and scheduling policy, from /proc.
     let threads: Vec<(String, i64, i64)> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
         .unwrap()
@@ -312,26 +315,12 @@ fn sleeps_of(pid: i32, prefix: &str) -> u64 {
 #[test]
 fn the_epoch_ticker_runs_only_while_a_webassembly_call_does() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("troupe.ron");
-    std::fs::write(
-        &cfg,
-        config(
-            &format!(r#"(name: "w", source: Wasm({}))"#, wasm("misbehave")),
-            r#"(path: "/w", handler: Module("w"))"#,
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start(&cfg);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = |q: &str| format!("http://{}/w{q}", d.addr);
-    rt.block_on(async {
-        let ok = crate::support::eventually(Duration::from_secs(10), || {
-            let url = url("");
-            async move { client::get(&url).await.text() == "ok\n" }
-        })
-        .await;
-        assert!(ok, "{}", d.logs());
-    });
+    let d = daemon(
+        &dir,
+        &format!(r#"(name: "w", source: Wasm({}))"#, wasm("misbehave")),
+        r#"(path: "/w", handler: Module("w"))"#,
+        "/w",
+    );
     // Served, and idle: the ticker has parked (at most the wake-up that
     // found no call running falls in the window).
     std::thread::sleep(Duration::from_millis(50));
@@ -346,7 +335,10 @@ fn the_epoch_ticker_runs_only_while_a_webassembly_call_does() {
     // (it must: the call's time limit and its move to the module pool
     // are counted in ticks).
     let before = sleeps_of(d.pid(), "troupe-wasm-ep");
-    let resp = rt.block_on(client::get(&url("?do=work&rounds=20")));
+    let url = format!("http://{}/w?do=work&rounds=20", d.addr);
+    let resp = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client::get(&url));
     assert_eq!(resp.text(), "worked 1400000000\n");
     let during = sleeps_of(d.pid(), "troupe-wasm-ep") - before;
     assert!(
