@@ -197,25 +197,47 @@ fn bump(counter: &AtomicU64) {
 /// [`Sniffed`] shows the plaintext to the sniff, above the TLS stream.
 pub(super) struct Tracked<const SNIFF: bool, S = TcpStream> {
     inner: S,
+    counts: Counts<SNIFF>,
+}
+
+/// What [`Tracked`] counts of its connection, reported to the metrics
+/// when dropped (with the socket, or on its own once a tunnel took the
+/// socket: [`Tracked::into_parts`]).
+pub(crate) struct Counts<const SNIFF: bool> {
     activity: Arc<Activity>,
     received: u64,
     sent: u64,
     metrics: HttpMetrics,
 }
 
+impl<const SNIFF: bool> Counts<SNIFF> {
+    /// Counts bytes moved after the socket left its wrapper.
+    pub(crate) fn add(&mut self, received: u64, sent: u64) {
+        self.received += received;
+        self.sent += sent;
+    }
+}
+
 impl<const SNIFF: bool, S> Tracked<SNIFF, S> {
     pub fn new(inner: S, activity: Arc<Activity>, metrics: HttpMetrics) -> Self {
         Self {
             inner,
-            activity,
-            received: 0,
-            sent: 0,
-            metrics,
+            counts: Counts {
+                activity,
+                received: 0,
+                sent: 0,
+                metrics,
+            },
         }
+    }
+
+    /// The socket, and the counts that still report when dropped.
+    pub(super) fn into_parts(self) -> (S, Counts<SNIFF>) {
+        (self.inner, self.counts)
     }
 }
 
-impl<const SNIFF: bool, S> Drop for Tracked<SNIFF, S> {
+impl<const SNIFF: bool> Drop for Counts<SNIFF> {
     fn drop(&mut self) {
         self.metrics.received.inc_by(self.received);
         self.metrics.sent.inc_by(self.sent);
@@ -237,10 +259,10 @@ impl<const SNIFF: bool, S: AsyncRead + Unpin> AsyncRead for Tracked<SNIFF, S> {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.received += (buf.filled().len() - before) as u64;
-            bump(&this.activity.reads);
+            this.counts.received += (buf.filled().len() - before) as u64;
+            bump(&this.counts.activity.reads);
             if SNIFF {
-                this.activity.saw(&buf.filled()[before..]);
+                this.counts.activity.saw(&buf.filled()[before..]);
             }
         }
         res
@@ -252,8 +274,8 @@ impl<const SNIFF: bool, S> Tracked<SNIFF, S> {
         if let Poll::Ready(Ok(n)) = res
             && *n > 0
         {
-            self.sent += *n as u64;
-            bump(&self.activity.writes);
+            self.counts.sent += *n as u64;
+            bump(&self.counts.activity.writes);
         }
     }
 }
@@ -269,7 +291,7 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<
             true => swapped_write(
                 &mut this.inner,
                 cx,
-                &this.activity.line,
+                &this.counts.activity.line,
                 &[io::IoSlice::new(buf)],
             ),
             false => None,
@@ -285,7 +307,9 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if SNIFF && let Some(res) = swapped_write(&mut this.inner, cx, &this.activity.line, bufs) {
+        if SNIFF
+            && let Some(res) = swapped_write(&mut this.inner, cx, &this.counts.activity.line, bufs)
+        {
             this.wrote(&res);
             return res;
         }
@@ -293,7 +317,11 @@ impl<const SNIFF: bool, S: AsyncWrite + Unpin + 'static> AsyncWrite for Tracked<
         // the downcast is decided at compile time.
         if SNIFF
             && let Some(sock) = (&mut this.inner as &mut dyn Any).downcast_mut::<TcpStream>()
-            && let Some(res) = this.activity.regions.poll_write_vectored(sock, cx, bufs)
+            && let Some(res) = this
+                .counts
+                .activity
+                .regions
+                .poll_write_vectored(sock, cx, bufs)
         {
             this.wrote(&res);
             return res;

@@ -72,6 +72,7 @@ mod preface;
 mod request_line;
 pub(crate) mod settings;
 mod tls;
+mod upgraded;
 mod watchdog;
 
 use std::{future::poll_fn, net::SocketAddr, pin::Pin, sync::Arc, task::Poll};
@@ -97,6 +98,7 @@ use crate::{
 use activity::{Action, Activity, Sniffed, Tracked};
 pub use settings::ConnConfig;
 pub use tls::serve_tls;
+pub(crate) use {activity::Counts, preface::Prefixed, upgraded::raw_client};
 
 /// What a connection knows of its transport: nothing for plain TCP, the
 /// session for TLS.

@@ -41,7 +41,7 @@ pub(super) async fn read_preface<S: AsyncRead + Unpin>(io: &mut S) -> io::Result
 }
 
 /// A stream that reads `prefix` before the stream's own bytes.
-pub(super) struct Prefixed<S> {
+pub(crate) struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
 }
@@ -49,6 +49,11 @@ pub(super) struct Prefixed<S> {
 impl<S> Prefixed<S> {
     pub fn new(prefix: Bytes, inner: S) -> Self {
         Self { prefix, inner }
+    }
+
+    /// What is left of the prefix, and the stream.
+    pub fn into_parts(self) -> (Bytes, S) {
+        (self.prefix, self.inner)
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `body.rs` | request and response bodies across the proxy |
 //! | `upgrade.rs` | upgrades (WebSocket over HTTP/1.1 and HTTP/2): what the backend is sent, the answer |
 //! | `tunnel.rs` | an upgraded connection: both sides joined, with its idle timeout |
+//! | `pump.rs` | the pump threads that move plain TCP tunnels' bytes, nginx-style |
 //! | `choice.rs` | a module's choice of group for one request ([`UpstreamChoice`]) |
 //! | `forward.rs` | the handler: one request through all of the above |
 //!
@@ -29,6 +30,7 @@ mod forward;
 pub mod headers;
 pub mod health;
 mod pool;
+mod pump;
 mod retry;
 pub mod transport;
 mod tunnel;

@@ -4,9 +4,11 @@
 //! closes, the tunnel idles past its timeout, or the drain deadline
 //! passes (`pipeline::tunnels` drops it then).
 //!
-//! The idle timeout is checked on a coarse tick against a count of the
-//! bytes read on either side, as the connection watchdog does, so that
-//! moving bytes costs no timer work.
+//! Two plain TCP sockets are handed to a pump thread (`pump.rs`); other
+//! tunnels are copied by their task here. Either way the idle timeout is
+//! checked on a coarse tick against a count of the bytes read on either
+//! side, as the connection watchdog does, so that moving bytes costs no
+//! timer work.
 
 use std::{
     io,
@@ -19,18 +21,25 @@ use std::{
     time::Duration,
 };
 
-use hyper::upgrade::OnUpgrade;
+use bytes::Bytes;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
     time::Instant,
 };
+use tokio_util::either::Either;
 
-use super::backend::InFlight;
+use super::{backend::InFlight, pump};
+use crate::conn::Prefixed;
 
 /// Joins the two sides once both upgrades are done (the client's once our
 /// answer went out). `inflight` keeps the tunnel counted on its backend
 /// (least-connections and peak-EWMA see it) until it ends.
+///
+/// Two plain TCP sockets go to a pump (`pump.rs`); anything else (TLS on
+/// either side, an HTTP/2 stream) is copied here.
 pub(super) async fn run(client: OnUpgrade, backend: OnUpgrade, idle: Duration, inflight: InFlight) {
     let addr = inflight.backend().addr;
     let (client, backend) = match tokio::try_join!(client, backend) {
@@ -40,13 +49,59 @@ pub(super) async fn run(client: OnUpgrade, backend: OnUpgrade, idle: Duration, i
             return;
         }
     };
+    let client = crate::conn::raw_client(client);
+    let backend = backend.downcast::<TokioIo<TcpStream>>();
+    let (client, backend) = match (client, backend) {
+        (Ok(client), Ok(backend)) => {
+            let sockets = client
+                .stream
+                .into_std()
+                .and_then(|c| Ok((c, backend.io.into_inner().into_std()?)));
+            match sockets {
+                Ok((c, b)) => {
+                    pump::join(pump::Joined {
+                        client: c,
+                        backend: b,
+                        to_backend: client.ahead,
+                        to_client: backend.read_buf,
+                        idle,
+                        inflight,
+                        counts: client.counts,
+                    })
+                    .await
+                }
+                Err(error) => tracing::debug!(backend = %addr, %error, "tunnel not started"),
+            }
+            return;
+        }
+        (client, backend) => (
+            side(client.map(|c| (c.stream, c.ahead))),
+            side(backend.map(|b| (b.io.into_inner(), b.read_buf))),
+        ),
+    };
+    copy(client, backend, idle, addr).await;
+}
+
+/// A side of a copied tunnel: a socket taken out of hyper (and the bytes
+/// read ahead of it), or hyper's upgraded connection.
+type Side = Either<Prefixed<TcpStream>, TokioIo<Upgraded>>;
+
+fn side(taken: Result<(TcpStream, Bytes), Upgraded>) -> Side {
+    match taken {
+        Ok((stream, ahead)) => Either::Left(Prefixed::new(ahead, stream)),
+        Err(upgraded) => Either::Right(TokioIo::new(upgraded)),
+    }
+}
+
+/// Copies both ways until either side closes or the tunnel idles.
+async fn copy(client: Side, backend: Side, idle: Duration, addr: std::net::SocketAddr) {
     let moved = Arc::new(AtomicU64::new(0));
     let mut client = Counted {
-        inner: TokioIo::new(client),
+        inner: client,
         moved: moved.clone(),
     };
     let mut backend = Counted {
-        inner: TokioIo::new(backend),
+        inner: backend,
         moved: moved.clone(),
     };
     let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);

@@ -70,6 +70,7 @@ mod tls;
 mod tls_outside;
 mod tls_reload;
 mod try_files;
+mod tunnel_pump;
 mod tutorial;
 mod ui;
 mod unix_socket;
