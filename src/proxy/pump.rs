@@ -13,12 +13,12 @@
 //! task per pump) was tried first: it halved the user time too, but paid
 //! two `epoll_wait`s per wake-up, and stayed behind.
 //!
-//! There is one pump per core, started by the first tunnel; tunnels are
-//! dealt to them in turn, through an inbox and a `mio::Waker`. A tunnel
-//! still belongs to its connection: [`join`] is what the connection's
-//! tunnel task awaits, and it returns when the pump closes the tunnel.
-//! When that task is dropped instead (the drain deadline), the pump closes
-//! the tunnel at once.
+//! There is one pump per worker thread of the runtime (`workers`),
+//! started by the first tunnel; tunnels are dealt to them in turn,
+//! through an inbox and a `mio::Waker`. A tunnel still belongs to its
+//! connection: [`join`] is what the connection's tunnel task awaits, and
+//! it returns when the pump closes the tunnel. When that task is dropped
+//! instead (the drain deadline), the pump closes the tunnel at once.
 //!
 //! Flow control: a side is read only once the bytes last read from it are
 //! all written to the other side; what the other side does not take at
@@ -120,7 +120,7 @@ impl Handle {
 /// The waker's token; sockets have `2 × key + side`.
 const WAKER: Token = Token(usize::MAX);
 
-/// The pumps, one per core, started by the first tunnel; they run as
+/// The pumps, one per runtime worker, started by the first tunnel; they run as
 /// long as the process does.
 struct Pumps {
     all: Vec<&'static Handle>,
@@ -138,7 +138,11 @@ impl Pumps {
 fn pumps() -> &'static Pumps {
     static PUMPS: OnceLock<Pumps> = OnceLock::new();
     PUMPS.get_or_init(|| {
-        let n = std::thread::available_parallelism().map_or(1, usize::from);
+        // As many as the runtime has workers (`workers` in the config).
+        let n = tokio::runtime::Handle::try_current().map_or_else(
+            |_| std::thread::available_parallelism().map_or(1, usize::from),
+            |rt| rt.metrics().num_workers().max(1),
+        );
         let all = (0..n)
             .filter_map(|i| match start(i) {
                 Ok(handle) => Some(handle),
@@ -159,7 +163,7 @@ fn pumps() -> &'static Pumps {
 fn start(i: usize) -> io::Result<&'static Handle> {
     let poll = Poll::new()?;
     let waker = mio::Waker::new(poll.registry(), WAKER)?;
-    // One per core for the process's life.
+    // A few, for the process's life.
     let handle: &'static Handle = Box::leak(Box::new(Handle {
         inbox: Mutex::new(Vec::new()),
         waker,

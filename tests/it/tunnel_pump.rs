@@ -19,12 +19,13 @@ use crate::support::{
     ws::{self, EchoBackend},
 };
 
-fn start(backend: SocketAddr) -> (tempfile::TempDir, Daemon) {
+/// The proxy to `backend`, with `settings` (RON fields of the config).
+fn start(backend: SocketAddr, settings: &str) -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("config.ron");
     let config = format!(
         r#"Config(
-    listen: ["127.0.0.1:0"],
+    listen: ["127.0.0.1:0"],{settings}
     admin: (listen: "127.0.0.1:0"),
     log: (access: Off),
     upstreams: {{ "app": (backends: [(addr: "{backend}")]) }},
@@ -48,7 +49,7 @@ async fn a_client_that_stops_reading_gets_every_byte_in_order_when_it_reads_agai
     const N: usize = 8;
     const SIZE: usize = 2 << 20;
     let b = EchoBackend::start(false).await;
-    let (_dir, d) = start(b.addr);
+    let (_dir, d) = start(b.addr, "");
     let (sock, _) = ws::connect(&format!("ws://{}/big", d.addr))
         .await
         .expect("handshake through the proxy");
@@ -149,7 +150,7 @@ fn parting_backend(delay: Duration) -> SocketAddr {
 #[test]
 fn a_backends_last_bytes_and_its_close_reach_the_client() {
     for delay in [Duration::ZERO, Duration::from_millis(300)] {
-        let (_dir, d) = start(parting_backend(delay));
+        let (_dir, d) = start(parting_backend(delay), "\n    workers: 1,");
         let mut s = TcpStream::connect(d.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
