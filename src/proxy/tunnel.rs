@@ -21,7 +21,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::{
@@ -74,27 +73,40 @@ pub(super) async fn run(client: OnUpgrade, backend: OnUpgrade, idle: Duration, i
             }
             return;
         }
-        (client, backend) => (
-            side(client.map(|c| (c.stream, c.ahead))),
-            side(backend.map(|b| (b.io.into_inner(), b.read_buf))),
-        ),
+        both => both,
     };
-    copy(client, backend, idle, addr).await;
+    // A plain client's counts (the wrapper that kept them is gone) take
+    // the tunnel's bytes, as the wrapper would have.
+    let (client, mut counts) = match client {
+        Ok(c) => (Ok(Prefixed::new(c.ahead, c.stream)), Some(c.counts)),
+        Err(upgraded) => (Err(upgraded), None),
+    };
+    let backend = backend.map(|b| Prefixed::new(b.read_buf, b.io.into_inner()));
+    let moved = copy(side(client), side(backend), idle, addr).await;
+    if let (Some((up, down)), Some(counts)) = (moved, &mut counts) {
+        counts.add(up, down);
+    }
 }
 
 /// A side of a copied tunnel: a socket taken out of hyper (and the bytes
 /// read ahead of it), or hyper's upgraded connection.
 type Side = Either<Prefixed<TcpStream>, TokioIo<Upgraded>>;
 
-fn side(taken: Result<(TcpStream, Bytes), Upgraded>) -> Side {
-    match taken {
-        Ok((stream, ahead)) => Either::Left(Prefixed::new(ahead, stream)),
-        Err(upgraded) => Either::Right(TokioIo::new(upgraded)),
-    }
+fn side(taken: Result<Prefixed<TcpStream>, Upgraded>) -> Side {
+    taken.map_or_else(
+        |upgraded| Either::Right(TokioIo::new(upgraded)),
+        Either::Left,
+    )
 }
 
 /// Copies both ways until either side closes or the tunnel idles.
-async fn copy(client: Side, backend: Side, idle: Duration, addr: std::net::SocketAddr) {
+/// Returns the bytes moved each way when both sides closed.
+async fn copy(
+    client: Side,
+    backend: Side,
+    idle: Duration,
+    addr: std::net::SocketAddr,
+) -> Option<(u64, u64)> {
     let moved = Arc::new(AtomicU64::new(0));
     let mut client = Counted {
         inner: client,
@@ -112,11 +124,16 @@ async fn copy(client: Side, backend: Side, idle: Duration, addr: std::net::Socke
     loop {
         tokio::select! {
             done = &mut copy => {
-                match done {
-                    Ok((up, down)) => tracing::debug!(backend = %addr, up, down, "tunnel closed"),
-                    Err(error) => tracing::debug!(backend = %addr, %error, "tunnel ended"),
-                }
-                return;
+                return match done {
+                    Ok((up, down)) => {
+                        tracing::debug!(backend = %addr, up, down, "tunnel closed");
+                        Some((up, down))
+                    }
+                    Err(error) => {
+                        tracing::debug!(backend = %addr, %error, "tunnel ended");
+                        None
+                    }
+                };
             }
             _ = tokio::time::sleep(tick) => {
                 let now = moved.load(Relaxed);
@@ -125,7 +142,7 @@ async fn copy(client: Side, backend: Side, idle: Duration, addr: std::net::Socke
                     quiet_since = Instant::now();
                 } else if quiet_since.elapsed() >= idle {
                     tracing::debug!(backend = %addr, ?idle, "tunnel idle; closed");
-                    return;
+                    return None;
                 }
             }
         }
