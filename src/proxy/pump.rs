@@ -43,7 +43,7 @@ use mio::{Events, Interest, Poll, Token, net::TcpStream};
 use slab::Slab;
 use tokio::sync::oneshot;
 
-use super::backend::InFlight;
+use super::{backend::InFlight, tunnel::IdleWatch};
 use crate::conn::Counts;
 
 /// One read from a side: sized for a burst of small messages, or a slice
@@ -249,7 +249,8 @@ impl Pump {
                 return None;
             }
         }
-        let period = (joined.idle / 4).max(Duration::from_millis(10));
+        let idle = IdleWatch::new(joined.idle);
+        let period = idle.tick();
         entry.insert(Tunnel {
             socks,
             // Registering reports what is ready already; until then, a
@@ -264,10 +265,7 @@ impl Pump {
                 BytesMut::from(joined.to_client),
             ],
             read: [0; 2],
-            seen: 0,
-            quiet_since: Instant::now(),
-            idle: joined.idle,
-            period,
+            idle,
             done,
             inflight: joined.inflight,
             counts: joined.counts,
@@ -319,21 +317,16 @@ impl Pump {
         let now = Instant::now();
         let mut gone = Vec::new();
         for (key, tunnel) in &mut self.tunnels {
-            let read = tunnel.read[0] + tunnel.read[1];
             if tunnel.done.is_closed() {
                 gone.push((key, "tunnel cut"));
-            } else if !idle {
-            } else if read != tunnel.seen {
-                tunnel.seen = read;
-                tunnel.quiet_since = now;
-            } else if now - tunnel.quiet_since >= tunnel.idle {
+            } else if idle && tunnel.idle.expired(tunnel.read[0] + tunnel.read[1], now) {
                 gone.push((key, "tunnel idle; closed"));
             }
         }
         for (key, why) in gone {
             close(&mut self.tunnels, key, why);
         }
-        self.tunnels.iter().map(|(_, t)| t.period).min()
+        self.tunnels.iter().map(|(_, t)| t.idle.tick()).min()
     }
 }
 
@@ -361,7 +354,7 @@ fn close(tunnels: &mut Slab<Tunnel>, key: usize, why: &'static str) {
     let (up, down) = (tunnel.read[0], tunnel.read[1]);
     tunnel.counts.add(up, down);
     let backend = tunnel.inflight.backend().addr;
-    tracing::debug!(%backend, up, down, idle = ?tunnel.idle, "{why}");
+    tracing::debug!(%backend, up, down, idle = ?tunnel.idle.timeout, "{why}");
     // Dropping it closes both sockets (which leaves the epoll set), ends
     // the backend's count, and wakes `join`.
 }
@@ -382,10 +375,7 @@ struct Tunnel {
     pending: [BytesMut; 2],
     /// Bytes read from each side.
     read: [u64; 2],
-    seen: u64,
-    quiet_since: Instant,
-    idle: Duration,
-    period: Duration,
+    idle: IdleWatch,
     done: oneshot::Sender<()>,
     inflight: InFlight,
     counts: Counts<true>,

@@ -18,7 +18,7 @@ use std::{
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use hyper::upgrade::{OnUpgrade, Upgraded};
@@ -26,7 +26,6 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    time::Instant,
 };
 use tokio_util::either::Either;
 
@@ -118,9 +117,7 @@ async fn copy(
     };
     let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
     tokio::pin!(copy);
-    let tick = (idle / 4).max(Duration::from_millis(10));
-    let mut seen = 0;
-    let mut quiet_since = Instant::now();
+    let mut watch = IdleWatch::new(idle);
     loop {
         tokio::select! {
             done = &mut copy => {
@@ -135,17 +132,48 @@ async fn copy(
                     }
                 };
             }
-            _ = tokio::time::sleep(tick) => {
-                let now = moved.load(Relaxed);
-                if now != seen {
-                    seen = now;
-                    quiet_since = Instant::now();
-                } else if quiet_since.elapsed() >= idle {
+            _ = tokio::time::sleep(watch.tick()) => {
+                if watch.expired(moved.load(Relaxed), Instant::now()) {
                     tracing::debug!(backend = %addr, ?idle, "tunnel idle; closed");
                     return None;
                 }
             }
         }
+    }
+}
+
+/// A tunnel's idle timeout, decided on a tick of a quarter of it (at
+/// least 10 ms) from the count of bytes read on either side: it expires
+/// once the count has not moved for the whole timeout.
+pub(super) struct IdleWatch {
+    pub timeout: Duration,
+    seen: u64,
+    quiet_since: Instant,
+}
+
+impl IdleWatch {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            seen: 0,
+            quiet_since: Instant::now(),
+        }
+    }
+
+    /// How often [`IdleWatch::expired`] must be asked.
+    pub fn tick(&self) -> Duration {
+        (self.timeout / 4).max(Duration::from_millis(10))
+    }
+
+    /// Whether no byte was read (`read` is the count so far) for the
+    /// whole timeout, as of `now`.
+    pub fn expired(&mut self, read: u64, now: Instant) -> bool {
+        if read != self.seen {
+            self.seen = read;
+            self.quiet_since = now;
+            return false;
+        }
+        now - self.quiet_since >= self.timeout
     }
 }
 
