@@ -64,6 +64,16 @@ fn lower_priority() {
     }
 }
 
+/// Ends a slice of a call on the module pool: gives the core back to the
+/// kernel (`sched_yield`). A pool thread that the scheduler has picked over
+/// a connection thread is otherwise switched out only at the next
+/// scheduler tick (4 ms at `HZ=250`): a connection thread kept runnable
+/// never wakes up to preempt it. With nothing else to run, this returns at
+/// once.
+pub(crate) fn end_of_slice() {
+    std::thread::yield_now();
+}
+
 /// Runs `task` on the module pool.
 pub(crate) fn spawn<F>(task: F) -> JoinHandle<F::Output>
 where
@@ -355,6 +365,9 @@ impl<F: Future + Unpin> Future for Metered<F> {
         self.meter.poll_start.store(0, Ordering::Relaxed);
         let used = cpu_nanos().saturating_sub(start);
         self.meter.done.fetch_add(used, Ordering::Relaxed);
+        if out.is_pending() {
+            end_of_slice();
+        }
         out
     }
 }

@@ -220,8 +220,13 @@ const SHORT_SLICE: u64 = 1_000;
 /// gives the module [`FIRST_SLICE`] again.
 const LONG_STREAK: u32 = 8;
 
-/// Instructions a moved call runs on the module pool between turns.
-const POOL_SLICE: u64 = 100_000;
+/// Instructions a moved call runs on the module pool between turns, each
+/// ended by [`bulkhead::end_of_slice`]: about how long a connection thread
+/// that the pool thread displaced waits for its core. 10 000 take tens of
+/// microseconds under the count hook; with 100 000 the good routes' p99
+/// beside a looping module was about a fifth higher (BENCHMARKS.md,
+/// "Fairness").
+const POOL_SLICE: u64 = 10_000;
 
 /// How one call ended badly.
 enum Failure {
@@ -455,7 +460,7 @@ impl Inner {
             vm.budget.next_slice(POOL_SLICE);
             let resumed = vm.thread.resume::<mlua::Value>(());
             match step(&vm, resumed) {
-                Step::Yielded => continue,
+                Step::Yielded => bulkhead::end_of_slice(),
                 Step::Finished(v) => return self.finish(vm, Answer::Value(v), kept, finish),
                 Step::Failed(e) => return self.settle(vm, e),
             }
