@@ -9,7 +9,13 @@
 # round measures quiet and loaded back to back and prints what the good
 # routes kept: throughput loaded / quiet, and p99 loaded / quiet.
 #
-#   benches/load/fairness.sh [BIN]   Env: DURATION (8), ROUNDS (2)
+# With PIN=1 the server (one worker, one pool thread) runs on CPU 1 and
+# the clients on CPU 0. Unpinned, the server's threads share both cores
+# with wrk and wait on the run queue a third of the time even when quiet,
+# which is most of the quiet p99; pinned, the loaded p99 shows what the
+# module pool alone takes from the connection thread.
+#
+#   benches/load/fairness.sh [BIN]   Env: DURATION (8), ROUNDS (2), PIN (0)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,7 +30,11 @@ if [ -z "$bin" ]; then
   bin=./target/release/troupe
 fi
 plugins/build.sh
-"$bin" -c "$here/fairness.ron" 2>"$here/fairness.log" &
+server=() client=()
+if [ "${PIN:-0}" = 1 ]; then
+  server=(taskset -c 1) client=(taskset -c 0)
+fi
+"${server[@]}" "$bin" -c "$here/fairness.ron" 2>"$here/fairness.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 base=http://127.0.0.1:18491
@@ -36,13 +46,13 @@ d=${DURATION:-8}
 good() {
   local kind=$1 culprit=${2:-} bad=""
   if [ -n "$culprit" ]; then
-    wrk -t1 -c3 -d"$((d + 3))s" --timeout 30s "$base/$culprit?do=loop" >/dev/null 2>&1 &
+    "${client[@]}" wrk -t1 -c3 -d"$((d + 3))s" --timeout 30s "$base/$culprit?do=loop" >/dev/null 2>&1 &
     bad=$!
     sleep 1
   fi
   local args=("$base/hello")
   [ "$kind" = mix ] && args=(-s "$here/mix.lua" "$base/")
-  wrk -t1 -c16 -d"${d}s" --latency "${args[@]}" | python3 -c '
+  "${client[@]}" wrk -t1 -c16 -d"${d}s" --latency "${args[@]}" | python3 -c '
 import re, sys
 out = sys.stdin.read()
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -57,15 +67,17 @@ for round in $(seq "${ROUNDS:-2}"); do
     for culprit in bad-lua bad-wasm; do
       read -r q_rps q_p99 < <(good "$kind")
       read -r l_rps l_p99 < <(good "$kind" "$culprit")
-      python3 - "$round" "$kind" "$culprit" "$q_rps" "$q_p99" "$l_rps" "$l_p99" <<'PY' | tee -a "$results"
+      python3 - "$round" "$kind" "$culprit" "${PIN:-0}" "$q_rps" "$q_p99" "$l_rps" "$l_p99" <<'PY' | tee -a "$results"
 import sys
-r, kind, culprit, q_rps, q_p99, l_rps, l_p99 = sys.argv[1:4] + list(map(float, sys.argv[4:]))
+r, kind, culprit, pin, q_rps, q_p99, l_rps, l_p99 = sys.argv[1:5] + list(map(float, sys.argv[5:]))
 print(f"RESULT fairness round={r} good={kind} culprit={culprit} kept={l_rps / q_rps:.3f} "
       f"p99_ratio={l_p99 / q_p99:.2f} quiet_rps={q_rps:.0f} loaded_rps={l_rps:.0f} "
-      f"quiet_p99_ms={q_p99:.2f} loaded_p99_ms={l_p99:.2f}")
+      f"quiet_p99_ms={q_p99:.2f} loaded_p99_ms={l_p99:.2f} pinned={pin}")
 PY
     done
   done
 done
 
-[ "${RECORD:-1}" = 0 ] || python3 "$here/record.py" fairness "$results" benches/load/fairness.sh
+block=fairness
+[ "${PIN:-0}" = 1 ] && block=fairness-pinned
+[ "${RECORD:-1}" = 0 ] || python3 "$here/record.py" "$block" "$results" "benches/load/fairness.sh${PIN:+ (PIN=$PIN)}"
