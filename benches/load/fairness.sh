@@ -30,9 +30,10 @@ if [ -z "$bin" ]; then
   bin=./target/release/troupe
 fi
 plugins/build.sh
-server=() client=()
+server=() client=() block=fairness label=benches/load/fairness.sh
 if [ "${PIN:-0}" = 1 ]; then
   server=(taskset -c 1) client=(taskset -c 0)
+  block=fairness-pinned label="$label (PIN=1)"
 fi
 "${server[@]}" "$bin" -c "$here/fairness.ron" 2>"$here/fairness.log" &
 pid=$!
@@ -78,6 +79,4 @@ PY
   done
 done
 
-block=fairness
-[ "${PIN:-0}" = 1 ] && block=fairness-pinned
-[ "${RECORD:-1}" = 0 ] || python3 "$here/record.py" "$block" "$results" "benches/load/fairness.sh${PIN:+ (PIN=$PIN)}"
+[ "${RECORD:-1}" = 0 ] || python3 "$here/record.py" "$block" "$results" "$label"
